@@ -1,0 +1,1 @@
+"""The command line: parses flags into frozen settings and hands them to the runtime."""
