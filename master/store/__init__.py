@@ -1,0 +1,1 @@
+"""Where the master keeps API objects: one interface, a SQLite backend (etcd later)."""

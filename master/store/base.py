@@ -1,0 +1,84 @@
+"""The store interface the API server is written against.
+
+Objects are JSON dicts under string keys such as `/pods/default/web-1`. Every
+write gets the next value of one global revision, which the store writes into
+`metadata.resourceVersion` (as a decimal string). Writes may be *volatile*
+(`durable=False`): kept in memory only, never written to disk, for heartbeats
+(Leases, node status timestamps) so an idle cluster barely writes to the SD
+card. Revisions stay strictly increasing across restarts either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+Obj = dict[str, Any]
+EventType = Literal["ADDED", "MODIFIED", "DELETED"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change: the object after it (for DELETED, its last state with the new revision)."""
+
+    type: EventType
+    key: str
+    object: Obj
+    revision: int
+    prev: Obj | None = None
+
+
+class Watcher(Protocol):
+    """Events for keys under one prefix, in revision order, after a start revision."""
+
+    def next(self, timeout: float) -> Event | None:
+        """The next event, or None after `timeout` seconds without one.
+
+        Raises `pikube.errors.Gone` if the watcher fell too far behind and was dropped.
+        """
+
+    def close(self) -> None: ...
+
+
+# A read-modify-write step: gets the current object (None if absent) and returns the
+# object to store, or None to delete it. Raising aborts the write and stores nothing.
+Mutation = Callable[[Obj | None], Obj | None]
+
+
+class Store(Protocol):
+    def revision(self) -> int:
+        """The newest revision handed out."""
+
+    def compacted_revision(self) -> int:
+        """Watches and resumes from revisions below this answer Gone."""
+
+    def get(self, key: str) -> Obj | None:
+        """The current object (a fresh copy the caller may change), or None."""
+
+    def list(self, prefix: str, start: str = "", limit: int = 0) -> tuple[list[Obj], int]:
+        """Objects with keys under `prefix`, in key order, from key `start` (inclusive) on,
+        at most `limit` (0: all); and the revision the listing reflects."""
+
+    def create(self, key: str, obj: Obj, durable: bool = True) -> Obj:
+        """Store a new object. Raises AlreadyExists if the key exists."""
+
+    def update(self, key: str, obj: Obj, expect_revision: int | None = None,
+               durable: bool = True) -> Obj:
+        """Replace an object. Raises NotFound if absent, Conflict if `expect_revision`
+        is given and differs from the object's current revision."""
+
+    def mutate(self, key: str, fn: Mutation, durable: bool = True) -> tuple[Obj | None, Obj | None]:
+        """Atomically apply `fn` to the current object; returns (old, new)."""
+
+    def delete(self, key: str, expect_revision: int | None = None) -> Obj:
+        """Remove an object; returns its last state with the deletion revision."""
+
+    def watch(self, prefix: str, since: int) -> Watcher:
+        """Events under `prefix` with revision > `since`. Raises Gone if `since` is
+        below the compacted revision."""
+
+    def compact(self, keep_after: int) -> None:
+        """Forget history at or below `keep_after` (current objects are kept)."""
+
+    def close(self) -> None: ...
