@@ -33,10 +33,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pikube.jointoken import ca_hash
+from pikube.kubeconfig import KubeConfig, read_kubeconfig, write_kubeconfig
 
 __all__ = [
     "ADMIN_GROUP", "ADMIN_USER", "NODE_GROUP", "NODE_USER_PREFIX", "SERVICE_IP",
-    "Identity", "Pki", "PkiError", "ca_hash", "ensure_pki", "identity_from_cert",
+    "Identity", "Pki", "PkiError", "ca_hash", "ensure_admin_kubeconfig", "ensure_pki",
+    "identity_from_cert",
     "issue_admin_cert", "issue_client_cert", "issue_node_cert", "write_atomic",
 ]
 
@@ -357,3 +359,34 @@ def identity_from_cert(der_or_pem: bytes) -> Identity:
         raise ValueError("a client certificate must have exactly one non-empty common name")
     groups = tuple(str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
     return Identity(user=str(cns[0].value), groups=groups)
+
+
+def _admin_kubeconfig_ok(pki: Pki, path: Path, server: str) -> bool:
+    try:
+        cfg = read_kubeconfig(path)
+    except (OSError, ValueError):
+        return False
+    if cfg.server != server or cfg.ca_pem != pki.ca_pem() or cfg.cert_pem is None or cfg.key_pem is None:
+        return False
+    try:
+        cert = x509.load_pem_x509_certificate(cfg.cert_pem)
+        cert.verify_directly_issued_by(x509.load_pem_x509_certificate(cfg.ca_pem))
+        key = serialization.load_pem_private_key(cfg.key_pem, password=None)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return (isinstance(key, ec.EllipticCurvePrivateKey) and _same_public_key(cert, key)
+            and identity_from_cert(cfg.cert_pem).is_admin
+            and cert.not_valid_after_utc - _now() > RENEW_BEFORE)
+
+
+def ensure_admin_kubeconfig(pki: Pki, path: Path, server: str, days: int = 365) -> bool:
+    """Write an admin kubeconfig (0600) for `server` at `path` unless a valid one is there.
+
+    Kept as it is when it names `server`, embeds the current CA and holds an
+    admin certificate from it with more than 90 days left; True if written.
+    """
+    if _admin_kubeconfig_ok(pki, path, server):
+        return False
+    cert_pem, key_pem = issue_admin_cert(pki, days)
+    write_kubeconfig(path, KubeConfig(server=server, ca_pem=pki.ca_pem(), cert_pem=cert_pem, key_pem=key_pem))
+    return True
