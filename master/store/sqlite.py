@@ -1,0 +1,402 @@
+"""The default store: API objects in one SQLite file, served from memory.
+
+Reads never touch SQL: every current object is cached as serialized JSON and
+decoded into a fresh dict per read. Writes are checked against the newest state
+under one writer lock, get the next global revision, and are handed to a commit
+pipeline: whichever waiting writer finds no commit running becomes the committer,
+appends every queued write to the log in one fsynced transaction (group commit,
+so concurrent writers share an fsync on a slow SD card), then publishes them to
+the cache, the ring of recent changes and the watchers, in revision order. A
+write returns only after it is published, and a durable one only after fsync.
+
+Volatile writes (`durable=False`) travel the same pipeline but write no row; see
+`docs/store.md` for what survives a restart and why revisions never go back.
+"""
+
+from __future__ import annotations
+
+import bisect
+import builtins
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from master.store.base import EventType, Mutation, Obj, Store, Watcher
+from master.store.log import META_COMPACTED, META_RESERVED, LogDB, Row
+from master.store.watch import Change, Hub, QueueWatcher, Ring
+from pikube import errors
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A current object: its JSON, the revision of its last write, and the revision
+    of its newest live row on disk (0: only in memory)."""
+
+    data: bytes
+    revision: int
+    disk_revision: int
+
+
+@dataclass(slots=True)
+class _Pending:
+    """An accepted write on its way through the commit pipeline."""
+
+    change: Change
+    entry: _Entry | None  # the key's state after it; None: deleted
+    row: Row | None  # its log row; None: memory only
+    done: bool = False
+    error: BaseException | None = None
+
+
+def _decode(data: bytes) -> Obj:
+    obj: Obj = json.loads(data)
+    return obj
+
+
+def _encode(obj: Obj, revision: int) -> bytes:
+    metadata = dict(obj.get("metadata") or {})
+    metadata["resourceVersion"] = str(revision)
+    out = dict(obj)
+    out["metadata"] = metadata
+    return json.dumps(out, separators=(",", ":")).encode()
+
+
+class SqliteStore:
+    """A `Store` on one SQLite file. See the module docstring for the design."""
+
+    def __init__(self, path: Path, *, reserve_chunk: int = 10_000, ring_events: int = 4096,
+                 ring_bytes: int = 8 << 20, watch_queue: int = 5000, history_chunk: int = 500) -> None:
+        self._db = LogDB(path)
+        self._reserve_chunk = reserve_chunk
+        self._watch_queue = watch_queue
+        self._history_chunk = history_chunk
+        reserved = self._db.meta(META_RESERVED)
+        compacted = self._db.meta(META_COMPACTED)
+        top = max(self._db.max_revision(), reserved, compacted)
+
+        # Committed, published state; readers and watch registration (the state lock).
+        self._state_lock = threading.Lock()
+        self._objects: dict[str, _Entry] = {k: _Entry(v, r, r) for k, r, v in self._db.current()}
+        self._keys: list[str] = sorted(self._objects)
+        self._published = top
+        self._compacted = compacted
+        self._ring = Ring(top, ring_events, ring_bytes)
+        self._hub = Hub()
+
+        # Accepted but unpublished writes; the writer lock.
+        self._lock = threading.Lock()
+        self._rev = top
+        self._pending: dict[str, tuple[_Entry | None, int]] = {}
+        self._batch: list[_Pending] = []
+        self._reserved = reserved  # highest revision volatile writes may use once committed
+        self._reserved_disk = reserved
+        self._closed = False
+
+        # Who commits: at most one thread at a time uses the writer connection.
+        self._commit_cv = threading.Condition(threading.Lock())
+        self._committing = False
+        self._read_lock = threading.Lock()  # the history reader connection
+
+    # --- reads --------------------------------------------------------------------
+
+    def revision(self) -> int:
+        return self._published
+
+    def compacted_revision(self) -> int:
+        return self._compacted
+
+    def get(self, key: str) -> Obj | None:
+        entry = self._objects.get(key)
+        return None if entry is None else _decode(entry.data)
+
+    def list(self, prefix: str, start: str = "", limit: int = 0) -> tuple[list[Obj], int]:
+        found: builtins.list[bytes] = []
+        with self._state_lock:
+            keys = self._keys
+            i = bisect.bisect_left(keys, max(prefix, start))
+            while i < len(keys) and keys[i].startswith(prefix) and (limit <= 0 or len(found) < limit):
+                found.append(self._objects[keys[i]].data)
+                i += 1
+            revision = self._published
+        return [_decode(d) for d in found], revision
+
+    # --- writes -------------------------------------------------------------------
+
+    def create(self, key: str, obj: Obj, durable: bool = True) -> Obj:
+        with self._lock:
+            self._check_open()
+            if self._view(key) is not None:
+                raise errors.AlreadyExists(message=f"{key} already exists")
+            pending = self._accept(key, None, obj, durable)
+        self._wait(pending)
+        return _decode(pending.change.data)
+
+    def update(self, key: str, obj: Obj, expect_revision: int | None = None,
+               durable: bool = True) -> Obj:
+        with self._lock:
+            self._check_open()
+            current = self._expect(key, expect_revision)
+            pending = self._accept(key, current, obj, durable)
+        self._wait(pending)
+        return _decode(pending.change.data)
+
+    def delete(self, key: str, expect_revision: int | None = None) -> Obj:
+        with self._lock:
+            self._check_open()
+            current = self._expect(key, expect_revision)
+            pending = self._accept(key, current, None, True)
+        self._wait(pending)
+        return _decode(pending.change.data)
+
+    def mutate(self, key: str, fn: Mutation, durable: bool = True) -> tuple[Obj | None, Obj | None]:
+        """`fn` runs under the writer lock and must not call the store. For a deletion,
+        `old` is the last state stamped with the deletion revision (what `delete` returns)."""
+        with self._lock:
+            self._check_open()
+            current = self._view(key)
+            new = fn(None if current is None else _decode(current.data))
+            if new is None and current is None:
+                return None, None
+            pending = self._accept(key, current, new, durable)
+        self._wait(pending)
+        if pending.entry is None:
+            return _decode(pending.change.data), None
+        old = None if current is None else _decode(current.data)
+        return old, _decode(pending.change.data)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise errors.ServiceUnavailable(message="the store is closed")
+
+    def _view(self, key: str) -> _Entry | None:
+        """The newest state of `key`, counting accepted but unpublished writes."""
+        pending = self._pending.get(key)
+        if pending is not None:
+            return pending[0]
+        return self._objects.get(key)
+
+    def _expect(self, key: str, expect_revision: int | None) -> _Entry:
+        current = self._view(key)
+        if current is None:
+            raise errors.NotFound(message=f"{key} not found")
+        if expect_revision is not None and expect_revision != current.revision:
+            raise errors.Conflict(
+                message=f"{key} is at revision {current.revision}, not {expect_revision}")
+        return current
+
+    def _accept(self, key: str, current: _Entry | None, obj: Obj | None, durable: bool) -> _Pending:
+        """Turn a checked write into a pending one (under the writer lock)."""
+        revision = self._rev + 1
+        row: Row | None = None
+        if obj is not None:
+            data = _encode(obj, revision)  # before taking the revision: it may raise
+            if durable:
+                row = Row(revision, key, current is None or current.disk_revision == 0, False,
+                          0 if current is None else current.disk_revision, data,
+                          None if current is None else current.data)
+            disk = revision if durable else (0 if current is None else current.disk_revision)
+            entry: _Entry | None = _Entry(data, revision, disk)
+            kind: EventType = "ADDED" if current is None else "MODIFIED"
+        else:
+            assert current is not None
+            data = _encode(_decode(current.data), revision)
+            if current.disk_revision:  # a row on disk: the deletion must be on disk too
+                row = Row(revision, key, False, True, current.disk_revision, data, current.data)
+            entry, kind = None, "DELETED"
+        self._rev = revision
+        if row is None and revision > self._reserved:
+            self._reserved = revision + self._reserve_chunk
+        change = Change(revision, kind, key, data, None if current is None else current.data, row is None)
+        pending = _Pending(change, entry, row)
+        self._pending[key] = (entry, revision)
+        self._batch.append(pending)
+        return pending
+
+    # --- the commit pipeline --------------------------------------------------------
+
+    def _wait(self, pending: _Pending) -> None:
+        """Return once `pending` is published, committing batches if no one else is."""
+        with self._commit_cv:
+            while not pending.done and self._committing:
+                self._commit_cv.wait()
+            lead = not pending.done
+            if lead:
+                self._committing = True
+        if lead:
+            try:
+                while not pending.done:
+                    self._commit_batch()
+            finally:
+                with self._commit_cv:
+                    self._committing = False
+                    self._commit_cv.notify_all()
+        if pending.error is not None:
+            raise pending.error
+
+    def _commit_batch(self) -> None:
+        """Commit and publish every queued write (the committing thread only)."""
+        with self._lock:
+            batch, self._batch = self._batch, []
+            reserved = self._reserved
+        meta = {META_RESERVED: reserved} if reserved != self._reserved_disk else {}
+        rows = [p.row for p in batch if p.row is not None]
+        try:
+            if rows or meta:
+                self._db.commit(rows, meta)
+        except BaseException as exc:
+            self._fail(batch, exc)
+            return
+        self._reserved_disk = reserved
+        try:
+            with self._state_lock:
+                for p in batch:
+                    self._apply(p)
+            with self._lock:
+                for p in batch:
+                    key = p.change.key
+                    if self._pending.get(key, (None, -1))[1] == p.change.revision:
+                        del self._pending[key]
+        finally:
+            with self._commit_cv:
+                for p in batch:
+                    p.done = True
+                self._commit_cv.notify_all()
+
+    def _apply(self, p: _Pending) -> None:
+        key = p.change.key
+        if p.entry is None:
+            del self._objects[key]
+            del self._keys[bisect.bisect_left(self._keys, key)]
+        else:
+            if key not in self._objects:
+                bisect.insort(self._keys, key)
+            self._objects[key] = p.entry
+        self._ring.append(p.change)
+        self._hub.publish(p.change)
+        self._published = p.change.revision
+
+    def _fail(self, batch: builtins.list[_Pending], exc: BaseException) -> None:
+        """A commit failed: it and every write accepted after it (which may have been
+        checked against it) fail; their revisions are skipped, never reused."""
+        with self._lock:
+            later, self._batch = self._batch, []
+            self._pending.clear()
+            self._reserved = self._reserved_disk
+        err = errors.InternalError(message=f"the store could not commit a write: {exc}")
+        err.__cause__ = exc
+        with self._commit_cv:
+            for p in batch + later:
+                p.error = err
+                p.done = True
+            self._commit_cv.notify_all()
+
+    def _exclusive(self) -> _Exclusive:
+        return _Exclusive(self)
+
+    # --- watch ----------------------------------------------------------------------
+
+    def watch(self, prefix: str, since: int) -> Watcher:
+        with self._state_lock:
+            if self._closed:
+                raise errors.Gone(message="the store is closed")
+            if since < self._compacted:
+                raise errors.Gone(
+                    message=f"revision {since} is older than the compacted revision {self._compacted}")
+            ring = self._ring
+            replay: Iterator[Change]
+            if since >= ring.floor:
+                replay = iter(ring.after(prefix, since))
+            elif ring.lost_volatile(prefix, since):
+                raise errors.Gone(message=f"in-memory changes after revision {since} are no longer kept")
+            else:
+                replay = self._history(prefix, since, ring.floor, ring.after(prefix, ring.floor))
+            watcher = QueueWatcher(prefix, since, replay, self._watch_queue, self._unwatch)
+            self._hub.add(watcher)
+        return watcher
+
+    def _unwatch(self, watcher: QueueWatcher) -> None:
+        with self._state_lock:
+            self._hub.remove(watcher)
+
+    def _history(self, prefix: str, since: int, through: int,
+                 tail: builtins.list[Change]) -> Iterator[Change]:
+        """Log rows under `prefix` in (since, through], then `tail` (from the ring)."""
+        position = since
+        while position < through:
+            with self._read_lock:
+                rows = self._db.history(prefix, position, through, self._history_chunk)
+            if self._compacted > position:  # compaction may have removed rows we had not read
+                raise errors.Gone(message=f"revision {position} was compacted during the watch")
+            for row in rows:
+                kind: EventType = "ADDED" if row.created else "DELETED" if row.deleted else "MODIFIED"
+                prev = None if kind == "ADDED" else row.old_value
+                yield Change(row.revision, kind, row.key, row.value, prev, False)
+            if len(rows) < self._history_chunk:
+                break
+            position = rows[-1].revision
+        yield from tail
+
+    def watcher_count(self) -> int:
+        with self._state_lock:
+            return self._hub.count()
+
+    # --- compaction and shutdown ----------------------------------------------------
+
+    def compact(self, keep_after: int) -> None:
+        keep_after = min(keep_after, self._published)
+        with self._state_lock:
+            if keep_after <= self._compacted:
+                return
+            self._compacted = keep_after  # first: new watches from below it answer Gone
+            self._ring.forget_volatile_through(keep_after)
+        with self._exclusive():
+            self._db.compact(keep_after)
+
+    def compact_older_than(self, keep_last_revisions: int = 10_000) -> int:
+        """Compact all but the newest `keep_last_revisions` revisions; returns the
+        compacted revision. Meant to be called periodically by the master."""
+        self.compact(self.revision() - keep_last_revisions)
+        return self._compacted
+
+    def log_rows(self) -> int:
+        """How many rows the disk log holds (for tests and metrics)."""
+        with self._read_lock:
+            return self._db.row_count()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        with self._exclusive():
+            self._commit_batch()  # anything accepted before the close
+            with self._state_lock:
+                self._hub.drop_all("the store is closed")
+            with self._read_lock:
+                self._db.close()
+
+
+class _Exclusive:
+    """Hold the committer role: no commit runs on the writer connection meanwhile."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    def __enter__(self) -> None:
+        s = self._store
+        with s._commit_cv:
+            while s._committing:
+                s._commit_cv.wait()
+            s._committing = True
+
+    def __exit__(self, *exc: object) -> None:
+        s = self._store
+        with s._commit_cv:
+            s._committing = False
+            s._commit_cv.notify_all()
+
+
+def _conforms(store: SqliteStore) -> Store:  # mypy checks that SqliteStore is a Store
+    return store
