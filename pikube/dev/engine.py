@@ -1,0 +1,196 @@
+"""The Docker engine pods run in: `DOCKER_HOST` when given, else a private `dockerd`.
+
+Pod networking is pikube's job, so a private engine runs with no bridge, no
+iptables rules and no change to the host's forwarding setting; its socket, data
+root, exec root, pid file and log all live under one directory, so that stopping
+it and deleting that directory leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pikube.dev import processes
+from pikube.dev.errors import DevError
+
+# Unix socket paths must fit in sun_path (108 bytes with the NUL); containerd's
+# longest one under the exec root is `containerd/containerd.sock.ttrpc`.
+_LONGEST_SOCKET = "exec/containerd/containerd.sock.ttrpc"
+_SUN_PATH_MAX = 107
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A reachable Docker engine; `root` and `pid` are set when pikube started it."""
+
+    host: str
+    root: Path | None = None
+    pid: int | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.root is not None
+
+    def client(self, timeout: int = 60) -> Any:
+        """A `docker.DockerClient` for this engine (the caller closes it)."""
+        import docker
+
+        return docker.DockerClient(base_url=self.host, timeout=timeout)
+
+
+def _ping(host: str, timeout: int) -> str | None:
+    """None when the engine at `host` answers, else why not."""
+    import docker
+
+    try:
+        client = docker.DockerClient(base_url=host, timeout=timeout)
+    except Exception as exc:
+        return str(exc)
+    try:
+        client.ping()
+    except Exception as exc:
+        return str(exc)
+    finally:
+        client.close()
+    return None
+
+
+def connect(host: str, timeout: int = 5) -> Engine:
+    """An engine someone else runs, at `host` (a `DOCKER_HOST` value)."""
+    if _ping(host, timeout) is not None:
+        raise DevError(
+            f"no Docker engine answers at DOCKER_HOST={host}; start it, or unset DOCKER_HOST "
+            "so pikube starts a private one."
+        )
+    return Engine(host=host)
+
+
+def socket_path(root: Path) -> Path:
+    return root / "docker.sock"
+
+
+def pid_file(root: Path) -> Path:
+    return root / "dockerd.pid"
+
+
+def log_file(root: Path) -> Path:
+    return root / "dockerd.log"
+
+
+def dockerd_argv(root: Path, dockerd: str = "dockerd") -> list[str]:
+    return [
+        dockerd,
+        "--host",
+        f"unix://{socket_path(root)}",
+        "--data-root",
+        str(root / "data"),
+        "--exec-root",
+        str(root / "exec"),
+        "--pidfile",
+        str(pid_file(root)),
+        "--bridge=none",
+        "--iptables=false",
+        "--ip6tables=false",
+        "--ip-forward=false",
+        "--ip-masq=false",
+    ]
+
+
+def check_can_start(root: Path, dockerd: str = "dockerd") -> str:
+    """The dockerd to run, or a DevError saying why a private engine cannot start in `root`."""
+    found = shutil.which(dockerd)
+    if found is None:
+        raise DevError("dockerd is not installed; install Debian's docker.io (apt-get install docker.io).")
+    root = root.absolute()
+    if len(str(root / _LONGEST_SOCKET)) > _SUN_PATH_MAX:
+        raise DevError(f"the path {root} is too long for the engine's sockets; choose a shorter directory.")
+    return found
+
+
+def _last_line(path: Path) -> str:
+    with contextlib.suppress(OSError):
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+        if lines:
+            return lines[-1]
+    return "(no log output)"
+
+
+def start(root: Path, timeout: float = 30.0, dockerd: str = "dockerd") -> Engine:
+    """Start a private dockerd under `root` and wait until it answers."""
+    binary = check_can_start(root, dockerd)
+    root = root.absolute()
+    root.mkdir(parents=True, exist_ok=True)
+    host = f"unix://{socket_path(root)}"
+    with open(log_file(root), "ab") as log:
+        proc = subprocess.Popen(
+            dockerd_argv(root, binary),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives `pikube dev up`, and Ctrl-C in its terminal
+        )
+    engine = Engine(host=host, root=root, pid=proc.pid)
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            stop(engine)
+            raise DevError(f"dockerd exited at start ({_last_line(log_file(root))}); see {log_file(root)}.")
+        if _ping(host, 2) is None:
+            return engine
+        if time.monotonic() >= deadline:
+            stop(engine)
+            raise DevError(f"dockerd did not answer within {timeout:.0f} seconds; see {log_file(root)}.")
+        time.sleep(0.1)
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def leftover_processes(root: Path) -> list[int]:
+    """Processes of the engine started under `root` (dockerd, containerd, shims) still running."""
+    return processes.pids_mentioning(str(root.absolute()))
+
+
+def _mounts_under(root: Path) -> list[str]:
+    prefix = str(root.absolute()) + "/"
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mount_point = line.split()[4].replace("\\040", " ")
+            if mount_point.startswith(prefix):
+                found.append(mount_point)
+    return found
+
+
+def stop(engine: Engine, timeout: float = 20.0) -> None:
+    """Stop an engine pikube started (an external one is left alone); safe to repeat."""
+    if engine.root is None:
+        return
+    root = engine.root
+    pid = engine.pid if engine.pid is not None else _read_pid(pid_file(root))
+    pids = []
+    if pid is not None and any(str(root) in arg for arg in processes.cmdline(pid)):
+        pids.append(pid)
+    # dockerd first, so it stops its containers and containerd cleanly; then anything left.
+    processes.terminate(pids, timeout)
+    processes.terminate(leftover_processes(root), 5.0)
+    for mount_point in reversed(_mounts_under(root)):
+        subprocess.run(["umount", "-l", mount_point], check=False, capture_output=True)
+
+
+def remove_files(root: Path) -> None:
+    """Delete a stopped private engine's directory (images, containers, logs)."""
+    if _mounts_under(root):
+        raise DevError(f"{root} still has mounts, so it was not deleted; stop the engine first.")
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(root)
