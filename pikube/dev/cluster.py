@@ -1,0 +1,289 @@
+"""One dev cluster = one state directory: `dev up`, `dev down`, `dev exec` as functions.
+
+`up` checks everything a user can get wrong before it changes anything, claims
+`DIR/state.json`, then starts (or connects to) the engine, makes the images and
+the boards, and finally runs the launchers that start pikube processes inside
+the boards. Every step is recorded, and a failure undoes all of them. `down`
+removes what the record names (and whatever else carries the run's id), and can
+be repeated after a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shlex
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from pikube.dev import boards, engine, images, naming, processes
+from pikube.dev.boards import Board, Lan
+from pikube.dev.engine import Engine
+from pikube.dev.errors import DevError
+from pikube.dev.state import (
+    ENGINE_DIR,
+    ENV_FILE,
+    KUBECONFIG_FILE,
+    LOG_DIR,
+    EngineRecord,
+    Phase,
+    ProcessRecord,
+    State,
+    claim,
+    load,
+    save,
+    state_file,
+)
+
+NOT_BUILT = "the master (issue 3) and agent (issue 5) are not built yet"
+
+Report = Callable[[str], None]
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class DevSettings:
+    """What `pikube dev up` needs, parsed once by the CLI."""
+
+    state_dir: Path
+    workers: int = 2
+    # DOCKER_HOST as the CLI found it; None starts a private engine under the state dir.
+    docker_host: str | None = None
+    busybox: Path = images.BUSYBOX
+
+
+class Cluster:
+    """A dev cluster's state directory and record; launchers use it to start processes."""
+
+    def __init__(self, state_dir: Path, state: State) -> None:
+        self.state_dir = state_dir
+        self.state = state
+
+    @property
+    def lan(self) -> Lan:
+        if self.state.lan is None:
+            raise DevError("this dev cluster has no boards yet.")
+        return self.state.lan
+
+    @property
+    def engine(self) -> Engine:
+        record = self.state.engine
+        if record is None:
+            raise DevError("this dev cluster has no Docker engine yet.")
+        return Engine(
+            host=record.host, root=None if record.root is None else Path(record.root), pid=record.pid
+        )
+
+    @property
+    def kubeconfig(self) -> Path:
+        """Where the master's launcher writes the admin kubeconfig."""
+        return self.state_dir / KUBECONFIG_FILE
+
+    def board(self, name: str) -> Board:
+        return self.lan.board(name)
+
+    def update(self, **changes: object) -> None:
+        self.state = dataclasses.replace(self.state, **changes)  # type: ignore[arg-type]
+        save(self.state_dir, self.state)
+
+    def start_process(self, board_name: str, name: str, argv: Sequence[str]) -> ProcessRecord:
+        """Start `argv` inside a board, detached, logging to `DIR/logs/<board>-<name>.log`."""
+        board = self.board(board_name)
+        logs = self.state_dir / LOG_DIR
+        logs.mkdir(exist_ok=True)
+        log = logs / f"{board.name}-{name}.log"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                boards.board_command(board, argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        record = ProcessRecord(board=board.name, name=name, pid=proc.pid, argv=tuple(argv), log=str(log))
+        self.update(processes=(*self.state.processes, record))
+        return record
+
+
+class Launcher(Protocol):
+    """Starts pikube processes inside the boards once they exist (the master, then agents)."""
+
+    def __call__(self, cluster: Cluster, report: Report) -> None: ...
+
+
+def default_launchers() -> tuple[Launcher, ...]:
+    """The launchers `pikube dev up` runs; the master (issue 3) and agent (issue 5) add theirs."""
+    return ()
+
+
+def require_root(euid: int | None = None) -> None:
+    if (os.geteuid() if euid is None else euid) != 0:
+        raise DevError("pikube dev needs root to make network namespaces; run it with sudo.")
+
+
+def _check_up(settings: DevSettings) -> Engine | None:
+    """Every check `up` makes before changing anything; returns the external engine, if any."""
+    require_root()
+    if not 0 <= settings.workers <= naming.MAX_WORKERS:
+        raise DevError(f"--workers must be between 0 and {naming.MAX_WORKERS}.")
+    if state_file(settings.state_dir).exists():
+        raise DevError(
+            f"{settings.state_dir} already holds a dev cluster; "
+            f"run `pikube dev down --state-dir {settings.state_dir}` first."
+        )
+    if settings.state_dir.exists() and not settings.state_dir.is_dir():
+        raise DevError(f"{settings.state_dir} exists and is not a directory.")
+    if settings.docker_host:
+        return engine.connect(settings.docker_host)
+    engine.check_can_start(settings.state_dir / ENGINE_DIR)
+    images.find_busybox(settings.busybox)
+    return None
+
+
+def up(settings: DevSettings, launchers: Sequence[Launcher] = (), report: Report = _quiet) -> Cluster:
+    """Bring up a dev cluster in `settings.state_dir`; on failure undo everything and re-raise."""
+    state_dir = settings.state_dir.absolute()
+    settings = dataclasses.replace(settings, state_dir=state_dir)
+    external = _check_up(settings)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    engine_root = state_dir / ENGINE_DIR
+    record = (
+        EngineRecord(host=external.host)
+        if external
+        else EngineRecord(host=f"unix://{engine.socket_path(engine_root)}", root=str(engine_root))
+    )
+    first = State(run=naming.new_run_id(), phase=Phase.STARTING, workers=settings.workers, engine=record)
+    claim(state_dir, first)
+    cluster = Cluster(state_dir, first)
+    try:
+        _bring_up(cluster, settings, external, launchers, report)
+    except BaseException:
+        report("dev up failed; removing what it made")
+        down(state_dir)
+        raise
+    return cluster
+
+
+def _bring_up(
+    cluster: Cluster,
+    settings: DevSettings,
+    external: Engine | None,
+    launchers: Sequence[Launcher],
+    report: Report,
+) -> None:
+    run = cluster.state.run
+    if external is None:
+        report(f"starting a private Docker engine in {settings.state_dir / ENGINE_DIR}")
+        started = engine.start(settings.state_dir / ENGINE_DIR)
+        cluster.update(engine=EngineRecord(host=started.host, root=str(started.root), pid=started.pid))
+    else:
+        report(f"using the Docker engine at {external.host}")
+    client = cluster.engine.client()
+    try:
+        made = images.ensure(client, settings.busybox)
+    finally:
+        client.close()
+    report(f"images: made {', '.join(made)}" if made else "images: already present")
+    lan = boards.create(naming.board_names(settings.workers), run=run)
+    cluster.update(lan=lan)
+    report(f"boards: {len(lan.boards)} on {lan.subnet} (bridge {lan.bridge})")
+    for launch in launchers:
+        launch(cluster, report)
+    write_env(cluster)
+    cluster.update(phase=Phase.UP)
+
+
+def env_lines(cluster: Cluster) -> list[str]:
+    """The `export` lines of `DIR/env`; KUBECONFIG only once a master has written it."""
+    lines = [f"# pikube dev cluster {cluster.state.run}: source this file to use it"]
+    if cluster.state.engine is not None:
+        lines.append(f"export DOCKER_HOST={shlex.quote(cluster.state.engine.host)}")
+    if cluster.kubeconfig.exists():
+        lines.append(f"export KUBECONFIG={shlex.quote(str(cluster.kubeconfig))}")
+    return lines
+
+
+def write_env(cluster: Cluster) -> None:
+    (cluster.state_dir / ENV_FILE).write_text("\n".join(env_lines(cluster)) + "\n")
+
+
+def open_cluster(state_dir: Path) -> Cluster:
+    state_dir = state_dir.absolute()
+    return Cluster(state_dir, load(state_dir))
+
+
+def _stop_processes(cluster: Cluster) -> None:
+    # A recorded pid counts only while it still runs the recorded command (pids get reused).
+    pids = [p.pid for p in cluster.state.processes if processes.cmdline(p.pid) == list(p.argv)]
+    processes.terminate(pids)
+
+
+def _remove_containers(cluster: Cluster, report: Report) -> None:
+    if cluster.state.engine is None:
+        return
+    label = f"{naming.RUN_LABEL}={cluster.state.run}"
+    try:
+        client = cluster.engine.client(timeout=30)
+        try:
+            for container in client.containers.list(all=True, filters={"label": label}):
+                container.remove(force=True)
+        finally:
+            client.close()
+    except Exception as exc:
+        if cluster.state.engine.root is None:
+            report(f"could not remove the run's containers from {cluster.state.engine.host}: {exc}")
+
+
+def down(state_dir: Path, report: Report = _quiet) -> bool:
+    """Remove everything the run in `state_dir` made, then its state files.
+
+    Idempotent: returns False when the directory holds no run (any more). The
+    directory itself stays; a missing directory is a DevError (likely a typo).
+    """
+    require_root()
+    if state_dir.is_dir() and not state_file(state_dir).exists():
+        return False
+    cluster = open_cluster(state_dir)
+    cluster.update(phase=Phase.STOPPING)
+    _stop_processes(cluster)
+    _remove_containers(cluster, report)
+    boards.teardown(cluster.state.run)
+    report(f"boards of run {cluster.state.run} removed")
+    if cluster.state.engine is not None and cluster.state.engine.root is not None:
+        engine.stop(cluster.engine)
+        engine.remove_files(Path(cluster.state.engine.root))
+        report("private Docker engine stopped and its data removed")
+    for name in (ENV_FILE, KUBECONFIG_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            (cluster.state_dir / name).unlink()
+    shutil.rmtree(cluster.state_dir / LOG_DIR, ignore_errors=True)
+    state_file(cluster.state_dir).unlink()
+    return True
+
+
+def exec_in_board(state_dir: Path, board_name: str, argv: Sequence[str]) -> int:
+    """Run `argv` inside a board with the caller's terminal; return its exit status."""
+    cluster = open_cluster(state_dir)
+    board = cluster.board(board_name)
+    if not argv:
+        raise DevError("give the command to run after `--`, e.g. `-- ip addr`.")
+    require_root()
+    code = subprocess.run(boards.board_command(board, argv), check=False).returncode
+    return 128 - code if code < 0 else code
+
+
+def leftovers(state: State) -> list[str]:
+    """What the run recorded in `state` still has on this machine (for checks after `down`)."""
+    found = boards.leftovers(state.run)
+    if state.engine is not None and state.engine.root is not None:
+        found += [f"process {pid}" for pid in engine.leftover_processes(Path(state.engine.root))]
+    found += [f"process {p.pid}" for p in state.processes if processes.cmdline(p.pid) == list(p.argv)]
+    return found
