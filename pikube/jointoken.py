@@ -59,6 +59,7 @@ _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _PEM_CERT_RE = re.compile(
     rb"-----BEGIN CERTIFICATE-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END CERTIFICATE-----"
 )
+_NAME_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
 _SECRET_SHAPE = "<6 characters a-z0-9>.<16 characters a-z0-9>"
 
 
@@ -217,7 +218,7 @@ def _check_server_cert(host: str, port: int, ca_pem: bytes, timeout: float) -> N
                 ctx.wrap_socket(raw, server_hostname=host):
             pass
     except ssl.SSLCertVerificationError as exc:
-        if exc.verify_code == 62:  # X509_V_ERR_HOSTNAME_MISMATCH
+        if exc.verify_code in _NAME_MISMATCH:
             raise JoinError(
                 f"the master's certificate is issued by the pinned CA but does not name {host}; "
                 "use the address the master advertised, or re-run enable-master with this one"
