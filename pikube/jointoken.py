@@ -21,9 +21,9 @@ agent does not pay for importing `cryptography`.
 The master's side of the contract (wired by the API server):
 - `GET /cacerts`, unauthenticated: the CA certificate PEM,
   `Content-Type: application/x-pem-file`.
-- `POST /v1-pikube/join`, unauthenticated TLS, header
-  `Authorization: Bearer <id>.<random>`, JSON body `{"nodeName": NAME}`:
-  201 with JSON `{"certificate": PEM, "key": PEM, "ca": PEM}`; errors are
+- `POST /pikube/v1/join`, unauthenticated TLS, JSON body
+  `{"secret": "<id>.<random>", "nodeName": NAME}`: 200 or 201 with JSON
+  `{"certificate": PEM, "key": PEM, "ca": PEM, ...}`; errors are
   Kubernetes `Status` objects (401 for a bad or expired token, 422 for an
   invalid node name, 409 for a node name another board already uses).
 """
@@ -49,7 +49,7 @@ PREFIX = "pikube-"
 SEPARATOR = "::"
 DEFAULT_PORT = 6443
 CACERTS_PATH = "/cacerts"
-JOIN_PATH = "/v1-pikube/join"
+JOIN_PATH = "/pikube/v1/join"
 MAX_RESPONSE_BYTES = 1 << 20
 
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
@@ -273,9 +273,8 @@ def request_node_credentials(
     `errors.AlreadyExists`/`errors.Conflict` for a name in use).
     """
     host, port = split_server(server_url)
-    body = json.dumps({"nodeName": node_name}).encode()
-    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json",
-               "Accept": "application/json"}
+    body = json.dumps({"secret": secret, "nodeName": node_name}).encode()
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
     try:
         status, _ctype, data = _request(host, port, pinned_context(ca_pem), "POST", JOIN_PATH,
                                         timeout, body=body, headers=headers)

@@ -142,11 +142,11 @@ def start_master() -> Iterator[Callable[..., FakeMaster]]:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 self._record(body)
-                auth = self.headers.get("Authorization", "")
                 if self.path != jointoken.JOIN_PATH or on_join is None:
                     self._send(404, "text/plain", b"no")
                     return
-                status, doc = on_join(auth.removeprefix("Bearer "), json.loads(body))
+                doc_in = json.loads(body)
+                status, doc = on_join(str(doc_in.get("secret", "")), doc_in)
                 self._send(status, "application/json", json.dumps(doc).encode())
 
             def log_message(self, format: str, *args: object) -> None:
@@ -262,7 +262,7 @@ def test_join_sends_the_secret_only_after_pinning_and_returns_credentials(
     assert creds == jointoken.NodeCredentials(cert_pem=cert, key_pem=key, ca_pem=cluster.ca_pem())
     assert seen == [(SECRET, "pi-2")]
     lines = [r.split(b" ", 2)[:2] for r in fake.received]
-    assert lines == [[b"GET", b"/cacerts"], [b"POST", b"/v1-pikube/join"]]
+    assert lines == [[b"GET", b"/cacerts"], [b"POST", b"/pikube/v1/join"]]
     assert SECRET.encode() not in fake.received[0] and SECRET.encode() in fake.received[1]
 
 
