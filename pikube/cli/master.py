@@ -3,18 +3,54 @@
 from __future__ import annotations
 
 import argparse
+import logging
+from pathlib import Path
 from typing import Any
+
+from pikube.settings import MasterSettings
 
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("master", help="run the API server")
-    p.add_argument("--data-dir", default="/var/lib/pikube/master")
-    p.add_argument("--bind", default="0.0.0.0")
+    p.add_argument("--data-dir", type=Path, default=Path("/var/lib/pikube/master"))
+    p.add_argument("--bind", default="0.0.0.0", help="address to listen on")
     p.add_argument("--port", type=int, default=6443)
+    p.add_argument("--advertise-address", default="",
+                   help="address other boards use to reach this master (default: --bind, or 127.0.0.1)")
+    p.add_argument("--tls-san", action="append", default=[], help="extra name or IP for the serving cert")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=_run)
+
+
+def settings_from(args: argparse.Namespace) -> MasterSettings:
+    advertise = args.advertise_address or (args.bind if args.bind not in ("0.0.0.0", "::") else "127.0.0.1")
+    names = tuple(s for s in args.tls_san if not _is_ip(s))
+    ips = tuple(s for s in args.tls_san if _is_ip(s))
+    return MasterSettings(data_dir=args.data_dir, bind=args.bind, port=args.port, hostnames=names,
+                          addresses=ips, advertise_address=advertise)
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _run(args: argparse.Namespace) -> int:
     from pikube.cli.main import CliError
 
-    raise CliError("the API server is not built yet (issue 3)")
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not 1 <= args.port <= 65535:
+        raise CliError(f"--port must be between 1 and 65535, not {args.port}")
+    settings = settings_from(args)
+    from master.server import run
+
+    try:
+        run(settings)
+    except OSError as exc:
+        raise CliError(f"cannot start the master: {exc}") from exc
+    return 0

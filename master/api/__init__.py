@@ -1,0 +1,1 @@
+"""The Kubernetes-compatible HTTP API: routes, generic verb handlers, discovery, tables, OpenAPI."""

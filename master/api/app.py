@@ -1,0 +1,97 @@
+"""The Flask app factory: builds the API app from an `ApiContext`; nothing binds at import time.
+
+Every request is authenticated before it reaches a handler (only /version,
+the health checks and /cacerts are public), and every error leaves as a
+Kubernetes `Status` through one handler.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from master.api import discovery, openapi
+from master.api.auth import authenticate
+from master.api.context import ApiContext
+from master.api.handlers import Handlers
+from master.api.join import JoinService
+from master.api.render import json_response
+from master.api.routes import group_blueprint
+from pikube import errors
+
+log = logging.getLogger(__name__)
+PUBLIC = ("/version", "/healthz", "/livez", "/readyz", "/cacerts", "/pikube/v1/join")
+
+
+def create_app(ctx: ApiContext, join: JoinService | None = None, admin_token: str = "",
+               stopping: threading.Event | None = None) -> Flask:
+    app = Flask("pikube-master")
+    app.config["MAX_CONTENT_LENGTH"] = None
+    stop = stopping or threading.Event()
+    handlers = Handlers(ctx)
+
+    @app.before_request
+    def authn() -> Response | None:
+        path = request.path.rstrip("/") or "/"
+        if path in PUBLIC or path.startswith(("/healthz/", "/livez/", "/readyz/")):
+            return None
+        identity = authenticate(request.environ, admin_token)
+        if identity is None:
+            raise errors.Unauthorized(message="Unauthorized")
+        g.identity = identity
+        return None
+
+    @app.errorhandler(errors.ApiError)
+    def api_error(exc: errors.ApiError) -> Response:
+        return json_response(exc.status(), exc.code)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        code = exc.code or 500
+        cls = {404: errors.NotFound, 405: errors.MethodNotAllowed, 413: errors.RequestEntityTooLarge,
+               400: errors.BadRequest}.get(code, errors.InternalError)
+        message = "the server could not find the requested resource" if code == 404 else str(exc.description)
+        err = cls(message=message)
+        return json_response(err.status(), err.code)
+
+    @app.errorhandler(Exception)
+    def crash(exc: Exception) -> Response:
+        log.exception("unhandled error serving %s %s", request.method, request.path)
+        err = errors.InternalError(message=f"Internal error occurred: {type(exc).__name__}: {exc}")
+        return json_response(err.status(), 500)
+
+    @app.get("/version")
+    def version() -> Response:
+        return json_response(discovery.version_info())
+
+    @app.get("/healthz")
+    @app.get("/livez")
+    @app.get("/readyz")
+    def health() -> Response:
+        ctx.store.revision()
+        return Response("ok", mimetype="text/plain")
+
+    @app.get("/cacerts")
+    def cacerts() -> Response:
+        if join is None:
+            raise errors.NotFound(message="this server publishes no CA")
+        return Response(join.ca_pem(), mimetype="application/x-pem-file")
+
+    @app.post("/pikube/v1/join")
+    def join_node() -> Response:
+        if join is None:
+            raise errors.NotFound(message="joining is not enabled on this server")
+        return json_response(join.handle(request, handlers))
+
+    @app.get("/apis")
+    @app.get("/apis/")
+    def apis() -> Response:
+        return json_response(discovery.api_group_list(ctx.catalog))
+
+    app.register_blueprint(openapi.blueprint(ctx))
+    for group in ctx.catalog.groups():
+        app.register_blueprint(group_blueprint(ctx, handlers, group, stop))
+    return app

@@ -1,0 +1,143 @@
+"""Who is asking, and may they: client certificates and tokens in, allow or 403 out.
+
+Admins (group `system:masters`) may do everything. A node identity
+(`system:node:NAME` in `system:nodes`) may do what its agent needs and no more,
+in the spirit of Kubernetes' Node authorizer: its own Node and Lease, the pods
+bound to it and the config maps and secrets those pods use, services and
+endpoints for its proxy, and events.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+from master.api.context import ApiContext, Identity
+from master.api.resource import ResourceType
+from pikube import errors
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Attributes:
+    verb: str
+    resource: ResourceType
+    namespace: str
+    name: str
+    subresource: str
+    # The exact spec.nodeName a list/watch asked for, if any.
+    node_selector: str | None = None
+
+
+def authenticate(environ: dict[str, Any], admin_token: str) -> Identity | None:
+    """The identity a verified client certificate or a bearer token carries."""
+    if environ.get("SSL_CLIENT_VERIFY") == "SUCCESS":
+        cn = str(environ.get("SSL_CLIENT_S_DN_CN") or "")
+        orgs = _orgs(environ)
+        if cn:
+            return Identity(user=cn, groups=tuple(orgs))
+    header = str(environ.get("HTTP_AUTHORIZATION") or "")
+    if header.startswith("Bearer ") and admin_token:
+        token = header.removeprefix("Bearer ").strip()
+        if hmac.compare_digest(token.encode(), admin_token.encode()):
+            return Identity(user="pikube-admin", groups=("system:masters",))
+    return None
+
+
+def _orgs(environ: dict[str, Any]) -> list[str]:
+    orgs = []
+    for key, value in environ.items():
+        if key == "SSL_CLIENT_S_DN_O" or key.startswith("SSL_CLIENT_S_DN_O_"):
+            orgs.append(str(value))
+    return orgs
+
+
+def forbidden(identity: Identity, attrs: Attributes) -> errors.Forbidden:
+    rt = attrs.resource
+    res = rt.plural + (f"/{attrs.subresource}" if attrs.subresource else "")
+    where = f'in the namespace "{attrs.namespace}"' if attrs.namespace else "at the cluster scope"
+    named = f' "{attrs.name}"' if attrs.name else ""
+    return errors.Forbidden(
+        message=f'{rt.plural}{named} is forbidden: User "{identity.user}" cannot {attrs.verb} resource '
+                f'"{res}" in API group "{rt.group}" {where}',
+        kind=rt.plural, name=attrs.name, group=rt.group)
+
+
+def authorize(ctx: ApiContext, identity: Identity, attrs: Attributes) -> None:
+    if identity.is_admin:
+        return
+    node = identity.node_name
+    if node is not None and _node_allows(ctx, node, attrs):
+        return
+    raise forbidden(identity, attrs)
+
+
+_READ = ("get", "list", "watch")
+
+
+def _node_allows(ctx: ApiContext, node: str, a: Attributes) -> bool:
+    kind = a.resource.kind
+    if kind == "Node":
+        if a.verb in _READ:
+            return True
+        return a.name == node and a.verb in ("create", "update", "patch", "get")
+    if kind == "Lease":
+        return a.namespace == "kube-node-lease" and a.name == node and \
+            a.verb in ("get", "create", "update", "patch")
+    if kind in ("Service", "Endpoints"):
+        return a.verb in _READ
+    if kind == "Event":
+        return a.verb in ("create", "update", "patch")
+    if kind == "Pod":
+        if a.verb in ("list", "watch"):
+            return a.node_selector == node
+        if a.verb in ("get", "delete") or (a.verb in ("update", "patch") and a.subresource == "status"):
+            pod = ctx.store.get(a.resource.key(a.namespace, a.name))
+            return pod is not None and (pod.get("spec") or {}).get("nodeName") == node
+        return False
+    if kind in ("ConfigMap", "Secret"):
+        return a.verb == "get" and _used_by_node_pod(ctx, node, a)
+    return False
+
+
+def _used_by_node_pod(ctx: ApiContext, node: str, a: Attributes) -> bool:
+    pods, _ = ctx.store.list(f"/core/pods/{a.namespace}/")
+    for pod in pods:
+        spec = pod.get("spec") or {}
+        if spec.get("nodeName") != node:
+            continue
+        if a.name in _references(spec, a.resource.kind):
+            return True
+    return False
+
+
+def _references(spec: Obj, kind: str) -> set[str]:
+    """Names of config maps or secrets a pod spec refers to (volumes, env, envFrom)."""
+    names: set[str] = set()
+    vol_key, ref_key, env_key = ("configMap", "configMapRef", "configMapKeyRef") if kind == "ConfigMap" \
+        else ("secret", "secretRef", "secretKeyRef")
+    for v in spec.get("volumes") or []:
+        src = v.get(vol_key) if isinstance(v, dict) else None
+        if isinstance(src, dict):
+            names.add(str(src.get("name") or src.get("secretName") or ""))
+        projected = (v.get("projected") or {}).get("sources") or [] if isinstance(v, dict) else []
+        for s in projected:
+            ref = s.get(vol_key) if isinstance(s, dict) else None
+            if isinstance(ref, dict):
+                names.add(str(ref.get("name") or ""))
+    for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+        for e in c.get("env") or []:
+            ref = ((e.get("valueFrom") or {}).get(env_key)) if isinstance(e, dict) else None
+            if isinstance(ref, dict):
+                names.add(str(ref.get("name") or ""))
+        for e in c.get("envFrom") or []:
+            ref = e.get(ref_key) if isinstance(e, dict) else None
+            if isinstance(ref, dict):
+                names.add(str(ref.get("name") or ""))
+    for s in spec.get("imagePullSecrets") or []:
+        if kind == "Secret" and isinstance(s, dict):
+            names.add(str(s.get("name") or ""))
+    names.discard("")
+    return names

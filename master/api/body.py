@@ -1,0 +1,65 @@
+"""Reading request bodies: size limit, media types, JSON and YAML, with Kubernetes' messages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+from flask import Request
+
+from pikube import errors
+
+JSON_TYPES = ("application/json", "")
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
+PATCH_TYPES = {
+    "application/merge-patch+json": "merge",
+    "application/json-patch+json": "json",
+    "application/strategic-merge-patch+json": "strategic",
+    "application/apply-patch+yaml": "apply",
+}
+
+
+def read(request: Request, limit: int) -> bytes:
+    length = request.content_length
+    if length is not None and length > limit:
+        raise errors.RequestEntityTooLarge(message=f"Request entity too large: limit is {limit}")
+    data = request.stream.read(limit + 1)
+    if len(data) > limit:
+        raise errors.RequestEntityTooLarge(message=f"Request entity too large: limit is {limit}")
+    return bytes(data)
+
+
+def media_type(request: Request) -> str:
+    return (request.mimetype or "").lower()
+
+
+def decode(data: bytes, mtype: str) -> Any:
+    """Parse a create/update body (JSON or YAML)."""
+    if not data.strip():
+        raise errors.BadRequest(message="the body of the request is empty: an object is required")
+    if mtype in YAML_TYPES or mtype == "application/apply-patch+yaml":
+        try:
+            return yaml.safe_load(data)
+        except yaml.YAMLError as exc:
+            raise errors.BadRequest(message=f"error converting YAML to JSON: {_one_line(exc)}") from None
+    if mtype in JSON_TYPES or mtype in PATCH_TYPES or mtype.endswith("+json"):
+        try:
+            return json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise errors.BadRequest(message=f"couldn't get version/kind; json parse error: {exc}") from None
+    raise errors.UnsupportedMediaType(
+        message=f'the body of the request was in an unknown format - accepted media types include: '
+                f'application/json, application/yaml (got "{mtype}")')
+
+
+def decode_object(data: bytes, mtype: str) -> dict[str, Any]:
+    obj = decode(data, mtype)
+    if not isinstance(obj, dict):
+        raise errors.BadRequest(message="the body of the request must be a JSON or YAML object, "
+                                        f"not {type(obj).__name__}")
+    return obj
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())

@@ -1,0 +1,101 @@
+"""Every resource the API serves, declared in one table.
+
+Handlers, discovery, tables and OpenAPI all read this catalog; a new resource
+is one more `ResourceType` entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from master.api import printers
+from master.api.resource import ResourceType
+from master.registry.core import (
+    ConfigMapStrategy,
+    EndpointsStrategy,
+    EventStrategy,
+    LeaseStrategy,
+    NamespaceStrategy,
+    NodeStrategy,
+    SecretStrategy,
+    ServiceAccountStrategy,
+)
+from master.registry.pods import PodStrategy
+from master.registry.services import ServiceStrategy
+from master.registry.workloads import DaemonSetStrategy, DeploymentStrategy, JobStrategy, ReplicaSetStrategy
+
+ALL = ("all",)
+_EVENT_FIELDS = ("involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+                 "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+                 "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type")
+
+
+def builtin_resources(toleration_seconds: int = 30) -> list[ResourceType]:
+    return [
+        ResourceType("", "v1", "Namespace", "namespaces", False, ("ns",), (), ("status", "finalize"),
+                     NamespaceStrategy(), ("status.phase",), table=printers.NAMESPACE),
+        ResourceType("", "v1", "Node", "nodes", False, ("no",), (), ("status", "proxy"), NodeStrategy(),
+                     ("spec.unschedulable",), table=printers.NODE),
+        ResourceType("", "v1", "Pod", "pods", True, ("po",), ALL,
+                     ("status", "binding", "log", "eviction"),
+                     PodStrategy(toleration_seconds),
+                     ("spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
+                      "spec.serviceAccountName", "status.phase", "status.podIP", "status.nominatedNodeName"),
+                     table=printers.POD),
+        ResourceType("", "v1", "Service", "services", True, ("svc",), ALL, ("status", "proxy"),
+                     ServiceStrategy(), table=printers.SERVICE),
+        ResourceType("", "v1", "Endpoints", "endpoints", True, ("ep",), (), (), EndpointsStrategy(),
+                     table=printers.ENDPOINTS),
+        ResourceType("", "v1", "ConfigMap", "configmaps", True, ("cm",), (), (), ConfigMapStrategy(),
+                     table=printers.CONFIGMAP),
+        ResourceType("", "v1", "Secret", "secrets", True, (), (), (), SecretStrategy(), ("type",),
+                     table=printers.SECRET),
+        ResourceType("", "v1", "Event", "events", True, ("ev",), (), (), EventStrategy(), _EVENT_FIELDS,
+                     table=printers.EVENT),
+        ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), (), (),
+                     ServiceAccountStrategy(), table=printers.SERVICEACCOUNT),
+        ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",), ALL, ("status", "scale"),
+                     DeploymentStrategy(), table=printers.DEPLOYMENT),
+        ResourceType("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ALL, ("status", "scale"),
+                     ReplicaSetStrategy(), table=printers.REPLICASET),
+        ResourceType("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ALL, ("status",),
+                     DaemonSetStrategy(), table=printers.DAEMONSET),
+        ResourceType("batch", "v1", "Job", "jobs", True, (), ALL, ("status",), JobStrategy(),
+                     ("status.successful",), table=printers.JOB),
+        ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True, (), (), (), LeaseStrategy(),
+                     volatile=True, table=printers.LEASE),
+    ]
+
+
+class Catalog:
+    """Lookup of resource types by group/version/plural, kind, or short name."""
+
+    def __init__(self, resources: list[ResourceType]) -> None:
+        self._by_path = {(r.group, r.version, r.plural): r for r in resources}
+        self._by_kind = {(r.group, r.kind): r for r in resources}
+        self.resources = resources
+
+    def __iter__(self) -> Iterator[ResourceType]:
+        return iter(self.resources)
+
+    def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
+        return self._by_path.get((group, version, plural))
+
+    def by_kind(self, group: str, kind: str) -> ResourceType | None:
+        return self._by_kind.get((group, kind))
+
+    def by_api_version(self, api_version: str, kind: str) -> ResourceType | None:
+        group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+        return self._by_kind.get((group, kind))
+
+    def groups(self) -> dict[str, list[str]]:
+        """Group name → versions, core group ("") included."""
+        out: dict[str, list[str]] = {}
+        for r in self.resources:
+            versions = out.setdefault(r.group, [])
+            if r.version not in versions:
+                versions.append(r.version)
+        return out
+
+    def in_group_version(self, group: str, version: str) -> list[ResourceType]:
+        return [r for r in self.resources if r.group == group and r.version == version]

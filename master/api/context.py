@@ -1,0 +1,43 @@
+"""The state every API handler works with: settings, store, catalog and allocators.
+
+Built once by the app factory and passed down; handlers never reach for globals.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pikube.settings import MasterSettings
+
+if TYPE_CHECKING:
+    from master.api.catalog import Catalog
+    from master.store.base import Store
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who made a request, as authentication established it."""
+
+    user: str
+    groups: tuple[str, ...] = ()
+
+    @property
+    def is_admin(self) -> bool:
+        return "system:masters" in self.groups
+
+    @property
+    def node_name(self) -> str | None:
+        if "system:nodes" in self.groups and self.user.startswith("system:node:"):
+            return self.user.removeprefix("system:node:")
+        return None
+
+
+@dataclass
+class ApiContext:
+    settings: MasterSettings
+    store: Store
+    catalog: Catalog
+    # Serialises allocation of cluster IPs and node ports, which scan the store.
+    alloc_lock: threading.Lock = field(default_factory=threading.Lock)

@@ -1,0 +1,471 @@
+"""The verbs every resource shares: get, list, create, update, patch, delete, deletecollection.
+
+Generic over `ResourceType`: a kind's own rules come from its `Strategy`. Writes
+go through `store.mutate`, so a read-modify-write is atomic and a failed
+validation stores nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import binascii
+import copy
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from master.api import meta
+from master.api.context import ApiContext
+from master.api.resource import ResourceType
+from pikube import errors
+from pikube.kube import patch as patching
+from pikube.kube.selectors import FieldSelector, LabelSelector
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ListOptions:
+    label_selector: LabelSelector | None = None
+    field_selector: FieldSelector | None = None
+    limit: int = 0
+    continue_token: str = ""
+
+    def matches(self, obj: Obj) -> bool:
+        if self.label_selector is not None and not self.label_selector.matches(
+                obj.get("metadata", {}).get("labels") or {}):
+            return False
+        return self.field_selector is None or self.field_selector.matches(obj)
+
+
+def parse_list_options(rt: ResourceType, args: dict[str, str]) -> ListOptions:
+    label = args.get("labelSelector") or ""
+    field = args.get("fieldSelector") or ""
+    limit_text = args.get("limit") or "0"
+    try:
+        limit = int(limit_text)
+    except ValueError:
+        raise errors.BadRequest(message=f'invalid limit "{limit_text}": must be an integer') from None
+    return ListOptions(
+        label_selector=LabelSelector.parse(label) if label else None,
+        field_selector=FieldSelector.parse(field, rt.allowed_field_selectors()) if field else None,
+        limit=max(limit, 0),
+        continue_token=args.get("continue") or "",
+    )
+
+
+def not_found(rt: ResourceType, name: str) -> errors.NotFound:
+    return errors.NotFound(message=f'{rt.plural}{"." + rt.group if rt.group else ""} "{name}" not found',
+                           kind=rt.plural, name=name, group=rt.group)
+
+
+def conflict(rt: ResourceType, name: str) -> errors.Conflict:
+    gr = f'{rt.plural}{"." + rt.group if rt.group else ""}'
+    return errors.Conflict(
+        message=f'Operation cannot be fulfilled on {gr} "{name}": the object has been modified; '
+                "please apply your changes to the latest version and try again",
+        kind=rt.plural, name=name, group=rt.group)
+
+
+def with_type(rt: ResourceType, obj: Obj) -> Obj:
+    obj["apiVersion"] = rt.api_version
+    obj["kind"] = rt.kind
+    return obj
+
+
+def revision_of(obj: Obj) -> int:
+    try:
+        return int(obj.get("metadata", {}).get("resourceVersion") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+class Handlers:
+    """The verbs, bound to one API context."""
+
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+
+    # ---- reads ---------------------------------------------------------------
+    def get(self, rt: ResourceType, ns: str, name: str) -> Obj:
+        obj = self.store.get(rt.key(ns, name))
+        if obj is None:
+            raise not_found(rt, name)
+        return with_type(rt, obj)
+
+    def list(self, rt: ResourceType, ns: str, opts: ListOptions) -> Obj:
+        start = ""
+        if opts.continue_token:
+            start = self._decode_continue(opts.continue_token, rt, ns)
+        prefix = rt.prefix(ns)
+        items: builtins.list[Obj] = []
+        next_key = ""
+        revision = self.store.revision()
+        # Read in pages until `limit` matching items are found (selectors filter after the store).
+        cursor = start
+        while True:
+            page, revision = self.store.list(prefix, start=cursor, limit=(opts.limit + 1) if opts.limit else 0)
+            for obj in page:
+                key = rt.key(obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+                if opts.limit and len(items) == opts.limit:
+                    next_key = key
+                    break
+                if opts.matches(obj):
+                    obj.pop("apiVersion", None)
+                    obj.pop("kind", None)
+                    items.append(obj)
+            if next_key or not opts.limit or len(page) <= opts.limit:
+                break
+            last = page[-1]["metadata"]
+            cursor = rt.key(last.get("namespace", ""), last["name"]) + "\x00"
+        metadata: Obj = {"resourceVersion": str(revision)}
+        if next_key:
+            token = json.dumps({"rv": revision, "start": next_key}).encode()
+            metadata["continue"] = base64.urlsafe_b64encode(token).decode()
+        return {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": metadata, "items": items}
+
+    def _decode_continue(self, token: str, rt: ResourceType, ns: str) -> str:
+        try:
+            data = json.loads(base64.urlsafe_b64decode(token.encode()))
+            start, rv = str(data["start"]), int(data["rv"])
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            raise errors.BadRequest(message="continue key is not valid: illegal base64 data") from None
+        if not start.startswith(rt.prefix(ns)):
+            raise errors.BadRequest(message="continue key is not valid: key does not match the request")
+        if rv < self.store.compacted_revision():
+            raise errors.Gone(message="The provided continue parameter is too old to display a consistent "
+                                      "list result. You can start a new list without the continue parameter.")
+        return start
+
+    # ---- create --------------------------------------------------------------
+    def create(self, rt: ResourceType, ns: str, body: Obj, dry_run: bool = False) -> Obj:
+        obj = self._check_type(rt, body)
+        m = obj.setdefault("metadata", {})
+        if not isinstance(m, dict):
+            raise errors.BadRequest(message="metadata must be an object")
+        if rt.namespaced:
+            if m.get("namespace") and m["namespace"] != ns:
+                raise errors.BadRequest(message="the namespace of the provided object does not match the "
+                                                "namespace sent on the request")
+            m["namespace"] = ns
+            self._check_namespace(ns)
+        else:
+            m.pop("namespace", None)
+        if not m.get("name") and m.get("generateName"):
+            m["name"] = meta.generated_name(str(m["generateName"]))
+        for fld in ("resourceVersion", "selfLink", "managedFields", *meta.SERVER_FIELDS):
+            m.pop(fld, None)
+        m["uid"] = meta.new_uid()
+        m["creationTimestamp"] = meta.now_rfc3339()
+        if rt.strategy.has_status:
+            m["generation"] = 1
+        strategy = rt.strategy
+        self._validate_meta(rt, obj)
+        strategy.default(obj)
+        lock = self.ctx.alloc_lock if strategy.serialize_writes else None
+        if lock:
+            lock.acquire()
+        try:
+            strategy.prepare_create(obj, self.ctx)
+            self._raise_invalid(rt, obj, strategy.validate(obj))
+            if dry_run:
+                return with_type(rt, obj)
+            try:
+                stored = self.store.create(rt.key(ns, m["name"]), obj, durable=not rt.volatile)
+            except errors.AlreadyExists:
+                raise errors.AlreadyExists(
+                    message=f'{rt.plural}{"." + rt.group if rt.group else ""} "{m["name"]}" already exists',
+                    kind=rt.plural, name=m["name"], group=rt.group) from None
+        finally:
+            if lock:
+                lock.release()
+        return with_type(rt, stored)
+
+    def _check_type(self, rt: ResourceType, body: Obj) -> Obj:
+        obj = copy.deepcopy(body)
+        kind, api_version = obj.get("kind"), obj.get("apiVersion")
+        if api_version and api_version != rt.api_version:
+            raise errors.BadRequest(message=f"the API version in the data ({api_version}) does not match the "
+                                            f"expected API version ({rt.api_version})")
+        if kind and kind != rt.kind:
+            raise errors.BadRequest(message=f"the kind in the data ({kind}) does not match the expected kind "
+                                            f"({rt.kind}) for this URL")
+        obj["kind"], obj["apiVersion"] = rt.kind, rt.api_version
+        return obj
+
+    def _check_namespace(self, ns: str) -> None:
+        namespace = self.store.get(f"/core/namespaces/{ns}")
+        if namespace is None:
+            raise errors.NotFound(message=f'namespaces "{ns}" not found', kind="namespaces", name=ns)
+        if namespace.get("metadata", {}).get("deletionTimestamp"):
+            raise errors.Forbidden(message=f"unable to create new content in namespace {ns} because it is "
+                                           "being terminated", kind="namespaces", name=ns)
+
+    def _validate_meta(self, rt: ResourceType, obj: Obj) -> None:
+        causes = meta.validate_meta(obj, rt.namespaced, rt.strategy.name_rule)
+        self._raise_invalid(rt, obj, causes)
+
+    def _raise_invalid(self, rt: ResourceType, obj: Obj, causes: builtins.list[errors.Cause]) -> None:
+        if causes:
+            name = str(obj.get("metadata", {}).get("name") or obj.get("metadata", {}).get("generateName", ""))
+            raise errors.Invalid(message=meta.invalid_message(rt.kind, name, causes), kind=rt.kind,
+                                 name=name, group=rt.group, causes=causes)
+
+    # ---- update and patch ----------------------------------------------------
+    def update(self, rt: ResourceType, ns: str, name: str, body: Obj, subresource: str = "",
+               dry_run: bool = False) -> Obj:
+        new_body = self._check_type(rt, body)
+        m = new_body.get("metadata")
+        if not isinstance(m, dict):
+            raise errors.BadRequest(message="metadata must be an object")
+        if m.get("name") and m["name"] != name:
+            raise errors.BadRequest(message=f'the name of the object ({m["name"]}) does not match the name on '
+                                            f"the URL ({name})")
+        if rt.namespaced and m.get("namespace") and m["namespace"] != ns:
+            raise errors.BadRequest(message="the namespace of the provided object does not match the "
+                                            "namespace sent on the request")
+        expect = m.get("resourceVersion")
+        return self._write(rt, ns, name, lambda old: new_body, expect_rv=str(expect) if expect else "",
+                           subresource=subresource, dry_run=dry_run)
+
+    def patch(self, rt: ResourceType, ns: str, name: str, patch_type: str, patch_body: Any,
+              subresource: str = "", dry_run: bool = False) -> Obj:
+        if patch_type == "apply":
+            raise errors.UnsupportedMediaType(message="server-side apply is not supported by pikube; "
+                                                      "use client-side `kubectl apply`")
+        if patch_type in ("merge", "strategic") and not isinstance(patch_body, dict):
+            raise errors.BadRequest(message="the patch must be a JSON object")
+        if patch_type == "json" and not isinstance(patch_body, list):
+            raise errors.BadRequest(message="a JSON patch must be a list of operations")
+        expect = ""
+        if isinstance(patch_body, dict):
+            rv = (patch_body.get("metadata") or {}).get("resourceVersion") \
+                if isinstance(patch_body.get("metadata"), dict) else None
+            expect = str(rv) if rv else ""
+
+        def apply(old: Obj) -> Obj:
+            original = with_type(rt, copy.deepcopy(old))
+            if patch_type == "merge":
+                result = patching.json_merge_patch(original, patch_body)
+            elif patch_type == "json":
+                result = patching.json_patch(original, patch_body)
+            else:
+                result = patching.strategic_merge_patch(original, patch_body, rt.kind)
+            if not isinstance(result, dict):
+                raise errors.BadRequest(message="the patch did not produce an object")
+            return self._check_type(rt, result)
+
+        return self._write(rt, ns, name, apply, expect_rv=expect, subresource=subresource, dry_run=dry_run)
+
+    def _write(self, rt: ResourceType, ns: str, name: str, build: Any, expect_rv: str,
+               subresource: str, dry_run: bool) -> Obj:
+        strategy = rt.strategy
+        key = rt.key(ns, name)
+        result: dict[str, Obj] = {}
+        durable_box = {"durable": not rt.volatile}
+
+        def fn(old: Obj | None) -> Obj | None:
+            if old is None:
+                raise not_found(rt, name)
+            if expect_rv and expect_rv != old["metadata"].get("resourceVersion"):
+                raise conflict(rt, name)
+            new: Obj = build(copy.deepcopy(old))
+            new.setdefault("metadata", {})
+            if not isinstance(new["metadata"], dict):
+                raise errors.BadRequest(message="metadata must be an object")
+            new["metadata"]["name"] = name
+            if rt.namespaced:
+                new["metadata"]["namespace"] = ns
+            if subresource == "status":
+                new = strategy.prepare_status_update(new, old)
+            else:
+                strategy.prepare_update(new, old, self.ctx)
+            nm, om = new["metadata"], old["metadata"]
+            for fld in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+                        "generation"):
+                if fld in om:
+                    nm[fld] = om[fld]
+                else:
+                    nm.pop(fld, None)
+            nm.pop("resourceVersion", None)
+            nm.pop("selfLink", None)
+            self._validate_meta(rt, new)
+            if subresource != "status":
+                strategy.default(new)
+                self._raise_invalid(rt, new, strategy.validate(new))
+            self._raise_invalid(rt, new, meta.validate_meta_update(new, old) + strategy.validate_update(new, old))
+            if subresource != "status" and strategy.spec_changed(new, old):
+                nm["generation"] = int(om.get("generation") or 1) + 1
+            result["new"] = new
+            if new_equals(new, old):
+                raise _Unchanged()
+            if not rt.volatile:
+                durable_box["durable"] = not strategy.is_volatile_update(new, old)
+            if dry_run:
+                raise _Unchanged()
+            if nm.get("deletionTimestamp") and not nm.get("finalizers") and \
+                    not int(nm.get("deletionGracePeriodSeconds") or 0):
+                return None
+            return new
+
+        lock = self.ctx.alloc_lock if strategy.serialize_writes else None
+        if lock:
+            lock.acquire()
+        try:
+            try:
+                old, new = self._mutate(key, fn, durable_box, volatile_capable(rt))
+            except _Unchanged:
+                if dry_run:
+                    return with_type(rt, result["new"])
+                current = self.store.get(key)
+                if current is None:
+                    raise not_found(rt, name) from None
+                return with_type(rt, current)
+        finally:
+            if lock:
+                lock.release()
+        if new is None:
+            assert old is not None
+            return with_type(rt, old)
+        return with_type(rt, new)
+
+    def _mutate(self, key: str, fn: Any, box: dict[str, bool],
+                maybe_volatile: bool) -> tuple[Obj | None, Obj | None]:
+        """Write through `fn`; a heartbeat-only change (decided inside fn) stays in memory.
+
+        A kind that can have volatile updates is tried volatile first; if fn finds a real
+        change it asks for a durable retry, so a real change is never kept in memory only.
+        """
+        if not maybe_volatile:
+            return self.store.mutate(key, fn, durable=box["durable"])
+        chosen = False
+
+        def guarded(old: Obj | None) -> Obj | None:
+            out: Obj | None = fn(old)
+            if box["durable"] and not chosen:
+                raise _NeedsDurable()
+            return out
+
+        try:
+            return self.store.mutate(key, guarded, durable=False)
+        except _NeedsDurable:
+            chosen = True
+            box["durable"] = True
+            return self.store.mutate(key, guarded, durable=True)
+
+    # ---- delete ----------------------------------------------------------------
+    def delete(self, rt: ResourceType, ns: str, name: str, options: Obj, dry_run: bool = False) -> Obj:
+        grace = options.get("gracePeriodSeconds")
+        policy = options.get("propagationPolicy")
+        if options.get("orphanDependents") is True and not policy:
+            policy = "Orphan"
+        if policy not in (None, "Orphan", "Foreground", "Background"):
+            raise errors.BadRequest(message=f'propagationPolicy "{policy}" is not supported: one of '
+                                            '"Orphan", "Foreground", "Background"')
+        pre = options.get("preconditions") or {}
+        key = rt.key(ns, name)
+        result: dict[str, Obj] = {}
+
+        def fn(old: Obj | None) -> Obj | None:
+            if old is None:
+                raise not_found(rt, name)
+            m = old["metadata"]
+            if pre.get("uid") and pre["uid"] != m.get("uid"):
+                raise errors.Conflict(message=f"Precondition failed: UID in precondition: {pre['uid']}, UID in "
+                                              f"object meta: {m.get('uid')}", name=name, kind=rt.plural)
+            if pre.get("resourceVersion") and pre["resourceVersion"] != m.get("resourceVersion"):
+                raise errors.Conflict(message="Precondition failed: ResourceVersion in precondition: "
+                                              f"{pre['resourceVersion']}, ResourceVersion in object meta: "
+                                              f"{m.get('resourceVersion')}", name=name, kind=rt.plural)
+            new = copy.deepcopy(old)
+            nm = new["metadata"]
+            finalizers = list(nm.get("finalizers") or [])
+            if policy == "Orphan" and "orphan" not in finalizers:
+                finalizers.append("orphan")
+            if policy == "Foreground" and "foregroundDeletion" not in finalizers:
+                finalizers.append("foregroundDeletion")
+            wait = self._grace(rt, old, grace)
+            if rt.kind == "Namespace":
+                new.setdefault("status", {})["phase"] = "Terminating"
+            pending = bool(finalizers) or wait > 0 or \
+                (rt.kind == "Namespace" and bool((new.get("spec") or {}).get("finalizers")))
+            result["last"] = new
+            if not pending:
+                if dry_run:
+                    raise _Unchanged()
+                return None
+            if finalizers:
+                nm["finalizers"] = finalizers
+            if not nm.get("deletionTimestamp") or wait < int(nm.get("deletionGracePeriodSeconds") or 0):
+                when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wait)
+                nm["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+                nm["deletionGracePeriodSeconds"] = wait
+            if dry_run or new_equals(new, old):
+                raise _Unchanged()
+            return new
+
+        try:
+            old, new = self.store.mutate(key, fn)
+        except _Unchanged:
+            return with_type(rt, result["last"])
+        if new is None:
+            assert old is not None
+            rt.strategy.release(old, self.ctx)
+            return with_type(rt, old)
+        return with_type(rt, new)
+
+    @staticmethod
+    def _grace(rt: ResourceType, obj: Obj, requested: Any) -> int:
+        if rt.kind != "Pod":
+            return 0
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+            return 0
+        if requested is None:
+            return int(spec.get("terminationGracePeriodSeconds") or 30)
+        try:
+            value = int(requested)
+        except (TypeError, ValueError):
+            raise errors.BadRequest(message=f"gracePeriodSeconds must be an integer, got {requested!r}") from None
+        return max(value, 0)
+
+    def delete_collection(self, rt: ResourceType, ns: str, opts: ListOptions, options: Obj,
+                          dry_run: bool = False) -> Obj:
+        listing = self.list(rt, ns, ListOptions(opts.label_selector, opts.field_selector))
+        items = []
+        for obj in listing["items"]:
+            m = obj["metadata"]
+            try:
+                items.append(self.delete(rt, m.get("namespace", ""), m["name"], options, dry_run))
+            except errors.NotFound:
+                continue
+        for item in items:
+            item.pop("apiVersion", None)
+            item.pop("kind", None)
+        return {"kind": rt.list_kind, "apiVersion": rt.api_version,
+                "metadata": {"resourceVersion": str(self.store.revision())}, "items": items}
+
+
+class _Unchanged(Exception):
+    """Raised inside a mutation to leave the stored object as it is."""
+
+
+class _NeedsDurable(Exception):
+    """Raised when a write first tried as volatile turns out to change real state."""
+
+
+def volatile_capable(rt: ResourceType) -> bool:
+    from master.api.resource import Strategy
+
+    return not rt.volatile and type(rt.strategy).is_volatile_update is not Strategy.is_volatile_update
+
+
+def new_equals(new: Obj, old: Obj) -> bool:
+    a, b = copy.deepcopy(new), copy.deepcopy(old)
+    for o in (a, b):
+        o.get("metadata", {}).pop("resourceVersion", None)
+        o.get("metadata", {}).pop("managedFields", None)
+    return a == b

@@ -1,0 +1,129 @@
+"""What the API server knows about one kind of resource, declared as data.
+
+Adding a resource is a `ResourceType(...)` line in `master/api/catalog.py` plus,
+where the kind has rules of its own, a `Strategy` subclass: the handlers,
+discovery, OpenAPI and tables are generic over these declarations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pikube.errors import Cause
+
+if TYPE_CHECKING:
+    from master.api.context import ApiContext
+    from master.api.tables import TableDef
+
+Obj = dict[str, Any]
+
+
+class Strategy:
+    """Per-kind rules: defaulting, validation and what an update may change.
+
+    The base class is right for plain objects (ConfigMap, Secret …); kinds with a
+    spec/status split or allocated fields override the hooks they need.
+    """
+
+    has_status = False
+    # Hold the context's allocation lock from prepare_* until the write lands.
+    serialize_writes = False
+    # How metadata.name is checked: "subdomain", "label" or "" (any non-empty string).
+    name_rule = "subdomain"
+
+    def default(self, obj: Obj) -> None:
+        """Fill in defaults in place (called on create and update)."""
+
+    def prepare_create(self, obj: Obj, ctx: ApiContext) -> None:
+        """Adjust a new object before validation (clear status, allocate ...)."""
+        if self.has_status:
+            obj["status"] = self.initial_status(obj)
+
+    def initial_status(self, obj: Obj) -> Obj:
+        return {}
+
+    def prepare_update(self, new: Obj, old: Obj, ctx: ApiContext) -> None:
+        """Adjust an update of the main resource: status is kept from the old object."""
+        if self.has_status:
+            new["status"] = old.get("status", {})
+
+    def prepare_status_update(self, new: Obj, old: Obj) -> Obj:
+        """For the `status` subresource: the old object with the new status only."""
+        merged = dict(old)
+        merged["status"] = new.get("status", {})
+        meta = dict(old.get("metadata", {}))
+        # Kubernetes lets status writers also change labels/annotations? No: keep old metadata.
+        merged["metadata"] = meta
+        return merged
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        return []
+
+    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        return []
+
+    def spec_changed(self, new: Obj, old: Obj) -> bool:
+        """Whether `metadata.generation` must be bumped."""
+        if self.has_status:
+            return bool(new.get("spec") != old.get("spec"))
+        return False
+
+    def release(self, obj: Obj, ctx: ApiContext) -> None:
+        """Free what the object held (e.g. a NodePort) once it is deleted."""
+
+    def is_volatile_update(self, new: Obj, old: Obj) -> bool:
+        """Whether an update only refreshes heartbeats and may stay in memory."""
+        return False
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()
+    strategy: Strategy = field(default_factory=Strategy)
+    # Extra field selectors beyond metadata.name / metadata.namespace.
+    field_selectors: tuple[str, ...] = ()
+    # Every write is volatile (kept in memory only): Leases.
+    volatile: bool = False
+    table: TableDef | None = None
+    verbs: tuple[str, ...] = (
+        "create", "delete", "deletecollection", "get", "list", "patch", "update", "watch",
+    )
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_version(self) -> str:
+        return self.api_version
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+    def key(self, namespace: str, name: str) -> str:
+        if self.namespaced:
+            return f"{self.prefix(namespace)}{name}"
+        return f"{self.prefix('')}{name}"
+
+    def prefix(self, namespace: str = "") -> str:
+        base = f"/{self.group or 'core'}/{self.plural}/"
+        if self.namespaced and namespace:
+            return f"{base}{namespace}/"
+        return base
+
+    def allowed_field_selectors(self) -> tuple[str, ...]:
+        base = ("metadata.name", "metadata.namespace") if self.namespaced else ("metadata.name",)
+        return base + self.field_selectors

@@ -1,0 +1,202 @@
+"""URL → (resource, namespace, name, subresource, verb), then authorise and call the handler.
+
+One blueprint per API group (`/api` for core, `/apis/GROUP` for the others);
+each parses the rest of the path itself, which keeps `namespaces/NAME/status`
+and `namespaces/NS/pods` apart the way the real API server does.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, Response, g, request
+
+from master.api import body as bodies
+from master.api import discovery, scale, watch
+from master.api.auth import Attributes, authorize
+from master.api.context import ApiContext, Identity
+from master.api.handlers import Handlers, ListOptions, parse_list_options, with_type
+from master.api.render import json_response, renderer
+from master.api.resource import ResourceType
+from pikube import errors
+
+Obj = dict[str, Any]
+_TRUE = ("1", "true", "True")
+
+
+@dataclass(frozen=True)
+class Target:
+    resource: ResourceType
+    namespace: str
+    name: str
+    subresource: str
+    legacy_watch: bool
+
+
+def parse_path(ctx: ApiContext, group: str, version: str, rest: str) -> Target:
+    parts = [p for p in rest.split("/") if p]
+    legacy_watch = False
+    if parts and parts[0] == "watch":
+        legacy_watch, parts = True, parts[1:]
+    catalog = ctx.catalog
+
+    def lookup(plural: str) -> ResourceType:
+        rt = catalog.lookup(group, version, plural)
+        if rt is None:
+            raise errors.NotFound(message="the server could not find the requested resource")
+        return rt
+
+    if not parts:
+        raise errors.NotFound(message="the server could not find the requested resource")
+    namespace = ""
+    if parts[0] == "namespaces" and len(parts) >= 3 and not group:
+        candidate = catalog.lookup(group, version, parts[2])
+        if candidate is not None and candidate.namespaced:
+            namespace, parts = parts[1], parts[2:]
+    elif parts[0] == "namespaces" and len(parts) >= 3 and group:
+        namespace, parts = parts[1], parts[2:]
+    rt = lookup(parts[0])
+    if namespace and not rt.namespaced:
+        raise errors.NotFound(message="the server could not find the requested resource")
+    name = parts[1] if len(parts) > 1 else ""
+    sub = parts[2] if len(parts) > 2 else ""
+    if len(parts) > 3 or (sub and sub not in rt.subresources):
+        raise errors.NotFound(message="the server could not find the requested resource")
+    return Target(rt, namespace, name, sub, legacy_watch)
+
+
+def group_blueprint(ctx: ApiContext, handlers: Handlers, group: str, stopping: threading.Event) -> Blueprint:
+    """The blueprint that serves one API group's resources and discovery."""
+    if group:
+        bp = Blueprint(f"group_{group.replace('.', '_')}", __name__, url_prefix=f"/apis/{group}")
+    else:
+        bp = Blueprint("group_core", __name__, url_prefix="/api")
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+    @bp.get("")
+    @bp.get("/")
+    def group_root() -> Response:
+        if not group:
+            host = request.host or f"127.0.0.1:{ctx.settings.port}"
+            return json_response(discovery.api_versions(host))
+        doc = discovery.api_group(ctx.catalog, group)
+        if doc is None:
+            raise errors.NotFound(message="the server could not find the requested resource")
+        return json_response(doc)
+
+    @bp.get("/<version>")
+    @bp.get("/<version>/")
+    def version_root(version: str) -> Response:
+        doc = discovery.resource_list(ctx.catalog, group, version)
+        if doc is None:
+            raise errors.NotFound(message="the server could not find the requested resource")
+        return json_response(doc)
+
+    @bp.route("/<version>/<path:rest>", methods=methods)
+    def resource(version: str, rest: str) -> Response:
+        target = parse_path(ctx, group, version, rest)
+        return dispatch(ctx, handlers, target, stopping)
+
+    return bp
+
+
+def _verb(target: Target) -> str:
+    method = request.method
+    collection = not target.name
+    if method == "GET":
+        if collection:
+            return "watch" if target.legacy_watch or request.args.get("watch") in _TRUE else "list"
+        return "watch" if target.legacy_watch else "get"
+    if method == "POST":
+        if target.subresource in ("binding", "eviction"):
+            return "create"
+        if not collection:
+            raise errors.MethodNotAllowed(message=f"the server does not allow this method on the requested "
+                                                  f"resource ({method} on a named {target.resource.plural})")
+        return "create"
+    if collection and method in ("PUT", "PATCH"):
+        raise errors.MethodNotAllowed(message="the server does not allow this method on the requested resource")
+    return {"PUT": "update", "PATCH": "patch", "DELETE": "deletecollection" if collection else "delete"}[method]
+
+
+def dispatch(ctx: ApiContext, handlers: Handlers, target: Target, stopping: threading.Event) -> Response:
+    rt, ns, name, sub = target.resource, target.namespace, target.name, target.subresource
+    verb = _verb(target)
+    identity: Identity = g.identity
+    opts = ListOptions()
+    if verb in ("list", "watch", "deletecollection"):
+        opts = parse_list_options(rt, request.args)
+    node_sel = None
+    if opts.field_selector is not None:
+        node_sel = opts.field_selector.exact("spec.nodeName")
+    authorize(ctx, identity, Attributes(verb, rt, ns, name, sub, node_sel))
+    if rt.namespaced and not ns and verb not in ("list", "watch", "deletecollection"):
+        raise errors.NotFound(message="the server could not find the requested resource")
+    dry_run = request.args.get("dryRun") == "All"
+    render = renderer(rt, request.headers.get("Accept", ""), request.args.get("includeObject", ""))
+    limit = ctx.settings.max_body_bytes
+
+    if sub == "log":
+        from master.api import logs
+        return logs.proxy(ctx, handlers, rt, ns, name, request.args)
+    if sub == "scale":
+        return scale.handle(handlers, rt, ns, name, verb, request, limit, dry_run)
+    if sub == "binding":
+        from master.api import binding
+        body = bodies.decode_object(bodies.read(request, limit), bodies.media_type(request))
+        return json_response(binding.bind(handlers, rt, ns, name, body), 201)
+    if sub == "eviction":
+        options = {"gracePeriodSeconds": None}
+        return json_response(handlers.delete(rt, ns, name, options, dry_run), 201)
+
+    if verb == "get":
+        return json_response(render.one(handlers.get(rt, ns, name)))
+    if verb == "list":
+        return json_response(render.many(handlers.list(rt, ns, opts)))
+    if verb == "watch":
+        timeout = float(request.args.get("timeoutSeconds") or 1800)
+        bookmarks = request.args.get("allowWatchBookmarks") in _TRUE
+        gen = watch.stream(ctx.store, rt, ns, opts, request.args.get("resourceVersion", ""), timeout,
+                           bookmarks, render.one, stopping)
+        return Response(gen, status=200, mimetype="application/json",
+                        headers={"Cache-Control": "no-cache, private", "Transfer-Encoding": "chunked"})
+    if verb == "create":
+        body = bodies.decode_object(bodies.read(request, limit), bodies.media_type(request))
+        return json_response(render.one(handlers.create(rt, ns, body, dry_run)), 201)
+    if verb == "update":
+        body = bodies.decode_object(bodies.read(request, limit), bodies.media_type(request))
+        return json_response(render.one(handlers.update(rt, ns, name, body, sub, dry_run)))
+    if verb == "patch":
+        mtype = bodies.media_type(request)
+        kind = bodies.PATCH_TYPES.get(mtype)
+        if kind is None:
+            raise errors.UnsupportedMediaType(
+                message=f'the body of the request was in an unknown format - accepted media types include: '
+                        f'{", ".join(bodies.PATCH_TYPES)} (got "{mtype}")')
+        patch_body = bodies.decode(bodies.read(request, limit), mtype)
+        return json_response(render.one(handlers.patch(rt, ns, name, kind, patch_body, sub, dry_run)))
+    if verb == "delete":
+        options = _delete_options(limit)
+        result = handlers.delete(rt, ns, name, options, dry_run)
+        return json_response(with_type(rt, result))
+    if verb == "deletecollection":
+        options = _delete_options(limit)
+        return json_response(handlers.delete_collection(rt, ns, opts, options, dry_run))
+    raise errors.MethodNotAllowed(message="the server does not allow this method on the requested resource")
+
+
+def _delete_options(limit: int) -> Obj:
+    data = bodies.read(request, limit)
+    options: Obj = {}
+    if data.strip():
+        parsed = bodies.decode_object(data, bodies.media_type(request) or "application/json")
+        options.update(parsed)
+    for key in ("gracePeriodSeconds", "propagationPolicy", "orphanDependents"):
+        if key in request.args:
+            value: Any = request.args[key]
+            if key == "orphanDependents":
+                value = value in _TRUE
+            options[key] = value
+    return options

@@ -1,0 +1,73 @@
+"""The `scale` subresource (autoscaling/v1 Scale), which `kubectl scale` reads and writes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Request, Response
+
+from master.api import body as bodies
+from master.api.handlers import Handlers
+from master.api.render import json_response
+from master.api.resource import ResourceType
+from pikube import errors
+from pikube.kube import patch as patching
+from pikube.kube.selectors import LabelSelector
+
+Obj = dict[str, Any]
+
+
+def to_scale(obj: Obj) -> Obj:
+    m = obj.get("metadata", {})
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    selector = spec.get("selector") or {}
+    try:
+        selector_text = str(LabelSelector.from_dict(selector)) if selector else ""
+    except ValueError:
+        selector_text = ""
+    return {
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {k: m[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                     if k in m},
+        "spec": {"replicas": int(spec.get("replicas") or 0)},
+        "status": {"replicas": int(status.get("replicas") or 0), "selector": selector_text},
+    }
+
+
+def _replicas(scale: Any) -> int:
+    replicas = (scale.get("spec") or {}).get("replicas") if isinstance(scale, dict) else None
+    if not isinstance(replicas, int) or replicas < 0:
+        raise errors.Invalid(message=f"Scale is invalid: spec.replicas: Invalid value: {replicas}: must be "
+                                     "greater than or equal to 0",
+                             causes=[errors.Cause("spec.replicas", f"Invalid value: {replicas}: must be "
+                                                  "greater than or equal to 0")])
+    return replicas
+
+
+def handle(handlers: Handlers, rt: ResourceType, ns: str, name: str, verb: str, request: Request,
+           limit: int, dry_run: bool) -> Response:
+    current = handlers.get(rt, ns, name)
+    if verb == "get":
+        return json_response(to_scale(current))
+    mtype = bodies.media_type(request)
+    data = bodies.decode(bodies.read(request, limit), mtype)
+    if verb == "update":
+        scale = data
+        expect = (scale.get("metadata") or {}).get("resourceVersion") if isinstance(scale, dict) else None
+    elif verb == "patch":
+        kind = bodies.PATCH_TYPES.get(mtype)
+        if kind == "json":
+            scale = patching.json_patch(to_scale(current), data)
+        elif kind in ("merge", "strategic") and isinstance(data, dict):
+            scale = patching.json_merge_patch(to_scale(current), data)
+        else:
+            raise errors.UnsupportedMediaType(message=f'unsupported patch type "{mtype}" for scale')
+        expect = None
+    else:
+        raise errors.MethodNotAllowed(message="the server does not allow this method on the requested resource")
+    replicas = _replicas(scale)
+    patch_body: Obj = {"spec": {"replicas": replicas}}
+    if expect:
+        patch_body["metadata"] = {"resourceVersion": expect}
+    updated = handlers.patch(rt, ns, name, "merge", patch_body, "", dry_run)
+    return json_response(to_scale(updated))

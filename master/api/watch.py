@@ -1,0 +1,96 @@
+"""Watch streams: store events turned into the newline-delimited JSON `kubectl get -w` reads.
+
+Selectors are applied on both the old and the new object, so an object that
+starts or stops matching is reported as ADDED or DELETED, as Kubernetes does.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from master.api.handlers import ListOptions, with_type
+from master.api.resource import ResourceType
+from master.store.base import Event, Store
+from pikube import errors
+
+Obj = dict[str, Any]
+Encoder = Callable[[Obj], Obj]
+BOOKMARK_EVERY = 30.0
+
+
+def _gone(message: str) -> bytes:
+    status = errors.Gone(message=message).status()
+    return (json.dumps({"type": "ERROR", "object": status}) + "\n").encode()
+
+
+def classify(event: Event, opts: ListOptions) -> str | None:
+    """The event type this watcher sees, or None when neither state matches."""
+    now_matches = event.type != "DELETED" and opts.matches(event.object)
+    before = event.prev if event.prev is not None else (event.object if event.type == "DELETED" else None)
+    before_matches = before is not None and opts.matches(before)
+    if event.type == "ADDED":
+        return "ADDED" if now_matches else None
+    if event.type == "DELETED":
+        return "DELETED" if before_matches else None
+    if now_matches and before_matches:
+        return "MODIFIED"
+    if now_matches:
+        return "ADDED"
+    if before_matches:
+        return "DELETED"
+    return None
+
+
+def stream(store: Store, rt: ResourceType, ns: str, opts: ListOptions, resource_version: str,
+           timeout: float, bookmarks: bool, encode: Encoder, stopping: threading.Event) -> Iterator[bytes]:
+    prefix = rt.prefix(ns)
+    initial: list[Obj] = []
+    if resource_version in ("", "0"):
+        items, since = store.list(prefix)
+        initial = [o for o in items if opts.matches(o)]
+    else:
+        try:
+            since = int(resource_version)
+        except ValueError:
+            raise errors.BadRequest(message=f'invalid resourceVersion "{resource_version}"') from None
+    try:
+        watcher = store.watch(prefix, since)
+    except errors.Gone:
+        yield _gone(f"too old resource version: {since} ({store.compacted_revision()})")
+        return
+    deadline = time.monotonic() + timeout
+    last_sent = time.monotonic()
+    try:
+        for obj in initial:
+            yield _line("ADDED", encode(with_type(rt, obj)))
+        while not stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                event = watcher.next(timeout=min(left, 1.0))
+            except errors.Gone:
+                yield _gone("the watch fell too far behind; start a new watch")
+                return
+            if event is None:
+                if bookmarks and time.monotonic() - last_sent > BOOKMARK_EVERY:
+                    mark = {"kind": rt.kind, "apiVersion": rt.api_version,
+                            "metadata": {"resourceVersion": str(store.revision())}}
+                    yield _line("BOOKMARK", mark)
+                    last_sent = time.monotonic()
+                continue
+            kind = classify(event, opts)
+            if kind is None:
+                continue
+            yield _line(kind, encode(with_type(rt, dict(event.object))))
+            last_sent = time.monotonic()
+    finally:
+        watcher.close()
+
+
+def _line(kind: str, obj: Obj) -> bytes:
+    return (json.dumps({"type": kind, "object": obj}, separators=(",", ":")) + "\n").encode()

@@ -1,0 +1,1 @@
+"""Per-kind rules (defaulting, validation, allocation) the generic API handlers call."""

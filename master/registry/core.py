@@ -1,0 +1,134 @@
+"""Rules of the plain core kinds: namespaces, nodes, config maps, secrets, events, leases."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import re
+from typing import Any
+
+from master.api.resource import Strategy
+from pikube.errors import Cause
+
+Obj = dict[str, Any]
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+
+
+class NamespaceStrategy(Strategy):
+    has_status = True
+    name_rule = "label"
+
+    def default(self, obj: Obj) -> None:
+        spec = obj.setdefault("spec", {})
+        if isinstance(spec, dict):
+            spec.setdefault("finalizers", ["kubernetes"])
+        labels = obj.setdefault("metadata", {}).setdefault("labels", {})
+        if isinstance(labels, dict):
+            labels["kubernetes.io/metadata.name"] = obj["metadata"].get("name", "")
+
+    def initial_status(self, obj: Obj) -> Obj:
+        return {"phase": "Active"}
+
+
+class NodeStrategy(Strategy):
+    has_status = True
+
+    def spec_changed(self, new: Obj, old: Obj) -> bool:
+        return False
+
+    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        old_cidr = (old.get("spec") or {}).get("podCIDR")
+        new_cidr = (new.get("spec") or {}).get("podCIDR")
+        if old_cidr and new_cidr != old_cidr:
+            return [Cause("spec.podCIDR", 'Forbidden: node updates may not change podCIDR except from "" '
+                          "to valid", "FieldValueForbidden")]
+        return []
+
+    def is_volatile_update(self, new: Obj, old: Obj) -> bool:
+        """True when only heartbeat timestamps moved: kept in memory, not written to the SD card."""
+        return _without_heartbeats(new) == _without_heartbeats(old)
+
+
+def _without_heartbeats(obj: Obj) -> Obj:
+    o = copy.deepcopy(obj)
+    o.get("metadata", {}).pop("resourceVersion", None)
+    o.get("metadata", {}).pop("managedFields", None)
+    for cond in (o.get("status") or {}).get("conditions") or []:
+        if isinstance(cond, dict):
+            cond.pop("lastHeartbeatTime", None)
+    return o
+
+
+def _data_key_causes(data: Any, path: str) -> list[Cause]:
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        return [Cause(path, "Invalid value: must be a map")]
+    causes = []
+    for key in data:
+        if not _CONFIG_KEY.match(str(key)) or len(str(key)) > 253:
+            causes.append(Cause(f"{path}[{key}]", f'Invalid value: "{key}": a valid config key must '
+                                "consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  "
+                                "or 'KEY_NAME',  or 'key-name', regex used for validation is "
+                                "'[-._a-zA-Z0-9]+')"))
+    return causes
+
+
+class ConfigMapStrategy(Strategy):
+    def validate(self, obj: Obj) -> list[Cause]:
+        causes = _data_key_causes(obj.get("data"), "data") + _data_key_causes(obj.get("binaryData"),
+                                                                              "binaryData")
+        for key, value in (obj.get("data") or {}).items() if isinstance(obj.get("data"), dict) else []:
+            if not isinstance(value, str):
+                causes.append(Cause(f"data[{key}]", "Invalid value: must be a string"))
+        return causes
+
+
+class SecretStrategy(Strategy):
+    def default(self, obj: Obj) -> None:
+        obj.setdefault("type", "Opaque")
+        string_data = obj.pop("stringData", None)
+        if isinstance(string_data, dict):
+            data = obj.setdefault("data", {})
+            if isinstance(data, dict):
+                for k, v in string_data.items():
+                    data[k] = base64.b64encode(str(v).encode()).decode()
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        causes = _data_key_causes(obj.get("data"), "data")
+        data = obj.get("data")
+        for key, value in data.items() if isinstance(data, dict) else []:
+            try:
+                base64.b64decode(str(value), validate=True)
+            except (binascii.Error, ValueError):
+                causes.append(Cause(f"data[{key}]", "Invalid value: illegal base64 data"))
+        return causes
+
+    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        if new.get("type") != old.get("type"):
+            return [Cause("type", f'Invalid value: "{new.get("type")}": field is immutable')]
+        return []
+
+
+class EventStrategy(Strategy):
+    name_rule = ""
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        if not isinstance(obj.get("involvedObject"), dict):
+            return [Cause("involvedObject", "Required value", "FieldValueRequired")]
+        return []
+
+
+class EndpointsStrategy(Strategy):
+    pass
+
+
+class LeaseStrategy(Strategy):
+    pass
+
+
+class ServiceAccountStrategy(Strategy):
+    pass
+
+

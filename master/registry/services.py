@@ -1,0 +1,226 @@
+"""Service rules: ClusterIP and NodePort allocation without collisions, and their immutability.
+
+Allocation scans the services in the store under the context's allocation lock,
+which the handler holds from allocation until the write lands, so two creates
+can never pick the same address or port.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from typing import TYPE_CHECKING, Any
+
+from master.api.resource import Strategy
+from pikube import errors
+from pikube.errors import Cause
+from pikube.kube import validation
+
+if TYPE_CHECKING:
+    from master.api.context import ApiContext
+
+Obj = dict[str, Any]
+_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
+
+
+def _used(ctx: ApiContext, skip_key: str = "") -> tuple[set[str], set[int]]:
+    items, _ = ctx.store.list("/core/services/")
+    ips: set[str] = set()
+    ports: set[int] = set()
+    for svc in items:
+        meta = svc.get("metadata", {})
+        if f"{meta.get('namespace')}/{meta.get('name')}" == skip_key:
+            continue
+        spec = svc.get("spec", {})
+        for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
+            if ip and ip != "None":
+                ips.add(str(ip))
+        for p in spec.get("ports") or []:
+            if isinstance(p, dict) and p.get("nodePort"):
+                ports.add(int(p["nodePort"]))
+    return ips, ports
+
+
+def first_service_ip(cidr: str) -> str:
+    return str(ipaddress.ip_network(cidr)[1])
+
+
+class ServiceStrategy(Strategy):
+    has_status = True
+    serialize_writes = True
+
+    def default(self, obj: Obj) -> None:
+        spec = obj.setdefault("spec", {})
+        if not isinstance(spec, dict):
+            return
+        spec.setdefault("type", "ClusterIP")
+        if spec["type"] == "ExternalName":
+            return
+        spec.setdefault("sessionAffinity", "None")
+        spec.setdefault("ipFamilies", ["IPv4"])
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+        if spec["type"] in ("NodePort", "LoadBalancer"):
+            spec.setdefault("externalTrafficPolicy", "Cluster")
+        if spec.get("sessionAffinity") == "ClientIP":
+            cfg = spec.setdefault("sessionAffinityConfig", {}).setdefault("clientIP", {})
+            cfg.setdefault("timeoutSeconds", 10800)
+        for p in spec.get("ports") or []:
+            if isinstance(p, dict):
+                p.setdefault("protocol", "TCP")
+                if "targetPort" not in p and "port" in p:
+                    p["targetPort"] = p["port"]
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return [Cause("spec", "Required value", "FieldValueRequired")]
+        causes: list[Cause] = []
+        stype = spec.get("type")
+        if stype not in _TYPES:
+            causes.append(Cause("spec.type", f'Unsupported value: "{stype}": supported values: '
+                                + ", ".join(f'"{t}"' for t in _TYPES), "FieldValueNotSupported"))
+            return causes
+        if stype == "ExternalName":
+            if not spec.get("externalName"):
+                causes.append(Cause("spec.externalName", "Required value", "FieldValueRequired"))
+            return causes
+        ports = spec.get("ports") or []
+        if not ports and spec.get("clusterIP") != "None":
+            causes.append(Cause("spec.ports", "Required value", "FieldValueRequired"))
+        names: set[str] = set()
+        for i, p in enumerate(ports):
+            path = f"spec.ports[{i}]"
+            if not isinstance(p, dict):
+                causes.append(Cause(path, "Invalid value: must be an object"))
+                continue
+            port = p.get("port")
+            if not isinstance(port, int) or not 1 <= port <= 65535:
+                causes.append(Cause(f"{path}.port",
+                                    f"Invalid value: {port}: must be between 1 and 65535, inclusive"))
+            name = p.get("name")
+            if len(ports) > 1 and not name:
+                causes.append(Cause(f"{path}.name", "Required value", "FieldValueRequired"))
+            if name:
+                causes += validation.dns1123_label(str(name), f"{path}.name")
+                if name in names:
+                    causes.append(Cause(f"{path}.name", f'Duplicate value: "{name}"', "FieldValueDuplicate"))
+                names.add(str(name))
+            if p.get("protocol") not in ("TCP", "UDP", "SCTP"):
+                causes.append(Cause(f"{path}.protocol", f'Unsupported value: "{p.get("protocol")}": '
+                                    'supported values: "SCTP", "TCP", "UDP"', "FieldValueNotSupported"))
+            if "nodePort" in p and p["nodePort"] and stype == "ClusterIP":
+                causes.append(Cause(f"{path}.nodePort",
+                                    "Forbidden: may not be used when `type` is 'ClusterIP'",
+                                    "FieldValueForbidden"))
+        selector = spec.get("selector")
+        if selector is not None:
+            if not isinstance(selector, dict):
+                causes.append(Cause("spec.selector", "Invalid value: must be a map of strings"))
+            else:
+                causes += validation.labels(selector, "spec.selector")
+        return causes
+
+    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        ns, os_ = new.get("spec") or {}, old.get("spec") or {}
+        if os_.get("clusterIP") and ns.get("clusterIP") != os_.get("clusterIP") \
+                and os_.get("type") != "ExternalName" and ns.get("type") != "ExternalName":
+            return [Cause("spec.clusterIP", f'Invalid value: "{ns.get("clusterIP")}": field is immutable')]
+        return []
+
+    def prepare_create(self, obj: Obj, ctx: ApiContext) -> None:
+        super().prepare_create(obj, ctx)
+        obj["status"] = {"loadBalancer": {}}
+        self._allocate(obj, None, ctx)
+
+    def prepare_update(self, new: Obj, old: Obj, ctx: ApiContext) -> None:
+        super().prepare_update(new, old, ctx)
+        ns, os_ = new.setdefault("spec", {}), old.get("spec") or {}
+        if not isinstance(ns, dict):
+            return
+        # Like Kubernetes: an update that leaves allocated values unset keeps them.
+        if not ns.get("clusterIP") and os_.get("clusterIP") and ns.get("type") != "ExternalName":
+            ns["clusterIP"] = os_["clusterIP"]
+            ns["clusterIPs"] = os_.get("clusterIPs") or [os_["clusterIP"]]
+        old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+                     for p in os_.get("ports") or [] if isinstance(p, dict)}
+        if ns.get("type") in ("NodePort", "LoadBalancer"):
+            for p in ns.get("ports") or []:
+                if isinstance(p, dict) and not p.get("nodePort"):
+                    prev = old_ports.get((p.get("port"), p.get("protocol", "TCP")))
+                    if prev:
+                        p["nodePort"] = prev
+        elif ns.get("type") == "ClusterIP":
+            for p in ns.get("ports") or []:
+                if isinstance(p, dict):
+                    p.pop("nodePort", None)
+        self._allocate(new, old, ctx)
+
+    def _allocate(self, obj: Obj, old: Obj | None, ctx: ApiContext) -> None:
+        spec = obj.get("spec")
+        if not isinstance(spec, dict) or spec.get("type") == "ExternalName":
+            return
+        meta = obj.get("metadata", {})
+        used_ips, used_ports = _used(ctx, skip_key=f"{meta.get('namespace')}/{meta.get('name')}")
+        net = ipaddress.ip_network(ctx.settings.service_cidr)
+        want = spec.get("clusterIP")
+        if want and want != "None":
+            try:
+                addr = ipaddress.ip_address(want)
+            except ValueError:
+                raise _invalid(obj, "spec.clusterIP",
+                               f'Invalid value: "{want}": must be a valid IP address') from None
+            if addr not in net:
+                raise _invalid(obj, "spec.clusterIP", f'Invalid value: "{want}": provided IP is not in the '
+                               f"valid range. The range of valid IPs is {net}")
+            if want in used_ips:
+                raise _invalid(obj, "spec.clusterIP",
+                               f'Invalid value: "{want}": provided IP is already allocated')
+        elif not want:
+            want = _pick_ip(net, used_ips)
+            spec["clusterIP"] = want
+        spec["clusterIPs"] = [want]
+        if spec.get("type") not in ("NodePort", "LoadBalancer"):
+            return
+        low, high = ctx.settings.node_port_range
+        mine: set[int] = set()
+        for i, p in enumerate(spec.get("ports") or []):
+            if not isinstance(p, dict):
+                continue
+            np_ = p.get("nodePort")
+            if np_:
+                if not isinstance(np_, int) or not low <= np_ <= high:
+                    raise _invalid(obj, f"spec.ports[{i}].nodePort", f"Invalid value: {np_}: provided port "
+                                   f"is not in the valid range. The range of valid ports is {low}-{high}")
+                if np_ in used_ports or np_ in mine:
+                    raise _invalid(obj, f"spec.ports[{i}].nodePort",
+                                   f"Invalid value: {np_}: provided port is already allocated")
+            else:
+                free = [n for n in range(low, high + 1) if n not in used_ports and n not in mine]
+                if not free:
+                    raise errors.ServiceUnavailable(message="no free node ports left in "
+                                                    f"{low}-{high}")
+                np_ = random.choice(free)
+                p["nodePort"] = np_
+            mine.add(int(np_))
+
+
+def _pick_ip(net: ipaddress.IPv4Network | ipaddress.IPv6Network, used: set[str]) -> str:
+    size = net.num_addresses
+    for _ in range(64):
+        candidate = str(net[random.randrange(2, size - 1)])
+        if candidate not in used:
+            return candidate
+    for addr in net.hosts():
+        if str(addr) not in used and addr != net[1]:
+            return str(addr)
+    raise errors.ServiceUnavailable(message=f"no free cluster IPs left in {net}")
+
+
+def _invalid(obj: Obj, field: str, message: str) -> errors.Invalid:
+    from master.api.meta import invalid_message
+
+    name = str(obj.get("metadata", {}).get("name", ""))
+    cause = Cause(field, message)
+    return errors.Invalid(message=invalid_message("Service", name, [cause]), kind="Service", name=name,
+                          causes=[cause])

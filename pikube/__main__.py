@@ -1,0 +1,5 @@
+"""`python -m pikube` runs the CLI."""
+
+from pikube.cli.main import main
+
+main()
