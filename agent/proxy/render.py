@@ -24,6 +24,7 @@ what the table holds now.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from agent.proxy.model import TABLE, Endpoint, ProxyConfig, ServiceRule, TableObjects
 
@@ -65,17 +66,21 @@ def _elements(items: Iterable[str]) -> str:
 
 
 def _unique(rules: Iterable[ServiceRule]) -> list[ServiceRule]:
-    """One rule per ClusterIP/proto/port and per NodePort; the first (by key) wins."""
+    """One owner per ClusterIP/proto/port and per NodePort: the first rule by key keeps a clashing part."""
     seen: set[tuple[object, ...]] = set()
     result = []
     for rule in sorted(rules, key=lambda r: r.key):
-        keys: set[tuple[object, ...]] = set()
+        by_ip = ("ip", rule.cluster_ip, rule.protocol, rule.port)
+        by_node = ("node", rule.protocol, rule.node_port)
+        if rule.cluster_ip and by_ip in seen:
+            rule = replace(rule, cluster_ip=None)
+        if rule.node_port and by_node in seen:
+            rule = replace(rule, node_port=None)
         if rule.cluster_ip:
-            keys.add(("ip", rule.cluster_ip, rule.protocol, rule.port))
+            seen.add(by_ip)
         if rule.node_port:
-            keys.add(("node", rule.protocol, rule.node_port))
-        if keys and not keys & seen:
-            seen |= keys
+            seen.add(by_node)
+        if rule.cluster_ip or rule.node_port:
             result.append(rule)
     return result
 

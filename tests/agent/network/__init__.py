@@ -1,0 +1,1 @@
+"""Tests of the agent's pod network library (agent/network)."""
