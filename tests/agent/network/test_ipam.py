@@ -87,7 +87,8 @@ def test_new_pod_cidr_discards_old_allocations(tmp_path: Path) -> None:
 
 def test_ignores_reserved_addresses_found_in_the_file(tmp_path: Path) -> None:
     path = tmp_path / "ipam.json"
-    path.write_text(json.dumps({"pod_cidr": str(CIDR), "allocations": {"x": "10.244.3.1", "y": "10.244.3.9"}}))
+    allocations = {"x": "10.244.3.1", "y": "10.244.3.9"}
+    path.write_text(json.dumps({"pod_cidr": str(CIDR), "allocations": allocations}))
     assert set(Ipam(path, CIDR).allocations()) == {"y"}
 
 

@@ -45,7 +45,10 @@ def test_hostgw_routes_via_node_address() -> None:
 
 
 def test_plan_adds_missing_and_removes_stale() -> None:
-    current = [Route(net("10.244.1.0/24"), ip("10.251.7.10"), oif=2), Route(net("10.244.9.0/24"), ip("10.251.7.99"))]
+    current = [
+        Route(net("10.244.1.0/24"), ip("10.251.7.10"), oif=2),
+        Route(net("10.244.9.0/24"), ip("10.251.7.99")),
+    ]
     plan = plan_routes(current, hostgw_routes([A, B]))
     assert plan.replace == (Route(net("10.244.2.0/24"), ip("10.251.7.11")),)
     assert plan.delete == (Route(net("10.244.9.0/24"), ip("10.251.7.99")),)

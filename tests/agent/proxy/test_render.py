@@ -29,7 +29,8 @@ def chain(script: str, name: str) -> list[str]:
 
 
 def elements(script: str, name: str) -> list[str]:
-    match = re.search(rf"^  (?:set|map) {re.escape(name)} {{ [^\n]*?(?:elements = {{ (.*?) }};)? }}$", script, re.M)
+    pattern = rf"^  (?:set|map) {re.escape(name)} {{ [^\n]*?(?:elements = {{ (.*?) }};)? }}$"
+    match = re.search(pattern, script, re.M)
     assert match, f"no set {name}"
     return match.group(1).split(", ") if match.group(1) else []
 
@@ -39,7 +40,8 @@ def test_one_map_entry_per_ready_endpoint_and_random_balancing() -> None:
     [dnat] = chain(script, "svc-default-web-tcp-80")
     assert "numgen random mod 3 map" in dnat
     assert dnat.startswith("meta l4proto tcp dnat ip addr . port to ")
-    assert re.findall(r"\d+ : ([\d.]+ \. \d+)", dnat) == ["10.244.1.5 . 8080", "10.244.2.5 . 8080", "10.244.3.5 . 8080"]
+    targets = re.findall(r"\d+ : ([\d.]+ \. \d+)", dnat)
+    assert targets == ["10.244.1.5 . 8080", "10.244.2.5 . 8080", "10.244.3.5 . 8080"]
 
 
 def test_service_and_nodeport_dispatch_by_map() -> None:
@@ -70,12 +72,14 @@ def test_service_without_endpoints_rejects_instead_of_dnat() -> None:
 
 
 def test_duplicate_endpoints_collapse() -> None:
-    rule = ServiceRule("default", "web", ip("10.96.0.10"), Protocol.TCP, 80, None, [(ip("10.244.1.5"), 8080)] * 2)
+    twice = [(ip("10.244.1.5"), 8080)] * 2
+    rule = ServiceRule("default", "web", ip("10.96.0.10"), Protocol.TCP, 80, None, twice)
     assert "numgen random mod 1 map { 0 : 10.244.1.5 . 8080 }" in render([rule], NODE)
 
 
 def test_udp_service() -> None:
-    dns = ServiceRule("kube-system", "dns", ip("10.96.0.53"), Protocol.parse("UDP"), 53, None, [(ip("10.244.1.9"), 53)])
+    endpoints = [(ip("10.244.1.9"), 53)]
+    dns = ServiceRule("kube-system", "dns", ip("10.96.0.53"), Protocol.parse("UDP"), 53, None, endpoints)
     script = render([dns], NODE)
     assert elements(script, "services") == ["10.96.0.53 . udp . 53 : goto svc-kube-system-dns-udp-53"]
     assert chain(script, "svc-kube-system-dns-udp-53")[0].startswith("meta l4proto udp dnat")
