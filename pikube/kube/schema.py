@@ -1,0 +1,159 @@
+"""The strategic-merge-patch facts of the Kubernetes types pikube serves, as one declarative table.
+
+Kubernetes keeps these in Go struct tags (`patchStrategy:"merge"
+patchMergeKey:"name"`); strategic merge patch needs them to know that
+`containers` merge by `name` while `tolerations` are replaced whole. Each
+entry below names a field of a type, how lists (or maps) in it patch, and the
+type of its value (the element type for lists) so the lookup can descend.
+Fields not listed patch the default way: maps merge key by key, lists are
+replaced. Tags checked against k8s.io/api (core/v1, apps/v1, batch/v1,
+meta/v1) as shipped in kubectl 1.33.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+MERGE = "merge"
+REPLACE = "replace"
+
+
+@dataclass(frozen=True)
+class PatchMeta:
+    """How one field patches.
+
+    `strategy` is "merge" (lists merge: by `merge_key` for lists of objects,
+    as a set for primitives), "replace" (maps replaced whole) or "" (default);
+    `retain_keys` marks fields whose patches may carry `$retainKeys`; `type` is
+    the table entry of the value (of each element for lists), if known.
+    """
+
+    strategy: str = ""
+    merge_key: str = ""
+    retain_keys: bool = False
+    type: str | None = None
+
+
+DEFAULT = PatchMeta()
+
+
+def _merge(key: str = "", of: str | None = None, *, retain_keys: bool = False) -> PatchMeta:
+    return PatchMeta(strategy=MERGE, merge_key=key, retain_keys=retain_keys, type=of)
+
+
+def _of(type_name: str, *, retain_keys: bool = False) -> PatchMeta:
+    return PatchMeta(retain_keys=retain_keys, type=type_name)
+
+
+def _object(spec: str | None = None, status: str | None = None, **fields: PatchMeta) -> dict[str, PatchMeta]:
+    """A top-level kind: metadata is always ObjectMeta."""
+    out: dict[str, PatchMeta] = {"metadata": _of("ObjectMeta")}
+    if spec:
+        out["spec"] = _of(spec)
+    if status:
+        out["status"] = _of(status)
+    out.update(fields)
+    return out
+
+
+_CONDITIONS = {"conditions": _merge("type")}
+
+TYPES: Mapping[str, Mapping[str, PatchMeta]] = {
+    # meta/v1
+    "ObjectMeta": {
+        "finalizers": _merge(),
+        "ownerReferences": _merge("uid"),
+    },
+    # core/v1
+    "PodTemplateSpec": {"metadata": _of("ObjectMeta"), "spec": _of("PodSpec")},
+    "PodSpec": {
+        "volumes": _merge("name", retain_keys=True),
+        "initContainers": _merge("name", "Container"),
+        "containers": _merge("name", "Container"),
+        "ephemeralContainers": _merge("name", "Container"),
+        "imagePullSecrets": _merge("name"),
+        "hostAliases": _merge("ip"),
+        "topologySpreadConstraints": _merge("topologyKey"),
+        "resourceClaims": _merge("name", retain_keys=True),
+        "schedulingGates": _merge("name"),
+        "tolerations": DEFAULT,  # no strategy: replaced whole
+        "readinessGates": DEFAULT,
+    },
+    "Container": {
+        "ports": _merge("containerPort"),
+        "env": _merge("name"),
+        "volumeMounts": _merge("mountPath"),
+        "volumeDevices": _merge("devicePath"),
+        "envFrom": DEFAULT,  # no strategy: replaced whole
+        "resizePolicy": DEFAULT,
+    },
+    "PodStatus": {
+        **_CONDITIONS,
+        "podIPs": _merge("ip"),
+        "hostIPs": _merge("ip"),
+        "resourceClaimStatuses": _merge("name", retain_keys=True),
+        "containerStatuses": DEFAULT,
+        "initContainerStatuses": DEFAULT,
+        "ephemeralContainerStatuses": DEFAULT,
+    },
+    "ServiceSpec": {"ports": _merge("port")},
+    "ServiceStatus": dict(_CONDITIONS),
+    "NodeSpec": {"podCIDRs": _merge(), "taints": DEFAULT},
+    "NodeStatus": {"addresses": _merge("type"), **_CONDITIONS},
+    "NamespaceSpec": {"finalizers": DEFAULT},
+    "NamespaceStatus": dict(_CONDITIONS),
+    # apps/v1
+    "DeploymentSpec": {"template": _of("PodTemplateSpec"), "strategy": _of("DeploymentStrategy", retain_keys=True)},
+    "DeploymentStrategy": {},
+    "DeploymentStatus": dict(_CONDITIONS),
+    "ReplicaSetSpec": {"template": _of("PodTemplateSpec")},
+    "ReplicaSetStatus": dict(_CONDITIONS),
+    "DaemonSetSpec": {"template": _of("PodTemplateSpec")},
+    "DaemonSetStatus": dict(_CONDITIONS),
+    "StatefulSetSpec": {"template": _of("PodTemplateSpec"), "volumeClaimTemplates": DEFAULT},
+    "StatefulSetStatus": dict(_CONDITIONS),
+    # batch/v1
+    "JobSpec": {"template": _of("PodTemplateSpec")},
+    "JobStatus": dict(_CONDITIONS),
+    "JobTemplateSpec": {"metadata": _of("ObjectMeta"), "spec": _of("JobSpec")},
+    "CronJobSpec": {"jobTemplate": _of("JobTemplateSpec")},
+    # top-level kinds
+    "Pod": _object("PodSpec", "PodStatus"),
+    "PodTemplate": _object(template=_of("PodTemplateSpec")),
+    "Service": _object("ServiceSpec", "ServiceStatus"),
+    "Node": _object("NodeSpec", "NodeStatus"),
+    "Namespace": _object("NamespaceSpec", "NamespaceStatus"),
+    "Endpoints": _object(subsets=DEFAULT),  # no strategy: replaced whole
+    "ConfigMap": _object(),
+    "Secret": _object(),
+    "Event": _object(),
+    "ServiceAccount": _object(secrets=_merge("name"), imagePullSecrets=DEFAULT),
+    "Deployment": _object("DeploymentSpec", "DeploymentStatus"),
+    "ReplicaSet": _object("ReplicaSetSpec", "ReplicaSetStatus"),
+    "DaemonSet": _object("DaemonSetSpec", "DaemonSetStatus"),
+    "StatefulSet": _object("StatefulSetSpec", "StatefulSetStatus"),
+    "Job": _object("JobSpec", "JobStatus"),
+    "CronJob": _object("CronJobSpec"),
+    "Lease": _object(),
+    "Scale": _object(),
+}
+
+#: Kinds strategic merge patch knows. Others patch by the default rules (lists replaced).
+KINDS = frozenset({
+    "Pod", "PodTemplate", "Service", "Node", "Namespace", "Endpoints", "ConfigMap", "Secret", "Event",
+    "ServiceAccount", "Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job", "CronJob", "Lease",
+    "Scale",
+})
+
+
+def root_type(kind: str) -> str | None:
+    """The table entry for a top-level `kind`, or None for kinds without patch metadata."""
+    return kind if kind in KINDS else None
+
+
+def lookup(type_name: str | None, field: str) -> PatchMeta:
+    """How `field` of `type_name` patches; the default for unknown types and fields."""
+    if type_name is None:
+        return DEFAULT
+    return TYPES.get(type_name, {}).get(field, DEFAULT)

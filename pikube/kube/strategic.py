@@ -1,0 +1,274 @@
+"""Kubernetes strategic merge patch, the format `kubectl apply` and `kubectl patch` send by default.
+
+A JSON merge patch replaces lists whole; this one merges the lists the type
+table (`schema`) marks as merge lists: lists of objects by their merge key
+(`containers` by `name`, `ports` by `containerPort`), lists of primitives as
+sets (`finalizers`). Directives in the patch:
+
+- `$patch: replace` in a map replaces the map; as a list element, the list.
+- `$patch: delete` in a map empties it; as a list element with the merge key,
+  removes the matching elements.
+- `$patch: merge` asks for the default merge (accepted and ignored; Go's
+  implementation rejects it).
+- `$deleteFromPrimitiveList/<field>: [..]` removes those values from a
+  primitive merge list.
+- `$setElementOrder/<field>: [..]` fixes the order of a merged list; elements
+  it does not name (the server's own) keep their place relative to the rest.
+- `$retainKeys: [..]` drops every key of the map not named (a Deployment's
+  `strategy` switching from RollingUpdate to Recreate).
+- `null` deletes a map key.
+
+The algorithm and the ordering rules follow
+`k8s.io/apimachinery/pkg/util/strategicpatch` (what the API server runs), with
+three deliberate differences: a value added where the original had none is
+cleaned of directives and nulls (Go stores it raw), `$patch: merge` is a
+no-op, and keys starting with `$` that are no directive are dropped (Go drops
+them when decoding into the typed object). Kinds not in the table (custom
+resources, which Kubernetes refuses to strategic-patch) patch with lists
+replaced. Malformed patches raise `pikube.errors.BadRequest` with Go's
+messages (the API server answers 400).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pikube import errors
+from pikube.kube import schema
+from pikube.kube._json import copy_json, json_equal, kind_of
+
+DIRECTIVE = "$patch"
+RETAIN_KEYS = "$retainKeys"
+SET_ORDER = "$setElementOrder/"
+DELETE_PRIMITIVE = "$deleteFromPrimitiveList/"
+
+
+def _bad(message: str) -> errors.BadRequest:
+    return errors.BadRequest(message=message)
+
+
+def strategic_merge_patch(original: Mapping[str, Any], patch: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """`original` with `patch` applied by the strategic merge rules of `kind`, as a new object."""
+    if not isinstance(patch, Mapping):
+        raise _bad("invalid JSON document")
+    base = copy_json(original) if isinstance(original, Mapping) else {}
+    return _merge_map(base, copy_json(patch), schema.root_type(kind))
+
+
+def _merge_map(original: dict[str, Any], patch: dict[str, Any], type_name: str | None) -> dict[str, Any]:
+    if DIRECTIVE in patch:
+        directive = patch.pop(DIRECTIVE)
+        if directive == "replace":
+            return _merge_map({}, patch, type_name)
+        if directive == "delete":
+            return {}
+        if directive != "merge":
+            raise _bad(f"unknown patch type: {directive} in map: {patch}")
+    _retain_keys(original, patch)
+    _set_element_order(original, patch, type_name)
+    _delete_from_primitive_lists(original, patch)
+    for key, value in patch.items():
+        if key.startswith("$"):
+            continue
+        if value is None:
+            original.pop(key, None)
+            continue
+        original[key] = _merge_value(original.get(key), value, schema.lookup(type_name, key))
+    return original
+
+
+def _merge_value(current: Any, value: Any, meta: schema.PatchMeta) -> Any:
+    if isinstance(value, dict):
+        if meta.strategy == schema.REPLACE or not isinstance(current, dict):
+            return _merge_map({}, value, meta.type)
+        return _merge_map(current, value, meta.type)
+    if isinstance(value, list):
+        return _merge_list(current if isinstance(current, list) else [], value, meta)
+    return value
+
+
+def _retain_keys(original: dict[str, Any], patch: dict[str, Any]) -> None:
+    if RETAIN_KEYS not in patch:
+        return
+    keep = patch.pop(RETAIN_KEYS)
+    if not isinstance(keep, list):
+        raise _bad("invalid patch format of retainKeys")
+    allowed = {k for k in keep if isinstance(k, str)}
+    for key, value in patch.items():
+        if value is None or key.startswith((DELETE_PRIMITIVE, SET_ORDER)):
+            continue
+        if key not in allowed:
+            raise _bad("invalid patch format of retainKeys")
+    for key in [k for k in original if k not in allowed]:
+        del original[key]
+
+
+def _delete_from_primitive_lists(original: dict[str, Any], patch: dict[str, Any]) -> None:
+    for directive in [k for k in patch if k.startswith(DELETE_PRIMITIVE)]:
+        values = patch.pop(directive)
+        field = directive[len(DELETE_PRIMITIVE):]
+        if not field or not isinstance(values, list):
+            raise _bad("invalid patch format of primitive list")
+        current = original.get(field)
+        if isinstance(current, list):
+            original[field] = [x for x in current if not any(json_equal(x, v) for v in values)]
+
+
+def _set_element_order(original: dict[str, Any], patch: dict[str, Any], type_name: str | None) -> None:
+    for directive in [k for k in patch if k.startswith(SET_ORDER)]:
+        order = patch.pop(directive)
+        field = directive[len(SET_ORDER):]
+        if not field or not isinstance(order, list):
+            raise _bad("invalid patch format of setElementOrder list")
+        if field in patch and patch[field] is None:
+            continue  # the list itself is deleted; nothing to order
+        if field in patch and not isinstance(patch[field], list):
+            raise _bad(f"expected a list for {field}, but received a {kind_of(patch[field])}")
+        meta = schema.lookup(type_name, field)
+        current = original.get(field)
+        has_current = isinstance(current, list)
+        server: list[Any] = current if isinstance(current, list) else []
+        in_patch = field in patch
+        if not in_patch and not has_current:
+            continue
+        patch_list: list[Any] = patch.pop(field, [])
+        _validate_order(patch_list, order, meta.merge_key)
+        merged = _merge_list(server, patch_list, meta) if in_patch else server
+        named = [x for x in merged if _index(order, x, meta.merge_key) >= 0]
+        others = [x for x in merged if _index(order, x, meta.merge_key) < 0]
+        original[field] = _interleave(named, others, order, server, meta.merge_key)
+
+
+def _validate_order(patch_list: list[Any], order: list[Any], key: str) -> None:
+    """Every element the patch adds or changes is in the order list, in the same relative order."""
+    if not patch_list or not order:
+        return
+    items = [x for x in patch_list if not (isinstance(x, dict) and DIRECTIVE in x)]
+    pi = oi = 0
+    while pi < len(items) and oi < len(order):
+        if _same(items[pi], order[oi], key):
+            pi += 1
+        oi += 1
+    if pi < len(items):
+        raise _bad(f"The order in patch list:\n{patch_list}\n doesn't match {SET_ORDER} list:\n{order}\n")
+
+
+def _same(a: Any, b: Any, key: str) -> bool:
+    if not key:
+        return json_equal(a, b)
+    for item in (a, b):
+        if not isinstance(item, dict) or key not in item:
+            raise _bad(f"map: {item} does not contain declared merge key: {key}")
+    return json_equal(a[key], b[key])
+
+
+def _index(items: list[Any], item: Any, key: str) -> int:
+    """Position of `item` in `items`: by merge key for objects, by value for primitives; -1 if absent."""
+    for i, candidate in enumerate(items):
+        if not key:
+            if json_equal(candidate, item):
+                return i
+        elif (isinstance(candidate, dict) and isinstance(item, dict) and key in candidate and key in item
+              and json_equal(candidate[key], item[key])):
+            return i
+    return -1
+
+
+def _element_kind(*lists: list[Any]) -> str:
+    kinds = {kind_of(x) for items in lists for x in items}
+    if "array" in kinds:
+        raise _bad("lists of lists are not supported")
+    if len(kinds) > 1:
+        raise _bad(f"list element types are not identical: {sorted(kinds)}")
+    return kinds.pop() if kinds else "null"
+
+
+def _merge_list(original: list[Any], patch: list[Any], meta: schema.PatchMeta) -> list[Any]:
+    if meta.strategy != schema.MERGE:
+        return patch
+    if not original and not patch:
+        return []
+    key = meta.merge_key
+    if _element_kind(original, patch) != "object":
+        merged: list[Any] = []
+        for x in original + patch:
+            if _index(merged, x, "") < 0:
+                merged.append(x)
+        in_patch = [x for x in merged if _index(patch, x, "") >= 0]
+        server_only = [x for x in merged if _index(patch, x, "") < 0]
+        return _interleave(in_patch, server_only, patch, original, "")
+    if not key:
+        raise _bad(f"cannot merge lists without merge key for type {meta.type or 'object'}")
+    original, rest, replace = _special_elements(original, patch, key)
+    if replace:
+        return [_merge_map({}, e, meta.type) for e in rest]
+    merged = list(original)
+    for element in rest:
+        if key not in element:
+            raise _bad(f"map: {element} does not contain declared merge key: {key}")
+        at = _index(merged, element, key)
+        if at >= 0:
+            merged[at] = _merge_map(merged[at], element, meta.type)
+        else:
+            merged.append(_merge_map({}, element, meta.type))
+    in_patch = [x for x in merged if _index(rest, x, key) >= 0]
+    server_only = [x for x in merged if _index(rest, x, key) < 0]
+    return _interleave(in_patch, server_only, rest, original, key)
+
+
+def _special_elements(original: list[Any], patch: list[Any], key: str) -> tuple[list[Any], list[Any], bool]:
+    """Apply `$patch` list elements: deletions to `original`; returns (original, plain elements, replace?)."""
+    rest: list[Any] = []
+    replace = False
+    for element in patch:
+        if DIRECTIVE not in element:
+            rest.append(element)
+            continue
+        directive = element[DIRECTIVE]
+        if directive == "delete":
+            if key not in element:
+                raise _bad(f"map: {element} does not contain declared merge key: {key}")
+            original = [o for o in original if not (isinstance(o, dict) and key in o
+                                                    and json_equal(o[key], element[key]))]
+        elif directive == "replace":
+            replace = True
+        elif directive == "merge":
+            if key in element:
+                rest.append({k: v for k, v in element.items() if k != DIRECTIVE})
+        else:
+            raise _bad(f"unknown patch type: {directive} in map: {element}")
+    return original, rest, replace
+
+
+def _interleave(from_patch: list[Any], server_only: list[Any], patch_order: list[Any],
+                server_order: list[Any], key: str) -> list[Any]:
+    """Kubernetes' normalizeElementOrder + mergeSortedSlice.
+
+    Patch elements go in patch order, the server's own in server order; a
+    server element goes first only while both are on the server and it came
+    first there, so the patch's order wins and new elements lead.
+    """
+    def by(order: list[Any]) -> Any:
+        return lambda item: (i if (i := _index(order, item, key)) >= 0 else len(order))
+
+    right = sorted(from_patch, key=by(patch_order))
+    left = sorted(server_only, key=by(server_order))
+    out: list[Any] = []
+    i = j = 0
+    while i < len(left) or j < len(right):
+        if j >= len(right):
+            out.append(left[i])
+            i += 1
+        elif i >= len(left):
+            out.append(right[j])
+            j += 1
+        else:
+            li, ri = _index(server_order, left[i], key), _index(server_order, right[j], key)
+            if 0 <= li < ri:
+                out.append(left[i])
+                i += 1
+            else:
+                out.append(right[j])
+                j += 1
+    return out
