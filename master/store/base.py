@@ -69,7 +69,11 @@ class Store(Protocol):
         is given and differs from the object's current revision."""
 
     def mutate(self, key: str, fn: Mutation, durable: bool = True) -> tuple[Obj | None, Obj | None]:
-        """Atomically apply `fn` to the current object; returns (old, new)."""
+        """Atomically apply `fn` to the current object; returns (old, new).
+
+        When `fn` deletes the object, `old` is its last state stamped with the deletion
+        revision (what `delete` returns) and `new` is None. If `fn` returns None for an
+        absent key, nothing happens and (None, None) is returned."""
 
     def delete(self, key: str, expect_revision: int | None = None) -> Obj:
         """Remove an object; returns its last state with the deletion revision."""

@@ -164,3 +164,29 @@ def test_log_rows_follow_kine_model(db_path: Path) -> None:
 def test_commits_are_fsynced(store: SqliteStore) -> None:
     # synchronous=FULL (2): a WAL commit is fsynced before it returns; power loss keeps it.
     assert store._db._w.execute("PRAGMA synchronous").fetchone()[0] == 2
+
+
+def test_failed_commit_fails_the_write_and_the_store_recovers(store: SqliteStore,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    a = store.create("/pods/default/a", obj("a", image="one"))
+    real_commit = store._db.commit
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store._db, "commit", broken)
+    w = store.watch("/pods/", store.revision())
+    with pytest.raises(errors.InternalError):
+        store.update("/pods/default/a", obj("a", image="two"))
+    with pytest.raises(errors.InternalError):
+        store.create("/pods/default/b", obj("b"))
+    assert store.get("/pods/default/a") == a and store.get("/pods/default/b") is None
+    assert w.next(0.01) is None  # nothing failed was published
+    monkeypatch.setattr(store._db, "commit", real_commit)
+    # The pending state was rolled back: b can be created, a's revision is unchanged.
+    u = store.update("/pods/default/a", obj("a", image="three"), expect_revision=rv(a))
+    b = store.create("/pods/default/b", obj("b"))
+    assert rv(a) < rv(u) < rv(b)
+    e = w.next(1.0)
+    assert e is not None and e.object == u
+    w.close()
