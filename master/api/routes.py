@@ -131,6 +131,12 @@ def dispatch(ctx: ApiContext, handlers: Handlers, target: Target, stopping: thre
     node_sel = None
     if opts.field_selector is not None:
         node_sel = opts.field_selector.exact("spec.nodeName")
+    created: Obj | None = None
+    if verb == "create" and not sub:
+        # Authorisation of a create looks at the name in the body (a node may create only its own Lease).
+        created = bodies.decode_object(bodies.read(request, ctx.settings.max_body_bytes), bodies.media_type(request))
+        meta = created.get("metadata")
+        name = str(meta.get("name") or "") if isinstance(meta, dict) else ""
     authorize(ctx, identity, Attributes(verb, rt, ns, name, sub, node_sel))
     if rt.namespaced and not ns and verb not in ("list", "watch", "deletecollection"):
         raise errors.NotFound(message="the server could not find the requested resource")
@@ -162,9 +168,8 @@ def dispatch(ctx: ApiContext, handlers: Handlers, target: Target, stopping: thre
                            bookmarks, render.one, stopping)
         return Response(gen, status=200, mimetype="application/json",
                         headers={"Cache-Control": "no-cache, private", "Transfer-Encoding": "chunked"})
-    if verb == "create":
-        body = bodies.decode_object(bodies.read(request, limit), bodies.media_type(request))
-        return json_response(render.one(handlers.create(rt, ns, body, dry_run)), 201)
+    if verb == "create" and created is not None:
+        return json_response(render.one(handlers.create(rt, ns, created, dry_run)), 201)
     if verb == "update":
         body = bodies.decode_object(bodies.read(request, limit), bodies.media_type(request))
         return json_response(render.one(handlers.update(rt, ns, name, body, sub, dry_run)))

@@ -57,6 +57,7 @@ class RunningMaster:
         (certdir / "c.pem").write_bytes(cfg.cert_pem or b"")
         (certdir / "k.pem").write_bytes(cfg.key_pem or b"")
         s = requests.Session()
+        s.trust_env = False  # REQUESTS_CA_BUNDLE in the environment would override our CA
         s.verify = str(self.ca)
         s.cert = (str(certdir / "c.pem"), str(certdir / "k.pem"))
         return s

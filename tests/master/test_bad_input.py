@@ -1,0 +1,124 @@
+"""Bad input gets the right Status, nothing is stored, and the server keeps serving."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import requests
+
+from tests.master.conftest import RunningMaster
+
+pytestmark = pytest.mark.integration
+
+CM_URL = "/api/v1/namespaces/default/configmaps"
+
+
+def status_of(resp: requests.Response) -> dict[str, Any]:
+    body = resp.json()
+    assert body["kind"] == "Status" and body["status"] == "Failure", body
+    assert body["code"] == resp.status_code
+    return dict(body)
+
+
+def count_configmaps(s: requests.Session, master: RunningMaster) -> int:
+    return len(s.get(master.url + CM_URL).json()["items"])
+
+
+@pytest.fixture
+def admin(master: RunningMaster) -> requests.Session:
+    return master.session()
+
+
+def post(s: requests.Session, master: RunningMaster, path: str, data: bytes | str,
+         ctype: str = "application/json") -> requests.Response:
+    return s.post(master.url + path, data=data, headers={"Content-Type": ctype})
+
+
+@pytest.mark.parametrize(("data", "ctype", "code", "reason", "text"), [
+    ('{"metadata": {"name": "x"', "application/json", 400, "BadRequest", "json parse error"),
+    ("metadata: [unclosed", "application/yaml", 400, "BadRequest", "error converting YAML"),
+    ("[1, 2]", "application/json", 400, "BadRequest", "must be a JSON or YAML object"),
+    ('{"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "x"}}', "application/json", 400,
+     "BadRequest", "does not match the expected API version"),
+    ('{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}}', "application/json", 400,
+     "BadRequest", "does not match the expected kind"),
+    ('{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Not_Valid"}}', "application/json", 422,
+     "Invalid", 'ConfigMap "Not_Valid" is invalid: metadata.name: Invalid value: "Not_Valid"'),
+    ('{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "labels": {"a b": "c"}}}',
+     "application/json", 422, "Invalid", "metadata.labels: Invalid value"),
+    ('{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}}', "application/json", 422, "Invalid",
+     "metadata.name: Required value"),
+    ("<xml/>", "application/xml", 415, "UnsupportedMediaType", "unknown format"),
+])
+def test_bad_bodies_are_refused_and_nothing_is_stored(master: RunningMaster, admin: requests.Session,
+                                                      data: str, ctype: str, code: int, reason: str,
+                                                      text: str) -> None:
+    before = count_configmaps(admin, master)
+    resp = post(admin, master, CM_URL, data, ctype)
+    assert resp.status_code == code, resp.text
+    body = status_of(resp)
+    assert body["reason"] == reason
+    assert text in body["message"]
+    assert count_configmaps(admin, master) == before
+    assert admin.get(master.url + "/healthz").status_code == 200
+
+
+def test_unknown_resource_and_kind(master: RunningMaster, admin: requests.Session) -> None:
+    resp = admin.get(master.url + "/api/v1/namespaces/default/widgets")
+    assert resp.status_code == 404 and status_of(resp)["reason"] == "NotFound"
+    resp = admin.get(master.url + "/apis/nope.example.com/v1")
+    assert resp.status_code == 404
+
+
+def test_missing_required_fields_give_field_causes(master: RunningMaster, admin: requests.Session) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}}
+    resp = post(admin, master, "/api/v1/namespaces/default/pods", json.dumps(pod))
+    assert resp.status_code == 422
+    causes = status_of(resp)["details"]["causes"]
+    assert {"reason": "FieldValueRequired", "message": "Required value",
+            "field": "spec.containers[0].image"} in causes
+    assert admin.get(master.url + "/api/v1/namespaces/default/pods/p").status_code == 404
+
+
+def test_duplicate_create_and_stale_update(master: RunningMaster, admin: requests.Session) -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "dup"}, "data": {"a": "1"}}
+    first = post(admin, master, CM_URL, json.dumps(cm))
+    assert first.status_code == 201
+    again = post(admin, master, CM_URL, json.dumps(cm))
+    assert again.status_code == 409 and status_of(again)["reason"] == "AlreadyExists"
+    stored = first.json()
+    stored["data"] = {"a": "2"}
+    ok = admin.put(master.url + CM_URL + "/dup", json=stored)
+    assert ok.status_code == 200
+    stored["data"] = {"a": "3"}  # still carries the old resourceVersion
+    stale = admin.put(master.url + CM_URL + "/dup", json=stored)
+    assert stale.status_code == 409 and status_of(stale)["reason"] == "Conflict"
+    assert "the object has been modified" in status_of(stale)["message"]
+    assert admin.get(master.url + CM_URL + "/dup").json()["data"] == {"a": "2"}
+
+
+def test_oversized_body_is_413(master: RunningMaster, admin: requests.Session) -> None:
+    big = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big"}, "data": {"a": "x" * (3 << 20)}}
+    resp = post(admin, master, CM_URL, json.dumps(big))
+    assert resp.status_code == 413
+    assert status_of(resp)["reason"] == "RequestEntityTooLarge"
+    assert admin.get(master.url + CM_URL + "/big").status_code == 404
+
+
+def test_no_credentials_is_401(master: RunningMaster) -> None:
+    resp = requests.get(master.url + "/api/v1/namespaces", verify=str(master.ca), timeout=5)
+    assert resp.status_code == 401
+    assert status_of(resp)["reason"] == "Unauthorized"
+    # Public endpoints stay public.
+    assert requests.get(master.url + "/version", verify=str(master.ca), timeout=5).status_code == 200
+
+
+def test_stale_watch_revision_is_gone_after_compaction_and_bad_selector_is_400(
+        master: RunningMaster, admin: requests.Session) -> None:
+    resp = admin.get(master.url + CM_URL, params={"labelSelector": "a in (b"})
+    assert resp.status_code == 400 and status_of(resp)["reason"] == "BadRequest"
+    resp = admin.get(master.url + "/api/v1/pods", params={"fieldSelector": "spec.bogus=x"})
+    assert resp.status_code == 400
+    assert "field label not supported" in status_of(resp)["message"]
