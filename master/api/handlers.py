@@ -8,8 +8,8 @@ validation stores nothing.
 from __future__ import annotations
 
 import base64
-import builtins
 import binascii
+import builtins
 import copy
 import datetime as dt
 import json
@@ -20,8 +20,10 @@ from master.api import meta
 from master.api.context import ApiContext
 from master.api.resource import ResourceType
 from pikube import errors
-from pikube.kube import patch as patching
+from pikube.kube.jsonpatch import json_patch
+from pikube.kube.patch import json_merge_patch
 from pikube.kube.selectors import FieldSelector, LabelSelector
+from pikube.kube.strategic import strategic_merge_patch
 
 Obj = dict[str, Any]
 
@@ -249,11 +251,11 @@ class Handlers:
         def apply(old: Obj) -> Obj:
             original = with_type(rt, copy.deepcopy(old))
             if patch_type == "merge":
-                result = patching.json_merge_patch(original, patch_body)
+                result = json_merge_patch(original, patch_body)
             elif patch_type == "json":
-                result = patching.json_patch(original, patch_body)
+                result = json_patch(original, patch_body)
             else:
-                result = patching.strategic_merge_patch(original, patch_body, rt.kind)
+                result = strategic_merge_patch(original, patch_body, rt.kind)
             if not isinstance(result, dict):
                 raise errors.BadRequest(message="the patch did not produce an object")
             return self._check_type(rt, result)

@@ -31,7 +31,7 @@ def blueprint(ctx: ApiContext) -> Blueprint:
     def v2() -> Response:
         accept = request.headers.get("Accept", "")
         if "protobuf" in accept and "json" not in accept.split("protobuf")[0]:
-            return Response(b"", mimetype="application/com.github.proto-openapi.spec.v2@v1.0+protobuf")
+            return Response(b"", mimetype="application/octet-stream")
         return json_response(docs.v2())
 
     @bp.get("/openapi/v3")

@@ -11,7 +11,8 @@ from master.api.handlers import Handlers
 from master.api.render import json_response
 from master.api.resource import ResourceType
 from pikube import errors
-from pikube.kube import patch as patching
+from pikube.kube.jsonpatch import json_patch
+from pikube.kube.patch import json_merge_patch
 from pikube.kube.selectors import LabelSelector
 
 Obj = dict[str, Any]
@@ -57,9 +58,9 @@ def handle(handlers: Handlers, rt: ResourceType, ns: str, name: str, verb: str, 
     elif verb == "patch":
         kind = bodies.PATCH_TYPES.get(mtype)
         if kind == "json":
-            scale = patching.json_patch(to_scale(current), data)
+            scale = json_patch(to_scale(current), data)
         elif kind in ("merge", "strategic") and isinstance(data, dict):
-            scale = patching.json_merge_patch(to_scale(current), data)
+            scale = json_merge_patch(to_scale(current), data)
         else:
             raise errors.UnsupportedMediaType(message=f'unsupported patch type "{mtype}" for scale')
         expect = None
