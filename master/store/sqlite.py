@@ -17,50 +17,16 @@ from __future__ import annotations
 
 import bisect
 import builtins
-import json
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from master.store.base import EventType, Mutation, Obj, Store, Watcher
 from master.store.log import META_COMPACTED, META_RESERVED, LogDB, Row
+from master.store.pipeline import Committer
+from master.store.records import Entry, Pending, decode, encode
 from master.store.watch import Change, Hub, QueueWatcher, Ring
 from pikube import errors
-
-
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    """A current object: its JSON, the revision of its last write, and the revision
-    of its newest live row on disk (0: only in memory)."""
-
-    data: bytes
-    revision: int
-    disk_revision: int
-
-
-@dataclass(slots=True)
-class _Pending:
-    """An accepted write on its way through the commit pipeline."""
-
-    change: Change
-    entry: _Entry | None  # the key's state after it; None: deleted
-    row: Row | None  # its log row; None: memory only
-    done: bool = False
-    error: BaseException | None = None
-
-
-def _decode(data: bytes) -> Obj:
-    obj: Obj = json.loads(data)
-    return obj
-
-
-def _encode(obj: Obj, revision: int) -> bytes:
-    metadata = dict(obj.get("metadata") or {})
-    metadata["resourceVersion"] = str(revision)
-    out = dict(obj)
-    out["metadata"] = metadata
-    return json.dumps(out, separators=(",", ":")).encode()
 
 
 class SqliteStore:
@@ -78,7 +44,7 @@ class SqliteStore:
 
         # Committed, published state; readers and watch registration (the state lock).
         self._state_lock = threading.Lock()
-        self._objects: dict[str, _Entry] = {k: _Entry(v, r, r) for k, r, v in self._db.current()}
+        self._objects: dict[str, Entry] = {k: Entry(v, r, r) for k, r, v in self._db.current()}
         self._keys: list[str] = sorted(self._objects)
         self._published = top
         self._compacted = compacted
@@ -88,15 +54,13 @@ class SqliteStore:
         # Accepted but unpublished writes; the writer lock.
         self._lock = threading.Lock()
         self._rev = top
-        self._pending: dict[str, tuple[_Entry | None, int]] = {}
-        self._batch: list[_Pending] = []
+        self._pending: dict[str, tuple[Entry | None, int]] = {}
+        self._batch: list[Pending] = []
         self._reserved = reserved  # highest revision volatile writes may use once committed
         self._reserved_disk = reserved
         self._closed = False
 
-        # Who commits: at most one thread at a time uses the writer connection.
-        self._commit_cv = threading.Condition(threading.Lock())
-        self._committing = False
+        self._committer = Committer(self._commit_queued)
         self._read_lock = threading.Lock()  # the history reader connection
 
     # --- reads --------------------------------------------------------------------
@@ -109,7 +73,7 @@ class SqliteStore:
 
     def get(self, key: str) -> Obj | None:
         entry = self._objects.get(key)
-        return None if entry is None else _decode(entry.data)
+        return None if entry is None else decode(entry.data)
 
     def list(self, prefix: str, start: str = "", limit: int = 0) -> tuple[list[Obj], int]:
         found: builtins.list[bytes] = []
@@ -120,7 +84,7 @@ class SqliteStore:
                 found.append(self._objects[keys[i]].data)
                 i += 1
             revision = self._published
-        return [_decode(d) for d in found], revision
+        return [decode(d) for d in found], revision
 
     # --- writes -------------------------------------------------------------------
 
@@ -130,8 +94,8 @@ class SqliteStore:
             if self._view(key) is not None:
                 raise errors.AlreadyExists(message=f"{key} already exists")
             pending = self._accept(key, None, obj, durable)
-        self._wait(pending)
-        return _decode(pending.change.data)
+        self._committer.wait(pending)
+        return decode(pending.change.data)
 
     def update(self, key: str, obj: Obj, expect_revision: int | None = None,
                durable: bool = True) -> Obj:
@@ -139,16 +103,16 @@ class SqliteStore:
             self._check_open()
             current = self._expect(key, expect_revision)
             pending = self._accept(key, current, obj, durable)
-        self._wait(pending)
-        return _decode(pending.change.data)
+        self._committer.wait(pending)
+        return decode(pending.change.data)
 
     def delete(self, key: str, expect_revision: int | None = None) -> Obj:
         with self._lock:
             self._check_open()
             current = self._expect(key, expect_revision)
             pending = self._accept(key, current, None, True)
-        self._wait(pending)
-        return _decode(pending.change.data)
+        self._committer.wait(pending)
+        return decode(pending.change.data)
 
     def mutate(self, key: str, fn: Mutation, durable: bool = True) -> tuple[Obj | None, Obj | None]:
         """`fn` runs under the writer lock and must not call the store. For a deletion,
@@ -156,28 +120,28 @@ class SqliteStore:
         with self._lock:
             self._check_open()
             current = self._view(key)
-            new = fn(None if current is None else _decode(current.data))
+            new = fn(None if current is None else decode(current.data))
             if new is None and current is None:
                 return None, None
             pending = self._accept(key, current, new, durable)
-        self._wait(pending)
+        self._committer.wait(pending)
         if pending.entry is None:
-            return _decode(pending.change.data), None
-        old = None if current is None else _decode(current.data)
-        return old, _decode(pending.change.data)
+            return decode(pending.change.data), None
+        old = None if current is None else decode(current.data)
+        return old, decode(pending.change.data)
 
     def _check_open(self) -> None:
         if self._closed:
             raise errors.ServiceUnavailable(message="the store is closed")
 
-    def _view(self, key: str) -> _Entry | None:
+    def _view(self, key: str) -> Entry | None:
         """The newest state of `key`, counting accepted but unpublished writes."""
         pending = self._pending.get(key)
         if pending is not None:
             return pending[0]
         return self._objects.get(key)
 
-    def _expect(self, key: str, expect_revision: int | None) -> _Entry:
+    def _expect(self, key: str, expect_revision: int | None) -> Entry:
         current = self._view(key)
         if current is None:
             raise errors.NotFound(message=f"{key} not found")
@@ -186,22 +150,22 @@ class SqliteStore:
                 message=f"{key} is at revision {current.revision}, not {expect_revision}")
         return current
 
-    def _accept(self, key: str, current: _Entry | None, obj: Obj | None, durable: bool) -> _Pending:
+    def _accept(self, key: str, current: Entry | None, obj: Obj | None, durable: bool) -> Pending:
         """Turn a checked write into a pending one (under the writer lock)."""
         revision = self._rev + 1
         row: Row | None = None
         if obj is not None:
-            data = _encode(obj, revision)  # before taking the revision: it may raise
+            data = encode(obj, revision)  # before taking the revision: it may raise
             if durable:
                 row = Row(revision, key, current is None or current.disk_revision == 0, False,
                           0 if current is None else current.disk_revision, data,
                           None if current is None else current.data)
             disk = revision if durable else (0 if current is None else current.disk_revision)
-            entry: _Entry | None = _Entry(data, revision, disk)
+            entry: Entry | None = Entry(data, revision, disk)
             kind: EventType = "ADDED" if current is None else "MODIFIED"
         else:
             assert current is not None
-            data = _encode(_decode(current.data), revision)
+            data = encode(decode(current.data), revision)
             if current.disk_revision:  # a row on disk: the deletion must be on disk too
                 row = Row(revision, key, False, True, current.disk_revision, data, current.data)
             entry, kind = None, "DELETED"
@@ -209,33 +173,14 @@ class SqliteStore:
         if row is None and revision > self._reserved:
             self._reserved = revision + self._reserve_chunk
         change = Change(revision, kind, key, data, None if current is None else current.data, row is None)
-        pending = _Pending(change, entry, row)
+        pending = Pending(change, entry, row)
         self._pending[key] = (entry, revision)
         self._batch.append(pending)
         return pending
 
     # --- the commit pipeline --------------------------------------------------------
 
-    def _wait(self, pending: _Pending) -> None:
-        """Return once `pending` is published, committing batches if no one else is."""
-        with self._commit_cv:
-            while not pending.done and self._committing:
-                self._commit_cv.wait()
-            lead = not pending.done
-            if lead:
-                self._committing = True
-        if lead:
-            try:
-                while not pending.done:
-                    self._commit_batch()
-            finally:
-                with self._commit_cv:
-                    self._committing = False
-                    self._commit_cv.notify_all()
-        if pending.error is not None:
-            raise pending.error
-
-    def _commit_batch(self) -> None:
+    def _commit_queued(self) -> None:
         """Commit and publish every queued write (the committing thread only)."""
         with self._lock:
             batch, self._batch = self._batch, []
@@ -259,12 +204,9 @@ class SqliteStore:
                     if self._pending.get(key, (None, -1))[1] == p.change.revision:
                         del self._pending[key]
         finally:
-            with self._commit_cv:
-                for p in batch:
-                    p.done = True
-                self._commit_cv.notify_all()
+            self._committer.finish(batch)
 
-    def _apply(self, p: _Pending) -> None:
+    def _apply(self, p: Pending) -> None:
         key = p.change.key
         if p.entry is None:
             del self._objects[key]
@@ -277,7 +219,7 @@ class SqliteStore:
         self._hub.publish(p.change)
         self._published = p.change.revision
 
-    def _fail(self, batch: builtins.list[_Pending], exc: BaseException) -> None:
+    def _fail(self, batch: builtins.list[Pending], exc: BaseException) -> None:
         """A commit failed: it and every write accepted after it (which may have been
         checked against it) fail; their revisions are skipped, never reused."""
         with self._lock:
@@ -286,14 +228,7 @@ class SqliteStore:
             self._reserved = self._reserved_disk
         err = errors.InternalError(message=f"the store could not commit a write: {exc}")
         err.__cause__ = exc
-        with self._commit_cv:
-            for p in batch + later:
-                p.error = err
-                p.done = True
-            self._commit_cv.notify_all()
-
-    def _exclusive(self) -> _Exclusive:
-        return _Exclusive(self)
+        self._committer.finish(batch + later, err)
 
     # --- watch ----------------------------------------------------------------------
 
@@ -351,7 +286,7 @@ class SqliteStore:
                 return
             self._compacted = keep_after  # first: new watches from below it answer Gone
             self._ring.forget_volatile_through(keep_after)
-        with self._exclusive():
+        with self._committer.exclusive():
             self._db.compact(keep_after)
 
     def compact_older_than(self, keep_last_revisions: int = 10_000) -> int:
@@ -370,32 +305,12 @@ class SqliteStore:
             if self._closed:
                 return
             self._closed = True
-        with self._exclusive():
-            self._commit_batch()  # anything accepted before the close
+        with self._committer.exclusive():
+            self._commit_queued()  # anything accepted before the close
             with self._state_lock:
                 self._hub.drop_all("the store is closed")
             with self._read_lock:
                 self._db.close()
-
-
-class _Exclusive:
-    """Hold the committer role: no commit runs on the writer connection meanwhile."""
-
-    def __init__(self, store: SqliteStore) -> None:
-        self._store = store
-
-    def __enter__(self) -> None:
-        s = self._store
-        with s._commit_cv:
-            while s._committing:
-                s._commit_cv.wait()
-            s._committing = True
-
-    def __exit__(self, *exc: object) -> None:
-        s = self._store
-        with s._commit_cv:
-            s._committing = False
-            s._commit_cv.notify_all()
 
 
 def _conforms(store: SqliteStore) -> Store:  # mypy checks that SqliteStore is a Store
