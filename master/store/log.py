@@ -75,6 +75,8 @@ class LogDB:
         self.path = path
         fresh = not path.exists()
         path.parent.mkdir(parents=True, exist_ok=True)
+        if fresh:  # it holds Secrets: owner-only (SQLite gives the -wal/-shm files the same mode)
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         self._w = _connect(path)
         self._w.executescript(SCHEMA)
         if fresh:

@@ -190,3 +190,9 @@ def test_failed_commit_fails_the_write_and_the_store_recovers(store: SqliteStore
     e = w.next(1.0)
     assert e is not None and e.object == u
     w.close()
+
+
+def test_database_files_are_owner_only(store: SqliteStore, db_path: Path) -> None:
+    store.create("/secrets/default/s", obj("s"))  # Secrets live in this file
+    for p in (db_path, db_path.with_name(db_path.name + "-wal")):
+        assert p.stat().st_mode & 0o077 == 0, p
