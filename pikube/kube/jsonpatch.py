@@ -174,7 +174,9 @@ def json_patch(target: Any, ops: Any) -> Any:
     `errors.Invalid` (422) when an operation does not apply.
     """
     if not isinstance(ops, list) or not all(isinstance(op, Mapping) for op in ops):
-        raise errors.BadRequest(message="json: cannot unmarshal the patch: expected a JSON array of operations")
+        raise errors.BadRequest(
+            message="json: cannot unmarshal the patch: expected a JSON array of operations"
+        )
     if len(ops) > MAX_OPERATIONS:
         raise errors.RequestEntityTooLarge(
             message=f"The allowed maximum operations in a JSON patch is {MAX_OPERATIONS}, got {len(ops)}"

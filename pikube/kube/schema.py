@@ -104,7 +104,10 @@ TYPES: Mapping[str, Mapping[str, PatchMeta]] = {
     "NamespaceSpec": {"finalizers": DEFAULT},
     "NamespaceStatus": dict(_CONDITIONS),
     # apps/v1
-    "DeploymentSpec": {"template": _of("PodTemplateSpec"), "strategy": _of("DeploymentStrategy", retain_keys=True)},
+    "DeploymentSpec": {
+        "template": _of("PodTemplateSpec"),
+        "strategy": _of("DeploymentStrategy", retain_keys=True),
+    },
     "DeploymentStrategy": {},
     "DeploymentStatus": dict(_CONDITIONS),
     "ReplicaSetSpec": {"template": _of("PodTemplateSpec")},

@@ -104,14 +104,17 @@ def _new_requirement(key: str, op: str, values: Iterable[str]) -> Requirement:
         errs.append(f"key: Invalid value: {validation.go_quote(key)}: {msg}")
     rendered = validation.render_value(vals)
     if op in (IN, NOT_IN) and not vals:
-        errs.append(f"values: Invalid value: {rendered}: for 'in', 'notin' operators, values set can't be empty")
+        errs.append(f"values: Invalid value: {rendered}: "
+                    "for 'in', 'notin' operators, values set can't be empty")
     elif op in (EQUALS, DOUBLE_EQUALS, NOT_EQUALS) and len(vals) != 1:
         errs.append(f"values: Invalid value: {rendered}: exact-match compatibility requires one single value")
     elif op in (EXISTS, DOES_NOT_EXIST) and vals:
-        errs.append(f"values: Invalid value: {rendered}: values set must be empty for exists and does not exist")
+        errs.append(f"values: Invalid value: {rendered}: "
+                    "values set must be empty for exists and does not exist")
     elif op in (GREATER_THAN, LESS_THAN):
         if len(vals) != 1:
-            errs.append(f"values: Invalid value: {rendered}: for 'Gt', 'Lt' operators, exactly one value is required")
+            errs.append(f"values: Invalid value: {rendered}: "
+                        "for 'Gt', 'Lt' operators, exactly one value is required")
         for i, v in enumerate(vals):
             if _parse_int64(v) is None:
                 errs.append(f"values[{i}]: Invalid value: {validation.go_quote(v)}: "

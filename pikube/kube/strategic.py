@@ -48,6 +48,19 @@ def _bad(message: str) -> errors.BadRequest:
     return errors.BadRequest(message=message)
 
 
+def _go(value: Any) -> str:
+    """A value as Go's `%v` prints a decoded JSON value (for error messages worded like Kubernetes')."""
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{_go(value[k])}" for k in sorted(value)) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(_go(v) for v in value) + "]"
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def strategic_merge_patch(original: Mapping[str, Any], patch: Mapping[str, Any], kind: str) -> dict[str, Any]:
     """`original` with `patch` applied by the strategic merge rules of `kind`, as a new object."""
     if not isinstance(patch, Mapping):
@@ -58,13 +71,14 @@ def strategic_merge_patch(original: Mapping[str, Any], patch: Mapping[str, Any],
 
 def _merge_map(original: dict[str, Any], patch: dict[str, Any], type_name: str | None) -> dict[str, Any]:
     if DIRECTIVE in patch:
-        directive = patch.pop(DIRECTIVE)
+        directive = patch[DIRECTIVE]
+        if directive not in ("replace", "delete", "merge"):
+            raise _bad(f"unknown patch type: {_go(directive)} in map: {_go(patch)}")
+        del patch[DIRECTIVE]
         if directive == "replace":
             return _merge_map({}, patch, type_name)
         if directive == "delete":
             return {}
-        if directive != "merge":
-            raise _bad(f"unknown patch type: {directive} in map: {patch}")
     _retain_keys(original, patch)
     _set_element_order(original, patch, type_name)
     _delete_from_primitive_lists(original, patch)
@@ -151,7 +165,8 @@ def _validate_order(patch_list: list[Any], order: list[Any], key: str) -> None:
             pi += 1
         oi += 1
     if pi < len(items):
-        raise _bad(f"The order in patch list:\n{patch_list}\n doesn't match {SET_ORDER} list:\n{order}\n")
+        raise _bad(f"The order in patch list:\n{_go(patch_list)}\n doesn't match $setElementOrder list:\n"
+                   f"{_go(order)}\n")
 
 
 def _same(a: Any, b: Any, key: str) -> bool:
@@ -159,7 +174,7 @@ def _same(a: Any, b: Any, key: str) -> bool:
         return json_equal(a, b)
     for item in (a, b):
         if not isinstance(item, dict) or key not in item:
-            raise _bad(f"map: {item} does not contain declared merge key: {key}")
+            raise _bad(f"map: {_go(item)} does not contain declared merge key: {key}")
     return json_equal(a[key], b[key])
 
 
@@ -206,7 +221,7 @@ def _merge_list(original: list[Any], patch: list[Any], meta: schema.PatchMeta) -
     merged = list(original)
     for element in rest:
         if key not in element:
-            raise _bad(f"map: {element} does not contain declared merge key: {key}")
+            raise _bad(f"map: {_go(element)} does not contain declared merge key: {key}")
         at = _index(merged, element, key)
         if at >= 0:
             merged[at] = _merge_map(merged[at], element, meta.type)
@@ -228,7 +243,7 @@ def _special_elements(original: list[Any], patch: list[Any], key: str) -> tuple[
         directive = element[DIRECTIVE]
         if directive == "delete":
             if key not in element:
-                raise _bad(f"map: {element} does not contain declared merge key: {key}")
+                raise _bad(f"map: {_go(element)} does not contain declared merge key: {key}")
             original = [o for o in original if not (isinstance(o, dict) and key in o
                                                     and json_equal(o[key], element[key]))]
         elif directive == "replace":
@@ -237,7 +252,7 @@ def _special_elements(original: list[Any], patch: list[Any], key: str) -> tuple[
             if key in element:
                 rest.append({k: v for k, v in element.items() if k != DIRECTIVE})
         else:
-            raise _bad(f"unknown patch type: {directive} in map: {element}")
+            raise _bad(f"unknown patch type: {_go(directive)} in map: {_go(element)}")
     return original, rest, replace
 
 

@@ -137,9 +137,8 @@ def is_qualified_name(value: str) -> list[str]:
     elif len(name) > QUALIFIED_NAME_MAX:
         msgs.append("name part " + max_len_error(QUALIFIED_NAME_MAX))
     if not _full(_QUALIFIED_NAME, name):
-        msgs.append(
-            "name part " + regex_error(_QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc")
-        )
+        examples = ("MyName", "my.name", "123-abc")
+        msgs.append("name part " + regex_error(_QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, *examples))
     return msgs
 
 
