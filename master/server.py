@@ -26,6 +26,7 @@ from master.api.app import create_app
 from master.api.catalog import Catalog, builtin_resources
 from master.api.context import ApiContext
 from master.api.join import JoinService
+from master.api.streaming import flush_stream_headers
 from master.pki import Pki, ensure_admin_kubeconfig, ensure_pki
 from master.store.sqlite import SqliteStore
 from master.tokens import TokenStore
@@ -72,7 +73,7 @@ class Master:
 
     def start(self) -> None:
         s = self.settings
-        server = wsgi.Server((s.bind, s.port), self.app, numthreads=16, max=s.max_threads,
+        server = wsgi.Server((s.bind, s.port), flush_stream_headers(self.app), numthreads=16, max=s.max_threads,
                              server_name="pikube-master", timeout=30)
         adapter = BuiltinSSLAdapter(str(self.pki.serving_cert), str(self.pki.serving_key))
         adapter.context = tls_context(self.pki)

@@ -20,6 +20,7 @@ from master.api.context import ApiContext, Identity
 from master.api.handlers import Handlers, ListOptions, parse_list_options, with_type
 from master.api.render import json_response, renderer
 from master.api.resource import ResourceType
+from master.api.streaming import STREAM_HEADER
 from pikube import errors
 
 Obj = dict[str, Any]
@@ -167,7 +168,7 @@ def dispatch(ctx: ApiContext, handlers: Handlers, target: Target, stopping: thre
         gen = watch.stream(ctx.store, rt, ns, opts, request.args.get("resourceVersion", ""), timeout,
                            bookmarks, render.one, stopping)
         return Response(gen, status=200, mimetype="application/json",
-                        headers={"Cache-Control": "no-cache, private", "Transfer-Encoding": "chunked"})
+                        headers={"Cache-Control": "no-cache, private", STREAM_HEADER: "1"})
     if verb == "create" and created is not None:
         return json_response(render.one(handlers.create(rt, ns, created, dry_run)), 201)
     if verb == "update":
