@@ -83,6 +83,8 @@ class Lab:
     pods: dict[str, Pod] = field(default_factory=dict)
     namespaces: list[str] = field(default_factory=list)
     servers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    root_routes_before: set[str] = field(default_factory=lambda: root_routes())
+    """The machine's routes when the lab was made, to show the lab added none."""
 
     @property
     def lan_netns(self) -> str:
@@ -142,27 +144,30 @@ class Lab:
         pod = Pod(name, netns, board, address)
         self.pods[name] = pod
         if serve:
-            self.serve(pod)
+            self.serve(netns, name, address.ip)
         return pod
 
     def client(self, name: str = "client") -> str:
-        """A namespace on the LAN (not a board) to reach NodePorts from outside."""
+        """A namespace on the LAN (not a board) to reach NodePorts from outside; it serves HTTP too."""
         netns = self._netns(name)
-        self._lan_port(netns, name, LAN.network_address + 200)
+        address = LAN.network_address + 200
+        self._lan_port(netns, name, address)
+        self.serve(netns, name, address)
         return netns
 
-    def serve(self, pod: Pod) -> None:
-        root = self.workdir / "www" / pod.name
+    def serve(self, netns: str, name: str, address: IPv4Address) -> None:
+        """busybox httpd on port 8080 in `netns`, answering `name`; returns once it answers."""
+        root = self.workdir / "www" / name
         root.mkdir(parents=True)
-        (root / "index.html").write_text(pod.name)
+        (root / "index.html").write_text(name)
         httpd = [BUSYBOX, "httpd", "-f", "-p", str(HTTP_PORT), "-h", str(root)]
-        argv = ["ip", "netns", "exec", pod.netns, *httpd]
+        argv = ["ip", "netns", "exec", netns, *httpd]
         quiet = subprocess.DEVNULL
         self.servers.append(subprocess.Popen(argv, stdout=quiet, stderr=quiet))
         deadline = time.monotonic() + 5
-        while self.get(pod.netns, f"http://{pod.address.ip}:{HTTP_PORT}/", timeout=1) != pod.name:
+        while self.get(netns, f"http://{address}:{HTTP_PORT}/", timeout=1) != name:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"httpd in {pod.name} did not start")
+                raise RuntimeError(f"httpd in {name} did not start")
             time.sleep(0.05)
 
     def get(self, netns: str, url: str, timeout: float = 2) -> str | None:

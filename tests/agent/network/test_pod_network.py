@@ -18,7 +18,7 @@ from agent.network import (
     remove_pod_interface,
 )
 from agent.network.names import host_ifname
-from tests.agent.network.lab import Lab, ip, root_routes, run
+from tests.agent.network.lab import Lab, ip, require_netns_tools, root_routes, run
 
 pytestmark = pytest.mark.integration
 
@@ -27,16 +27,12 @@ OURS = ("10.244.", "10.96.", "10.251.7.", "proto 112", "proto 113", "pikube")
 
 @pytest.fixture(scope="module", params=[Backend.HOST_GW, Backend.VXLAN], ids=lambda b: b.value)
 def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    from tests.agent.network.lab import require_netns_tools
-
     require_netns_tools()
-    before = root_routes()
     lab = Lab(request.param, tmp_path_factory.mktemp("lab"))
     try:
         lab.build(3)
         for i, board in enumerate(lab.boards):
             lab.add_pod(board, f"p{i}")
-        lab.root_before = before  # type: ignore[attr-defined]
         yield lab
     finally:
         lab.close()
@@ -175,7 +171,7 @@ def test_pod_removal_frees_interface_and_address(lab: Lab) -> None:
 
 
 def test_root_namespace_untouched(lab: Lab) -> None:
-    added = root_routes() - lab.root_before  # type: ignore[attr-defined]
+    added = root_routes() - lab.root_routes_before
     assert not [route for route in added if any(mark in route for mark in OURS)]
     assert not [route for route in root_routes() if "10.244." in route or "10.96." in route]
     assert not [line for line in run("ip", "-br", "link").stdout.splitlines() if "pikube" in line]

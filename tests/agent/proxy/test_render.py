@@ -15,10 +15,9 @@ def ip(text: str) -> IPv4Address:
     return IPv4Address(text)
 
 
-def web(endpoints: int = 3, **extra: object) -> ServiceRule:
+def web(endpoints: int = 3, affinity_timeout: int | None = None) -> ServiceRule:
     eps = [(ip(f"10.244.{i + 1}.5"), 8080) for i in range(endpoints)]
-    fields: dict[str, object] = {"node_port": 30080, "endpoints": eps, **extra}
-    return ServiceRule("default", "web", ip("10.96.0.10"), Protocol.TCP, 80, **fields)  # type: ignore[arg-type]
+    return ServiceRule("default", "web", ip("10.96.0.10"), Protocol.TCP, 80, 30080, eps, affinity_timeout)
 
 
 def chain(script: str, name: str) -> list[str]:
