@@ -53,7 +53,7 @@ DEPLOYMENT = textwrap.dedent("""\
 
 
 def manifest(tmp: Path, ns: str, two_ports: bool) -> Path:
-    extra = "- containerPort: 8080\n            name: alt" if two_ports else ""
+    extra = "- containerPort: 8080\n          name: alt" if two_ports else ""
     path = tmp / f"app-{ns}.yaml"
     path.write_text(DEPLOYMENT.format(ns=ns, extra_port=extra))
     return path

@@ -1,0 +1,227 @@
+"""API benchmark: latency at a fixed request rate, watch fan-out, master memory, idle disk writes.
+
+Starts its own master on loopback, fills it with objects, and prints, in one run:
+GET / LIST / CREATE latency p50/p99 at a fixed rate (targets: GET p99 <= 20 ms,
+CREATE p99 <= 50 ms), watch event delivery p99 with many watchers, the master's
+RSS with 3 nodes and 30 pods (target <= 60 MB), and bytes the master wrote while
+simulated nodes heartbeat (target <= 1 MB per hour for 5 nodes).
+
+    .venv/bin/python -m bench.api [--objects 1000] [--rate 100] [--seconds 10]
+                                  [--watchers 200] [--idle-minutes 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+from tests.master.conftest import RunningMaster, start_master
+
+NS = "bench"
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def paced(rate: float, seconds: float, call: Callable[[int], None], workers: int = 16) -> list[float]:
+    """Issue `call(i)` at `rate` per second for `seconds`; latency (ms) of each call."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def one(i: int, due: float) -> None:
+        t0 = time.perf_counter()
+        call(i)
+        ms = (time.perf_counter() - t0) * 1000
+        with lock:
+            latencies.append(ms)
+
+    total = int(rate * seconds)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        for i in range(total):
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(one, i, due)
+    return latencies
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def write_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
+    return 0
+
+
+def configmap(i: int) -> dict[str, object]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{i}", "labels": {"b": "1"}},
+            "data": {"payload": "x" * 512}}
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def node(name: str) -> dict[str, object]:
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {"kubernetes.io/os": "linux"}},
+            "status": {"conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": now(),
+                                       "lastTransitionTime": now(), "reason": "KubeletReady"}],
+                       "capacity": {"cpu": "4", "memory": "1Gi", "pods": "110"}}}
+
+
+def pod(i: int, node_name: str) -> dict[str, object]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"pod-{i}", "labels": {"app": "bench"}},
+            "spec": {"nodeName": node_name, "containers": [{"name": "c", "image": "pikube/busybox:1"}]}}
+
+
+def heartbeat(s: requests.Session, url: str, name: str) -> None:
+    body = {"status": {"conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": now(),
+                                       "lastTransitionTime": "2026-01-01T00:00:00Z", "reason": "KubeletReady"}]}}
+    s.patch(f"{url}/api/v1/nodes/{name}/status", data=json.dumps(body),
+            headers={"Content-Type": "application/strategic-merge-patch+json"}, timeout=10)
+    lease_url = f"{url}/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}"
+    lease = {"metadata": {"name": name}, "spec": {"holderIdentity": name, "renewTime": now().replace("Z", ".000000Z"),
+                                                  "leaseDurationSeconds": 40}}
+    r = s.put(lease_url, json=lease, timeout=10)
+    if r.status_code == 404:
+        s.post(lease_url.rsplit("/", 1)[0], json=lease, timeout=10)
+
+
+def bench(args: argparse.Namespace) -> dict[str, float]:
+    results: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="pikube-bench-") as tmp:
+        m: RunningMaster = start_master(Path(tmp) / "data")
+        try:
+            s = m.session()
+            adapter = requests.adapters.HTTPAdapter(pool_connections=64, pool_maxsize=64)
+            s.mount("https://", adapter)
+            base = f"{m.url}/api/v1/namespaces/{NS}/configmaps"
+            s.post(f"{m.url}/api/v1/namespaces", json={"metadata": {"name": NS}})
+            for i in range(args.objects):
+                s.post(base, json=configmap(i))
+
+            # Memory with 3 nodes and 30 pods (before load inflates caches).
+            for n in range(3):
+                s.post(f"{m.url}/api/v1/nodes", json=node(f"node-{n}"))
+            for i in range(30):
+                s.post(f"{m.url}/api/v1/namespaces/{NS}/pods", json=pod(i, f"node-{i % 3}"))
+            time.sleep(1)
+            results["rss_mb_3_nodes_30_pods"] = rss_mb(m.proc.pid)
+
+            baseline = paced(args.rate, args.seconds, lambda i: s.get(f"{m.url}/healthz").raise_for_status())
+            gets = paced(args.rate, args.seconds,
+                         lambda i: s.get(f"{base}/cm-{i % args.objects}").raise_for_status())
+            lists = paced(args.rate / 10, args.seconds, lambda i: s.get(base, params={"limit": "50"}).raise_for_status())
+            creates = paced(args.rate, args.seconds,
+                            lambda i: s.post(base, json=configmap(args.objects + i)).raise_for_status())
+            for name, lat in (("healthz", baseline), ("get", gets), ("list_limit50", lists), ("create", creates)):
+                results[f"{name}_p50_ms"] = statistics.median(lat)
+                results[f"{name}_p99_ms"] = pct(lat, 99)
+            results["get_p99_over_healthz_p99"] = results["get_p99_ms"] / results["healthz_p99_ms"]
+
+            results.update(watch_fanout(m, s, args.watchers))
+            results["rss_mb_after_load"] = rss_mb(m.proc.pid)
+            if args.idle_minutes > 0:
+                results.update(idle_writes(m, s, args.idle_minutes))
+        finally:
+            m.stop()
+    return results
+
+
+def watch_fanout(m: RunningMaster, s: requests.Session, watchers: int) -> dict[str, float]:
+    url = f"{m.url}/api/v1/namespaces/{NS}/configmaps"
+    rv = s.get(url, params={"limit": "1"}).json()["metadata"]["resourceVersion"]
+    delays: list[float] = []
+    sent: dict[str, float] = {}
+    lock = threading.Lock()
+    ready = threading.Barrier(watchers + 1, timeout=60)
+    events = 20
+
+    def watcher() -> None:
+        ws = m.session()
+        with ws.get(url, params={"watch": "1", "resourceVersion": rv, "labelSelector": "w=1",
+                                 "timeoutSeconds": "60"}, stream=True, timeout=90) as resp:
+            ready.wait()
+            got = 0
+            for line in resp.iter_lines():
+                if not line:
+                    continue
+                name = json.loads(line)["object"]["metadata"]["name"]
+                t = time.perf_counter()
+                with lock:
+                    delays.append((t - sent.get(name, t)) * 1000)
+                got += 1
+                if got == events:
+                    return
+
+    threads = [threading.Thread(target=watcher, daemon=True) for _ in range(watchers)]
+    for t in threads:
+        t.start()
+    ready.wait()
+    time.sleep(1)
+    for i in range(events):
+        name = f"watched-{i}"
+        sent[name] = time.perf_counter()
+        s.post(url, json={"metadata": {"name": name, "labels": {"w": "1"}}})
+        time.sleep(0.05)
+    for t in threads:
+        t.join(60)
+    return {"watchers": float(watchers), "watch_delivery_p50_ms": statistics.median(delays),
+            "watch_delivery_p99_ms": pct(delays, 99), "watch_events_delivered": float(len(delays)),
+            "watch_events_expected": float(watchers * events)}
+
+
+def idle_writes(m: RunningMaster, s: requests.Session, minutes: float) -> dict[str, float]:
+    names = [f"idle-{i}" for i in range(5)]
+    for n in names:
+        s.post(f"{m.url}/api/v1/nodes", json=node(n))
+    time.sleep(2)
+    before = write_bytes(m.proc.pid)
+    end = time.monotonic() + minutes * 60
+    beats = 0
+    while time.monotonic() < end:
+        for n in names:
+            heartbeat(s, m.url, n)
+            beats += 1
+        time.sleep(10)
+    written = write_bytes(m.proc.pid) - before
+    return {"idle_minutes": minutes, "idle_heartbeats": float(beats), "idle_bytes_written": float(written),
+            "idle_mb_per_hour": written / (1 << 20) * 60 / minutes}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--objects", type=int, default=1000)
+    p.add_argument("--rate", type=float, default=100.0)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--watchers", type=int, default=200)
+    p.add_argument("--idle-minutes", type=float, default=10.0)
+    args = p.parse_args()
+    for key, value in bench(args).items():
+        print(f"{key:32} {value:12.3f}")
+
+
+if __name__ == "__main__":
+    main()
