@@ -257,6 +257,7 @@ PROPERTY_EXT: dict[str, dict[str, Obj]] = {
     "V1Endpoints": {"subsets": ATOMIC},
     "V1EndpointSubset": {"addresses": ATOMIC, "notReadyAddresses": ATOMIC, "ports": ATOMIC},
     "V1ServiceAccount": {"secrets": {**_merge("name"), **_map("name")}, "imagePullSecrets": ATOMIC},
+    "V1DeploymentSpec": {"strategy": {"x-kubernetes-patch-strategy": "retainKeys"}},
     "V1DeploymentStatus": {"conditions": _CONDITIONS},
     "V1ReplicaSetStatus": {"conditions": _CONDITIONS},
     "V1DaemonSetStatus": {"conditions": _CONDITIONS},

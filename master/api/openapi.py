@@ -1,59 +1,81 @@
-"""OpenAPI documents: /openapi/v2 (what kubectl 1.20 asks, in protobuf) and /openapi/v3.
+"""HTTP endpoints of the OpenAPI documents: /openapi/v2 (JSON or protobuf) and /openapi/v3.
 
-kubectl 1.20 requests /openapi/v2 as protobuf before `apply`/`create -f` and fails
-on a 404. pikube answers a protobuf request with an empty (valid) Document, which
-turns kubectl 1.20's client-side schema validation off rather than feeding it a
-partial schema; a JSON request gets the JSON document. /openapi/v3 serves one
-document per group-version, which current kubectl uses for `explain`.
+/openapi/v3 is an index of one document per group-version, each addressed by a
+`serverRelativeURL` carrying the document's SHA-512 (an immutable, cacheable URL:
+a stale hash is redirected to the current one, as the real API server does).
+Current kubectl reads these for `explain`, for client-side validation and to learn
+that the server validates fields (`fieldValidation`).
+
+/openapi/v2 answers a protobuf request (kubectl ≤ 1.26, and 1.20 before every
+`apply`/`create -f`) with a real gnostic `Document` encoding of the same Swagger
+2.0 document served as JSON — not an empty Document, which would only switch
+kubectl 1.20's validation off. See `master.api.schema_proto` and docs/openapi.md.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from typing import Any
 
 from flask import Blueprint, Response, request
 
-from master.api import schemas
 from master.api.context import ApiContext
-from master.api.render import json_response
+from master.api.schema_docs import Documents, Rendered, gv_path
 from pikube import errors
 
-Obj = dict[str, Any]
+PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+
+
+def wants_protobuf(accept: str) -> bool:
+    """Whether the Accept header prefers the protobuf rendering over JSON (first listed wins)."""
+    for part in accept.split(","):
+        media = part.split(";", 1)[0].strip().lower()
+        if media.endswith("+protobuf") or media == "application/protobuf":
+            return True
+        if media in ("application/json", "*/*", "application/*"):
+            return False
+    return False
+
+
+def _json(rendered: Rendered, immutable: bool) -> Response:
+    resp = Response(rendered.body, mimetype="application/json")
+    resp.headers["ETag"] = f'"{rendered.digest}"'
+    resp.headers["Cache-Control"] = "public, immutable" if immutable else "no-cache, private"
+    return resp
 
 
 def blueprint(ctx: ApiContext) -> Blueprint:
     bp = Blueprint("openapi", __name__)
-    docs = schemas.Documents(ctx.catalog)
+    docs = Documents(ctx.catalog)
 
     @bp.get("/openapi/v2")
     def v2() -> Response:
-        accept = request.headers.get("Accept", "")
-        if "protobuf" in accept and "json" not in accept.split("protobuf")[0]:
-            return Response(b"", mimetype="application/octet-stream")
-        return json_response(docs.v2())
+        if wants_protobuf(request.headers.get("Accept", "")):
+            return Response(docs.v2_protobuf(), mimetype=PROTOBUF)
+        return _json(docs.v2(), immutable=False)
 
     @bp.get("/openapi/v3")
+    @bp.get("/openapi/v3/")
     def v3_index() -> Response:
-        paths = {}
-        for gv in docs.group_versions():
-            doc = docs.v3(gv)
-            digest = hashlib.sha512(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:64].upper()
-            paths[gv_path(gv)] = {"serverRelativeURL": f"/openapi/v3/{gv_path(gv)}?hash={digest}"}
-        return json_response({"paths": paths})
+        resp = Response(_dumps(docs.v3_index()), mimetype="application/json")
+        resp.headers["Cache-Control"] = "no-cache, private"
+        return resp
 
-    @bp.get("/openapi/v3/<path:gv>")
-    def v3(gv: str) -> Response:
-        for known in docs.group_versions():
-            if gv_path(known) == gv:
-                resp = json_response(docs.v3(known))
-                resp.headers["Cache-Control"] = "public, immutable" if request.args.get("hash") else "no-cache"
-                return resp
-        raise errors.NotFound(message=f"no OpenAPI document for {gv}")
+    @bp.get("/openapi/v3/<path:path>")
+    def v3(path: str) -> Response:
+        for gv in docs.group_versions():
+            if gv_path(gv) != path.strip("/"):
+                continue
+            rendered = docs.v3(gv)
+            assert rendered is not None
+            wanted = request.args.get("hash")
+            if wanted and wanted != rendered.digest:
+                return Response(status=301, headers={
+                    "Location": f"/openapi/v3/{gv_path(gv)}?hash={rendered.digest}"})
+            return _json(rendered, immutable=bool(wanted))
+        raise errors.NotFound(message="the server could not find the requested resource")
 
     return bp
 
 
-def gv_path(gv: str) -> str:
-    return f"api/{gv}" if "/" not in gv else f"apis/{gv}"
+def _dumps(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
