@@ -16,7 +16,7 @@ from tests.agent.network.lab import HTTP_PORT, Lab, Pod, ip, require_netns_tools
 
 pytestmark = pytest.mark.integration
 
-WEB, EMPTY, LOCAL, SELF, STICKY = (IPv4Address(f"10.96.0.{i}") for i in range(10, 15))
+WEB, EMPTY, LOCAL, SELF, STICKY, DNS = (IPv4Address(f"10.96.0.{i}") for i in range(10, 16))
 
 
 def rule(name: str, cluster_ip: IPv4Address, pods: list[Pod], **extra: int) -> ServiceRule:
@@ -33,6 +33,9 @@ def services(lab: Lab, web: list[Pod] | None = None) -> list[ServiceRule]:
         rule("local", LOCAL, [p["p0b"]]),
         rule("self", SELF, [p["p0a"]]),
         rule("sticky", STICKY, [p["p1"], p["p2"]], affinity_timeout=600),
+        # no UDP client in this busybox: the kernel accepting UDP rules is what is shown here
+        ServiceRule("default", "dns", DNS, Protocol.UDP, 53, 30053, [(p["p1"].address.ip, 53)]),
+        ServiceRule("default", "dns-none", DNS, Protocol.UDP, 54, None, []),
     ]
 
 
@@ -46,8 +49,8 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     require_netns_tools()
     lab = Lab(request.param, tmp_path_factory.mktemp("lab"))
     try:
-        lab.build(3)
-        b0, b1, b2 = lab.boards
+        lab.build(4)  # b3 stays without pods: its bridge has no carrier, services must still work
+        b0, b1, b2, _ = lab.boards
         for board, name in ((b0, "p0a"), (b0, "p0b"), (b1, "p1"), (b2, "p2")):
             lab.add_pod(board, name)
         lab.client()
