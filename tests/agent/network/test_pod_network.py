@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +17,7 @@ from agent.network import (
     ensure_peers,
     ensure_pod_interface,
     pod_interfaces,
+    pod_netns,
     prune_pod_interfaces,
     remove_pod_interface,
 )
@@ -168,6 +172,25 @@ def test_pod_removal_frees_interface_and_address(lab: Lab) -> None:
     assert prune_pod_interfaces(board.netns, ["p0"]) == [host_ifname("stray")]
     assert pod_interfaces(board.netns) == [host_ifname("p0")]
     assert board.ipam.reconcile(["p0"]) == {"stray": stray.address.ip}
+
+
+def test_pod_found_by_the_pid_that_holds_its_namespace(lab: Lab) -> None:
+    """Like a pause container: no name under /run/netns, only /proc/<pid>/ns/net."""
+    board = lab.boards[1]
+    holder = subprocess.Popen(["unshare", "--net", "sleep", "60"])
+    try:
+        deadline = time.monotonic() + 5
+        while os.readlink(f"/proc/{holder.pid}/ns/net") == os.readlink("/proc/self/ns/net"):
+            assert time.monotonic() < deadline, "unshare did not enter a new namespace"
+            time.sleep(0.01)
+        address = board.ipam.allocate("paused")
+        ensure_pod_interface(board.netns, pod_netns(holder.pid), "paused", address, board.gateway.ip, 1400)
+        assert lab.ping(lab.pods["p0"].netns, address.ip)
+        assert remove_pod_interface(board.netns, "paused")
+    finally:
+        holder.kill()
+        holder.wait()
+        board.ipam.release("paused")
 
 
 def test_root_namespace_untouched(lab: Lab) -> None:
