@@ -5,13 +5,20 @@ Run at development time (`.venv/bin/python scripts/gen_schemas.py`); the output 
 committed under `master/api/schemata/` so the master never imports the heavy client.
 
 The client's pydantic models carry the Kubernetes API definitions' type names, JSON
-names, descriptions and required fields. What the client generator dropped is put
-back from small tables here, checked against the Kubernetes Go types:
+names, descriptions and required fields: they decide which definitions and fields
+exist. The client generator dropped some facts, put back here:
   * named scalar types (Time, MicroTime, Quantity, IntOrString, FieldsV1, RawExtension),
-  * integer formats (int64 where the Go field is int64, int32 otherwise),
-  * enum values of the common fields,
-  * the extensions kubectl reads: x-kubernetes-group-version-kind, -patch-merge-key,
-    -patch-strategy, -list-type, -list-map-keys and -map-type.
+    and enum values of the common fields: from small tables below;
+  * the descriptions of fields whose type is another definition, integer formats and
+    the extensions kubectl reads (x-kubernetes-patch-merge-key, -patch-strategy,
+    -list-type, -list-map-keys, -map-type, -unions): from `--reference`, the
+    Kubernetes JSON schemas that the `kubernetes-validate` wheel ships (derived from
+    the same Kubernetes OpenAPI definitions, Apache-2.0). Get it with
+        pip download kubernetes-validate==1.37.0 --no-deps -d /tmp/kv
+    and pass the wheel. Without it the tables below stand in for the extensions and
+    formats (checked by hand against the Go types) and ref-typed fields have no
+    description; with it, the generator reports where the tables disagree.
+  * x-kubernetes-group-version-kind: from the kinds served (ROOTS below).
 
 Outputs (compact JSON, keys sorted, so a rerun is a no-op diff):
   definitions.json  every definition reachable from the served kinds, as Swagger 2.0 schemas
@@ -28,6 +35,7 @@ import re
 import sys
 import types
 import typing
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -281,10 +289,28 @@ _PRIMS = {"str": {"type": "string"}, "bool": {"type": "boolean"}, "float": {"typ
           "object": {"type": "object"}}
 
 
+REFERENCE_MEMBER = "kubernetes_validate/kubernetes-json-schema/v1.37.0-local/_definitions.json"
+_REF_EXT = ("x-kubernetes-patch-merge-key", "x-kubernetes-patch-strategy", "x-kubernetes-list-type",
+            "x-kubernetes-list-map-keys", "x-kubernetes-map-type", "x-kubernetes-unions")
+
+
+def load_reference(path: Path) -> Obj:
+    """The `$defs` of kubernetes-validate's Kubernetes JSON schemas (from its wheel or the JSON file)."""
+    if path.suffix == ".whl":
+        with zipfile.ZipFile(path) as wheel:
+            data = json.loads(wheel.read(REFERENCE_MEMBER))
+    else:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    defs: Obj = data.get("$defs") or data.get("definitions") or {}
+    return defs
+
+
 class Generator:
-    def __init__(self) -> None:
+    def __init__(self, reference: Obj | None = None) -> None:
         self.names: dict[str, str] = {}  # client class → definition name
         self.order: list[str] = []
+        self.reference = reference
+        self.disagreements: list[str] = []
 
     def assign(self, cls_name: str, package: str) -> None:
         if cls_name in self.names:
@@ -334,6 +360,7 @@ class Generator:
             if (cls_name, json_name) in ENUMS:
                 schema["enum"] = ENUMS[(cls_name, json_name)]
             schema.update(ext.get(json_name, {}))
+            self.overlay(cls_name, json_name, schema)
             props[json_name] = schema
             if field.is_required():
                 required.append(json_name)
@@ -346,7 +373,46 @@ class Generator:
             out["required"] = sorted(required)
         if cls_name in ATOMIC_STRUCTS:
             out.update(MAP_ATOMIC)
+        ref_def = self._reference_def(cls_name)
+        if ref_def is not None:
+            for key in _REF_EXT:
+                self._take(f"{cls_name}", out, ref_def, key)
         return out
+
+    def _reference_def(self, cls_name: str) -> Obj | None:
+        if self.reference is None:
+            return None
+        found: Obj | None = self.reference.get(self.names[cls_name])
+        return found
+
+    def _take(self, where: str, mine: Obj, theirs: Obj, key: str) -> None:
+        if mine.get(key) != theirs.get(key):
+            self.disagreements.append(f"{where} {key}: table {mine.get(key)!r}, reference {theirs.get(key)!r}")
+        if key in theirs:
+            mine[key] = theirs[key]
+        else:
+            mine.pop(key, None)
+
+    def overlay(self, cls_name: str, json_name: str, schema: Obj) -> None:
+        """Put back from the reference what the client lost about one field."""
+        ref_def = self._reference_def(cls_name)
+        if ref_def is None:
+            return
+        theirs = ref_def.get("properties", {}).get(json_name)
+        if theirs is None:
+            self.disagreements.append(f"{cls_name}.{json_name}: not in the reference")
+            return
+        if "description" not in schema and "description" in theirs:
+            schema["description"] = theirs["description"]
+        for key in _REF_EXT:
+            self._take(f"{cls_name}.{json_name}", schema, theirs, key)
+        item = schema.get("items", schema)
+        their_item = theirs.get("items", theirs)
+        if item.get("type") == "integer" and "format" in their_item:
+            if item.get("format") != their_item["format"]:
+                self.disagreements.append(f"{cls_name}.{json_name} format: table {item.get('format')}, "
+                                          f"reference {their_item['format']}")
+            item["format"] = their_item["format"]
 
     def prop_type(self, owner: str, json_name: str, ctype: str, annotation: Any) -> Obj:
         if ctype.startswith("List["):
@@ -477,8 +543,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--check", action="store_true", help="fail if the committed data differs")
+    ap.add_argument("--reference", type=Path,
+                    help="kubernetes-validate wheel (or its _definitions.json): field descriptions, formats, "
+                         "extensions")
+    ap.add_argument("--show-disagreements", action="store_true",
+                    help="list where the hand-written tables differ from the reference")
     args = ap.parse_args(argv)
-    defs, skel = Generator().run()
+    gen = Generator(load_reference(args.reference) if args.reference else None)
+    defs, skel = gen.run()
+    if gen.disagreements:
+        print(f"{len(gen.disagreements)} facts taken from the reference over the tables", file=sys.stderr)
+        if args.show_disagreements:
+            for line in gen.disagreements:
+                print("  " + line, file=sys.stderr)
     files = {"definitions.json": dump(defs), "structure.json": dump(skel)}
     if args.check:
         stale = [n for n, text in files.items()

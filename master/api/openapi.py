@@ -22,7 +22,10 @@ from master.api.context import ApiContext
 from master.api.schema_docs import Documents, Rendered, gv_path
 from pikube import errors
 
-PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+# What kubectl asks for is `...spec.v2@v1.0+protobuf`, but "@" is not a token character: Go's
+# mime.ParseMediaType (which client-go runs on every Content-Type) rejects it, so the real
+# server answers with this spelling.
+PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 
 
 def wants_protobuf(accept: str) -> bool:
