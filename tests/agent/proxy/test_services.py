@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
 from ipaddress import IPv4Address
+from pathlib import Path
 
 import pytest
 
-from agent.network import Backend
+from agent.network import (
+    Backend,
+    ensure_backend,
+    ensure_bridge,
+    ensure_forwarding,
+    ensure_peers,
+    ensure_pod_interface,
+)
 from agent.network.netns import run_in, write_sysctl
 from agent.proxy import Protocol, ProxyConfig, ServiceRule, apply, existing_objects
-from tests.agent.network.lab import HTTP_PORT, Lab, Pod, ip, require_netns_tools, run
+from tests.agent.network.lab import BUSYBOX, HTTP_PORT, Lab, Pod, ip, require_netns_tools, run
 
 pytestmark = pytest.mark.integration
 
-WEB, EMPTY, LOCAL, SELF, STICKY, DNS = (IPv4Address(f"10.96.0.{i}") for i in range(10, 16))
+WEB, EMPTY, LOCAL, SELF, STICKY, DNS, STREAM = (IPv4Address(f"10.96.0.{i}") for i in range(10, 17))
+STREAM_PORT = 9000
 
 
 def rule(name: str, cluster_ip: IPv4Address, pods: list[Pod], **extra: int) -> ServiceRule:
@@ -36,6 +46,7 @@ def services(lab: Lab, web: list[Pod] | None = None) -> list[ServiceRule]:
         # no UDP client in this busybox: the kernel accepting UDP rules is what is shown here
         ServiceRule("default", "dns", DNS, Protocol.UDP, 53, 30053, [(p["p1"].address.ip, 53)]),
         ServiceRule("default", "dns-none", DNS, Protocol.UDP, 54, None, []),
+        ServiceRule("default", "stream", STREAM, Protocol.TCP, 80, None, [(p["p1"].address.ip, STREAM_PORT)]),
     ]
 
 
@@ -151,3 +162,49 @@ def test_pod_traffic_leaving_the_pod_network_is_masqueraded(lab: Lab) -> None:
 def test_service_route_lives_in_the_board_only(lab: Lab) -> None:
     assert "10.96.0.0/12 dev pikube0 proto 113 scope link" in ip(lab.boards[0].netns, "route")
     assert "10.96." not in run("ip", "route", "show", "table", "all").stdout
+
+
+def restart_agents(lab: Lab) -> None:
+    """What a restarted agent does: every ensure again, then a full proxy sync."""
+    for board in lab.boards:
+        assert ensure_forwarding(board.netns) == board.bridge_netfilter
+        ensure_backend(board.netns, lab.backend, board.ip)
+        ensure_bridge(board.netns, board.pod_cidr, board.info.mtu)
+        ensure_peers(board.netns, lab.backend, lab.peers())
+    for pod in lab.pods.values():
+        board = pod.board
+        ensure_pod_interface(board.netns, pod.netns, pod.name, pod.address, board.gateway.ip, board.info.mtu)
+    sync(lab, services(lab))
+
+
+def test_established_connection_survives_an_agent_restart(lab: Lab, tmp_path: Path) -> None:
+    received = tmp_path / "received"
+    server_argv = [BUSYBOX, "nc", "-l", "-p", str(STREAM_PORT)]
+    with received.open("wb") as sink:  # busybox nc quits when its stdin ends: keep the server's open
+        argv = ["ip", "netns", "exec", lab.pods["p1"].netns, *server_argv]
+        server = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=sink)
+    client = None
+    try:
+        deadline = time.monotonic() + 5
+        while b"before" not in received.read_bytes():
+            assert time.monotonic() < deadline, "no connection through the ClusterIP"
+            if client is None or client.poll() is not None:  # refused while the server was starting
+                argv = ["ip", "netns", "exec", lab.pods["p0a"].netns, BUSYBOX, "nc", str(STREAM), "80"]
+                client = subprocess.Popen(argv, stdin=subprocess.PIPE)
+                assert client.stdin is not None
+                client.stdin.write(b"before\n")
+                client.stdin.flush()
+            time.sleep(0.05)
+        restart_agents(lab)
+        assert client is not None and client.stdin is not None
+        client.stdin.write(b"after\n")
+        client.stdin.flush()
+        deadline = time.monotonic() + 5
+        while b"after" not in received.read_bytes():
+            assert time.monotonic() < deadline, f"connection broken by the restart: {received.read_bytes()!r}"
+            time.sleep(0.05)
+    finally:
+        for proc in (client, server):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
