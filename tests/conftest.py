@@ -40,16 +40,22 @@ class HarnessMade:
 
     runs: set[str] = field(default_factory=set)
     engine_roots: set[Path] = field(default_factory=set)
+    # The session's own private engine, which runs until its fixture ends.
+    session_engine: Path | None = None
     # Label on every container tests start, so the final check can find stragglers.
     label: dict[str, str] = field(default_factory=dict)
 
-    def leftovers(self) -> list[str]:
+    def leftovers(self, include_session_engine: bool = False) -> list[str]:
         from pikube.dev import boards, engine
         from pikube.dev.naming import RunId
 
         found = [f"run {run}: {item}" for run in sorted(self.runs) for item in boards.leftovers(RunId(run))]
-        for root in sorted(self.engine_roots):
+        roots = set(self.engine_roots)
+        if include_session_engine and self.session_engine is not None:
+            roots.add(self.session_engine)
+        for root in sorted(roots):
             found += [f"engine {root}: process {pid}" for pid in engine.leftover_processes(root)]
+            found += [f"engine {root}: mount {mount}" for mount in engine.leftover_mounts(root)]
         return found
 
 
@@ -85,13 +91,13 @@ def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         return
     require(shutil.which("dockerd") is not None, "needs Debian's docker.io (dockerd)")
     root = tmp_path_factory.mktemp("engine")
-    HARNESS_MADE.engine_roots.add(root)
+    HARNESS_MADE.session_engine = root
     started = engine.start(root)
     try:
         yield started
     finally:
         engine.stop(started)
-        left = engine.leftover_processes(root)
+        left = [*engine.leftover_processes(root), *engine.leftover_mounts(root)]
         engine.remove_files(root)
         assert not left, f"the session's Docker engine left processes {left}"
 
@@ -161,9 +167,9 @@ def boards(make_boards: Callable[..., Any]) -> Any:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """After session fixtures are gone: fail the run if the harness left anything behind."""
-    if not (HARNESS_MADE.runs or HARNESS_MADE.engine_roots):
+    if not (HARNESS_MADE.runs or HARNESS_MADE.engine_roots or HARNESS_MADE.session_engine):
         return
-    left = HARNESS_MADE.leftovers()
+    left = HARNESS_MADE.leftovers(include_session_engine=True)
     if left:
         print("\nthe test harness left behind:\n  " + "\n  ".join(left))
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -244,6 +244,4 @@ def run_in_board(
     board: Board, argv: Sequence[str], timeout: float | None = 30.0, check: bool = False
 ) -> subprocess.CompletedProcess[str]:
     """Run `argv` inside `board` and capture its output as text."""
-    return subprocess.run(
-        board_command(board, argv), capture_output=True, text=True, timeout=timeout, check=check
-    )
+    return subprocess.run(board_command(board, argv), capture_output=True, text=True, timeout=timeout, check=check)

@@ -78,9 +78,7 @@ class Cluster:
         record = self.state.engine
         if record is None:
             raise DevError("this dev cluster has no Docker engine yet.")
-        return Engine(
-            host=record.host, root=None if record.root is None else Path(record.root), pid=record.pid
-        )
+        return Engine(host=record.host, root=None if record.root is None else Path(record.root), pid=record.pid)
 
     @property
     def kubeconfig(self) -> Path:
@@ -284,6 +282,8 @@ def leftovers(state: State) -> list[str]:
     """What the run recorded in `state` still has on this machine (for checks after `down`)."""
     found = boards.leftovers(state.run)
     if state.engine is not None and state.engine.root is not None:
-        found += [f"process {pid}" for pid in engine.leftover_processes(Path(state.engine.root))]
+        root = Path(state.engine.root)
+        found += [f"process {pid}" for pid in engine.leftover_processes(root)]
+        found += [f"mount {m}" for m in engine.leftover_mounts(root)]
     found += [f"process {p.pid}" for p in state.processes if processes.cmdline(p.pid) == list(p.argv)]
     return found

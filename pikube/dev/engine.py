@@ -9,6 +9,7 @@ it and deleting that directory leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
 import subprocess
 import time
@@ -19,10 +20,13 @@ from typing import Any
 from pikube.dev import processes
 from pikube.dev.errors import DevError
 
-# Unix socket paths must fit in sun_path (108 bytes with the NUL); containerd's
-# longest one under the exec root is `containerd/containerd.sock.ttrpc`.
-_LONGEST_SOCKET = "exec/containerd/containerd.sock.ttrpc"
-_SUN_PATH_MAX = 107
+# Unix socket paths must fit in sun_path (108 bytes with the NUL; Go allows 104); containerd's
+# longest one under the exec root is `containerd/containerd.sock.ttrpc`. When the
+# state directory is too deep for that, the sockets move to a short directory
+# under /run named after it (see `runtime_dir`).
+_LONGEST_SOCKET = "containerd/containerd.sock.ttrpc"
+_SUN_PATH_MAX = 100  # the kernel allows 107; containerd (Go) refuses more than 104
+RUNTIME_BASE = Path("/run/pikube-dev")
 
 
 @dataclass(frozen=True)
@@ -71,8 +75,20 @@ def connect(host: str, timeout: int = 5) -> Engine:
     return Engine(host=host)
 
 
+def runtime_dir(root: Path) -> Path:
+    """The short directory for sockets of an engine whose `root` is too deep for them."""
+    digest = hashlib.sha256(str(root.absolute()).encode()).hexdigest()[:12]
+    return RUNTIME_BASE / digest
+
+
 def socket_path(root: Path) -> Path:
-    return root / "docker.sock"
+    path = root.absolute() / "docker.sock"
+    return path if len(str(path)) <= _SUN_PATH_MAX else runtime_dir(root) / "docker.sock"
+
+
+def exec_root(root: Path) -> Path:
+    path = root.absolute() / "exec"
+    return path if len(str(path / _LONGEST_SOCKET)) <= _SUN_PATH_MAX else runtime_dir(root) / "exec"
 
 
 def pid_file(root: Path) -> Path:
@@ -91,7 +107,7 @@ def dockerd_argv(root: Path, dockerd: str = "dockerd") -> list[str]:
         "--data-root",
         str(root / "data"),
         "--exec-root",
-        str(root / "exec"),
+        str(exec_root(root)),
         "--pidfile",
         str(pid_file(root)),
         "--bridge=none",
@@ -107,9 +123,6 @@ def check_can_start(root: Path, dockerd: str = "dockerd") -> str:
     found = shutil.which(dockerd)
     if found is None:
         raise DevError("dockerd is not installed; install Debian's docker.io (apt-get install docker.io).")
-    root = root.absolute()
-    if len(str(root / _LONGEST_SOCKET)) > _SUN_PATH_MAX:
-        raise DevError(f"the path {root} is too long for the engine's sockets; choose a shorter directory.")
     return found
 
 
@@ -126,6 +139,7 @@ def start(root: Path, timeout: float = 30.0, dockerd: str = "dockerd") -> Engine
     binary = check_can_start(root, dockerd)
     root = root.absolute()
     root.mkdir(parents=True, exist_ok=True)
+    socket_path(root).parent.mkdir(parents=True, exist_ok=True)
     host = f"unix://{socket_path(root)}"
     with open(log_file(root), "ab") as log:
         proc = subprocess.Popen(
@@ -139,14 +153,23 @@ def start(root: Path, timeout: float = 30.0, dockerd: str = "dockerd") -> Engine
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
-            stop(engine)
+            _stop_failed(engine)
             raise DevError(f"dockerd exited at start ({_last_line(log_file(root))}); see {log_file(root)}.")
         if _ping(host, 2) is None:
             return engine
         if time.monotonic() >= deadline:
-            stop(engine)
+            _stop_failed(engine)
             raise DevError(f"dockerd did not answer within {timeout:.0f} seconds; see {log_file(root)}.")
         time.sleep(0.1)
+
+
+def _stop_failed(engine: Engine) -> None:
+    """Stop an engine that did not come up; keep its log for the error message, drop its sockets."""
+    stop(engine)
+    assert engine.root is not None
+    shutil.rmtree(runtime_dir(engine.root), ignore_errors=True)
+    with contextlib.suppress(OSError):
+        RUNTIME_BASE.rmdir()
 
 
 def _read_pid(path: Path) -> int | None:
@@ -158,16 +181,27 @@ def _read_pid(path: Path) -> int | None:
 
 def leftover_processes(root: Path) -> list[int]:
     """Processes of the engine started under `root` (dockerd, containerd, shims) still running."""
-    return processes.pids_mentioning(str(root.absolute()))
+    found = processes.pids_mentioning(str(root.absolute()))
+    return sorted({*found, *processes.pids_mentioning(str(runtime_dir(root)))})
 
 
-def _mounts_under(root: Path) -> list[str]:
-    prefix = str(root.absolute()) + "/"
+def _unmount_all(root: Path) -> None:
+    for _attempt in range(3):
+        mounts = leftover_mounts(root)
+        if not mounts:
+            return
+        for mount_point in reversed(mounts):
+            subprocess.run(["umount", "-l", mount_point], check=False, capture_output=True)
+
+
+def leftover_mounts(root: Path) -> list[str]:
+    """Mount points under an engine's directories (dockerd bind-mounts its data root)."""
+    prefixes = (str(root.absolute()) + "/", str(runtime_dir(root)) + "/")
     found = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
             mount_point = line.split()[4].replace("\\040", " ")
-            if mount_point.startswith(prefix):
+            if mount_point.startswith(prefixes):
                 found.append(mount_point)
     return found
 
@@ -179,18 +213,21 @@ def stop(engine: Engine, timeout: float = 20.0) -> None:
     root = engine.root
     pid = engine.pid if engine.pid is not None else _read_pid(pid_file(root))
     pids = []
-    if pid is not None and any(str(root) in arg for arg in processes.cmdline(pid)):
+    if pid is not None and any(str(pid_file(root)) in arg for arg in processes.cmdline(pid)):
         pids.append(pid)
     # dockerd first, so it stops its containers and containerd cleanly; then anything left.
     processes.terminate(pids, timeout)
     processes.terminate(leftover_processes(root), 5.0)
-    for mount_point in reversed(_mounts_under(root)):
-        subprocess.run(["umount", "-l", mount_point], check=False, capture_output=True)
+    _unmount_all(root)
 
 
 def remove_files(root: Path) -> None:
     """Delete a stopped private engine's directory (images, containers, logs)."""
-    if _mounts_under(root):
+    _unmount_all(root)
+    if leftover_mounts(root):
         raise DevError(f"{root} still has mounts, so it was not deleted; stop the engine first.")
-    with contextlib.suppress(FileNotFoundError):
-        shutil.rmtree(root)
+    for path in (root, runtime_dir(root)):
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(path)
+    with contextlib.suppress(OSError):  # shared by all runs; goes when the last one does
+        RUNTIME_BASE.rmdir()

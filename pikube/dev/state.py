@@ -82,9 +82,7 @@ class State:
             workers=int(data["workers"]),
             engine=None if engine is None else EngineRecord(**engine),
             lan=None if lan is None else Lan.from_dict(lan),
-            processes=tuple(
-                ProcessRecord(**{**p, "argv": tuple(p["argv"])}) for p in data.get("processes", [])
-            ),
+            processes=tuple(ProcessRecord(**{**p, "argv": tuple(p["argv"])}) for p in data.get("processes", [])),
         )
 
 

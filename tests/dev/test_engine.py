@@ -26,17 +26,24 @@ def test_private_engine_flags_keep_networking_ours(tmp_path: Path) -> None:
     argv = engine.dockerd_argv(tmp_path)
     for flag in ("--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-forward=false"):
         assert flag in argv
-    for option, value in (("--data-root", "data"), ("--exec-root", "exec"), ("--pidfile", "dockerd.pid")):
-        assert argv[argv.index(option) + 1] == str(tmp_path / value)
-    assert argv[argv.index("--host") + 1] == f"unix://{tmp_path}/docker.sock"
+    assert argv[argv.index("--data-root") + 1] == str(tmp_path / "data")
+    assert argv[argv.index("--pidfile") + 1] == str(tmp_path / "dockerd.pid")
+    assert argv[argv.index("--exec-root") + 1] == str(engine.exec_root(tmp_path))
+    assert argv[argv.index("--host") + 1] == f"unix://{engine.socket_path(tmp_path)}"
 
 
-def test_cannot_start_says_why(tmp_path: Path) -> None:
+def test_cannot_start_without_dockerd(tmp_path: Path) -> None:
     with pytest.raises(DevError, match="dockerd is not installed"):
         engine.check_can_start(tmp_path, dockerd="no-such-dockerd-here")
-    require(shutil.which("dockerd") is not None, "needs Debian's docker.io (dockerd)")
-    with pytest.raises(DevError, match="too long"):
-        engine.check_can_start(tmp_path / ("x" * 100))
+
+
+def test_sockets_of_a_deep_state_dir_move_to_a_short_runtime_dir() -> None:
+    short, deep = Path("/tmp/e"), Path("/tmp/" + "x" * 100)
+    assert engine.socket_path(short) == short / "docker.sock"
+    assert engine.exec_root(short) == short / "exec"
+    assert engine.exec_root(deep).parent == engine.socket_path(deep).parent == engine.runtime_dir(deep)
+    assert engine.runtime_dir(deep) != engine.runtime_dir(short)
+    assert len(str(engine.exec_root(deep) / "containerd/containerd.sock.ttrpc")) <= 100
 
 
 @pytest.mark.integration
@@ -63,6 +70,7 @@ def test_private_engine_stops_without_leaving_processes_or_mounts(
     finally:
         engine.stop(started)
     assert engine.leftover_processes(root) == []
+    assert engine.leftover_mounts(root) == []
     engine.stop(started)  # a second stop is harmless
     engine.remove_files(root)
     assert not root.exists()

@@ -48,8 +48,8 @@ def test_pause_image_traps_sigterm_and_sigint() -> None:
 
 
 def test_image_names_are_constants_agents_can_use() -> None:
-    assert images.BUSYBOX_IMAGE == f"pikube/busybox:{images.IMAGE_VERSION}"
-    assert images.PAUSE_IMAGE == f"pikube/pause:{images.IMAGE_VERSION}"
+    assert f"pikube/busybox:{images.IMAGE_VERSION}" == images.BUSYBOX_IMAGE
+    assert f"pikube/pause:{images.IMAGE_VERSION}" == images.PAUSE_IMAGE
 
 
 @pytest.mark.integration
@@ -60,7 +60,15 @@ def test_busybox_container_runs_in_the_private_engine(
     out = docker_client.containers.run(
         dev_images.busybox, ["sh", "-c", script], network_mode="none", remove=True, labels=container_labels
     )
-    assert out.decode().split() == ["hello", "from", "pikube", "root", "/usr/bin/wget", "/usr/bin/nc", "/usr/sbin/httpd"]
+    assert out.decode().split() == [
+        "hello",
+        "from",
+        "pikube",
+        "root",
+        "/usr/bin/wget",
+        "/usr/bin/nc",
+        "/usr/sbin/httpd",
+    ]
 
 
 @pytest.mark.integration
