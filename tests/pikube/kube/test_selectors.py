@@ -61,15 +61,15 @@ BAD = [
     ("a>b", "unable to parse requirement: values[0]: Invalid value: \"b\": "
             "for 'Gt', 'Lt' operators, the value must be an integer"),
     ("-a=b", "unable to parse requirement: <nil>: Invalid value: \"-a\": name part must consist of "
-             "alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character "
-             "(e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
+             "alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric "
+             "character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
              "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"),
     ("a/b/c=d", "unable to parse requirement: <nil>: Invalid value: \"a/b/c\": "
                 "a qualified name must consist"),
     ("Bad_Prefix/a=b", "unable to parse requirement: <nil>: Invalid value: \"Bad_Prefix/a\": "
                        "prefix part a lowercase RFC 1123 subdomain"),
-    ("a=-b", "unable to parse requirement: values[0][a]: Invalid value: \"-b\": a valid label must be an empty "
-             "string or consist of alphanumeric characters"),
+    ("a=-b", "unable to parse requirement: values[0][a]: Invalid value: \"-b\": a valid label must be "
+             "an empty string or consist of alphanumeric characters"),
     ("x<-2", "unable to parse requirement: values[0][x]: Invalid value: \"-2\": a valid label must be"),
     ("a=" + "v" * 64, "unable to parse requirement: values[0][a]: Invalid value: \"" + "v" * 64 + "\": "
                       "must be no more than 63 characters"),
