@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from master.api import schema_proto
 from master.api.catalog import Catalog, builtin_resources
-from master.api.schema_docs import Documents, gv_path
+from master.api.schema_docs import Documents
 from tests.master.conftest import RunningMaster, kubectl
 
 CATALOG = Catalog(builtin_resources())
