@@ -47,7 +47,7 @@ def test_merge_patch_lists_inside_are_replaced_whole_nulls_kept() -> None:
 
 
 def test_merge_patch_keeps_key_order_and_does_not_alias() -> None:
-    target = {"z": {"x": [1]}, "a": 1}
+    target: dict[str, Any] = {"z": {"x": [1]}, "a": 1}
     result = json_merge_patch(target, {"b": 2})
     assert list(result) == ["z", "a", "b"]
     result["z"]["x"].append(2)

@@ -120,6 +120,7 @@ def test_format_then_parse_is_exact(value: Decimal, binary: bool) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.integers(0, 2**40), st.sampled_from(["", "k", "M", "Ki", "Mi", "Gi", "m", "n"]))
 def test_suffixes_scale_integers_exactly(n: int, suffix: str) -> None:
-    factor = {"": 1, "k": 1000, "M": 10**6, "Ki": 1024, "Mi": 2**20, "Gi": 2**30, "m": Decimal("0.001"),
-              "n": Decimal("1e-9")}[suffix]
+    factors: dict[str, int | Decimal] = {"": 1, "k": 1000, "M": 10**6, "Ki": 1024, "Mi": 2**20, "Gi": 2**30,
+                                         "m": Decimal("0.001"), "n": Decimal("1e-9")}
+    factor = factors[suffix]
     assert parse_quantity(f"{n}{suffix}") == n * factor

@@ -20,12 +20,12 @@ from pikube import errors
 from pikube.kube.patch import strategic_merge_patch
 from tests.conftest import require
 
-WEB = {
+WEB: dict[str, Any] = {
     "name": "web", "image": "nginx:1",
     "ports": [{"containerPort": 80, "protocol": "TCP"}, {"containerPort": 443, "protocol": "TCP"}],
     "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
 }
-SIDE = {"name": "side", "image": "busybox"}
+SIDE: dict[str, Any] = {"name": "side", "image": "busybox"}
 
 
 def deployment(containers: list[dict[str, Any]], **pod_spec: Any) -> dict[str, Any]:
@@ -48,18 +48,18 @@ def pod_spec_patch(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def with_pod_spec(obj: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    out = json.loads(json.dumps(obj))
+    out: dict[str, Any] = json.loads(json.dumps(obj))
     out["spec"]["template"]["spec"].update(changes)
     return out
 
 
 def with_container(obj: dict[str, Any], index: int, **changes: Any) -> dict[str, Any]:
-    out = json.loads(json.dumps(obj))
+    out: dict[str, Any] = json.loads(json.dumps(obj))
     out["spec"]["template"]["spec"]["containers"][index].update(changes)
     return out
 
 
-POD = {
+POD: dict[str, Any] = {
     "apiVersion": "v1", "kind": "Pod",
     "metadata": {"name": "p", "finalizers": ["a", "b", "c"],
                  "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs1",
@@ -72,14 +72,14 @@ POD = {
 
 
 def pod(**changes: Any) -> dict[str, Any]:
-    out = json.loads(json.dumps(POD))
+    out: dict[str, Any] = json.loads(json.dumps(POD))
     for dotted, value in changes.items():
         section, field = dotted.split("__")
         out[section][field] = value
     return out
 
 
-NODE = {
+NODE: dict[str, Any] = {
     "apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
     "spec": {"podCIDRs": ["10.0.0.0/24"], "taints": [{"key": "a", "effect": "NoSchedule"}]},
     "status": {
@@ -88,7 +88,7 @@ NODE = {
     },
 }
 
-SERVICE = {
+SERVICE: dict[str, Any] = {
     "apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
     "spec": {"selector": {"app": "a"},
              "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"},
