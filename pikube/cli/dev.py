@@ -10,8 +10,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+if TYPE_CHECKING:
+    from pikube.dev.cluster import Cluster
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 USAGE_EXEC = "pikube dev exec BOARD --state-dir DIR -- CMD [ARG...]"
 
@@ -48,9 +55,7 @@ def register(sub: Any) -> None:
 
 
 def _state_dir(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    parser.add_argument(
-        "--state-dir", type=Path, required=required, help="directory holding the cluster's state"
-    )
+    parser.add_argument("--state-dir", type=Path, required=required, help="directory holding the cluster's state")
 
 
 def split_exec_args(rest: list[str]) -> tuple[Path | None, list[str]]:
@@ -82,13 +87,13 @@ def _say(line: str) -> None:
     print(f"pikube dev: {line}", flush=True)
 
 
-def _guard(func: Any, *args: Any) -> Any:
+def _guard(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Call into the harness, turning its errors into the CLI's one-sentence errors."""
     from pikube.cli.main import CliError
     from pikube.dev.errors import DevError
 
     try:
-        return func(*args)
+        return func(*args, **kwargs)
     except DevError as exc:
         raise CliError(str(exc)) from None
 
@@ -113,13 +118,16 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_boards(up: Any) -> None:
+def _print_boards(up: Cluster) -> None:
     lan = up.lan
     print(f"run {up.state.run}: LAN {lan.subnet} on bridge {lan.bridge}, this machine is {lan.host_address}")
-    print(f"engine: {up.state.engine.host}" + (" (private)" if up.state.engine.root else ""))
+    if up.state.engine is not None:
+        print(f"engine: {up.state.engine.host}" + (" (private)" if up.state.engine.root else ""))
     print(f"{'BOARD':<12} {'NAMESPACE':<28} ADDRESS")
     for board in lan.boards:
         print(f"{board.name:<12} {board.netns:<28} {board.address}")
+    for proc in up.state.processes:
+        print(f"process {proc.name} in {proc.board}: pid {proc.pid}, log {proc.log}")
 
 
 def _down(args: argparse.Namespace) -> int:
@@ -139,9 +147,7 @@ def _ls(args: argparse.Namespace) -> int:
     if up.state.lan is None:
         from pikube.cli.main import CliError
 
-        raise CliError(
-            f"the dev cluster in {args.state_dir} has no boards yet (it is {up.state.phase.value})."
-        )
+        raise CliError(f"the dev cluster in {args.state_dir} has no boards yet (it is {up.state.phase.value}).")
     if args.names:
         for board in up.lan.boards:
             print(board.name)
@@ -159,4 +165,4 @@ def _exec(args: argparse.Namespace) -> int:
     if state_dir is None:
         raise CliError(f"give the cluster's state directory: {USAGE_EXEC}")
     sys.stdout.flush()
-    return int(_guard(cluster.exec_in_board, state_dir, args.board, cmd))
+    return _guard(cluster.exec_in_board, state_dir, args.board, cmd)

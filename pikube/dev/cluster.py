@@ -122,8 +122,8 @@ def default_launchers() -> tuple[Launcher, ...]:
     return ()
 
 
-def require_root(euid: int | None = None) -> None:
-    if (os.geteuid() if euid is None else euid) != 0:
+def require_root() -> None:
+    if os.geteuid() != 0:
         raise DevError("pikube dev needs root to make network namespaces; run it with sudo.")
 
 
