@@ -31,7 +31,7 @@ messages (the API server answers 400).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from pikube import errors
@@ -126,7 +126,8 @@ def _delete_from_primitive_lists(original: dict[str, Any], patch: dict[str, Any]
             raise _bad("invalid patch format of primitive list")
         current = original.get(field)
         if isinstance(current, list):
-            original[field] = [x for x in current if not any(json_equal(x, v) for v in values)]
+            drop = {_identity(v, "") for v in values}
+            original[field] = [x for x in current if _identity(x, "") not in drop]
 
 
 def _set_element_order(original: dict[str, Any], patch: dict[str, Any], type_name: str | None) -> None:
@@ -149,8 +150,9 @@ def _set_element_order(original: dict[str, Any], patch: dict[str, Any], type_nam
         patch_list: list[Any] = patch.pop(field, [])
         _validate_order(patch_list, order, meta.merge_key)
         merged = _merge_list(server, patch_list, meta) if in_patch else server
-        named = [x for x in merged if _index(order, x, meta.merge_key) >= 0]
-        others = [x for x in merged if _index(order, x, meta.merge_key) < 0]
+        named_at = _Positions(order, meta.merge_key)
+        named = [x for x in merged if named_at(x) >= 0]
+        others = [x for x in merged if named_at(x) < 0]
         original[field] = _interleave(named, others, order, server, meta.merge_key)
 
 
@@ -178,16 +180,47 @@ def _same(a: Any, b: Any, key: str) -> bool:
     return json_equal(a[key], b[key])
 
 
-def _index(items: list[Any], item: Any, key: str) -> int:
-    """Position of `item` in `items`: by merge key for objects, by value for primitives; -1 if absent."""
-    for i, candidate in enumerate(items):
-        if not key:
-            if json_equal(candidate, item):
-                return i
-        elif (isinstance(candidate, dict) and isinstance(item, dict) and key in candidate and key in item
-              and json_equal(candidate[key], item[key])):
-            return i
-    return -1
+def _hashable(value: Any) -> Hashable:
+    """A hashable stand-in equal exactly when the JSON values are equal (so `true` is not `1`)."""
+    if isinstance(value, bool):
+        return ("boolean", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    if isinstance(value, str):
+        return ("string", value)
+    if isinstance(value, Mapping):
+        return ("object", frozenset((k, _hashable(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return ("array", tuple(_hashable(v) for v in value))
+    return ("null",)
+
+
+def _identity(item: Any, key: str) -> Hashable | None:
+    """What a list element is matched on: its merge key's value (objects) or itself (primitives)."""
+    if key:
+        if not isinstance(item, dict) or key not in item:
+            return None
+        item = item[key]
+    return _hashable(item)
+
+
+class _Positions:
+    """First position of each element identity in a list; -1 when absent (Go's `index`, in O(1))."""
+
+    def __init__(self, items: list[Any], key: str) -> None:
+        self._key = key
+        self._at: dict[Hashable, int] = {}
+        for i, item in enumerate(items):
+            self.add(item, i)
+
+    def add(self, item: Any, position: int) -> None:
+        ident = _identity(item, self._key)
+        if ident is not None:
+            self._at.setdefault(ident, position)
+
+    def __call__(self, item: Any) -> int:
+        ident = _identity(item, self._key)
+        return -1 if ident is None else self._at.get(ident, -1)
 
 
 def _element_kind(*lists: list[Any]) -> str:
@@ -207,11 +240,15 @@ def _merge_list(original: list[Any], patch: list[Any], meta: schema.PatchMeta) -
     key = meta.merge_key
     if _element_kind(original, patch) != "object":
         merged: list[Any] = []
+        seen: set[Hashable] = set()
         for x in original + patch:
-            if _index(merged, x, "") < 0:
+            ident = _identity(x, "")
+            if ident not in seen:
+                seen.add(ident)
                 merged.append(x)
-        in_patch = [x for x in merged if _index(patch, x, "") >= 0]
-        server_only = [x for x in merged if _index(patch, x, "") < 0]
+        in_patch_at = _Positions(patch, "")
+        in_patch = [x for x in merged if in_patch_at(x) >= 0]
+        server_only = [x for x in merged if in_patch_at(x) < 0]
         return _interleave(in_patch, server_only, patch, original, "")
     if not key:
         raise _bad(f"cannot merge lists without merge key for type {meta.type or 'object'}")
@@ -219,16 +256,19 @@ def _merge_list(original: list[Any], patch: list[Any], meta: schema.PatchMeta) -
     if replace:
         return [_merge_map({}, e, meta.type) for e in rest]
     merged = list(original)
+    merged_at = _Positions(merged, key)
     for element in rest:
         if key not in element:
             raise _bad(f"map: {_go(element)} does not contain declared merge key: {key}")
-        at = _index(merged, element, key)
+        at = merged_at(element)
         if at >= 0:
             merged[at] = _merge_map(merged[at], element, meta.type)
         else:
             merged.append(_merge_map({}, element, meta.type))
-    in_patch = [x for x in merged if _index(rest, x, key) >= 0]
-    server_only = [x for x in merged if _index(rest, x, key) < 0]
+            merged_at.add(element, len(merged) - 1)
+    rest_at = _Positions(rest, key)
+    in_patch = [x for x in merged if rest_at(x) >= 0]
+    server_only = [x for x in merged if rest_at(x) < 0]
     return _interleave(in_patch, server_only, rest, original, key)
 
 
@@ -244,8 +284,8 @@ def _special_elements(original: list[Any], patch: list[Any], key: str) -> tuple[
         if directive == "delete":
             if key not in element:
                 raise _bad(f"map: {_go(element)} does not contain declared merge key: {key}")
-            original = [o for o in original if not (isinstance(o, dict) and key in o
-                                                    and json_equal(o[key], element[key]))]
+            doomed = _identity(element, key)
+            original = [o for o in original if _identity(o, key) != doomed]
         elif directive == "replace":
             replace = True
         elif directive == "merge":
@@ -264,11 +304,13 @@ def _interleave(from_patch: list[Any], server_only: list[Any], patch_order: list
     server element goes first only while both are on the server and it came
     first there, so the patch's order wins and new elements lead.
     """
-    def by(order: list[Any]) -> Any:
-        return lambda item: (i if (i := _index(order, item, key)) >= 0 else len(order))
+    patch_at, server_at = _Positions(patch_order, key), _Positions(server_order, key)
 
-    right = sorted(from_patch, key=by(patch_order))
-    left = sorted(server_only, key=by(server_order))
+    def rank(where: _Positions, size: int) -> Callable[[Any], int]:
+        return lambda item: (i if (i := where(item)) >= 0 else size)
+
+    right = sorted(from_patch, key=rank(patch_at, len(patch_order)))
+    left = sorted(server_only, key=rank(server_at, len(server_order)))
     out: list[Any] = []
     i = j = 0
     while i < len(left) or j < len(right):
@@ -279,7 +321,7 @@ def _interleave(from_patch: list[Any], server_only: list[Any], patch_order: list
             out.append(right[j])
             j += 1
         else:
-            li, ri = _index(server_order, left[i], key), _index(server_order, right[j], key)
+            li, ri = server_at(left[i]), server_at(right[j])
             if 0 <= li < ri:
                 out.append(left[i])
                 i += 1
