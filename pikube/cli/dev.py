@@ -112,9 +112,10 @@ def _up(args: argparse.Namespace) -> int:
     print()
     if not launchers:
         print(f"The boards are up, but they are empty: {cluster.NOT_BUILT}.")
+    prog = sys.argv[0] if "/" in sys.argv[0] else "pikube"  # as the user typed it, e.g. .venv/bin/pikube
     print(f"Use it:      . {env}")
-    print(f"Look inside: pikube dev exec master --state-dir {up.state_dir} -- ip addr")
-    print(f"Remove it:   pikube dev down --state-dir {up.state_dir}")
+    print(f"Look inside: {prog} dev exec master --state-dir {up.state_dir} -- ip addr")
+    print(f"Remove it:   {prog} dev down --state-dir {up.state_dir}")
     return 0
 
 
