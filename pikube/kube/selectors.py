@@ -429,15 +429,50 @@ def _split_term(term: str) -> tuple[str, str, str] | None:
     return None
 
 
-def field_value(obj: Mapping[str, Any], path: str) -> str:
-    """The string a field selector compares for dotted `path`: missing is "", booleans lower case."""
+_OBJECT_FIELDS = frozenset({"metadata.name", "metadata.namespace"})
+
+#: The fields Kubernetes lets `?fieldSelector=` use, per kind; every kind allows metadata.name/namespace.
+SELECTABLE_FIELDS: Mapping[str, frozenset[str]] = {
+    "Pod": _OBJECT_FIELDS | {
+        "spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+        "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName",
+    },
+    "Node": _OBJECT_FIELDS | {"spec.unschedulable"},
+    "Event": _OBJECT_FIELDS | {
+        "involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
+        "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
+        "reason", "reportingComponent", "source", "type",
+    },
+    "Secret": _OBJECT_FIELDS | {"type"},
+    "Namespace": _OBJECT_FIELDS | {"status.phase"},
+    "ReplicaSet": _OBJECT_FIELDS | {"status.replicas"},
+    "Job": _OBJECT_FIELDS | {"status.successful"},
+    "Service": _OBJECT_FIELDS | {"spec.clusterIP", "spec.type"},
+}
+
+
+def selectable_fields(kind: str) -> frozenset[str]:
+    """What `FieldSelector.parse` should allow for `kind`."""
+    return SELECTABLE_FIELDS.get(kind, _OBJECT_FIELDS)
+
+
+# Where a selectable field is not the JSON path of the same name, and what an absent field reads as
+# (Kubernetes reads fields from typed objects, so an absent bool is "false" and an absent count "0").
+_FIELD_PATHS = {"source": "source.component"}
+_FIELD_DEFAULTS = {"spec.unschedulable": "false", "spec.hostNetwork": "false", "status.replicas": "0",
+                   "status.successful": "0"}
+
+
+def field_value(obj: Mapping[str, Any], field: str) -> str:
+    """The string a field selector compares: booleans lower case, absent "" (or the zero value)."""
     cur: Any = obj
-    for part in path.split("."):
+    for part in _FIELD_PATHS.get(field, field).split("."):
         if not isinstance(cur, Mapping) or part not in cur:
-            return ""
+            cur = None
+            break
         cur = cur[part]
     if cur is None:
-        return ""
+        return _FIELD_DEFAULTS.get(field, "")
     if isinstance(cur, bool):
         return "true" if cur else "false"
     return str(cur)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pikube import errors
-from pikube.kube.selectors import FieldSelector, LabelSelector, SelectorError, field_value
+from pikube.kube.selectors import FieldSelector, LabelSelector, SelectorError, field_value, selectable_fields
 
 # --- label selector strings ---------------------------------------------------------------------------
 
@@ -270,6 +270,30 @@ def test_field_values_render_like_kubernetes() -> None:
     assert field_value(node, "spec.none") == ""
     assert field_value(node, "spec.count.deeper") == ""
     assert FieldSelector.parse("spec.unschedulable=true", POD_FIELDS).matches(node)
+
+
+def test_absent_fields_read_as_kubernetes_zero_values() -> None:
+    # Kubernetes reads these from typed objects: an absent bool is false, an absent count 0.
+    assert FieldSelector.parse("spec.unschedulable=false", POD_FIELDS).matches({"spec": {}})
+    assert field_value({}, "spec.hostNetwork") == "false"
+    assert field_value({"status": {}}, "status.replicas") == "0"
+    assert field_value({}, "status.successful") == "0"
+    assert field_value({"status": {"replicas": 3}}, "status.replicas") == "3"
+
+
+def test_event_source_is_the_source_component() -> None:
+    event = {"source": {"component": "kubelet", "host": "pi-1"}, "type": "Warning"}
+    selector = FieldSelector.parse("source=kubelet,type=Warning", selectable_fields("Event"))
+    assert selector.matches(event)
+
+
+def test_selectable_fields_per_kind() -> None:
+    pod_fields = selectable_fields("Pod")
+    assert {"spec.nodeName", "status.phase", "metadata.name", "metadata.namespace"} <= pod_fields
+    assert selectable_fields("Node") == {"metadata.name", "metadata.namespace", "spec.unschedulable"}
+    assert selectable_fields("ConfigMap") == {"metadata.name", "metadata.namespace"}
+    with pytest.raises(errors.BadRequest, match=r"^field label not supported: spec\.nodeName$"):
+        FieldSelector.parse("spec.nodeName=x", selectable_fields("Deployment"))
 
 
 def test_field_selector_escapes() -> None:
