@@ -13,10 +13,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network, ip_network
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from pikube.dev.errors import DevError
 from pikube.dev.naming import RunId
 
 NETNS_DIR = Path("/run/netns")
+# Board names become node names and part of namespace names: DNS labels, kept short.
+_BOARD_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 # Serialises range picking between runs that start at the same moment.
 LOCK_FILE = Path("/run/pikube-dev.lock")
 
@@ -98,6 +101,9 @@ class Lan:
 
 def plan(run: RunId, names: Sequence[str], subnet: IPv4Network) -> Lan:
     """The LAN for `names` on `subnet`: names, addresses and links, nothing created yet."""
+    bad = [name for name in names if not _BOARD_NAME.match(name)]
+    if bad:
+        raise DevError(f"board names are lowercase letters, digits and dashes, not {bad[0]!r}.")
     if len(set(names)) != len(names):
         raise DevError("board names must be unique.")
     if len(names) > 200:
@@ -133,10 +139,10 @@ def used_networks() -> list[IPv4Network]:
     found: list[IPv4Network] = []
     with _iproute() as ipr:
         for msg in ipr.addr("dump", family=2):
-            found.append(ip_network(f"{msg.get('address')}/{msg['prefixlen']}", strict=False))  # type: ignore[arg-type]
+            found.append(IPv4Network(f"{msg.get('address')}/{msg['prefixlen']}", strict=False))
         for msg in ipr.route("dump", family=2):
             if msg["dst_len"] and msg.get("dst"):
-                found.append(ip_network(f"{msg.get('dst')}/{msg['dst_len']}", strict=False))  # type: ignore[arg-type]
+                found.append(IPv4Network(f"{msg.get('dst')}/{msg['dst_len']}", strict=False))
     return found
 
 

@@ -99,6 +99,11 @@ def test_teardown_stops_processes_and_removes_everything(harness_made: HarnessMa
 def test_a_failed_create_removes_what_it_made(harness_made: HarnessMade) -> None:
     run = naming.new_run_id()
     harness_made.runs.add(run)
-    with pytest.raises(OSError):
-        boardslib.create(["master", "no/such/dir"], run=run)  # the second namespace cannot be made
+    from pyroute2 import IPRoute
+
+    # A link already holding the second board's veth name makes create fail half-way.
+    with IPRoute() as ipr:
+        ipr.link("add", ifname=naming.host_link_name(run, 1), kind="bridge")
+    with pytest.raises(Exception, match="exists"):
+        boardslib.create(["master", "worker-1"], run=run)
     assert boardslib.leftovers(RunId(run)) == []

@@ -27,9 +27,12 @@ def test_plan_gives_each_board_its_namespace_address_and_link() -> None:
     assert boards.Lan.from_dict(lan.to_dict()) == lan
 
 
-def test_plan_refuses_duplicate_names() -> None:
+def test_plan_refuses_duplicate_or_odd_names() -> None:
     with pytest.raises(DevError, match="unique"):
         boards.plan(RUN, ["master", "master"], IPv4Network("10.250.3.0/24"))
+    for odd in ("no/slash", "Upper", "-dash", "x" * 40, ""):
+        with pytest.raises(DevError, match="lowercase letters"):
+            boards.plan(RUN, ["master", odd], IPv4Network("10.250.3.0/24"))
 
 
 def test_unknown_board_names_the_known_ones() -> None:
