@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pikube.dev import images
+from pikube.dev.errors import DevError
 from tests.conftest import DevImages, require
 
 BUSYBOX = Path("/bin/busybox")
@@ -21,6 +22,20 @@ def test_is_static_tells_busybox_static_from_a_dynamic_binary() -> None:
     require(BUSYBOX.exists(), "needs Debian's busybox-static (/bin/busybox)")
     assert images.is_static(BUSYBOX)
     assert not images.is_static(Path(sys.executable).resolve())
+
+
+def test_a_missing_or_dynamic_busybox_says_what_to_install(tmp_path: Path) -> None:
+    for path in (tmp_path / "busybox", Path(sys.executable).resolve()):
+        with pytest.raises(DevError, match="is not a static busybox; install Debian's busybox-static"):
+            images.find_busybox(path)
+
+
+def test_host_busybox_has_the_applets_tests_need() -> None:
+    require(BUSYBOX.exists(), "needs Debian's busybox-static (/bin/busybox)")
+    box = images.find_busybox(BUSYBOX)
+    names = {applet.rsplit("/", 1)[-1] for applet in box.applets}
+    assert set(images.REQUIRED_APPLETS) <= names
+    assert box.version[0].isdigit()
 
 
 def test_rootfs_has_busybox_applets_and_etc_basics(tmp_path: Path) -> None:
