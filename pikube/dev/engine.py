@@ -179,10 +179,22 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
+# Programs an engine runs; other processes that merely mention its paths (a `tail -f` of
+# its log, say) are not the engine's to stop.
+_ENGINE_PROGRAMS = ("dockerd", "containerd", "docker-", "runc")
+
+
+def _is_engine_program(pid: int) -> bool:
+    argv = processes.cmdline(pid)
+    return bool(argv) and Path(argv[0]).name.startswith(_ENGINE_PROGRAMS)
+
+
 def leftover_processes(root: Path) -> list[int]:
     """Processes of the engine started under `root` (dockerd, containerd, shims) still running."""
-    found = processes.pids_mentioning(str(root.absolute()))
-    return sorted({*found, *processes.pids_mentioning(str(runtime_dir(root)))})
+    found: set[int] = set()
+    for path in (root.absolute(), runtime_dir(root)):
+        found.update(processes.pids_mentioning(f"{path}/"))
+    return sorted(pid for pid in found if _is_engine_program(pid))
 
 
 def _unmount_all(root: Path) -> None:
