@@ -39,8 +39,14 @@ def wants_protobuf(accept: str) -> bool:
     return False
 
 
-def _json(rendered: Rendered, immutable: bool) -> Response:
-    resp = Response(rendered.body, mimetype="application/json")
+def _send(rendered: Rendered, mimetype: str, immutable: bool) -> Response:
+    """The cached document: gzip-encoded as stored when the client accepts it, else decompressed."""
+    if "gzip" in request.headers.get("Accept-Encoding", "").lower():
+        resp = Response(rendered.gzipped, mimetype=mimetype)
+        resp.headers["Content-Encoding"] = "gzip"
+    else:
+        resp = Response(rendered.body, mimetype=mimetype)
+    resp.headers["Vary"] = "Accept-Encoding"
     resp.headers["ETag"] = f'"{rendered.digest}"'
     resp.headers["Cache-Control"] = "public, immutable" if immutable else "no-cache, private"
     return resp
@@ -53,8 +59,8 @@ def blueprint(ctx: ApiContext) -> Blueprint:
     @bp.get("/openapi/v2")
     def v2() -> Response:
         if wants_protobuf(request.headers.get("Accept", "")):
-            return Response(docs.v2_protobuf(), mimetype=PROTOBUF)
-        return _json(docs.v2(), immutable=False)
+            return _send(docs.v2_protobuf(), PROTOBUF, immutable=False)
+        return _send(docs.v2(), "application/json", immutable=False)
 
     @bp.get("/openapi/v3")
     @bp.get("/openapi/v3/")
@@ -74,7 +80,7 @@ def blueprint(ctx: ApiContext) -> Blueprint:
             if wanted and wanted != rendered.digest:
                 return Response(status=301, headers={
                     "Location": f"/openapi/v3/{gv_path(gv)}?hash={rendered.digest}"})
-            return _json(rendered, immutable=bool(wanted))
+            return _send(rendered, "application/json", immutable=bool(wanted))
         raise errors.NotFound(message="the server could not find the requested resource")
 
     return bp

@@ -8,13 +8,15 @@
 * `v2()`: one Swagger 2.0 document with every path and definition (kubectl < 1.27,
   and the protobuf rendering kubectl 1.20 asks for, see `master.api.schema_proto`).
 
-Documents are built on first request and kept only as bytes: the dicts are dropped,
-so the cost is the serialized size (a few hundred KB per document), and only on a
-master that is asked for them.
+Documents are built on first request and kept only as gzip-compressed bytes (≈ 250 KB
+for all of them; the dicts are dropped): HTTP clients that accept gzip — kubectl,
+client-go, requests — get those bytes as they are, others a decompressed copy.
+A master that is never asked for a document never builds one.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import threading
@@ -47,13 +49,17 @@ _V3_ONE_OF = {_INTORSTR: [{"type": "integer"}, {"type": "string"}],
 
 @dataclass(frozen=True)
 class Rendered:
-    body: bytes
-    digest: str  # upper-case hex SHA-512 of body, as the real server puts in serverRelativeURL
+    gzipped: bytes
+    digest: str  # upper-case hex SHA-512 of the JSON, as the real server puts in serverRelativeURL
+
+    @property
+    def body(self) -> bytes:
+        return gzip.decompress(self.gzipped)
 
 
 def _rendered(doc: Obj) -> Rendered:
     body = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
-    return Rendered(body, hashlib.sha512(body).hexdigest().upper())
+    return Rendered(gzip.compress(body, compresslevel=6, mtime=0), hashlib.sha512(body).hexdigest().upper())
 
 
 def gv_path(gv: str) -> str:
@@ -69,7 +75,7 @@ class Documents:
         self._lock = threading.Lock()
         self._v3: dict[str, Rendered] = {}
         self._v2: Rendered | None = None
-        self._v2_pb: bytes | None = None
+        self._v2_pb: Rendered | None = None
 
     def group_versions(self) -> list[str]:
         out: list[str] = []
@@ -101,10 +107,13 @@ class Documents:
                 self._v2 = _rendered(self.v2_document())
             return self._v2
 
-    def v2_protobuf(self) -> bytes:
+    def v2_protobuf(self) -> Rendered:
+        """The gnostic protobuf encoding (`body`/`gzipped` are protobuf bytes, not JSON)."""
         with self._lock:
             if self._v2_pb is None:
-                self._v2_pb = schema_proto.encode_document(self.v2_document())
+                data = schema_proto.encode_document(self.v2_document())
+                self._v2_pb = Rendered(gzip.compress(data, compresslevel=6, mtime=0),
+                                       hashlib.sha512(data).hexdigest().upper())
             return self._v2_pb
 
     # ---- documents -----------------------------------------------------------------------------------

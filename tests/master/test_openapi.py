@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from collections.abc import Iterator
@@ -161,7 +162,7 @@ def _read_varint(data: bytes, i: int) -> tuple[int, int]:
 
 def test_v2_protobuf_is_a_gnostic_document_with_every_definition() -> None:
     doc = json.loads(DOCS.v2().body)
-    top = dict(_fields(DOCS.v2_protobuf()))
+    top = dict(_fields(DOCS.v2_protobuf().body))
     assert top[1] == b"2.0"
     named = [dict(_fields(entry)) for _, entry in _fields(top[9])]  # Definitions.additional_properties
     by_name = {entry[1].decode(): entry[2] for entry in named}
@@ -229,6 +230,15 @@ def test_v2_json_and_protobuf_over_http(client: FlaskClient) -> None:
     # client-go's Accept for v2 lists protobuf first, then JSON: protobuf wins.
     both = client.get("/openapi/v2", headers={"Accept": f"{PB_ACCEPT}, application/json"})
     assert both.data == pb.data
+
+
+def test_documents_are_sent_gzipped_to_clients_that_accept_it(client: FlaskClient) -> None:
+    plain = client.get("/openapi/v3/api/v1")
+    zipped = client.get("/openapi/v3/api/v1", headers={"Accept-Encoding": "gzip, deflate"})
+    assert "Content-Encoding" not in plain.headers
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(zipped.data) == plain.data
+    assert len(zipped.data) * 4 < len(plain.data)
 
 
 # ---- real kubectl --------------------------------------------------------------------------------------
