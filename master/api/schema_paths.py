@@ -24,6 +24,7 @@ STATUS = META + "Status"
 DELETE_OPTIONS = META + "DeleteOptions"
 WATCH_EVENT = META + "WatchEvent"
 JSON = "application/json"
+# Server-side apply (application/apply-patch+yaml) is refused by the server, so not documented.
 PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json",
                "application/strategic-merge-patch+json")
 
@@ -55,8 +56,6 @@ FIELD_VALIDATION = _q(
     "How the server handles fields of the request body that its schema does not know: Ignore drops them, "
     "Warn drops them and sends a Warning header for each, Strict fails the request with a BadRequest.",
     {"type": "string", "enum": list(schemas.FIELD_VALIDATION)})
-FORCE = _q("force", "Force is going to \"force\" Apply requests. It must be unset for non-apply patch "
-                    "requests.", _BOOL)
 LIST_PARAMS = (
     _q("allowWatchBookmarks", "allowWatchBookmarks requests watch events with type \"BOOKMARK\".", _BOOL),
     _q("continue", "The continue option should be set when retrieving more results from the server: the "
@@ -232,7 +231,7 @@ def paths(rt: ResourceType) -> dict[str, PathItem]:
 
 
 def _patch(op_id: str, gvk: tuple[str, str, str], description: str, result: Obj) -> Operation:
-    return Operation("patch", op_id, "patch", gvk, description, (DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION, FORCE),
+    return Operation("patch", op_id, "patch", gvk, description, (DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION),
                      Body({}, PATCH_TYPES), responses={"200": result, "201": result})
 
 
