@@ -122,38 +122,56 @@ def unknown_fields(group: str, version: str, kind: str, obj: Obj) -> list[str]:
     limits …) accept any key; free-form fields (a WatchEvent's object, managedFields'
     fieldsV1) accept anything. A kind without a schema yields no paths.
     """
+    return _check(group, version, kind, obj, drop=False)
+
+
+def drop_unknown_fields(group: str, version: str, kind: str, obj: Obj) -> list[str]:
+    """Like `unknown_fields`, and removes those fields from `obj` in place.
+
+    Kubernetes never stores a field its schema does not know: with `fieldValidation`
+    Ignore or Warn (the default) the field is dropped, with Strict the request fails.
+    """
+    return _check(group, version, kind, obj, drop=True)
+
+
+def _check(group: str, version: str, kind: str, obj: Obj, drop: bool) -> list[str]:
     root = _compiled_kind(group, version, kind)
     if root is None or not isinstance(obj, dict):
         return []
     out: list[str] = []
-    _walk(root, obj, "", out)
+    _walk(root, obj, "", out, drop)
     return out
 
 
-def _walk(t: _Type, obj: Obj, prefix: str, out: list[str]) -> None:
+def _walk(t: _Type, obj: Obj, prefix: str, out: list[str], drop: bool) -> None:
     fields = t.fields
+    unknown: list[str] = []
     for key, value in obj.items():
         spec = fields.get(key, None) if isinstance(key, str) else None
         if spec is None:
             out.append(f"{prefix}{key}")
+            unknown.append(key)
         elif spec is not _LEAF and spec is not _ANY and value is not None:
-            _descend(spec, value, f"{prefix}{key}", out)
+            _descend(spec, value, f"{prefix}{key}", out, drop)
+    if drop:
+        for key in unknown:
+            del obj[key]
 
 
-def _descend(spec: Any, value: Any, path: str, out: list[str]) -> None:
+def _descend(spec: Any, value: Any, path: str, out: list[str], drop: bool) -> None:
     if isinstance(spec, _Type):
         if isinstance(value, dict):
-            _walk(spec, value, path + ".", out)
+            _walk(spec, value, path + ".", out, drop)
     elif isinstance(spec, _List):
         if isinstance(value, list) and spec.item is not _LEAF and spec.item is not _ANY:
             for i, item in enumerate(value):
                 if item is not None:
-                    _descend(spec.item, item, f"{path}[{i}]", out)
+                    _descend(spec.item, item, f"{path}[{i}]", out, drop)
     elif isinstance(spec, _Map) and isinstance(value, dict) and spec.value is not _LEAF \
             and spec.value is not _ANY:
         for k, item in value.items():
             if item is not None:
-                _descend(spec.value, item, f"{path}.{k}", out)
+                _descend(spec.value, item, f"{path}.{k}", out, drop)
 
 
 def strict_error_message(kind: str, version: str, paths: list[str]) -> str:

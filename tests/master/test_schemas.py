@@ -168,6 +168,16 @@ def test_free_form_fields_wrong_shapes_and_unknown_kinds_are_not_reported() -> N
     assert schemas.unknown_fields("", "v1", "Pod", {"spec": "str"}) == []
 
 
+def test_drop_unknown_fields_removes_exactly_the_reported_fields() -> None:
+    pod = _pod(imagee="x", ports=[{"containerPort": 80, "bogus": 1}])
+    pod["spec"]["foo"] = {"bar": 1}
+    assert schemas.drop_unknown_fields("", "v1", "Pod", pod) == [
+        "spec.containers[0].imagee", "spec.containers[0].ports[0].bogus", "spec.foo"]
+    assert pod["spec"] == {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}]}]}
+    assert pod["metadata"]["labels"] == {"app": "x", "any/key": "v"}
+    assert schemas.unknown_fields("", "v1", "Pod", pod) == []
+
+
 def test_messages_match_kubernetes() -> None:
     assert schemas.strict_error_message("Pod", "v1", ["spec.foo", "bar"]) == (
         'Pod in version "v1" cannot be handled as a Pod: strict decoding error: unknown field "spec.foo", '
