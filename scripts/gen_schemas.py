@@ -15,9 +15,9 @@ exist. The client generator dropped some facts, put back here:
     Kubernetes JSON schemas that the `kubernetes-validate` wheel ships (derived from
     the same Kubernetes OpenAPI definitions, Apache-2.0). Get it with
         pip download kubernetes-validate==1.37.0 --no-deps -d /tmp/kv
-    and pass the wheel. Without it the tables below stand in for the extensions and
-    formats (checked by hand against the Go types) and ref-typed fields have no
-    description; with it, the generator reports where the tables disagree.
+    and pass the wheel. With `--no-reference` the tables below stand in for the
+    extensions and formats (checked by hand against the Go types) and ref-typed fields
+    have no description; with it, the generator reports where the tables disagree.
   * x-kubernetes-group-version-kind: from the kinds served (ROOTS below).
 
 Outputs (compact JSON, keys sorted, so a rerun is a no-op diff):
@@ -546,9 +546,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reference", type=Path,
                     help="kubernetes-validate wheel (or its _definitions.json): field descriptions, formats, "
                          "extensions")
+    ap.add_argument("--no-reference", action="store_true",
+                    help="generate from the client and the tables alone (ref-typed fields lose descriptions)")
     ap.add_argument("--show-disagreements", action="store_true",
                     help="list where the hand-written tables differ from the reference")
     args = ap.parse_args(argv)
+    if not args.reference and not args.no_reference:
+        ap.error("--reference WHEEL is needed for the committed data (see the module docstring); "
+                 "--no-reference to generate without it")
     gen = Generator(load_reference(args.reference) if args.reference else None)
     defs, skel = gen.run()
     if gen.disagreements:
