@@ -11,6 +11,7 @@ from flask import Request
 from pikube import errors
 
 JSON_TYPES = ("application/json", "")
+PROTOBUF = "application/vnd.kubernetes.protobuf"
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 PATCH_TYPES = {
     "application/merge-patch+json": "merge",
@@ -38,6 +39,11 @@ def decode(data: bytes, mtype: str) -> Any:
     """Parse a create/update body (JSON or YAML)."""
     if not data.strip():
         raise errors.BadRequest(message="the body of the request is empty: an object is required")
+    if mtype == PROTOBUF:
+        # kubectl >= 1.30 sends its `create` subcommands' objects as Kubernetes protobuf.
+        from master.api.protobuf import decode_object as decode_protobuf
+
+        return decode_protobuf(data)
     if mtype in YAML_TYPES or mtype == "application/apply-patch+yaml":
         try:
             return yaml.safe_load(data)
@@ -50,7 +56,7 @@ def decode(data: bytes, mtype: str) -> Any:
             raise errors.BadRequest(message=f"couldn't get version/kind; json parse error: {exc}") from None
     raise errors.UnsupportedMediaType(
         message=f'the body of the request was in an unknown format - accepted media types include: '
-                f'application/json, application/yaml (got "{mtype}")')
+                f'application/json, application/yaml, {PROTOBUF} (got "{mtype}")')
 
 
 def decode_object(data: bytes, mtype: str) -> dict[str, Any]:

@@ -187,7 +187,10 @@ def test_errors_print_like_a_real_cluster(master: RunningMaster, which: str, tmp
     assert 'Error from server (NotFound): pods "nope" not found' in missing.stderr
     kubectl(master, which, "create", "configmap", f"dup-{which}")
     dup = kubectl(master, which, "create", "configmap", f"dup-{which}", check=False)
-    assert f'Error from server (AlreadyExists): configmaps "dup-{which}" already exists' in dup.stderr
+    # kubectl 1.20 prints the server's Status; newer kubectl wraps typed creates in its own words.
+    assert f'configmaps "dup-{which}" already exists' in dup.stderr
+    if which == "old":
+        assert dup.stderr.startswith("Error from server (AlreadyExists):")
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n")
     invalid = kubectl(master, which, "create", "-f", str(bad), check=False)
