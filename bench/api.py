@@ -34,7 +34,7 @@ def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def paced(rate: float, seconds: float, call: Callable[[int], None], workers: int = 16) -> list[float]:
@@ -133,7 +133,8 @@ def bench(args: argparse.Namespace) -> dict[str, float]:
             baseline = paced(args.rate, args.seconds, lambda i: s.get(f"{m.url}/healthz").raise_for_status())
             gets = paced(args.rate, args.seconds,
                          lambda i: s.get(f"{base}/cm-{i % args.objects}").raise_for_status())
-            lists = paced(args.rate / 10, args.seconds, lambda i: s.get(base, params={"limit": "50"}).raise_for_status())
+            lists = paced(args.rate / 10, args.seconds,
+                          lambda i: s.get(base, params={"limit": "50"}).raise_for_status())
             creates = paced(args.rate, args.seconds,
                             lambda i: s.post(base, json=configmap(args.objects + i)).raise_for_status())
             for name, lat in (("healthz", baseline), ("get", gets), ("list_limit50", lists), ("create", creates)):
