@@ -21,10 +21,11 @@ from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 from flask import Flask
 
-from master import bootstrap
+from master import bootstrap, controllers
 from master.api.app import create_app
 from master.api.catalog import Catalog, builtin_resources
 from master.api.context import ApiContext
+from master.api.handlers import Handlers
 from master.api.join import JoinService
 from master.api.streaming import flush_stream_headers
 from master.pki import Pki, ensure_admin_kubeconfig, ensure_pki
@@ -86,6 +87,7 @@ class Master:
         c = threading.Thread(target=self._compact_loop, name="compactor", daemon=True)
         c.start()
         self._threads.append(c)
+        self._threads += controllers.start_all(self.ctx, Handlers(self.ctx), self.stopping)
         log.info("pikube master serving on %s:%d (advertised as %s)", s.bind, s.port, self.server_url)
 
     def _compact_loop(self) -> None:
@@ -99,6 +101,7 @@ class Master:
         self.stopping.set()
         if self._server is not None:
             self._server.stop()
+        controllers.stop_all(self._threads)
         self.store.close()
 
     def run_forever(self) -> None:

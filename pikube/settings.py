@@ -36,7 +36,67 @@ class MasterSettings:
     web_port: int = 0
     web_bind: str = "0.0.0.0"
     web_token: str = ""
+    # --- Scheduler and controllers (master/controllers, master/scheduler; docs/controllers.md) ---
+    # A node whose Lease (or Ready heartbeat) has not moved for this long is declared lost:
+    # Ready=Unknown and tainted node.kubernetes.io/unreachable:NoExecute.
+    node_monitor_grace_seconds: float = 40.0
+    # How often the node lifecycle controller looks at every node's heartbeat.
+    node_monitor_period_seconds: float = 5.0
+    # The NoExecute toleration pods get by default for not-ready/unreachable nodes.
+    default_toleration_seconds: int = 30
+    # Every controller re-queues all of its objects this often, backing up the watches.
+    controller_resync_seconds: float = 300.0
+    # Worker threads per controller.
+    controller_workers: int = 2
+    # First delay before a Job replaces a failed pod; doubles per failure, capped at 6 minutes.
+    job_backoff_seconds: float = 10.0
+    # Threads writing the scheduler's bindings (concurrent writes share the store's fsyncs).
+    scheduler_bind_threads: int = 16
+    # Unschedulable pods are retried on cluster changes, and at least this often.
+    scheduler_retry_seconds: float = 60.0
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / "state.db"
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """What `pikube agent` needs: where the master is, who this board is, and how to run pods."""
+
+    server: str
+    node_name: str
+    data_dir: Path
+    # Only needed until the node has credentials in `data_dir`.
+    token: str = ""
+    docker_host: str = "unix:///var/run/docker.sock"
+    # This board also runs the master: labelled node-role.kubernetes.io/master (and control-plane).
+    master_board: bool = False
+    # Address reported as InternalIP (and where the log server is reached); "" = the one routing to the master.
+    node_ip: str = ""
+    node_labels: tuple[tuple[str, str], ...] = ()
+    # HTTPS log endpoint the master proxies `kubectl logs` to.
+    log_bind: str = "0.0.0.0"
+    log_port: int = 10250
+    # Image holding each pod's namespaces; "" = pikube/pause of this version (made from busybox if missing).
+    pause_image: str = ""
+    # "none": pods keep the pause container's own isolated network namespace; "bridge": pikube0 + a veth
+    # per pod with an address from node.spec.podCIDR (agent/network).
+    pod_network: str = "none"
+    max_pods: int = 110
+    # Heartbeats: the Lease is renewed this often; node status is written on change or this often.
+    lease_renew_seconds: float = 10.0
+    lease_duration_seconds: int = 40
+    status_report_seconds: float = 60.0
+    # Every pod is synced at least this often; housekeeping (orphan containers, volumes) this often.
+    resync_seconds: float = 10.0
+    housekeeping_seconds: float = 30.0
+    # Threads syncing pods (one pod is never synced by two at once).
+    workers: int = 4
+    # CrashLoopBackOff / ImagePullBackOff: first delay, cap, and how long a container must run to reset it.
+    backoff_initial_seconds: float = 10.0
+    backoff_max_seconds: float = 300.0
+    backoff_reset_seconds: float = 600.0
+    # Evict nothing, but report pressure below these.
+    memory_pressure_bytes: int = 100 * 1024 * 1024
+    disk_pressure_fraction: float = 0.10

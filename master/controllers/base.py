@@ -1,0 +1,105 @@
+"""What every controller shares: its environment, and the worker loop around its `sync(key)`.
+
+A controller's informer handlers only enqueue keys. Workers take a key, call
+`sync(key)` — which re-reads desired and actual state from the caches and acts
+on the difference — and on failure queue the key again with back-off. A resync
+thread re-queues every key of the controller's primary informer periodically,
+so a missed event costs at most one resync period.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from master.client import Client, Informer, InformerFactory, Kinds, obj_key
+from master.controllers.events import Recorder
+from master.controllers.queue import WorkQueue
+from pikube import errors
+from pikube.settings import MasterSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Env:
+    """Everything a controller is built from (one per master)."""
+
+    settings: MasterSettings
+    client: Client
+    informers: InformerFactory
+    recorder: Recorder
+    stopping: threading.Event
+
+    @property
+    def kinds(self) -> Kinds:
+        return self.client.kinds
+
+
+class Controller:
+    """Subclasses set `name`, wire informers in `__init__`, and implement `sync(key)`."""
+
+    name = "controller"
+    # The informer whose keys a resync re-queues (None: no periodic resync).
+    primary: Informer | None = None
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        self.client = env.client
+        self.kinds = env.kinds
+        self.queue = WorkQueue(self.name)
+
+    def sync(self, key: str) -> None:
+        raise NotImplementedError
+
+    def resync_keys(self) -> Iterable[str]:
+        return self.primary.keys() if self.primary is not None else ()
+
+    def enqueue(self, obj: dict[str, object] | None) -> None:
+        if obj is not None:
+            self.queue.add(obj_key(obj))
+
+    def start(self) -> list[threading.Thread]:
+        threads = []
+        for i in range(max(1, self.env.settings.controller_workers)):
+            t = threading.Thread(target=self._worker, name=f"{self.name}-{i}", daemon=True)
+            t.start()
+            threads.append(t)
+        t = threading.Thread(target=self._resync, name=f"{self.name}-resync", daemon=True)
+        t.start()
+        threads.append(t)
+        return threads
+
+    def _worker(self) -> None:
+        stopping = self.env.stopping
+        while not stopping.is_set():
+            key = self.queue.get(timeout=0.5)
+            if key is None:
+                continue
+            try:
+                self.sync(key)
+                self.queue.forget(key)
+            except errors.ApiError as exc:
+                if stopping.is_set():
+                    return
+                log.log(logging.DEBUG if isinstance(exc, errors.Conflict) else logging.INFO,
+                        "%s: sync %s: %s (will retry)", self.name, key, exc.message)
+                self.queue.add_rate_limited(key)
+            except Exception:
+                if stopping.is_set():
+                    return
+                log.exception("%s: sync %s failed (will retry)", self.name, key)
+                self.queue.add_rate_limited(key)
+            finally:
+                self.queue.done(key)
+        self.queue.shutdown()
+
+    def resync_period(self) -> float:
+        return self.env.settings.controller_resync_seconds
+
+    def _resync(self) -> None:
+        while not self.env.stopping.wait(self.resync_period()):
+            for key in self.resync_keys():
+                self.queue.add(key)

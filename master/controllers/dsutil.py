@@ -1,0 +1,87 @@
+"""Which nodes a DaemonSet should run on, what runs there now, and the status that follows.
+
+Kept apart from the controller so the node-by-node plan is a pure function of
+(nodes, pods, template) that tests can check directly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from master.controllers import podutil
+from master.scheduler import predicates
+
+Obj = dict[str, Any]
+# Taints a DaemonSet pod always tolerates (Kubernetes adds these tolerations to every daemon pod).
+AUTO_TOLERATIONS = [{"key": k, "operator": "Exists", "effect": e} for k, e in (
+    (predicates.NOT_READY, "NoExecute"), (predicates.UNREACHABLE, "NoExecute"),
+    ("node.kubernetes.io/disk-pressure", "NoSchedule"), ("node.kubernetes.io/memory-pressure", "NoSchedule"),
+    ("node.kubernetes.io/pid-pressure", "NoSchedule"), (predicates.UNSCHEDULABLE, "NoSchedule"))]
+
+
+@dataclass
+class NodePlan:
+    node: Obj
+    should_run: bool
+    pods: list[Obj] = field(default_factory=list)  # owned, not being deleted
+    terminating: bool = False  # an owned pod is still going away
+    available: bool = False
+
+
+def should_run(node: Obj, template: Obj) -> bool:
+    if podutil.meta(node).get("deletionTimestamp"):
+        return False
+    spec = template.get("spec") or {}
+    if not predicates.selector_matches(spec, node):
+        return False
+    tolerations = [t for t in spec.get("tolerations") or [] if isinstance(t, dict)] + AUTO_TOLERATIONS
+    taints = (node.get("spec") or {}).get("taints") or []
+    return predicates.untolerated(taints, tolerations, ("NoSchedule", "NoExecute")) is None
+
+
+def _pod_node(pod: Obj) -> str:
+    name = (pod.get("spec") or {}).get("nodeName")
+    if name:
+        return str(name)
+    for term in predicates.required_terms(pod.get("spec") or {}) or []:
+        for req in term.get("matchFields") or []:
+            if req.get("key") == "metadata.name" and req.get("operator") == "In" and req.get("values"):
+                return str(req["values"][0])
+    return ""
+
+
+def plan_nodes(nodes: list[Obj], pods: list[Obj], template: Obj, min_ready: int = 0) -> list[NodePlan]:
+    by_node: dict[str, list[Obj]] = {}
+    for pod in pods:
+        by_node.setdefault(_pod_node(pod), []).append(pod)
+    plans = []
+    at = podutil.now()
+    for node in sorted(nodes, key=lambda n: podutil.meta(n).get("name", "")):
+        here = by_node.get(podutil.meta(node).get("name", ""), [])
+        live = [p for p in here if not podutil.meta(p).get("deletionTimestamp")]
+        plan = NodePlan(node, should_run(node, template), live, len(live) < len(here))
+        plan.available = any(podutil.is_available(p, min_ready, at) for p in live)
+        plans.append(plan)
+    return plans
+
+
+def status_for(ds: Obj, plans: list[NodePlan], current_hash: str, at: dt.datetime) -> Obj:
+    min_ready = int((ds.get("spec") or {}).get("minReadySeconds") or 0)
+    desired = [p for p in plans if p.should_run]
+    scheduled = [p for p in desired if p.pods]
+    updated = [p for p in scheduled if any((podutil.meta(x).get("labels") or {}).get("controller-revision-hash")
+                                           == current_hash for x in p.pods)]
+    ready = [p for p in scheduled if any(podutil.is_ready(x) for x in p.pods)]
+    available = [p for p in scheduled if any(podutil.is_available(x, min_ready, at) for x in p.pods)]
+    return {
+        "currentNumberScheduled": len(scheduled),
+        "numberMisscheduled": sum(1 for p in plans if not p.should_run and p.pods),
+        "desiredNumberScheduled": len(desired),
+        "numberReady": len(ready),
+        "updatedNumberScheduled": len(updated),
+        "numberAvailable": len(available),
+        "numberUnavailable": len(desired) - len(available),
+        "observedGeneration": int(podutil.meta(ds).get("generation") or 1),
+    }

@@ -1,0 +1,125 @@
+"""Node lifecycle: notice boards that stopped heartbeating, taint them, and move their pods away.
+
+Every `node_monitor_period` each node's heartbeat (its Lease in
+`kube-node-lease`, or its Ready condition's `lastHeartbeatTime`) is compared
+with the last one seen; the time is taken from this master's clock when the
+heartbeat *changes*, so a board's wrong clock cannot fool it. A node silent for
+`node_monitor_grace` becomes Ready=Unknown ("Kubelet stopped posting node
+status."), its pods are marked not Ready (so Services stop sending them
+traffic), and it is tainted `node.kubernetes.io/unreachable` (NoSchedule and
+NoExecute); a node reporting Ready=False gets `not-ready` instead, and a
+Ready one loses both. The NoExecute taints are then enforced by `eviction`.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import time
+from typing import Any
+
+from master.client import Informer, split_key
+from master.controllers import eviction, podutil
+from master.controllers.base import Controller, Env
+from master.scheduler.predicates import NOT_READY, UNREACHABLE, ready_status
+
+Obj = dict[str, Any]
+COMPONENT = "node-controller"
+_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
+
+
+class NodeLifecycleController(Controller):
+    name = "nodelifecycle"
+
+    def __init__(self, env: Env) -> None:
+        super().__init__(env)
+        self.nodes: Informer = env.informers.informer(self.kinds.nodes)
+        self.leases: Informer = env.informers.informer(self.kinds.leases)
+        self.pods: Informer = env.informers.informer(self.kinds.pods)
+        self.pods.add_indexer("node", lambda p: [str((p.get("spec") or {}).get("nodeName") or "")])
+        self.primary = self.nodes
+        self.nodes.add_handler(lambda old, new: self.enqueue(new or old))
+        self.leases.add_handler(self._lease_changed)
+        # node -> (heartbeat signature, monotonic time it last changed, wall-clock time of that)
+        self._probes: dict[str, tuple[tuple[str, ...], float, float]] = {}
+
+    def resync_period(self) -> float:
+        return self.env.settings.node_monitor_period_seconds
+
+    def _lease_changed(self, old: Obj | None, new: Obj | None) -> None:
+        lease = new or old
+        if lease is not None and podutil.meta(lease).get("namespace") == "kube-node-lease":
+            self.queue.add(podutil.meta(lease).get("name", ""))
+
+    def _heard(self, node: Obj) -> tuple[float, float]:
+        """(monotonic, wall) time this master last saw the node's heartbeat move."""
+        name = node["metadata"]["name"]
+        lease = self.leases.get("kube-node-lease", name)
+        ready = podutil.condition(node, "Ready") or {}
+        sig = (str(((lease or {}).get("spec") or {}).get("renewTime") or ""),
+               str(ready.get("lastHeartbeatTime") or ""))
+        probe = self._probes.get(name)
+        if probe is None or probe[0] != sig:
+            probe = (sig, time.monotonic(), time.time())
+            self._probes[name] = probe
+        return probe[1], probe[2]
+
+    def sync(self, key: str) -> None:
+        _, name = split_key(key)
+        cached = self.nodes.get("", name)
+        if cached is None:
+            self._probes.pop(name, None)
+            return
+        node = copy.deepcopy(cached)
+        heard, heard_wall = self._heard(node)
+        grace = self.env.settings.node_monitor_grace_seconds
+        lost = time.monotonic() - heard > grace
+        if lost and ready_status(node) != "Unknown":
+            self._mark_unknown(node)
+        elif not lost:
+            self.queue.add_after(key, heard + grace - time.monotonic() + 0.1)
+        self._update_taints(node, ready_status(node), heard_wall)
+        pods = self.pods.by_index("node", name)
+        wait = eviction.enforce(self.env, node, pods, gone=ready_status(node) != "True")
+        if wait is not None:
+            self.queue.add_after(key, wait)
+
+    def _mark_unknown(self, node: Obj) -> None:
+        stamp = podutil.rfc3339(podutil.now())
+        status = node.setdefault("status", {})
+        conditions = [c for c in status.get("conditions") or [] if isinstance(c, dict)]
+        seen = {c.get("type") for c in conditions}
+        for c in conditions:
+            if c.get("type") in _CONDITIONS and c.get("status") != "Unknown":
+                c.update({"status": "Unknown", "reason": "NodeStatusUnknown", "lastTransitionTime": stamp,
+                          "message": "Kubelet stopped posting node status."})
+        if "Ready" not in seen:
+            conditions.append({"type": "Ready", "status": "Unknown", "reason": "NodeStatusNeverUpdated",
+                               "message": "Kubelet never posted node status.", "lastHeartbeatTime": None,
+                               "lastTransitionTime": stamp})
+        status["conditions"] = conditions
+        node["metadata"] = self.client.update_status(self.kinds.nodes, node)["metadata"]
+        self.env.recorder.event(node, "Normal", "NodeNotReady",
+                                f"Node {node['metadata']['name']} status is now: NodeNotReady", COMPONENT)
+        for pod in self.pods.by_index("node", node["metadata"]["name"]):
+            eviction.mark_not_ready(self.client, pod)
+
+    def _update_taints(self, node: Obj, ready: str, heard_wall: float) -> None:
+        spec = node.setdefault("spec", {})
+        taints = [t for t in spec.get("taints") or [] if t.get("key") not in (NOT_READY, UNREACHABLE)]
+        if ready != "True":
+            key = NOT_READY if ready == "False" else UNREACHABLE
+            existing = {t.get("effect"): t for t in spec.get("taints") or [] if t.get("key") == key}
+            # Unreachable counts from when the board was last heard from, not from when we noticed:
+            # a pod's tolerationSeconds then measures the outage itself (see docs/controllers.md).
+            since = heard_wall if key == UNREACHABLE else time.time()
+            stamp = podutil.rfc3339(dt.datetime.fromtimestamp(since, dt.UTC))
+            taints.append(existing.get("NoSchedule") or {"key": key, "effect": "NoSchedule"})
+            taints.append(existing.get("NoExecute") or {"key": key, "effect": "NoExecute", "timeAdded": stamp})
+        if taints == (spec.get("taints") or []):
+            return
+        if taints:
+            spec["taints"] = taints
+        else:
+            spec.pop("taints", None)
+        node["metadata"] = self.client.update(self.kinds.nodes, node)["metadata"]
