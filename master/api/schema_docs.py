@@ -20,6 +20,7 @@ import gzip
 import hashlib
 import json
 import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,8 +58,44 @@ class Rendered:
         return gzip.decompress(self.gzipped)
 
 
+class LazyMap(Mapping[str, Any]):
+    """A mapping whose values are converted when read: a document's definitions and paths.
+
+    Rendering then holds one converted definition at a time instead of the whole
+    converted tree, which keeps the master's memory high-water mark down.
+    """
+
+    def __init__(self, keys: Iterable[str], convert: Callable[[str], Any]) -> None:
+        self._keys = sorted(keys)
+        self._known = frozenset(self._keys)
+        self._convert = convert
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._known:
+            raise KeyError(key)
+        return self._convert(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+def _dump(obj: Any) -> Iterator[str]:
+    """Compact JSON with sorted keys, converting `LazyMap` values one at a time."""
+    if isinstance(obj, (dict, LazyMap)):
+        yield "{"
+        for i, key in enumerate(sorted(obj) if isinstance(obj, dict) else obj):
+            yield ("," if i else "") + json.dumps(key) + ":"
+            yield from _dump(obj[key])
+        yield "}"
+    else:
+        yield json.dumps(obj, separators=(",", ":"), sort_keys=True)
+
+
 def _rendered(doc: Obj) -> Rendered:
-    body = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+    body = "".join(_dump(doc)).encode()
     return Rendered(gzip.compress(body, compresslevel=6, mtime=0), hashlib.sha512(body).hexdigest().upper())
 
 
@@ -128,22 +165,27 @@ class Documents:
         return {"title": "pikube", "version": discovery.version_info()["gitVersion"]}
 
     def v3_document(self, gv: str) -> Obj:
+        """The OpenAPI 3.0 document of a group-version (`paths` and schemas convert as they are read)."""
         items = self._paths(gv)
-        doc_paths = {p: _v3_path(item) for p, item in items.items()}
-        names = _closure(_refs(items), schemas.definitions())
-        components = {n: _v3_schema(schemas.definitions()[n], top=n) for n in sorted(names)}
-        return {"openapi": "3.0.0", "info": self._info(), "paths": doc_paths,
-                "components": {"schemas": components}}
+        defs = schemas.definitions()
+        names = _closure(_refs(items), defs)
+        return {"openapi": "3.0.0", "info": self._info(),
+                "paths": LazyMap(items, lambda p: _v3_path(items[p])),
+                "components": {"schemas": LazyMap(names, lambda n: _v3_schema(defs[n], top=n))}}
 
     def v2_document(self) -> Obj:
+        """The Swagger 2.0 document (`paths` and `definitions` convert as they are read)."""
         items = self._paths(None)
         defs = schemas.definitions()
-        definitions = {n: _v2_schema(s) for n, s in sorted(defs.items())}
-        definitions[PATCH_DEFINITION] = {
-            "description": "Patch is provided to give a concrete name and type to the Kubernetes PATCH request "
-                           "body."}
-        return {"swagger": "2.0", "info": self._info(), "paths": {p: _v2_path(i) for p, i in items.items()},
-                "definitions": dict(sorted(definitions.items()))}
+
+        def definition(name: str) -> Obj:
+            if name == PATCH_DEFINITION:
+                return {"description": "Patch is provided to give a concrete name and type to the Kubernetes "
+                                       "PATCH request body."}
+            return _v2_schema(defs[name])
+
+        return {"swagger": "2.0", "info": self._info(), "paths": LazyMap(items, lambda p: _v2_path(items[p])),
+                "definitions": LazyMap([*defs, PATCH_DEFINITION], definition)}
 
 
 # ---- definitions ---------------------------------------------------------------------------------------
