@@ -8,7 +8,7 @@ client. Two files, each loaded lazily and once:
 * `structure.json` (≈40 KB): only field names and which fields nest further. It is
   all `unknown_fields` needs, so a master that never serves an OpenAPI document
   never parses the descriptions.
-* `definitions.json` (≈340 KB): full Swagger-2.0-style schemas with descriptions
+* `definitions.json` (≈390 KB): full Swagger-2.0-style schemas with descriptions
   and the `x-kubernetes-*` extensions, read by the OpenAPI documents.
 
 `unknown_fields` runs on every write (`fieldValidation=Strict|Warn`), so each kind's
