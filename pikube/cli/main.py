@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pikube import __version__
 
 # Modules under pikube.cli that contribute subcommands, in help order.
-SUBCOMMAND_MODULES = ("master", "dev")
+SUBCOMMAND_MODULES = ("master", "agent", "dev")
 
 
 class CliError(Exception):

@@ -1,0 +1,170 @@
+"""A thin Kubernetes API client for the agent, on `requests` (which the Docker SDK already loads).
+
+The agent needs a dozen calls: get/create/patch/delete of a few kinds, list and
+watch of its own pods. A maintained client library (lightkube: +6 MB RSS with
+httpx; the official `kubernetes` client: far more) would eat the agent's memory
+budget for code it never runs; see docs/agent.md for the measurements. Errors
+come back as the `pikube.errors` hierarchy rebuilt from the server's `Status`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from pikube import errors
+from pikube.kubeconfig import KubeConfig, ssl_context
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+
+
+class ConnectionFailed(Exception):
+    """The master could not be reached (refused, reset, timed out): a temporary condition."""
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Where a kind lives in the API: `Resource("", "v1", "pods")` → /api/v1/.../pods."""
+
+    group: str
+    version: str
+    plural: str
+    namespaced: bool = True
+
+    def path(self, namespace: str = "", name: str = "", sub: str = "") -> str:
+        base = f"/api/{self.version}" if not self.group else f"/apis/{self.group}/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{quote(namespace)}"
+        base += f"/{self.plural}"
+        if name:
+            base += f"/{quote(name)}"
+        if sub:
+            base += f"/{sub}"
+        return base
+
+
+PODS = Resource("", "v1", "pods")
+NODES = Resource("", "v1", "nodes", namespaced=False)
+CONFIGMAPS = Resource("", "v1", "configmaps")
+SECRETS = Resource("", "v1", "secrets")
+EVENTS = Resource("", "v1", "events")
+LEASES = Resource("coordination.k8s.io", "v1", "leases")
+
+
+class _ContextAdapter(HTTPAdapter):
+    """An adapter whose TLS context carries the client certificate from memory (no key file on disk)."""
+
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = ctx
+        super().__init__(pool_connections=2, pool_maxsize=16)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = self._ctx
+        super().init_poolmanager(*args, **kwargs)
+
+
+class ApiClient:
+    """Calls to one master with one identity; safe to share between threads."""
+
+    def __init__(self, cfg: KubeConfig, ca_file: Path, timeout: float = 15.0) -> None:
+        self.server = cfg.server.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.trust_env = False  # never a proxy or CA bundle from the environment
+        self.session.verify = str(ca_file)
+        self.session.mount("https://", _ContextAdapter(ssl_context(cfg)))
+        self.session.headers["User-Agent"] = "pikube-agent"
+        self.session.headers["Accept"] = "application/json"
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
+                content_type: str = "application/json", stream: bool = False,
+                timeout: float | tuple[float, float] | None = None) -> requests.Response:
+        headers = {"Content-Type": content_type} if body is not None else {}
+        data = json.dumps(body) if body is not None else None
+        try:
+            resp = self.session.request(method, self.server + path, params=params, data=data, headers=headers,
+                                        stream=stream, timeout=timeout or self.timeout)
+        except requests.RequestException as exc:
+            raise ConnectionFailed(f"{method} {path}: {exc}") from exc
+        if resp.status_code >= 400:
+            try:
+                doc = resp.json()
+            except ValueError:
+                doc = {}
+            resp.close()
+            if isinstance(doc, dict) and doc.get("kind") == "Status":
+                raise errors.from_status(doc, resp.status_code)
+            raise errors.from_status({"message": f"{method} {path}: HTTP {resp.status_code}"}, resp.status_code)
+        return resp
+
+    def _json(self, method: str, path: str, **kw: Any) -> Obj:
+        resp = self.request(method, path, **kw)
+        try:
+            doc = resp.json()
+        except ValueError as exc:
+            raise ConnectionFailed(f"{method} {path}: the answer is not JSON") from exc
+        return doc if isinstance(doc, dict) else {}
+
+    # -- verbs -----------------------------------------------------------------------------------
+
+    def get(self, res: Resource, name: str, namespace: str = "") -> Obj:
+        return self._json("GET", res.path(namespace, name))
+
+    def list(self, res: Resource, namespace: str = "", **params: str) -> Obj:
+        return self._json("GET", res.path(namespace), params=params)
+
+    def create(self, res: Resource, obj: Obj, namespace: str = "") -> Obj:
+        return self._json("POST", res.path(namespace), body=obj)
+
+    def replace(self, res: Resource, obj: Obj, namespace: str = "", sub: str = "") -> Obj:
+        name = obj["metadata"]["name"]
+        return self._json("PUT", res.path(namespace, name, sub), body=obj)
+
+    def patch(self, res: Resource, name: str, patch: Obj, namespace: str = "", sub: str = "",
+              content_type: str = MERGE_PATCH) -> Obj:
+        return self._json("PATCH", res.path(namespace, name, sub), body=patch, content_type=content_type)
+
+    def delete(self, res: Resource, name: str, namespace: str = "", options: Obj | None = None) -> Obj:
+        return self._json("DELETE", res.path(namespace, name), body=options)
+
+    def watch(self, res: Resource, namespace: str = "", resource_version: str = "",
+              timeout_seconds: int = 300, **params: str) -> Iterator[Obj]:
+        """Watch events (`{"type": ..., "object": ...}`) until the server ends the stream.
+
+        Raises `errors.Gone` when `resource_version` is too old (relist), and
+        `ConnectionFailed` when the stream breaks.
+        """
+        query = {"watch": "1", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
+                 "timeoutSeconds": str(timeout_seconds), **params}
+        resp = self.request("GET", res.path(namespace), params=query, stream=True,
+                            timeout=(self.timeout, timeout_seconds + 30))
+        try:
+            for line in resp.iter_lines(chunk_size=None):
+                if not line:
+                    continue
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    status = event.get("object") or {}
+                    raise errors.from_status(status, int(status.get("code") or 500))
+                yield event
+        except (requests.RequestException, ValueError) as exc:
+            raise ConnectionFailed(f"watch {res.plural}: {exc}") from exc
+        finally:
+            resp.close()

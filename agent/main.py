@@ -1,0 +1,244 @@
+"""The agent process: join, register the node, then run the heartbeat, the pod sync loop and the log server.
+
+`run(settings)` is what `pikube agent` calls; `Agent` wires the parts so tests
+can build one with fakes. Threads: pod watch, Docker events, N sync workers,
+heartbeat (Lease + node status), housekeeping, probes, events, log server.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from agent import credentials
+from agent.client import NODES, ApiClient, ConnectionFailed
+from agent.hostfacts import Facts, Host, RealHost, collect
+from agent.kubelet.backoff import Backoff
+from agent.kubelet.events import EventRecorder
+from agent.kubelet.images import ImagePuller
+from agent.kubelet.node import NodeIdentity, NodeReporter
+from agent.kubelet.objects import ObjectCache
+from agent.kubelet.podnetwork import BridgeNetwork, IsolatedNetwork, PodNetwork
+from agent.kubelet.podsource import PodSource
+from agent.kubelet.podsync import PodSyncer, SyncDeps
+from agent.kubelet.probes import ProbeManager, Prober, Target
+from agent.kubelet.volumes import VolumeManager
+from agent.kubelet.workqueue import WorkQueue
+from agent.logserver import LogServer
+from agent.runtime.docker import DockerRuntime
+from pikube import errors, jointoken
+from pikube.settings import AgentSettings
+
+log = logging.getLogger(__name__)
+
+
+class AgentError(Exception):
+    """The agent cannot start; the message says why in a sentence."""
+
+
+def route_address(server: str) -> str:
+    """The local address that routes to the master: what this board is to the rest of the cluster."""
+    host, port = jointoken.split_server(server)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((socket.gethostbyname(host), port))
+        return str(s.getsockname()[0])
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings, host: Host | None = None) -> None:
+        self.settings = settings
+        self.host = host or RealHost()
+        self.stop_event = threading.Event()
+        self.queue = WorkQueue()
+        self._threads: list[threading.Thread] = []
+        self._runtime_error: str | None = None
+
+    # -- start -----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            cfg = credentials.ensure_node_credentials(s.data_dir, s.server, s.node_name, s.token)
+        except (credentials.CredentialsError, jointoken.JoinError) as exc:
+            raise AgentError(str(exc)) from exc
+        except errors.ApiError as exc:
+            raise AgentError(f"the master refused to join this node: {exc.message}") from exc
+        self.api = ApiClient(cfg, credentials.ca_path(s.data_dir))
+        self.runtime = DockerRuntime(s.docker_host, s.node_name)
+        problem = self.runtime.ping()
+        if problem:
+            raise AgentError(f"no Docker engine answers at {s.docker_host}: {problem}")
+        node_ip = s.node_ip or route_address(cfg.server)
+        serving = credentials.ensure_serving_cert(s.data_dir, s.node_name, [node_ip])
+        self.node_ip = node_ip
+        facts = self.facts()
+        ident = NodeIdentity(node_ip=node_ip, runtime_version=self.runtime.version(),
+                             serving_cert_sha256=serving.sha256)
+        self.reporter = NodeReporter(self.api, s, ident, self.facts, lambda: self._runtime_error, time.monotonic)
+        try:
+            node = self.reporter.register()
+            self.reporter.renew_lease()
+        except (errors.ApiError, ConnectionFailed) as exc:
+            raise AgentError(f"cannot register node {s.node_name}: {exc}") from exc
+        self.network = self._pod_network(node, node_ip)
+        self.objects = ObjectCache(self.api, time.monotonic)
+        self.events = EventRecorder(self.api, s.node_name)
+        backoff = Backoff(s.backoff_initial_seconds, s.backoff_max_seconds, time.time)
+        self.volumes = VolumeManager(s.data_dir, self.runtime, self.objects.lookup())
+        self.source = PodSource(self.api, s.node_name, self.queue.add)
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.probe_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="probe")
+        self.probes = ProbeManager(Prober(self.runtime, self.probe_pool), self.queue.add, self._probe_failed)
+        pause = s.pause_image or _default_pause_image()
+        self.syncer = PodSyncer(SyncDeps(
+            settings=s, api=self.api, runtime=self.runtime, volumes=self.volumes, network=self.network,
+            probes=self.probes, images=ImagePuller(self.runtime, backoff, time.time), backoff=backoff,
+            events=self.events, lookup=self.objects.lookup(), node_ip=node_ip, node_cpus=facts.cpus,
+            node_memory=facts.memory_bytes, pause_image=pause,
+            ensure_pause_image=lambda: self._ensure_pause(pause), clock=time.time))
+        self.logs = LogServer(self.runtime, self.source.find, s.log_bind, s.log_port, str(serving.cert),
+                              str(serving.key), str(credentials.ca_path(s.data_dir)))
+        self.events.start()
+        self.probes.start()
+        self.logs.start()
+        self._spawn("pod-watch", self.source.run, self.stop_event)
+        self._spawn("docker-events", self._docker_events)
+        self._spawn("heartbeat", self._heartbeat)
+        self._spawn("housekeeping", self._housekeeping)
+        for i in range(max(1, s.workers)):
+            self._spawn(f"sync-{i}", self._worker)
+        log.info("agent %s running: node IP %s, logs on :%d", s.node_name, node_ip, s.log_port)
+
+    def facts(self) -> Facts:
+        return collect(self.host, self.settings.data_dir)
+
+    def _pod_network(self, node: dict[str, Any], node_ip: str) -> PodNetwork:
+        if self.settings.pod_network != "bridge":
+            return IsolatedNetwork()
+        deadline = time.monotonic() + 60
+        while not (node.get("spec") or {}).get("podCIDR"):
+            if time.monotonic() > deadline:
+                raise AgentError(f"node {self.settings.node_name} got no spec.podCIDR from the master within 60 s")
+            time.sleep(1)
+            node = self.api.get(NODES, self.settings.node_name)
+        return BridgeNetwork(self.settings.data_dir, node["spec"]["podCIDR"], node_ip)
+
+    def _ensure_pause(self, image: str) -> None:
+        if self.runtime.image_id(image):
+            return
+        from pikube.dev import images  # the pause image is made locally from busybox, like the test images
+
+        if image != images.PAUSE_IMAGE:
+            return  # someone else's image: the pull policy decides
+        images.ensure(self.runtime.api)
+
+    def _spawn(self, name: str, target: Any, *args: Any) -> None:
+        t = threading.Thread(target=target, args=args, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    # -- loops -----------------------------------------------------------------------------------
+
+    def _worker(self) -> None:
+        while True:
+            uid = self.queue.get()
+            if uid is None:
+                return
+            delay: float | None = None
+            try:
+                delay = self.syncer.sync(uid, self.source.get(uid)) if self.source.synced.is_set() else 0.5
+            except Exception:
+                log.exception("sync of pod %s failed", uid)
+                delay = 2.0
+            finally:
+                self.queue.done(uid)
+            if delay is not None and not self.stop_event.is_set():
+                self.queue.add_after(uid, delay)
+
+    def _docker_events(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                for event in self.runtime.events():
+                    uid = ((event.get("Actor") or {}).get("Attributes") or {}).get("io.kubernetes.pod.uid")
+                    if uid:
+                        self.queue.add(uid)
+                    if self.stop_event.is_set():
+                        return
+            except Exception as exc:
+                log.info("docker events stream ended: %s", exc)
+            self.stop_event.wait(1.0)
+
+    def _heartbeat(self) -> None:
+        s = self.settings
+        while not self.stop_event.wait(s.lease_renew_seconds):
+            self._runtime_error = self.runtime.ping()
+            try:
+                self.reporter.renew_lease()
+                self.reporter.sync()
+            except (errors.ApiError, ConnectionFailed) as exc:
+                log.warning("heartbeat failed: %s", exc)
+
+    def _housekeeping(self) -> None:
+        """Pods gone while nobody watched: containers, volumes and addresses of unknown pods are removed."""
+        self.source.synced.wait()
+        while True:
+            try:
+                self.housekeep()
+            except Exception:
+                log.exception("housekeeping failed")
+            if self.stop_event.wait(self.settings.housekeeping_seconds):
+                return
+
+    def housekeep(self) -> None:
+        live = self.source.uids()
+        seen = {c.pod_uid for c in self.runtime.containers() if c.pod_uid}
+        seen |= self.volumes.known_uids() | self.syncer.known() | self.probes.pods()
+        for uid in seen - live:
+            self.queue.add(uid)
+        for uid in live:
+            self.queue.add(uid)
+        self.network.prune(live)
+
+    def _probe_failed(self, target: Target, message: str) -> None:
+        pod = self.source.get(target.pod_uid)
+        if pod is not None:
+            self.events.pod(pod, "Warning", "Unhealthy", f"{target.kind.value} probe failed: {message}",
+                            target.container)
+
+    # -- stop ------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop the agent's threads; pods keep running (an agent restart adopts them)."""
+        self.stop_event.set()
+        self.queue.shutdown()
+        self.probes.stop()
+        self.events.stop()
+        self.logs.stop()
+
+
+def _default_pause_image() -> str:
+    from pikube.dev.images import PAUSE_IMAGE
+
+    return PAUSE_IMAGE
+
+
+def run(settings: AgentSettings) -> None:
+    """Run until SIGTERM or SIGINT."""
+    agent = Agent(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    agent.start()
+    stop.wait()
+    agent.stop()
+
+
+def data_dir_default() -> Path:
+    return Path("/var/lib/pikube/agent")
