@@ -13,10 +13,10 @@ import builtins
 import copy
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from master.api import meta
+from master.api import meta, schemas
 from master.api.context import ApiContext
 from master.api.resource import ResourceType
 from pikube import errors
@@ -40,6 +40,35 @@ class ListOptions:
                 obj.get("metadata", {}).get("labels") or {}):
             return False
         return self.field_selector is None or self.field_selector.matches(obj)
+
+
+@dataclass
+class FieldCheck:
+    """What to do with fields the kind's schema does not know (`?fieldValidation=`).
+
+    Unknown fields are never stored: Strict refuses the request, Warn drops them and
+    collects `Warning` header values, Ignore drops them silently.
+    """
+
+    mode: str = "Ignore"
+    warnings: builtins.list[str] = field(default_factory=builtins.list)
+
+    @classmethod
+    def parse(cls, value: str | None) -> FieldCheck:
+        mode = value or "Warn"
+        if mode not in schemas.FIELD_VALIDATION:
+            raise errors.BadRequest(message=f'fieldValidation parameter unsupported: "{mode}" (want one of '
+                                            + ", ".join(schemas.FIELD_VALIDATION) + ")")
+        return cls(mode)
+
+    def apply(self, rt: ResourceType, obj: Obj) -> None:
+        paths = schemas.drop_unknown_fields(rt.group, rt.version, rt.kind, obj)
+        if not paths:
+            return
+        if self.mode == "Strict":
+            raise errors.BadRequest(message=schemas.strict_error_message(rt.kind, rt.version, paths))
+        if self.mode == "Warn":
+            self.warnings.extend(schemas.warning_headers(paths))
 
 
 def parse_list_options(rt: ResourceType, args: dict[str, str]) -> ListOptions:
@@ -143,8 +172,10 @@ class Handlers:
         return start
 
     # ---- create --------------------------------------------------------------
-    def create(self, rt: ResourceType, ns: str, body: Obj, dry_run: bool = False) -> Obj:
+    def create(self, rt: ResourceType, ns: str, body: Obj, dry_run: bool = False,
+               fields: FieldCheck | None = None) -> Obj:
         obj = self._check_type(rt, body)
+        (fields or FieldCheck()).apply(rt, obj)
         m = obj.setdefault("metadata", {})
         if not isinstance(m, dict):
             raise errors.BadRequest(message="metadata must be an object")
@@ -218,8 +249,9 @@ class Handlers:
 
     # ---- update and patch ----------------------------------------------------
     def update(self, rt: ResourceType, ns: str, name: str, body: Obj, subresource: str = "",
-               dry_run: bool = False) -> Obj:
+               dry_run: bool = False, fields: FieldCheck | None = None) -> Obj:
         new_body = self._check_type(rt, body)
+        (fields or FieldCheck()).apply(rt, new_body)
         m = new_body.get("metadata")
         if not isinstance(m, dict):
             raise errors.BadRequest(message="metadata must be an object")
@@ -234,7 +266,8 @@ class Handlers:
                            subresource=subresource, dry_run=dry_run)
 
     def patch(self, rt: ResourceType, ns: str, name: str, patch_type: str, patch_body: Any,
-              subresource: str = "", dry_run: bool = False) -> Obj:
+              subresource: str = "", dry_run: bool = False, fields: FieldCheck | None = None) -> Obj:
+        check = fields or FieldCheck()
         if patch_type == "apply":
             raise errors.UnsupportedMediaType(message="server-side apply is not supported by pikube; "
                                                       "use client-side `kubectl apply`")
@@ -258,7 +291,9 @@ class Handlers:
                 result = strategic_merge_patch(original, patch_body, rt.kind)
             if not isinstance(result, dict):
                 raise errors.BadRequest(message="the patch did not produce an object")
-            return self._check_type(rt, result)
+            typed = self._check_type(rt, result)
+            check.apply(rt, typed)
+            return typed
 
         return self._write(rt, ns, name, apply, expect_rv=expect, subresource=subresource, dry_run=dry_run)
 

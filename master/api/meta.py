@@ -7,8 +7,8 @@ import random
 import uuid
 from typing import Any
 
+import pikube.kube.validation as validation
 from pikube.errors import Cause
-from pikube.kube import validation
 
 Obj = dict[str, Any]
 

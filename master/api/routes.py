@@ -17,7 +17,7 @@ from master.api import body as bodies
 from master.api import discovery, scale, watch
 from master.api.auth import Attributes, authorize
 from master.api.context import ApiContext, Identity
-from master.api.handlers import Handlers, ListOptions, parse_list_options, with_type
+from master.api.handlers import FieldCheck, Handlers, ListOptions, parse_list_options, with_type
 from master.api.render import json_response, renderer
 from master.api.resource import ResourceType
 from master.api.streaming import STREAM_HEADER
@@ -169,11 +169,13 @@ def dispatch(ctx: ApiContext, handlers: Handlers, target: Target, stopping: thre
                            bookmarks, render.one, stopping)
         return Response(gen, status=200, mimetype="application/json",
                         headers={"Cache-Control": "no-cache, private", STREAM_HEADER: "1"})
+    fields = FieldCheck.parse(request.args.get("fieldValidation"))
     if verb == "create" and created is not None:
-        return json_response(render.one(handlers.create(rt, ns, created, dry_run)), 201)
+        return _warned(json_response(render.one(handlers.create(rt, ns, created, dry_run, fields)), 201), fields)
     if verb == "update":
         body = bodies.decode_object(bodies.read(request, limit), bodies.media_type(request))
-        return json_response(render.one(handlers.update(rt, ns, name, body, sub, dry_run)))
+        return _warned(json_response(render.one(handlers.update(rt, ns, name, body, sub, dry_run, fields))),
+                       fields)
     if verb == "patch":
         mtype = bodies.media_type(request)
         kind = bodies.PATCH_TYPES.get(mtype)
@@ -182,7 +184,8 @@ def dispatch(ctx: ApiContext, handlers: Handlers, target: Target, stopping: thre
                 message=f'the body of the request was in an unknown format - accepted media types include: '
                         f'{", ".join(bodies.PATCH_TYPES)} (got "{mtype}")')
         patch_body = bodies.decode(bodies.read(request, limit), mtype)
-        return json_response(render.one(handlers.patch(rt, ns, name, kind, patch_body, sub, dry_run)))
+        patched = handlers.patch(rt, ns, name, kind, patch_body, sub, dry_run, fields)
+        return _warned(json_response(render.one(patched)), fields)
     if verb == "delete":
         options = _delete_options(limit)
         result = handlers.delete(rt, ns, name, options, dry_run)
@@ -191,6 +194,12 @@ def dispatch(ctx: ApiContext, handlers: Handlers, target: Target, stopping: thre
         options = _delete_options(limit)
         return json_response(handlers.delete_collection(rt, ns, opts, options, dry_run))
     raise errors.MethodNotAllowed(message="the server does not allow this method on the requested resource")
+
+
+def _warned(resp: Response, fields: FieldCheck) -> Response:
+    for warning in fields.warnings:
+        resp.headers.add("Warning", warning)
+    return resp
 
 
 def _delete_options(limit: int) -> Obj:

@@ -140,6 +140,11 @@ class ReplicaSetStrategy(_Workload):
 
 
 class DaemonSetStrategy(_Workload):
+    def initial_status(self, obj: Obj) -> Obj:
+        # Required by the DaemonSetStatus schema, as a real cluster sends them.
+        return {"currentNumberScheduled": 0, "desiredNumberScheduled": 0, "numberMisscheduled": 0,
+                "numberReady": 0}
+
     def default(self, obj: Obj) -> None:
         spec = obj.setdefault("spec", {})
         if not isinstance(spec, dict):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from tests.master.conftest import RunningMaster
+from tests.master.conftest import RunningMaster, kubectl
 
 pytestmark = pytest.mark.integration
 
@@ -122,3 +123,28 @@ def test_stale_watch_revision_is_gone_after_compaction_and_bad_selector_is_400(
     resp = admin.get(master.url + "/api/v1/pods", params={"fieldSelector": "spec.bogus=x"})
     assert resp.status_code == 400
     assert "field label not supported" in status_of(resp)["message"]
+
+
+def test_unknown_fields_strict_warn_ignore(master: RunningMaster, admin: requests.Session) -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fv-strict"}, "dataa": {"a": "1"}}
+    strict = admin.post(master.url + CM_URL, params={"fieldValidation": "Strict"}, json=cm)
+    assert strict.status_code == 400
+    assert 'strict decoding error: unknown field "dataa"' in status_of(strict)["message"]
+    assert admin.get(master.url + CM_URL + "/fv-strict").status_code == 404
+    cm["metadata"]["name"] = "fv-warn"  # type: ignore[index]
+    warn = admin.post(master.url + CM_URL, json=cm)  # no parameter: Warn, as Kubernetes defaults
+    assert warn.status_code == 201
+    assert 'unknown field \\"dataa\\"' in warn.headers.get("Warning", "")
+    assert "dataa" not in admin.get(master.url + CM_URL + "/fv-warn").json()
+    bogus = admin.post(master.url + CM_URL, params={"fieldValidation": "Loose"}, json=cm)
+    assert bogus.status_code == 400
+
+
+def test_new_kubectl_refuses_a_misspelt_field(master: RunningMaster, tmp_path: Path) -> None:
+    bad = tmp_path / "typo.yaml"
+    bad.write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: typo\nspec:\n  containers:\n"
+                   "  - name: c\n    imagee: busybox\n    image: busybox\n")
+    out = kubectl(master, "new", "apply", "-f", str(bad), check=False)
+    assert out.returncode != 0
+    assert 'unknown field "spec.containers[0].imagee"' in out.stderr
+    assert kubectl(master, "new", "get", "pod", "typo", check=False).returncode != 0
