@@ -26,9 +26,23 @@ _NOT_COPIED = {"kubectl.kubernetes.io/last-applied-configuration", REVISION, REV
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"
 
 
+def semantic(value: Any) -> Any:
+    """`value` without nulls and empty maps or lists: what Kubernetes' semantic equality ignores.
+
+    A client that round-trips a template through Go structs sends `creationTimestamp: null`
+    and `resources: {}`; the template is still the same one.
+    """
+    if isinstance(value, dict):
+        out = {k: semantic(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v is not None and v != {} and v != []}
+    if isinstance(value, list):
+        return [semantic(v) for v in value]
+    return value
+
+
 def template_hash(template: Obj, collision_count: int = 0) -> str:
     """A short, stable name suffix for a pod template (FNV-1a of its canonical JSON)."""
-    data = json.dumps(template, sort_keys=True, separators=(",", ":")).encode()
+    data = json.dumps(semantic(template), sort_keys=True, separators=(",", ":")).encode()
     if collision_count:
         data += str(collision_count).encode()
     h = 0x811C9DC5
@@ -46,7 +60,7 @@ def without_hash(template: Obj) -> Obj:
 
 
 def equal_ignore_hash(a: Obj, b: Obj) -> bool:
-    return without_hash(a) == without_hash(b)
+    return bool(semantic(without_hash(a)) == semantic(without_hash(b)))
 
 
 def replicas(obj: Obj) -> int:
