@@ -111,10 +111,8 @@ def create_args(pod: Obj, container: Obj, kind: L.Kind, attempt: int, node: str,
         config["command"] = [expand(str(a), env) for a in container.get("args") or []]
     if container.get("workingDir"):
         config["working_dir"] = str(container["workingDir"])
-    ports = [f"{p['containerPort']}/{str(p.get('protocol', 'TCP')).lower()}"
-             for p in container.get("ports") or [] if "containerPort" in p]
-    if ports:
-        config["ports"] = ports
+    if container.get("ports"):  # informational, as in Kubernetes; Docker refuses to expose ports in a shared netns
+        labels["io.kubernetes.container.ports"] = json.dumps(container["ports"], sort_keys=True)
     config["tty"] = bool(container.get("tty"))
     config["stdin_open"] = bool(container.get("stdin"))
     docker_name = L.container_name(kind, str(meta["name"]), str(meta.get("namespace", "default")),

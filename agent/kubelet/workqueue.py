@@ -18,6 +18,7 @@ class WorkQueue:
         self._dirty: set[str] = set()
         self._processing: set[str] = set()
         self._delayed: list[tuple[float, str]] = []
+        self._due: dict[str, float] = {}  # each key has at most one pending timer, the earliest asked for
         self._closed = False
 
     def add(self, key: str) -> None:
@@ -37,7 +38,11 @@ class WorkQueue:
             self.add(key)
             return
         with self._cond:
-            heapq.heappush(self._delayed, (self._clock() + delay, key))
+            due = self._clock() + delay
+            if key in self._due and self._due[key] <= due:
+                return
+            self._due[key] = due
+            heapq.heappush(self._delayed, (due, key))
             self._cond.notify_all()
 
     def get(self) -> str | None:
@@ -48,7 +53,10 @@ class WorkQueue:
                     return None
                 now = self._clock()
                 while self._delayed and self._delayed[0][0] <= now:
-                    self._add_locked(heapq.heappop(self._delayed)[1])
+                    due, key = heapq.heappop(self._delayed)
+                    if self._due.get(key) == due:  # else a stale timer, replaced by an earlier one
+                        del self._due[key]
+                        self._add_locked(key)
                 if self._queue:
                     key = self._queue.popleft()
                     self._dirty.discard(key)

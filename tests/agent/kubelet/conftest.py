@@ -162,7 +162,7 @@ def agent_argv(master: RunningMaster, node: str, data_dir: Path, docker_host: st
     return [sys.executable, "-m", "pikube.cli", "agent", "--server", master.url, "--token", token,
             "--node-name", node, "--data-dir", str(data_dir), "--docker-host", docker_host,
             "--node-ip", "127.0.0.1", "--log-bind", "127.0.0.1", "--log-port", str(free_port()),
-            "--log-level", "debug", *(extra or [])]
+            "--log-level", "info", *(extra or [])]
 
 
 def wait_node_ready(c: Cluster, timeout: float = 30.0) -> None:
