@@ -21,14 +21,30 @@ PATCH_TYPES = {
 }
 
 
+# A refused body up to this size is read and thrown away, so the client sees the
+# 413 instead of a connection reset in the middle of its upload.
+DRAIN_LIMIT = 16 * 1024 * 1024
+
+
 def read(request: Request, limit: int) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
+        _drain(request, length)
         raise errors.RequestEntityTooLarge(message=f"Request entity too large: limit is {limit}")
     data = request.stream.read(limit + 1)
     if len(data) > limit:
+        _drain(request, DRAIN_LIMIT)
         raise errors.RequestEntityTooLarge(message=f"Request entity too large: limit is {limit}")
     return bytes(data)
+
+
+def _drain(request: Request, length: int) -> None:
+    left = min(length, DRAIN_LIMIT)
+    while left > 0:
+        chunk = request.stream.read(min(left, 1 << 16))
+        if not chunk:
+            return
+        left -= len(chunk)
 
 
 def media_type(request: Request) -> str:

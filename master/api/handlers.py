@@ -409,6 +409,7 @@ class Handlers:
         def fn(old: Obj | None) -> Obj | None:
             if old is None:
                 raise not_found(rt, name)
+            rt.strategy.check_delete(old)
             m = old["metadata"]
             if pre.get("uid") and pre["uid"] != m.get("uid"):
                 raise errors.Conflict(message=f"Precondition failed: UID in precondition: {pre['uid']}, UID in "

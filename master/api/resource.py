@@ -69,6 +69,9 @@ class Strategy:
             return bool(new.get("spec") != old.get("spec"))
         return False
 
+    def check_delete(self, obj: Obj) -> None:
+        """Raise (e.g. Forbidden) when this object may not be deleted at all."""
+
     def release(self, obj: Obj, ctx: ApiContext) -> None:
         """Free what the object held (e.g. a NodePort) once it is deleted."""
 

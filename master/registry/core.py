@@ -9,10 +9,13 @@ import re
 from typing import Any
 
 from master.api.resource import Strategy
+from pikube import errors
 from pikube.errors import Cause
 
 Obj = dict[str, Any]
 _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+# As Kubernetes: these namespaces hold the cluster's own objects and cannot be deleted.
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
 
 
 class NamespaceStrategy(Strategy):
@@ -29,6 +32,12 @@ class NamespaceStrategy(Strategy):
 
     def initial_status(self, obj: Obj) -> Obj:
         return {"phase": "Active"}
+
+    def check_delete(self, obj: Obj) -> None:
+        name = obj.get("metadata", {}).get("name")
+        if name in IMMORTAL_NAMESPACES:
+            raise errors.Forbidden(message=f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                                   kind="namespaces", name=str(name))
 
 
 class NodeStrategy(Strategy):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -53,9 +54,13 @@ class RunningMaster:
 
         cfg = read_kubeconfig(self.kubeconfig)
         certdir = self.data_dir / "test-client"
-        certdir.mkdir(exist_ok=True)
-        (certdir / "c.pem").write_bytes(cfg.cert_pem or b"")
-        (certdir / "k.pem").write_bytes(cfg.key_pem or b"")
+        if not (certdir / "k.pem").exists():
+            tmp = self.data_dir / f"test-client.{os.getpid()}.tmp"
+            tmp.mkdir(exist_ok=True)
+            (tmp / "c.pem").write_bytes(cfg.cert_pem or b"")
+            (tmp / "k.pem").write_bytes(cfg.key_pem or b"")
+            with contextlib.suppress(OSError):  # another session won the race: same content
+                tmp.rename(certdir)
         s = requests.Session()
         s.trust_env = False  # REQUESTS_CA_BUNDLE in the environment would override our CA
         s.verify = str(self.ca)

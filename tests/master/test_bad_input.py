@@ -148,3 +148,11 @@ def test_new_kubectl_refuses_a_misspelt_field(master: RunningMaster, tmp_path: P
     assert out.returncode != 0
     assert 'unknown field "spec.containers[0].imagee"' in out.stderr
     assert kubectl(master, "new", "get", "pod", "typo", check=False).returncode != 0
+
+
+def test_system_namespaces_cannot_be_deleted(master: RunningMaster, admin: requests.Session) -> None:
+    for ns in ("default", "kube-system", "kube-public"):
+        resp = admin.delete(f"{master.url}/api/v1/namespaces/{ns}")
+        assert resp.status_code == 403, resp.text
+        assert "this namespace may not be deleted" in status_of(resp)["message"]
+        assert admin.get(f"{master.url}/api/v1/namespaces/{ns}").json()["status"]["phase"] == "Active"
