@@ -34,6 +34,7 @@ from master.tokens import TokenStore
 from pikube.settings import MasterSettings
 
 log = logging.getLogger(__name__)
+POOL_START, POOL_STEP, POOL_SPARE = 8, 8, 2
 
 
 def tls_context(pki: Pki) -> ssl.SSLContext:
@@ -74,7 +75,7 @@ class Master:
 
     def start(self) -> None:
         s = self.settings
-        server = wsgi.Server((s.bind, s.port), flush_stream_headers(self.app), numthreads=16, max=s.max_threads,
+        server = wsgi.Server((s.bind, s.port), flush_stream_headers(self.app), numthreads=POOL_START, max=s.max_threads,
                              server_name="pikube-master", timeout=30)
         adapter = BuiltinSSLAdapter(str(self.pki.serving_cert), str(self.pki.serving_key))
         adapter.context = tls_context(self.pki)
@@ -84,9 +85,10 @@ class Master:
         t = threading.Thread(target=server.serve, name="api-server", daemon=True)
         t.start()
         self._threads.append(t)
-        c = threading.Thread(target=self._compact_loop, name="compactor", daemon=True)
-        c.start()
-        self._threads.append(c)
+        for target, name in ((self._compact_loop, "compactor"), (self._pool_loop, "thread-pool")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
         self._threads += controllers.start_all(self.ctx, Handlers(self.ctx), self.stopping)
         log.info("pikube master serving on %s:%d (advertised as %s)", s.bind, s.port, self.server_url)
 
@@ -96,6 +98,21 @@ class Master:
                 self.store.compact_older_than(self.settings.history_revisions)
             except Exception:  # a failed compaction only delays the next one
                 log.exception("compaction failed")
+
+    def _pool_loop(self) -> None:
+        """Grow cheroot's thread pool while requests wait (each watch holds a thread); shrink when idle.
+
+        cheroot starts `numthreads` workers and never grows on its own.
+        """
+        while not self.stopping.wait(0.1):
+            pool = self._server.requests if self._server is not None else None
+            if pool is None:
+                continue
+            idle = pool.idle
+            if idle < POOL_SPARE:
+                pool.grow(POOL_STEP)
+            elif idle > 4 * POOL_STEP:
+                pool.shrink(POOL_STEP)
 
     def stop(self) -> None:
         self.stopping.set()
