@@ -7,6 +7,7 @@ when the fixture ends.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import signal
@@ -179,15 +180,11 @@ def wait_node_ready(c: Cluster, timeout: float = 30.0) -> None:
 
 def remove_node_containers(docker: Any, node: str) -> None:
     for c in docker.containers.list(all=True, filters={"label": [f"{NODE_LABEL}={node}"]}):
-        try:
+        with contextlib.suppress(Exception):
             c.remove(force=True, v=True)
-        except Exception:
-            pass
     for v in docker.volumes.list(filters={"label": [f"{NODE_LABEL}={node}"]}):
-        try:
+        with contextlib.suppress(Exception):
             v.remove(force=True)
-        except Exception:
-            pass
 
 
 @pytest.fixture(scope="module")

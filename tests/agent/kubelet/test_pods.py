@@ -90,7 +90,8 @@ def test_init_containers_run_first_and_in_order(cluster: Cluster) -> None:
         "spec": {
             "terminationGracePeriodSeconds": 1,
             "initContainers": [
-                {"name": "first", "image": cluster.images.busybox, "command": ["sh", "-c", "echo first >> /w/order; sleep 1"],
+                {"name": "first", "image": cluster.images.busybox,
+                 "command": ["sh", "-c", "echo first >> /w/order; sleep 1"],
                  "volumeMounts": [{"name": "w", "mountPath": "/w"}]},
                 {"name": "second", "image": cluster.images.busybox,
                  "command": ["sh", "-c", "test -f /w/order && echo second >> /w/order"],
@@ -102,7 +103,6 @@ def test_init_containers_run_first_and_in_order(cluster: Cluster) -> None:
             "volumes": [{"name": "w", "emptyDir": {}}],
         },
     })
-    seen_pending_init = False
     pod = cluster.wait_pod("initpod", phase("Running"), what="Running")
     assert cluster.exec("initpod", "main", "cat", "/w/order").split() == ["first", "second", "main"]
     for name in ("first", "second"):
@@ -110,7 +110,6 @@ def test_init_containers_run_first_and_in_order(cluster: Cluster) -> None:
         assert cs["state"]["terminated"]["reason"] == "Completed", cs
         assert cs["ready"] is True
     assert condition(pod, "Initialized") == "True"
-    del seen_pending_init
 
 
 def _restart_count(pod: dict[str, Any], name: str) -> int:
