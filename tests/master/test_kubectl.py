@@ -116,6 +116,12 @@ def test_create_apply_get_delete(master: RunningMaster, which: str, tmp_path: Pa
 
     out = kubectl(master, which, "delete", "-f", str(path)).stdout
     assert 'deployment.apps "web" deleted' in out and 'service "web" deleted' in out
+    # create -f makes the same objects again, and refuses a second time.
+    out = kubectl(master, which, "create", "-f", str(path)).stdout
+    assert "deployment.apps/web created" in out and "service/web created" in out
+    again = kubectl(master, which, "create", "-f", str(path), check=False)
+    assert again.returncode != 0 and 'deployments.apps "web" already exists' in again.stderr
+    kubectl(master, which, "delete", "-f", str(path))
     missing = kubectl(master, which, "get", "deploy", "web", "-n", ns, check=False)
     assert missing.returncode != 0
     assert 'deployments.apps "web" not found' in missing.stderr
