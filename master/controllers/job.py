@@ -11,7 +11,6 @@ in a controller of its own; here it is the tail of the same sync).
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from master.client import Informer, obj_key, split_key
@@ -56,18 +55,22 @@ class JobController(Controller):
 
     def sync(self, key: str) -> None:
         ns, name = split_key(key)
-        cached = self.jobs.get(ns, name)
-        if cached is None:
+        if self.jobs.get(ns, name) is None:
             self.expectations.forget(key)
             return
-        job = copy.deepcopy(cached)
-        if finished(job):
-            self._after_finish(key, job)
+        # The live object, not the cache: our own finishing write may not be in the cache yet,
+        # and a Job that looks unfinished would start a pod after it failed.
+        job = self.client.get(self.kinds.jobs, ns, name)
+        if job is None:
             return
         spec = job.get("spec") or {}
         selector = LabelSelector.from_dict(spec.get("selector") or {})
         pods = claim(self.client, self.kinds.pods, self.kinds.jobs, job, self.pods.by_index("namespace", ns),
                      selector)
+        if finished(job):
+            self._stop(key, job, [p for p in pods if podutil.is_active(p)])
+            self._after_finish(key, job)
+            return
         c = counts(job, pods)
         verdict = c.verdict(job, podutil.now())
         if verdict is None and self.expectations.satisfied(key) and not podutil.meta(job).get("deletionTimestamp"):
@@ -75,7 +78,10 @@ class JobController(Controller):
         if verdict is not None:
             self._stop(key, job, c.active)
             kind, reason, message = verdict
-            self.env.recorder.event(job, "Normal" if kind == "Complete" else "Warning", reason, message, COMPONENT)
+            if kind == "Complete":
+                self.env.recorder.event(job, "Normal", "Completed", "Job completed", COMPONENT)
+            else:
+                self.env.recorder.event(job, "Warning", reason, message, COMPONENT)
         status = make_status(job, c, verdict)
         if status != (job.get("status") or {}):
             self.client.update_status(self.kinds.jobs, {**job, "status": status})

@@ -11,9 +11,11 @@ loses power does: no goodbye, nothing cleaned up.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -83,9 +85,12 @@ class Board:
         """Go silent at once, as a board losing power does."""
         self._stop.set()
         for r in list(self._watch):
+            with contextlib.suppress(Exception):
+                r.raw._fp.fp.raw._sock.shutdown(socket.SHUT_RDWR)  # unblock the watch thread's read
             r.close()
+        deadline = time.monotonic() + 2.0
         for t in self._threads:
-            t.join(timeout=5)
+            t.join(timeout=max(deadline - time.monotonic(), 0.01))
         self.api.close()
 
     stop = halt
