@@ -125,7 +125,7 @@ def new_rs_replicas(d: Obj, all_sets: list[Obj], new_rs: Obj) -> int:
 
 def copy_annotations(d: Obj, rs: Obj) -> bool:
     """Copy the deployment's annotations (change-cause …) onto its ReplicaSet; True if any changed."""
-    target = meta(rs).setdefault("annotations", {})
+    target = rs.setdefault("metadata", {}).setdefault("annotations", {})
     changed = False
     for k, v in (meta(d).get("annotations") or {}).items():
         if k not in _NOT_COPIED and target.get(k) != v:
@@ -136,7 +136,7 @@ def copy_annotations(d: Obj, rs: Obj) -> bool:
 
 def set_new_rs_annotations(d: Obj, rs: Obj, new_revision: int, exists: bool) -> bool:
     changed = copy_annotations(d, rs)
-    annotations = meta(rs).setdefault("annotations", {})
+    annotations = rs.setdefault("metadata", {}).setdefault("annotations", {})
     old = revision(rs)
     if old < new_revision:
         if old:
@@ -150,7 +150,7 @@ def set_new_rs_annotations(d: Obj, rs: Obj, new_revision: int, exists: bool) -> 
 
 
 def set_replica_annotations(d: Obj, rs: Obj) -> bool:
-    annotations = meta(rs).setdefault("annotations", {})
+    annotations = rs.setdefault("metadata", {}).setdefault("annotations", {})
     want = {DESIRED_REPLICAS: str(replicas(d)), MAX_REPLICAS: str(replicas(d) + max_surge(d))}
     if all(annotations.get(k) == v for k, v in want.items()):
         return False

@@ -85,8 +85,11 @@ class Board:
         """Go silent at once, as a board losing power does."""
         self._stop.set()
         for r in list(self._watch):
-            with contextlib.suppress(Exception):
-                r.raw._fp.fp.raw._sock.shutdown(socket.SHUT_RDWR)  # unblock the watch thread's read
+            conn: Any = getattr(r.raw, "connection", None)  # urllib3 keeps it while a stream is open
+            sock: Any = getattr(conn, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)  # unblock the watch thread's read at once
             r.close()
         deadline = time.monotonic() + 2.0
         for t in self._threads:
