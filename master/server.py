@@ -32,6 +32,7 @@ from master.pki import Pki, ensure_admin_kubeconfig, ensure_pki
 from master.store.sqlite import SqliteStore
 from master.tokens import TokenStore
 from pikube.settings import MasterSettings
+from web.serve import StatusServer
 
 log = logging.getLogger(__name__)
 POOL_START, POOL_STEP, POOL_SPARE = 8, 8, 2
@@ -72,6 +73,7 @@ class Master:
         self.app: Flask = create_app(self.ctx, JoinService(self.pki, self.tokens), stopping=self.stopping)
         self._server: wsgi.Server | None = None
         self._threads: list[threading.Thread] = []
+        self._web = StatusServer(self.ctx, self.stopping) if s.web_port else None
 
     def start(self) -> None:
         s = self.settings
@@ -90,6 +92,8 @@ class Master:
             t.start()
             self._threads.append(t)
         self._threads += controllers.start_all(self.ctx, Handlers(self.ctx), self.stopping)
+        if self._web is not None:
+            self._web.start()
         log.info("pikube master serving on %s:%d (advertised as %s)", s.bind, s.port, self.server_url)
 
     def _compact_loop(self) -> None:
@@ -118,6 +122,8 @@ class Master:
         self.stopping.set()
         if self._server is not None:
             self._server.stop()
+        if self._web is not None:
+            self._web.stop()
         controllers.stop_all(self._threads)
         self.store.close()
 

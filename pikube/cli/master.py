@@ -18,6 +18,9 @@ def register(sub: Any) -> None:
     p.add_argument("--advertise-address", default="",
                    help="address other boards use to reach this master (default: --bind, or 127.0.0.1)")
     p.add_argument("--tls-san", action="append", default=[], help="extra name or IP for the serving cert")
+    p.add_argument("--web-port", type=int, default=8080, help="status page port (plain HTTP, read-only); 0 = off")
+    p.add_argument("--web-bind", default="0.0.0.0", help="address the status page listens on")
+    p.add_argument("--web-token", default="", help="access token the status page asks for (default: none)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=_run)
 
@@ -27,7 +30,8 @@ def settings_from(args: argparse.Namespace) -> MasterSettings:
     names = tuple(s for s in args.tls_san if not _is_ip(s))
     ips = tuple(s for s in args.tls_san if _is_ip(s))
     return MasterSettings(data_dir=args.data_dir, bind=args.bind, port=args.port, hostnames=names,
-                          addresses=ips, advertise_address=advertise)
+                          addresses=ips, advertise_address=advertise, web_port=args.web_port, web_bind=args.web_bind,
+                          web_token=args.web_token)
 
 
 def _is_ip(text: str) -> bool:
@@ -46,6 +50,8 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not 1 <= args.port <= 65535:
         raise CliError(f"--port must be between 1 and 65535, not {args.port}")
+    if not 0 <= args.web_port <= 65535 or args.web_port == args.port:
+        raise CliError(f"--web-port must be 0 (off) or a free port other than --port, not {args.web_port}")
     settings = settings_from(args)
     from master.server import run
 

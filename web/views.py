@@ -1,0 +1,79 @@
+"""The status page's routes: the page, its JSON summary, its event stream and its assets; GET only."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from flask import Blueprint, Response, render_template, request
+
+from master.api.meta import now_rfc3339
+from web import access, stream, summary
+from web.feed import ChangeFeed, SummaryCache
+
+# The page loads nothing from elsewhere, and nothing may frame it or learn its URL (which may hold the token).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                               "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+PUBLIC_ENDPOINTS = {"status.static"}
+
+
+@dataclass
+class StatusPage:
+    """What the routes share: the token, the feed and summary, the stream cap."""
+
+    token: str
+    feed: ChangeFeed
+    cache: SummaryCache
+    streams: stream.Streams
+    stopping: threading.Event
+    asset_version: str
+
+
+def stamp(body: bytes) -> bytes:
+    return summary.stamped(body, now_rfc3339())
+
+
+def blueprint(page: StatusPage) -> Blueprint:
+    bp = Blueprint("status", __name__, static_folder="static", template_folder="templates")
+
+    @bp.before_app_request
+    def check_token() -> Response | None:
+        if request.endpoint in PUBLIC_ENDPOINTS:
+            return None
+        return access.refusal(request, page.token)
+
+    @bp.after_app_request
+    def harden(response: Response) -> Response:
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    @bp.get("/")
+    def index() -> str:
+        return render_template("index.html", v=page.asset_version)
+
+    @bp.get("/api/summary")
+    def api_summary() -> Response:
+        _, body = page.cache.current()
+        return Response(stamp(body), mimetype="application/json", headers={"Cache-Control": "no-store"})
+
+    @bp.get("/api/stream")
+    def api_stream() -> Response:
+        if not page.streams.try_open():
+            return Response("Too many live viewers; this page will poll /api/summary instead.\n", 503,
+                            mimetype="text/plain", headers={"Retry-After": "30"})
+        try:
+            body = stream.events(page.feed, page.cache, page.stopping, stamp)
+            response = Response(body, mimetype="text/event-stream",
+                                headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        except BaseException:
+            page.streams.close()
+            raise
+        response.call_on_close(page.streams.close)
+        return response
+
+    return bp

@@ -1,0 +1,82 @@
+"""Workload rows: Deployments, DaemonSets and Jobs with how many of their pods are ready (or done)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from web.model import Tone, Workload
+
+Obj = dict[str, Any]
+
+
+def _images(obj: Obj) -> list[str]:
+    spec = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return [str(c.get("image") or "") for c in spec.get("containers") or [] if isinstance(c, dict)]
+
+
+def _row(obj: Obj, kind: str, ready: int, desired: int, status: str, tone: Tone) -> Workload:
+    meta = obj.get("metadata") or {}
+    return Workload(kind=kind, namespace=str(meta.get("namespace") or ""), name=str(meta.get("name") or ""),
+                    ready=ready, desired=desired, status=status, tone=tone.value, images=_images(obj),
+                    created=str(meta.get("creationTimestamp") or ""))
+
+
+def _int(value: Any, default: int = 0) -> int:
+    return value if isinstance(value, int) else default
+
+
+def _condition(obj: Obj, kind: str) -> Obj:
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if isinstance(c, dict) and c.get("type") == kind:
+            return c
+    return {}
+
+
+def deployment(obj: Obj) -> Workload:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    desired = _int(spec.get("replicas"), 1)
+    ready, updated = _int(status.get("readyReplicas")), _int(status.get("updatedReplicas"))
+    total = _int(status.get("replicas"))
+    if spec.get("paused"):
+        return _row(obj, "Deployment", ready, desired, "paused", Tone.WARN)
+    if _condition(obj, "Progressing").get("reason") == "ProgressDeadlineExceeded":
+        return _row(obj, "Deployment", ready, desired, "rollout stuck", Tone.BAD)
+    if ready >= desired and updated >= desired and total == desired:
+        return _row(obj, "Deployment", ready, desired, "available", Tone.OK)
+    if updated < desired or total != desired:
+        return _row(obj, "Deployment", ready, desired, "rolling out", Tone.BUSY)
+    return _row(obj, "Deployment", ready, desired, "not all ready", Tone.WARN)
+
+
+def daemonset(obj: Obj) -> Workload:
+    status = obj.get("status") or {}
+    desired, ready = _int(status.get("desiredNumberScheduled")), _int(status.get("numberReady"))
+    if ready >= desired:
+        return _row(obj, "DaemonSet", ready, desired, "available", Tone.OK)
+    updated = _int(status.get("updatedNumberScheduled"))
+    if updated < desired:
+        return _row(obj, "DaemonSet", ready, desired, "rolling out", Tone.BUSY)
+    return _row(obj, "DaemonSet", ready, desired, "not all ready", Tone.WARN)
+
+
+def job(obj: Obj) -> Workload:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    desired = _int(spec.get("completions"), 1)
+    done = _int(status.get("succeeded"))
+    state = next((c.get("type") for c in status.get("conditions") or [] if isinstance(c, dict)
+                  and c.get("status") == "True" and c.get("type") in ("Complete", "Failed", "Suspended")), "")
+    if state == "Complete":
+        return _row(obj, "Job", done, desired, "complete", Tone.DONE)
+    if state == "Failed":
+        return _row(obj, "Job", done, desired, "failed", Tone.BAD)
+    if state == "Suspended":
+        return _row(obj, "Job", done, desired, "suspended", Tone.WARN)
+    failed = _int(status.get("failed"))
+    return _row(obj, "Job", done, desired, f"running, {failed} failed" if failed else "running",
+                Tone.WARN if failed else Tone.BUSY)
+
+
+def workloads(deployments: list[Obj], daemonsets: list[Obj], jobs: list[Obj]) -> list[Workload]:
+    rows = [*map(deployment, deployments), *map(daemonset, daemonsets), *map(job, jobs)]
+    order = {"Deployment": 0, "DaemonSet": 1, "Job": 2}
+    return sorted(rows, key=lambda w: (order[w["kind"]], w["namespace"], w["name"]))
