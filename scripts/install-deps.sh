@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(docker.io busybox-static iproute2 nftables iperf3 ca-certificates)
+# chromium (+ a font) drives the status page's end-to-end test (tests/web/test_browser.py).
+APT_PACKAGES=(docker.io busybox-static iproute2 nftables iperf3 ca-certificates chromium fonts-dejavu-core)
 TOOLS=.tools
 VENV=.venv
 PYTHON=${PYTHON:-python3}
