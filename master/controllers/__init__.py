@@ -28,7 +28,6 @@ from master.controllers.nodeipam import NodeIpamController
 from master.controllers.nodelifecycle import NodeLifecycleController
 from master.controllers.replicaset import ReplicaSetController
 from master.controllers.serviceaccount import ServiceAccountController
-from master.scheduler.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +36,15 @@ class _Startable(Protocol):
     def start(self) -> list[threading.Thread]: ...
 
 
+def _scheduler(env: Env) -> _Startable:
+    # Imported here: the scheduler package builds on this one (Env, WorkQueue, Recorder).
+    from master.scheduler.scheduler import Scheduler
+
+    return Scheduler(env)
+
+
 CONTROLLERS: dict[str, Callable[[Env], _Startable]] = {
-    "scheduler": Scheduler,
+    "scheduler": _scheduler,
     "deployment": DeploymentController,
     "replicaset": ReplicaSetController,
     "daemonset": DaemonSetController,

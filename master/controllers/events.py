@@ -38,7 +38,7 @@ class _Pending:
 
 
 class Recorder:
-    def __init__(self, client: Client, stopping: threading.Event, writers: int = 4,
+    def __init__(self, client: Client, stopping: threading.Event, writers: int = 1,
                  max_queue: int = 10000) -> None:
         self._client = client
         self._stopping = stopping

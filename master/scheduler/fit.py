@@ -87,22 +87,22 @@ class Fitter:
         return ok, failed
 
     def place(self, pod: Obj, usage: Usage) -> Placement:
-        spec = pod.get("spec") or {}
-        candidates, failed = self._statically_feasible(spec)
+        candidates, failed = self._statically_feasible(pod.get("spec") or {})
         reasons: Counter[str] = Counter(failed.values())
+        cpu, memory, ports = usage.cpu, usage.memory, usage.ports
         feasible: list[NodeInfo] = []
-        for info in candidates:
-            if usage.ports and predicates.ports_conflict(set(usage.ports), set(info.ports)):
+        for info in candidates:  # the hot loop: kept flat on purpose
+            if ports and predicates.ports_conflict(set(ports), set(info.ports)):
                 reasons[PORTS] += 1
                 continue
             fits = True
-            if info.pods + 1 > info.alloc_pods:
+            if info.pods >= info.alloc_pods:
                 reasons["Too many pods"] += 1
                 fits = False
-            if usage.cpu and info.cpu + usage.cpu > info.alloc_cpu:
+            if cpu and info.cpu + cpu > info.alloc_cpu:
                 reasons["Insufficient cpu"] += 1
                 fits = False
-            if usage.memory and info.memory + usage.memory > info.alloc_memory:
+            if memory and info.memory + memory > info.alloc_memory:
                 reasons["Insufficient memory"] += 1
                 fits = False
             if fits:
@@ -112,24 +112,24 @@ class Fitter:
         return Placement(self._best(feasible, usage), reasons, len(self.cache.nodes))
 
     def _best(self, feasible: list[NodeInfo], usage: Usage) -> str:
-        most = max((info.owners.get(usage.owner, 0) for info in feasible), default=0) if usage.owner else 0
+        """Least allocated (cpu and memory averaged, 0-100) + SPREAD_WEIGHT x spread (0-100)."""
+        owner, score_cpu, score_memory = usage.owner, usage.score_cpu, usage.score_memory
+        most = max(info.owners.get(owner, 0) for info in feasible) if owner else 0
         best: list[str] = []
         top = -1.0
         for info in feasible:
-            score = _least_allocated(info, usage)
-            if usage.owner:
-                score += SPREAD_WEIGHT * (100.0 * (most - info.owners.get(usage.owner, 0)) / most if most else 100.0)
+            score = 0.0
+            alloc, used = info.alloc_cpu, info.score_cpu + score_cpu
+            if alloc > 0 and used <= alloc:
+                score += 50.0 * (alloc - used) / alloc
+            alloc, used = info.alloc_memory, info.score_memory + score_memory
+            if alloc > 0 and used <= alloc:
+                score += 50.0 * (alloc - used) / alloc
+            if owner:
+                score += SPREAD_WEIGHT * 100.0 * (most - info.owners.get(owner, 0)) / most if most else \
+                    SPREAD_WEIGHT * 100.0
             if score > top:
                 top, best = score, [info.name]
             elif score == top:
                 best.append(info.name)
         return best[0] if len(best) == 1 else self.rng.choice(best)
-
-
-def _least_allocated(info: NodeInfo, usage: Usage) -> float:
-    total = 0.0
-    for alloc, used in ((info.alloc_cpu, info.score_cpu + usage.score_cpu),
-                        (info.alloc_memory, info.score_memory + usage.score_memory)):
-        if alloc > 0 and used <= alloc:
-            total += 100.0 * (alloc - used) / alloc
-    return total / 2

@@ -9,6 +9,7 @@ written it, so a board that registers NotReady never gets pods by accident.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -114,16 +115,24 @@ def selector_matches(spec: Obj, node: Obj) -> bool:
     return terms is None or any(term_matches(t, node) for t in terms)
 
 
+@functools.lru_cache(maxsize=1024)
+def _requests(cpu: Any, memory: Any) -> tuple[int, int]:
+    """Parsed once per distinct pair: the pods of one template all ask for the same."""
+    try:
+        return (quantity.cpu_millis(cpu) if cpu is not None else 0,
+                quantity.bytes_value(memory) if memory is not None else 0)
+    except (ValueError, TypeError):
+        return 0, 0
+
+
 def pod_requests(spec: Obj) -> tuple[int, int]:
     """(cpu millis, memory bytes) a pod asks for: its containers' sum, or its largest init container."""
     def of(c: Obj) -> tuple[int, int]:
         req = (c.get("resources") or {}).get("requests") or {}
-        try:
-            cpu = quantity.cpu_millis(req["cpu"]) if "cpu" in req else 0
-            mem = quantity.bytes_value(req["memory"]) if "memory" in req else 0
-        except (ValueError, TypeError):
+        cpu, mem = req.get("cpu"), req.get("memory")
+        if not isinstance(cpu, str | int | float | None) or not isinstance(mem, str | int | float | None):
             return 0, 0
-        return cpu, mem
+        return _requests(cpu, mem)
 
     cpu = mem = 0
     for c in spec.get("containers") or []:
