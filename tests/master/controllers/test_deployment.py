@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pikube.sim.api import resource_path
+from tests.master.conftest import kubectl
 from tests.master.controllers.conftest import Cluster, wait_for
 
 pytestmark = pytest.mark.integration
@@ -144,3 +145,20 @@ def test_recreate_strategy(cluster: Cluster) -> None:
     c.kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")
     wait_for(lambda: images(c, ns) == {"nginx:1.26"} and ready_count(c, ns) == 3, what="recreated")
     assert watcher.finish() == 0, "Recreate stops every old pod before starting new ones"
+
+
+def test_rollout_with_kubectl_1_20(cluster: Cluster) -> None:
+    """The oldest kubectl we support drives the same rollout: status, history, undo."""
+    c, ns = cluster, cluster.namespace("old-kubectl")
+
+    def old(*args: str) -> str:
+        return kubectl(c.master, "old", *args, "-n", ns).stdout
+
+    old("create", "deployment", "web", "--image=nginx:1.25")
+    old("rollout", "status", "deployment/web", "--timeout=60s")
+    old("set", "image", "deployment/web", "nginx=nginx:1.26")
+    assert "successfully rolled out" in old("rollout", "status", "deployment/web", "--timeout=60s")
+    assert "2 " in old("rollout", "history", "deployment/web")
+    old("rollout", "undo", "deployment/web")
+    old("rollout", "status", "deployment/web", "--timeout=60s")
+    wait_for(lambda: images(c, ns) == {"nginx:1.25"}, what="undo with kubectl 1.20")
