@@ -87,13 +87,13 @@ class Master:
         t = threading.Thread(target=server.serve, name="api-server", daemon=True)
         t.start()
         self._threads.append(t)
+        if self._web is not None:
+            self._web.start()
         for target, name in ((self._compact_loop, "compactor"), (self._pool_loop, "thread-pool")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
         self._threads += controllers.start_all(self.ctx, Handlers(self.ctx), self.stopping)
-        if self._web is not None:
-            self._web.start()
         log.info("pikube master serving on %s:%d (advertised as %s)", s.bind, s.port, self.server_url)
 
     def _compact_loop(self) -> None:

@@ -8,11 +8,13 @@ written straight into the store, as an agent's PATCH would leave it.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -117,3 +119,16 @@ class Objects:
 @pytest.fixture
 def objects(ctx: ApiContext) -> Objects:
     return Objects(ctx)
+
+
+def wait_for_page(url: str) -> None:
+    """The page starts after the API (once the controllers run): wait until it answers."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(url.rstrip("/") + "/static/status.css", timeout=1)
+            return
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

@@ -16,7 +16,7 @@ import requests
 
 from pikube.cli.master import register, settings_from
 from tests.master.conftest import ROOT, RunningMaster, free_port
-from tests.web.conftest import TOKEN
+from tests.web.conftest import TOKEN, wait_for_page
 
 SECRET_VALUE = "served-secret-value-777"
 ENV_VALUE = "served-env-value-888"
@@ -65,13 +65,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningMa
     m = start_cli_master(tmp_path_factory.mktemp("served") / "data", "--web-port", str(web_port),
                          "--web-bind", "127.0.0.1", "--web-token", TOKEN)
     url = f"http://127.0.0.1:{web_port}"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url + "/static/status.css", timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.1)
+    wait_for_page(url)
     yield m, url
     m.stop()
 
@@ -155,6 +149,7 @@ def test_web_port_zero_serves_no_page(tmp_path: Path) -> None:
 def test_master_stops_promptly_with_viewers_connected(tmp_path: Path) -> None:
     web_port = free_port()
     m = start_cli_master(tmp_path / "data", "--web-port", str(web_port), "--web-bind", "127.0.0.1")
+    wait_for_page(f"http://127.0.0.1:{web_port}")
     streams = [requests.get(f"http://127.0.0.1:{web_port}/api/stream", stream=True, timeout=10) for _ in range(3)]
     try:
         for s in streams:
