@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from web.feed import ChangeFeed, SummaryCache
 
 RETRY_MS = 2000
-KEEPALIVE_SECONDS = 15.0
+KEEPALIVE_SECONDS = 5.0  # also how soon a viewer that left frees its thread: writing is how we notice
 SETTLE_SECONDS = 0.2
 
 

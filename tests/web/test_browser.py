@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from pikube.sim.api import resource_path
 from tests.conftest import require
@@ -20,6 +21,8 @@ from tests.master.conftest import ROOT, free_port
 from tests.master.controllers.conftest import Cluster, make_cluster, start_master_with, stop_cluster, wait_for
 from tests.web.browser import Browser, chromium_path
 from tests.web.conftest import TOKEN, wait_for_page
+from web.serve import MAX_STREAMS
+from web.stream import KEEPALIVE_SECONDS
 
 pytestmark = pytest.mark.integration
 
@@ -152,8 +155,20 @@ def test_page_lists_boards_and_pods_live(web_cluster: tuple[Cluster, str], brows
     assert not [m for m in browser.console if "rror" in m], browser.console
 
 
+def hold_every_stream(url: str) -> list[requests.Response]:
+    """Open streams until the page refuses one (503); returns the open ones."""
+    held = []
+    for _ in range(MAX_STREAMS + 1):
+        r = requests.get(url + "api/stream", params={"token": TOKEN}, stream=True, timeout=10)
+        if r.status_code == 503:
+            r.close()
+            return held
+        held.append(r)
+    raise AssertionError(f"more than {MAX_STREAMS} streams accepted")
+
+
 def test_page_with_an_access_token(tmp_path: Path, browser: Browser) -> None:
-    """Opened as /?token=…, the page passes the token on to its stream; without it, a plain refusal."""
+    """Opened as /?token=…, the page passes the token on to its stream (or its polling when no stream is free)."""
     web_port = free_port()
     m = start_master_with(tmp_path / "data", {"web_port": web_port, "web_bind": "127.0.0.1", "web_token": TOKEN})
     try:
@@ -166,5 +181,19 @@ def test_page_with_an_access_token(tmp_path: Path, browser: Browser) -> None:
         browser.open(url + f"?token={TOKEN}")
         browser.wait_for("document.getElementById('conn').dataset.mode === 'live'", what="the event stream")
         assert "No boards have joined yet" in browser.eval("document.body.innerText")
+
+        # Every stream slot taken: a new viewer falls back to polling the JSON, and still sees the cluster.
+        browser.open("about:blank")
+        held = hold_every_stream(url)
+        try:
+            time.sleep(2 * KEEPALIVE_SECONDS + 1)  # the browser's old stream is noticed gone at a keep-alive
+            held += hold_every_stream(url)
+            browser.open(url + f"?token={TOKEN}")
+            browser.wait_for("document.getElementById('conn').dataset.mode === 'polling'", timeout=10,
+                             what="the page polling")
+            browser.wait_for("document.body.innerText.includes('No boards have joined yet')", what="the summary")
+        finally:
+            for r in held:
+                r.close()
     finally:
         m.stop()

@@ -132,6 +132,7 @@
     return el("div", { class: "panel podgroup" + (down ? " down" : ""), "data-pods-of": g.board },
       el("h3", {}, g.board || "Not scheduled", el("span", { class: "n", text: "(" + g.pods.length + ")" }),
         down ? pill("NotReady", "bad") : null),
+      down && g.pods.length ? el("p", { class: "reason", text: "Pod states as last reported by the board." }) : null,
       g.pods.length ? el("ul", { class: "pods" }, g.pods.map(podRow)) : el("p", { class: "empty", text: "No pods." }));
   }
 
