@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import multiprocessing
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +98,26 @@ def raw_write_rate(master: Master, count: int, threads: int) -> float:
     return count / (time.monotonic() - start)
 
 
+def run_boards(server: str, token: str, count: int, report_pods: bool, ready: Connection) -> None:
+    """The boards' process: join them all, say so, then heartbeat until terminated."""
+    fleet = Fleet(server, token, BoardSpec(name="pi", watch_pods=report_pods))
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: fleet.add(f"pi-{i + 1}"), range(count)))
+    ready.send(True)
+    threading.Event().wait()
+
+
+def start_boards(server: str, token: str, count: int, report_pods: bool) -> multiprocessing.process.BaseProcess:
+    parent, child = multiprocessing.Pipe()
+    proc = multiprocessing.get_context("spawn").Process(target=run_boards, args=(server, token, count, report_pods,
+                                                                                 child), daemon=True)
+    proc.start()
+    if not parent.poll(300):
+        raise RuntimeError("the boards did not join within 300 s")
+    parent.recv()
+    return proc
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--boards", type=int, default=100)
@@ -111,7 +133,7 @@ def main() -> None:
                               disabled_controllers=frozenset(controllers.CONTROLLERS))
     master = Master(settings)
     master.start()
-    fleet: Fleet | None = None
+    boards: multiprocessing.process.BaseProcess | None = None
     admin: Api | None = None
     try:
         ca_pem = master.pki.ca_pem()
@@ -119,10 +141,9 @@ def main() -> None:
         cfg = read_kubeconfig(data / "admin.kubeconfig")
         admin = Api(Credentials(master.server_url, ca_pem, cfg.cert_pem or b"", cfg.key_pem or b""))
         t = time.monotonic()
-        fleet = Fleet(master.server_url, token, BoardSpec(name="pi", watch_pods=args.report_pods))
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda i: fleet.add(f"pi-{i + 1}") if fleet else None, range(args.boards)))
-        print(f"{args.boards} boards joined and Ready in {time.monotonic() - t:.1f} s")
+        boards = start_boards(master.server_url, token, args.boards, args.report_pods)
+        print(f"{args.boards} boards joined and Ready in {time.monotonic() - t:.1f} s (in a process of their own: "
+              f"boards are other machines)")
 
         handlers = Handlers(master.ctx)
         pods_rt = master.catalog.by_kind("", "Pod")
@@ -163,8 +184,9 @@ def main() -> None:
         print(f"deployment: {args.replicas} replicas created and bound {elapsed:.2f} s after the Deployment was "
               f"created{'' if ok else '  [TIMED OUT]'}")
     finally:
-        if fleet is not None:
-            fleet.halt_all()
+        if boards is not None:
+            boards.terminate()
+            boards.join(10)
         if admin is not None:
             admin.close()
         master.stop()

@@ -15,6 +15,7 @@ deletes a dependent of a live owner. Work-queue keys are `group|plural|ns|name`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Any
 
@@ -22,6 +23,7 @@ from master.api.resource import ResourceType
 from master.client import Informer
 from master.controllers import podutil
 from master.controllers.base import Controller, Env
+from pikube import errors
 
 Obj = dict[str, Any]
 ORPHAN = "orphan"
@@ -126,8 +128,9 @@ class GarbageCollector(Controller):
         for _, rt, dep in self.dependents(uid):
             dm = podutil.meta(dep)
             refs = [r for r in dm.get("ownerReferences") or [] if r.get("uid") != uid]
-            self.client.patch(rt, dm.get("namespace", ""), dm["name"], {
-                "metadata": {"ownerReferences": refs or None, "resourceVersion": dm.get("resourceVersion")}})
+            with contextlib.suppress(errors.NotFound):
+                self.client.patch(rt, dm.get("namespace", ""), dm["name"], {
+                    "metadata": {"ownerReferences": refs or None, "resourceVersion": dm.get("resourceVersion")}})
 
     def _foreground(self, rt: ResourceType, owner: Obj) -> None:
         uid = podutil.meta(owner)["uid"]
@@ -155,8 +158,9 @@ class GarbageCollector(Controller):
         if solid:
             if dangling:
                 keep = [r for r in refs if r not in dangling]
-                self.client.patch(rt, m.get("namespace", ""), m["name"], {
-                    "metadata": {"ownerReferences": keep, "resourceVersion": m.get("resourceVersion")}})
+                with contextlib.suppress(errors.NotFound):
+                    self.client.patch(rt, m.get("namespace", ""), m["name"], {
+                        "metadata": {"ownerReferences": keep, "resourceVersion": m.get("resourceVersion")}})
             return
         waiting = len(dangling) < len(refs)  # the rest are owners in foreground deletion
         blocks = any(r.get("blockOwnerDeletion") for r in refs if r not in dangling)
@@ -166,4 +170,5 @@ class GarbageCollector(Controller):
     def _remove_finalizer(self, rt: ResourceType, obj: Obj, finalizer: str) -> None:
         new = copy.deepcopy(obj)
         new["metadata"]["finalizers"] = [f for f in new["metadata"].get("finalizers") or [] if f != finalizer]
-        self.client.update(rt, new)
+        with contextlib.suppress(errors.NotFound):
+            self.client.update(rt, new)
