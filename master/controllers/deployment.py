@@ -23,7 +23,6 @@ from master.controllers.ownership import claim
 from master.controllers.replicaset import by_namespace, owner_key
 from master.controllers.rollout import cleanup, recreate, rolling, scale
 from pikube import errors
-from pikube.kube.selectors import LabelSelector
 
 Obj = dict[str, Any]
 COMPONENT = "deployment-controller"
@@ -55,7 +54,7 @@ class DeploymentController(Controller):
             labels = podutil.meta(new).get("labels") or {}
             for d in self.deployments.by_index("namespace", podutil.meta(new).get("namespace", "")):
                 selector = (d.get("spec") or {}).get("selector")
-                if selector and LabelSelector.from_dict(selector).matches(labels):
+                if selector and podutil.selector(selector).matches(labels):
                     self.enqueue(d)
 
     def _pod_changed(self, old: Obj | None, new: Obj | None) -> None:
@@ -81,7 +80,7 @@ class DeploymentController(Controller):
                                     "This deployment is selecting all pods. A non-empty selector is required.",
                                     COMPONENT)
             return
-        selector = LabelSelector.from_dict(selector_doc)
+        selector = podutil.selector(selector_doc)
         sets = [copy.deepcopy(rs) for rs in claim(self.client, self.kinds.replicasets, self.kinds.deployments, d,
                                                   self.sets.by_index("namespace", ns), selector)]
         if d["metadata"].get("deletionTimestamp"):

@@ -21,7 +21,6 @@ from master.controllers.ownership import claim
 from master.controllers.queue import Expectations
 from master.controllers.replicaset import by_namespace, owner_key
 from master.controllers.slowstart import slow_start
-from pikube.kube.selectors import LabelSelector
 
 Obj = dict[str, Any]
 COMPONENT = "job-controller"
@@ -64,7 +63,7 @@ class JobController(Controller):
         if job is None:
             return
         spec = job.get("spec") or {}
-        selector = LabelSelector.from_dict(spec.get("selector") or {})
+        selector = podutil.selector(spec.get("selector"))
         pods = claim(self.client, self.kinds.pods, self.kinds.jobs, job, self.pods.by_index("namespace", ns),
                      selector)
         if finished(job):

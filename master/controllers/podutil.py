@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
+import json
 from typing import Any
+
+from pikube.kube.selectors import LabelSelector
 
 Obj = dict[str, Any]
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
@@ -127,3 +131,13 @@ def deletion_rank(pod: Obj) -> tuple[Any, ...]:
 
 def _negate(text: str) -> tuple[int, ...]:
     return tuple(-ord(ch) for ch in text)
+
+
+def selector(doc: Obj | None) -> LabelSelector:
+    """A `metav1.LabelSelector` parsed once per distinct selector (event handlers match often)."""
+    return _parse_selector(json.dumps(doc or {}, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_selector(text: str) -> LabelSelector:
+    return LabelSelector.from_dict(json.loads(text))

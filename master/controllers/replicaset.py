@@ -18,7 +18,6 @@ from master.controllers.ownership import claim
 from master.controllers.queue import Expectations
 from master.controllers.slowstart import slow_start
 from pikube import errors
-from pikube.kube.selectors import LabelSelector
 
 Obj = dict[str, Any]
 BURST = 500  # at most this many creations or deletions per sync
@@ -69,7 +68,7 @@ class ReplicaSetController(Controller):
             labels = podutil.meta(new).get("labels") or {}
             for rs in self.sets.by_index("namespace", podutil.meta(new).get("namespace", "")):
                 selector = (rs.get("spec") or {}).get("selector")
-                if selector and LabelSelector.from_dict(selector).matches(labels):
+                if selector and podutil.selector(selector).matches(labels):
                     self.enqueue(rs)
 
     def sync(self, key: str) -> None:
@@ -79,7 +78,7 @@ class ReplicaSetController(Controller):
             self.expectations.forget(key)
             return
         spec = rs.get("spec") or {}
-        selector = LabelSelector.from_dict(spec.get("selector") or {})
+        selector = podutil.selector(spec.get("selector"))
         candidates = self.pods.by_index("namespace", ns)
         owned = claim(self.client, self.kinds.pods, self.kinds.replicasets, rs, candidates, selector)
         active = [p for p in owned if podutil.is_active(p)]

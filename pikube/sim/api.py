@@ -124,16 +124,21 @@ class Api:
         return self.request("DELETE", path, options or {})
 
     def watch(self, path: str, params: dict[str, str], stop: threading.Event,
-              holder: list[requests.Response] | None = None) -> Iterator[Obj]:
-        """Events of a watch (`{"type", "object"}`) until the server ends it or `stop` is set."""
+              sockets: list[Any] | None = None) -> Iterator[Obj]:
+        """Events of a watch (`{"type", "object"}`) until the server ends it or `stop` is set.
+
+        The stream's socket is put in `sockets`: shutting it down from another thread ends
+        the watch at once (closing it there could block on the reading thread).
+        """
         query = {**params, "watch": "1"}
         try:
             r = self.session.get(self.server + path, params=query, stream=True, timeout=(self.timeout, 60.0),
                                  headers={"Accept": "application/json"})
         except requests.RequestException as exc:
             raise errors.ServiceUnavailable(message=f"watch {path}: {exc}") from exc
-        if holder is not None:
-            holder[:] = [r]
+        if sockets is not None:
+            conn: Any = getattr(r.raw, "connection", None)  # urllib3 keeps it while the stream is open
+            sockets[:] = [getattr(conn, "sock", None)]
         with r:
             if r.status_code >= 400:
                 raise errors.from_status(r.json(), r.status_code)

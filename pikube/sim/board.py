@@ -21,8 +21,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
-
 from pikube import errors
 from pikube.sim.api import Api, Credentials, resource_path
 from pikube.sim.pods import SimPod
@@ -64,7 +62,7 @@ class Board:
         self.pods: dict[str, SimPod] = {}  # uid -> pod
         self._cidr: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
         self._ips: set[str] = set()
-        self._watch: list[requests.Response] = []
+        self._watch: list[Any] = []  # the open watch stream's socket
         self.node_uid = ""
         self._since = microtime()[:19] + "Z"  # conditions' lastTransitionTime: they never change
 
@@ -84,13 +82,10 @@ class Board:
     def halt(self) -> None:
         """Go silent at once, as a board losing power does."""
         self._stop.set()
-        for r in list(self._watch):
-            conn: Any = getattr(r.raw, "connection", None)  # urllib3 keeps it while a stream is open
-            sock: Any = getattr(conn, "sock", None)
+        for sock in list(self._watch):
             if sock is not None:
                 with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)  # unblock the watch thread's read at once
-            r.close()
+                    sock.shutdown(socket.SHUT_RDWR)  # the watch thread's read returns at once
         deadline = time.monotonic() + 2.0
         for t in self._threads:
             t.join(timeout=max(deadline - time.monotonic(), 0.01))

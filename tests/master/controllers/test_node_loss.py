@@ -82,9 +82,13 @@ def test_lost_board_with_short_timings(tmp_path_factory: pytest.TempPathFactory)
         reason = next(x for x in n["status"]["conditions"] if x["type"] == "Ready")["message"]
         assert reason == "Kubelet stopped posting node status."
         wait_for(lambda: running_elsewhere(c, ns, lost), timeout=20, what="pods running on other boards")
-        addresses = {a["ip"] for s in (c.get("v1", "endpoints", ns, "web") or {}).get("subsets") or []
-                     for a in s.get("addresses") or []}
-        assert len(addresses) == 3 and not lost_ips & addresses
+
+        def addresses() -> set[str]:
+            return {a["ip"] for s in (c.get("v1", "endpoints", ns, "web") or {}).get("subsets") or []
+                    for a in s.get("addresses") or []}
+
+        wait_for(lambda: len(addresses()) == 3, what="three ready addresses again")
+        assert not lost_ips & addresses()
 
         # The board comes back: Ready again, untainted, schedulable.
         c.fleet.boards.pop(lost)
