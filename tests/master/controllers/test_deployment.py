@@ -162,3 +162,53 @@ def test_rollout_with_kubectl_1_20(cluster: Cluster) -> None:
     old("rollout", "undo", "deployment/web")
     old("rollout", "status", "deployment/web", "--timeout=60s")
     wait_for(lambda: images(c, ns) == {"nginx:1.25"}, what="undo with kubectl 1.20")
+
+
+def test_progress_deadline(cluster: Cluster) -> None:
+    c, ns = cluster, cluster.namespace("stuck")
+    c.kubectl("apply", "-f", "-", input=f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {ns}}}
+spec:
+  replicas: 2
+  progressDeadlineSeconds: 2
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}, annotations: {{sim.pikube.io/never-ready: "true"}}}}
+    spec: {{containers: [{{name: web, image: "nginx:1"}}]}}
+""")
+    out = c.kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=30s", check=False)
+    assert out.returncode != 0
+    assert 'deployment "web" exceeded its progress deadline' in out.stderr
+    d = c.get("apps/v1", "deployments", ns, "web") or {}
+    conds = {x["type"]: x for x in d["status"]["conditions"]}
+    assert conds["Progressing"]["status"] == "False" and conds["Progressing"]["reason"] == "ProgressDeadlineExceeded"
+    assert conds["Available"]["status"] == "False"
+
+
+def test_replicaset_adopts_and_releases(cluster: Cluster) -> None:
+    c, ns = cluster, cluster.namespace("adopt")
+    c.admin.create(resource_path("v1", "pods", ns), {
+        "metadata": {"name": "stray", "labels": {"app": "rs"}},
+        "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}})
+    c.kubectl("apply", "-f", "-", input=f"""
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {{name: rs, namespace: {ns}}}
+spec:
+  replicas: 3
+  selector: {{matchLabels: {{app: rs}}}}
+  template:
+    metadata: {{labels: {{app: rs}}}}
+    spec: {{containers: [{{name: c, image: "nginx:1"}}]}}
+""")
+    wait_for(lambda: len(c.pods(ns, "app=rs")) == 3, what="three pods")
+    stray = c.get("v1", "pods", ns, "stray") or {}
+    assert stray["metadata"]["ownerReferences"][0]["name"] == "rs", "the matching orphan was adopted"
+    c.kubectl("label", "pod", "stray", "app=other", "--overwrite", "-n", ns)
+    wait_for(lambda: len(c.pods(ns, "app=rs")) == 3 and not (c.get("v1", "pods", ns, "stray") or {}).get(
+        "metadata", {}).get("ownerReferences"), what="the relabelled pod released and replaced")
+    c.kubectl("scale", "replicaset/rs", "--replicas=1", "-n", ns)
+    wait_for(lambda: len(c.pods(ns, "app=rs")) == 1, what="scaled down to one")
+    assert c.get("v1", "pods", ns, "stray") is not None, "a released pod is no longer the ReplicaSet's"

@@ -194,3 +194,21 @@ def test_deletion_rank_prefers_unready_unscheduled_newest() -> None:
             p("unready", "a", False, "2026-01-01T00:00:00Z"), p("pending", "", False, "2026-01-01T00:00:00Z")]
     assert [x["metadata"]["name"] for x in sorted(pods, key=podutil.deletion_rank)] == [
         "pending", "unready", "new-ready", "old-ready"]
+
+
+def test_slow_start_stops_after_a_failed_batch() -> None:
+    from master.controllers.slowstart import slow_start
+
+    calls: list[int] = []
+
+    def create(i: int) -> None:
+        calls.append(i)
+        if len(calls) >= 4:
+            raise RuntimeError("quota exceeded")
+
+    attempted, error = slow_start(100, create)
+    assert attempted == 7 and len(calls) == 7, "batches of 1, 2, 4: the failing batch is the last"
+    assert isinstance(error, RuntimeError)
+    calls.clear()
+    assert slow_start(10, lambda i: calls.append(i)) == (10, None)
+    assert sorted(calls) == list(range(10))
