@@ -151,7 +151,13 @@ class Informer:
 
     # --- wiring (before start) ---------------------------------------------------------
     def add_handler(self, handler: Handler) -> None:
-        self._handlers.append(handler)
+        """Register `handler`; on a running informer it is first told about every cached object
+        (as additions), as client-go does, so a late controller starts from the whole picture."""
+        with self._lock:
+            self._handlers = [*self._handlers, handler]
+            replay = builtins.list(self._cache.values()) if self.synced.is_set() else []
+        for obj in replay:
+            handler(None, obj)
 
     def add_indexer(self, name: str, fn: Indexer) -> None:
         """Index objects by `fn(obj)` values; read with `by_index(name, value)`."""

@@ -50,8 +50,9 @@ class MasterSettings:
     controller_workers: int = 2
     # First delay before a Job replaces a failed pod; doubles per failure, capped at 6 minutes.
     job_backoff_seconds: float = 10.0
-    # Threads writing the scheduler's bindings (concurrent writes share the store's fsyncs).
-    scheduler_bind_threads: int = 16
+    # Threads writing the scheduler's bindings (concurrent writes share the store's fsyncs;
+    # 32 measured best: fewer commits of more rows each, see bench/RESULTS.md).
+    scheduler_bind_threads: int = 32
     # Unschedulable pods are retried on cluster changes, and at least this often.
     scheduler_retry_seconds: float = 60.0
 

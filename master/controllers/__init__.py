@@ -63,8 +63,25 @@ def build_env(ctx: ApiContext, handlers: Handlers, stopping: threading.Event) ->
     return Env(ctx.settings, client, InformerFactory(ctx.store, stopping), Recorder(client, stopping), stopping)
 
 
-def start_all(ctx: ApiContext, handlers: Handlers, stopping: threading.Event,
-              only: set[str] | None = None) -> list[threading.Thread]:
+class Running:
+    """What `start` started: its environment (shared informers, recorder) and threads."""
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        self.threads: list[threading.Thread] = []
+        self.names: list[str] = []
+
+    def add(self, name: str) -> None:
+        """Start one more controller on the same informers (benchmarks start the scheduler late)."""
+        controller = CONTROLLERS[name](self.env)
+        self.threads += self.env.informers.start()  # informers it is the first to use
+        self.env.informers.wait_synced(30.0)
+        self.threads += controller.start()
+        self.names.append(name)
+
+
+def start(ctx: ApiContext, handlers: Handlers, stopping: threading.Event,
+          only: set[str] | None = None) -> Running:
     """Start every enabled controller (or just those in `only`); their threads end when `stopping` is set."""
     env = build_env(ctx, handlers, stopping)
     disabled = ctx.settings.disabled_controllers
@@ -72,15 +89,23 @@ def start_all(ctx: ApiContext, handlers: Handlers, stopping: threading.Event,
     if unknown:
         log.warning("unknown controllers in disabled_controllers: %s", ", ".join(sorted(unknown)))
     chosen = [name for name in CONTROLLERS if name not in disabled and (only is None or name in only)]
-    running = [CONTROLLERS[name](env) for name in chosen]
-    threads = env.informers.start()
+    running = Running(env)
+    controllers = [CONTROLLERS[name](env) for name in chosen]
+    running.threads += env.informers.start()
     if not env.informers.wait_synced(30.0):
         log.warning("informers did not sync within 30 s; starting controllers anyway")
-    threads += env.recorder.start()
-    for c in running:
-        threads += c.start()
+    running.threads += env.recorder.start()
+    for c in controllers:
+        running.threads += c.start()
+    running.names += chosen
     log.info("controllers running: %s", ", ".join(chosen) or "none")
-    return threads
+    return running
+
+
+def start_all(ctx: ApiContext, handlers: Handlers, stopping: threading.Event,
+              only: set[str] | None = None) -> list[threading.Thread]:
+    """`start`, for `Master`: the threads to wait for on the way out."""
+    return start(ctx, handlers, stopping, only).threads
 
 
 def stop_all(threads: list[threading.Thread], timeout: float = 5.0) -> None:

@@ -52,8 +52,9 @@ class GarbageCollector(Controller):
                 continue
             inf = env.informers.informer(rt)
             inf.add_indexer("owner", _owner_uids)
-            inf.add_handler(self._handler(rt))
             self.types[f"{rt.group}|{rt.plural}"] = (rt, inf)
+        for rt, inf in self.types.values():
+            inf.add_handler(self._handler(rt))
 
     def resync_keys(self) -> list[str]:
         return [self._key(rt, o) for rt, inf in self.types.values() for o in inf.list() if self._interesting(o)]

@@ -29,10 +29,10 @@ class NodeIpamController(Controller):
         self.network = ipaddress.ip_network(env.settings.pod_cidr)
         self.prefix_length = max(prefix_length, self.network.prefixlen)
         self.nodes: Informer = env.informers.informer(self.kinds.nodes)
-        self.primary = self.nodes
-        self.nodes.add_handler(self._node_changed)
         self._lock = threading.Lock()
         self._handed_out: dict[str, str] = {}  # node name -> CIDR not yet seen in the cache
+        self.primary = self.nodes
+        self.nodes.add_handler(self._node_changed)
 
     def _node_changed(self, old: Obj | None, new: Obj | None) -> None:
         if new is None:

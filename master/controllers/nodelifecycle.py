@@ -37,11 +37,11 @@ class NodeLifecycleController(Controller):
         self.leases: Informer = env.informers.informer(self.kinds.leases)
         self.pods: Informer = env.informers.informer(self.kinds.pods)
         self.pods.add_indexer("node", lambda p: [str((p.get("spec") or {}).get("nodeName") or "")])
+        # node -> (heartbeat signature, monotonic time it last changed, wall-clock time of that)
+        self._probes: dict[str, tuple[tuple[str, ...], float, float]] = {}
         self.primary = self.nodes
         self.nodes.add_handler(lambda old, new: self.enqueue(new or old))
         self.leases.add_handler(self._lease_changed)
-        # node -> (heartbeat signature, monotonic time it last changed, wall-clock time of that)
-        self._probes: dict[str, tuple[tuple[str, ...], float, float]] = {}
 
     def resync_period(self) -> float:
         return self.env.settings.node_monitor_period_seconds

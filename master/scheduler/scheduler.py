@@ -53,11 +53,11 @@ class Scheduler:
         self.queue = WorkQueue("scheduler")
         self.pods: Informer = env.informers.informer(env.kinds.pods)
         self.nodes: Informer = env.informers.informer(env.kinds.nodes)
-        self.pods.add_handler(self._pod_changed)
-        self.nodes.add_handler(self._node_changed)
         self._lock = threading.Lock()
         self._waiting: dict[str, tuple[float, int]] = {}  # unschedulable: key -> (last failure, attempts)
         self._binders = ThreadPoolExecutor(max(1, env.settings.scheduler_bind_threads), "scheduler-bind")
+        self.nodes.add_handler(self._node_changed)  # last: a running informer calls handlers at once
+        self.pods.add_handler(self._pod_changed)
 
     # --- events -------------------------------------------------------------------------------
     def _pod_changed(self, old: Obj | None, new: Obj | None) -> None:
