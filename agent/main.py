@@ -57,6 +57,7 @@ class Agent:
         self.queue = WorkQueue()
         self._threads: list[threading.Thread] = []
         self._runtime_error: str | None = None
+        self._pause_present: set[str] = set()
 
     # -- start -----------------------------------------------------------------------------------
 
@@ -102,7 +103,8 @@ class Agent:
             probes=self.probes, images=ImagePuller(self.runtime, backoff, time.time), backoff=backoff,
             events=self.events, lookup=self.objects.lookup(), node_ip=node_ip, node_cpus=facts.cpus,
             node_memory=facts.memory_bytes, pause_image=pause,
-            ensure_pause_image=lambda: self._ensure_pause(pause), clock=time.time))
+            ensure_pause_image=lambda: self._ensure_pause(pause),
+            forget_pause_image=self._pause_present.clear, clock=time.time))
         self.logs = LogServer(self.runtime, self.source.find, s.log_bind, s.log_port, str(serving.cert),
                               str(serving.key), str(credentials.ca_path(s.data_dir)))
         self.events.start()
@@ -131,7 +133,10 @@ class Agent:
         return BridgeNetwork(self.settings.data_dir, node["spec"]["podCIDR"], node_ip)
 
     def _ensure_pause(self, image: str) -> None:
+        if image in self._pause_present:
+            return
         if self.runtime.image_id(image):
+            self._pause_present.add(image)  # a failed sandbox start clears it (see podsync)
             return
         from pikube.dev import images  # the pause image is made locally from busybox, like the test images
 

@@ -3,11 +3,11 @@
 Starts a private Docker engine (unless --docker-host), a master and one agent on
 loopback, and prints, in one run:
 
-- pod create → Running p50/p99 over N pods created one after another (the time
-  from the API's answer to the create until a watch shows phase Running),
+- pod create → Running p50/p99 over N pods created one after another (from
+  sending the create until a watch shows phase Running),
 - the same for a bare `docker run -d` of the same image and command (the CLI,
-  as a user types it) and for the Docker SDK's create + start, measured in the
-  same run; target: pod p99 <= 1.5 x `docker run` p99,
+  as a user types it) and for the Docker SDK's create + start, interleaved with
+  the pods in the same run; target: pod p99 <= 1.5 x `docker run` p99,
 - the agent's RSS with 30 pods running (target <= 50 MB),
 - the agent's CPU while idle with those pods (percent of one core).
 
@@ -81,40 +81,32 @@ class RunningWatch:
 
 
 
-def pod_latencies(session: requests.Session, url: str, watch: RunningWatch, image: str, count: int,
-                  prefix: str) -> list[float]:
-    out = []
-    for i in range(count):
-        name = f"{prefix}-{i}"
-        body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-                "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 0,
-                         "containers": [{"name": "main", "image": image, "command": COMMAND}]}}
-        t0 = time.perf_counter()
-        resp = session.post(f"{url}/api/v1/namespaces/default/pods", json=body)
-        resp.raise_for_status()
-        out.append((watch.wait(name) - t0) * 1000)
-    return out
+def pod_latency(session: requests.Session, url: str, watch: RunningWatch, image: str, name: str) -> float:
+    """Milliseconds from sending a pod create until the watch shows it Running."""
+    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 0,
+                     "containers": [{"name": "main", "image": image, "command": COMMAND}]}}
+    t0 = time.perf_counter()
+    resp = session.post(f"{url}/api/v1/namespaces/default/pods", json=body)
+    resp.raise_for_status()
+    return (watch.wait(name) - t0) * 1000
 
 
-def docker_run_latencies(docker_bin: str, host: str, client: Any, image: str, count: int) -> list[float]:
-    out = []
-    for i in range(count):
-        t0 = time.perf_counter()
-        subprocess.run([docker_bin, "-H", host, "run", "-d", "--network", "none", "--name", f"bench-run-{i}",
-                        "--label", f"pikube.io/node={NODE}", image, *COMMAND], check=True, capture_output=True)
-        out.append((time.perf_counter() - t0) * 1000)
-    return out
+def docker_run_latency(docker_bin: str, host: str, image: str, i: int) -> float:
+    """One `docker run -d` (the CLI: what a user types), until it returns with the container running."""
+    t0 = time.perf_counter()
+    subprocess.run([docker_bin, "-H", host, "run", "-d", "--network", "none", "--name", f"bench-run-{i}",
+                    "--label", f"pikube.io/node={NODE}", image, *COMMAND], check=True, capture_output=True)
+    return (time.perf_counter() - t0) * 1000
 
 
-def sdk_run_latencies(client: Any, image: str, count: int) -> list[float]:
-    out = []
-    for i in range(count):
-        t0 = time.perf_counter()
-        c = client.api.create_container(image, COMMAND, name=f"bench-sdk-{i}", labels={"pikube.io/node": NODE},
-                                        host_config=client.api.create_host_config(network_mode="none"))
-        client.api.start(c["Id"])
-        out.append((time.perf_counter() - t0) * 1000)
-    return out
+def sdk_run_latency(client: Any, image: str, i: int) -> float:
+    """One create + start through the Docker SDK (no CLI process start-up)."""
+    t0 = time.perf_counter()
+    c = client.api.create_container(image, COMMAND, name=f"bench-sdk-{i}", labels={"pikube.io/node": NODE},
+                                    host_config=client.api.create_host_config(network_mode="none"))
+    client.api.start(c["Id"])
+    return (time.perf_counter() - t0) * 1000
 
 
 def delete_pods(session: requests.Session, url: str, names: list[str]) -> None:
@@ -148,15 +140,19 @@ def bench(args: argparse.Namespace) -> dict[str, float]:
         say("agent registered; warming up")
         # the watch is never closed: closing a stream another thread reads can hang; it dies with the process
         watch = RunningWatch(master.session(), master.url)
-        pod_latencies(session, master.url, watch, image, 2, "warm")
-        say(f"docker run x {args.pods}")
+        for i in range(2):
+            pod_latency(session, master.url, watch, image, f"warm-{i}")
         docker_bin = shutil.which("docker") or "docker"
-        runs = docker_run_latencies(docker_bin, engine.host, client, image, args.pods)
-        sdk = sdk_run_latencies(client, image, args.pods)
-        for c in client.containers.list(all=True, filters={"name": "bench-"}):
-            c.remove(force=True)
-        say(f"pods x {args.pods}")
-        pods = pod_latencies(session, master.url, watch, image, args.pods, "pod")
+        say(f"pods, docker run and SDK create+start, interleaved, x {args.pods}")
+        pods: list[float] = []
+        runs: list[float] = []
+        sdk: list[float] = []
+        for i in range(args.pods):  # interleaved, so a noisy moment hits all three alike
+            pods.append(pod_latency(session, master.url, watch, image, f"pod-{i}"))
+            runs.append(docker_run_latency(docker_bin, engine.host, image, i))
+            sdk.append(sdk_run_latency(client, image, i))
+        for c in client.api.containers(all=True, filters={"name": "bench-"}):
+            client.api.remove_container(c["Id"], force=True)
         results.update({
             "pod_p50_ms": pct(pods, 50), "pod_p99_ms": pct(pods, 99),
             "docker_run_p50_ms": pct(runs, 50), "docker_run_p99_ms": pct(runs, 99),

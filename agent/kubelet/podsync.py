@@ -72,6 +72,7 @@ class SyncDeps:
     node_memory: int
     pause_image: str
     ensure_pause_image: Callable[[], None]
+    forget_pause_image: Callable[[], None]
     clock: Callable[[], float]  # wall clock (container times are wall clock)
 
 
@@ -162,6 +163,7 @@ class PodSyncer:
             mem.pod_ip = self.d.network.setup(uid, box.pid)
             self.d.volumes.populate(box.id, mem.volumes, force=True)
         except Exception as exc:
+            self.d.forget_pause_image()
             log.warning("pod %s: sandbox failed: %s", _name(pod), exc)
             self.d.events.pod(pod, WARNING, "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}")
             mem.want_retry(5.0)
@@ -307,7 +309,8 @@ class PodSyncer:
             mem.want_retry(1.0)
             return False
         event(NORMAL, "Started", f"Started container {name}")
-        self._prune_dead(uid, name, kind)
+        if attempt > 1:
+            self._prune_dead(uid, name, kind)
         return True
 
     def _remove_by_name(self, docker_name: str) -> None:
