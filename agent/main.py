@@ -187,6 +187,12 @@ class Agent:
             try:
                 self.reporter.renew_lease()
                 self.reporter.sync()
+            except errors.NotFound:
+                log.warning("node %s was deleted; registering it again", s.node_name)
+                try:
+                    self.reporter.register()
+                except (errors.ApiError, ConnectionFailed) as exc:
+                    log.warning("registering again failed: %s", exc)
             except (errors.ApiError, ConnectionFailed) as exc:
                 log.warning("heartbeat failed: %s", exc)
 
