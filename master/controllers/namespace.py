@@ -30,25 +30,22 @@ class NamespaceController(Controller):
         super().__init__(env)
         self.namespaces: Informer = env.informers.informer(self.kinds.namespaces)
         self.primary = self.namespaces
-        self.namespaces.add_handler(lambda old, new: self.enqueue(new))
+        self.namespaces.add_handler(lambda old, new: self.enqueue(new or old))
 
     def sync(self, key: str) -> None:
         _, name = split_key(key)
         ns = self.namespaces.get("", name)
-        if ns is None or not podutil.meta(ns).get("deletionTimestamp"):
+        if ns is None:
+            # Gone without us (an update of a Terminating namespace can remove it early):
+            # whatever is left in it can never be listed by namespace again, so remove it.
+            if self.client.get(self.kinds.namespaces, "", name) is None and self._delete_contents(name):
+                self.queue.add_after(key, 1.0)
+            return
+        if not podutil.meta(ns).get("deletionTimestamp"):
             return
         if FINALIZER not in ((ns.get("spec") or {}).get("finalizers") or []):
             return
-        remaining = 0
-        for rt in self.client.catalog:
-            if not rt.namespaced:
-                continue
-            for obj in self.client.list(rt, name):
-                remaining += 1
-                m = podutil.meta(obj)
-                if not m.get("deletionTimestamp"):
-                    self.client.delete(rt, name, m["name"], propagation="Background", uid=m.get("uid", ""))
-        if remaining:
+        if self._delete_contents(name):
             self.queue.add_after(key, 1.0)
             return
         live = self.client.get(self.kinds.namespaces, "", name)
@@ -61,3 +58,16 @@ class NamespaceController(Controller):
             self.client.update(self.kinds.namespaces, new, subresource="finalize")
         except errors.NotFound:
             return
+
+    def _delete_contents(self, namespace: str) -> int:
+        """Delete everything in `namespace` (in the background); how many objects are still there."""
+        remaining = 0
+        for rt in self.client.catalog:
+            if not rt.namespaced:
+                continue
+            for obj in self.client.list(rt, namespace):
+                remaining += 1
+                m = podutil.meta(obj)
+                if not m.get("deletionTimestamp"):
+                    self.client.delete(rt, namespace, m["name"], propagation="Background", uid=m.get("uid", ""))
+        return remaining

@@ -117,3 +117,21 @@ def test_delete_namespace(cluster: Cluster) -> None:
     for api, plural in (("apps/v1", "replicasets"), ("v1", "pods"), ("v1", "endpoints"), ("v1", "configmaps"),
                         ("v1", "serviceaccounts")):
         assert not c.admin.get(resource_path(api, plural, ns))["items"], plural
+
+
+def test_namespace_removed_early_still_leaves_nothing(cluster: Cluster) -> None:
+    """Labelling a Terminating namespace makes the API drop it at once; its contents are swept anyway."""
+    c, ns = cluster, cluster.namespace("early")
+    c.kubectl("apply", "-f", "-", input=APP % {"ns": ns, "port": 80})
+    c.kubectl("create", "configmap", "settings", "--from-literal=a=b", "-n", ns)
+    c.kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")
+    c.kubectl("delete", "namespace", ns, "--wait=false")
+    c.kubectl("label", "namespace", ns, "gone=soon", check=False)
+    wait_for(lambda: c.get("v1", "namespaces", "", ns) is None, what="the namespace gone")
+
+    def left() -> list[str]:
+        return [f"{plural}/{o['metadata']['name']}" for api, plural in (
+            ("apps/v1", "deployments"), ("apps/v1", "replicasets"), ("v1", "pods"), ("v1", "endpoints"),
+            ("v1", "configmaps"), ("v1", "services")) for o in c.admin.get(resource_path(api, plural, ns))["items"]]
+
+    wait_for(lambda: not left(), what="nothing left in the removed namespace")
