@@ -58,6 +58,14 @@ class AgentProcess:
         return self.log_path.read_text(errors="replace")[-4000:]
 
 
+@dataclass(frozen=True)
+class ContainerRow:
+    id: str
+    name: str
+    labels: dict[str, str]
+    status: str
+
+
 @dataclass
 class Cluster:
     master: RunningMaster
@@ -112,17 +120,20 @@ class Cluster:
         raise AssertionError(f"pod {name}: {what or 'condition'} not reached in {timeout}s; last status:\n"
                              f"{json.dumps((pod or {}).get('status'), indent=1)}\nagent log:\n{self.agent.log_tail()}")
 
-    def containers(self, pod_name: str | None = None, all: bool = True) -> list[Any]:
+    def containers(self, pod_name: str | None = None, all: bool = True) -> list[ContainerRow]:
+        """This node's containers from one `docker ps` (no per-container inspect that could race a removal)."""
         labels = [f"{NODE_LABEL}={self.node}"]
         if pod_name:
             labels.append(f"io.kubernetes.pod.name={pod_name}")
-        return list(self.docker.containers.list(all=all, filters={"label": labels}))
+        rows = self.docker.api.containers(all=all, filters={"label": labels})
+        return [ContainerRow(id=r["Id"], name=(r.get("Names") or ["/"])[0].lstrip("/"),
+                             labels=dict(r.get("Labels") or {}), status=str(r.get("State", ""))) for r in rows]
 
     def container(self, pod_name: str, name: str) -> Any:
         found = [c for c in self.containers(pod_name, all=False)
                  if c.labels.get("io.kubernetes.container.name") == name]
         assert found, f"no running container {name} in pod {pod_name}"
-        return found[0]
+        return self.docker.containers.get(found[0].id)
 
     def exec(self, pod_name: str, name: str, *argv: str) -> str:
         result = self.container(pod_name, name).exec_run(list(argv))
