@@ -190,12 +190,13 @@ def wait_node_ready(c: Cluster, timeout: float = 30.0) -> None:
 
 
 def remove_node_containers(docker: Any, node: str) -> None:
-    for c in docker.containers.list(all=True, filters={"label": [f"{NODE_LABEL}={node}"]}):
+    """Remove every container and volume labelled with `node` (after a test, pass or fail)."""
+    for row in docker.api.containers(all=True, filters={"label": [f"{NODE_LABEL}={node}"]}):
         with contextlib.suppress(Exception):
-            c.remove(force=True, v=True)
-    for v in docker.volumes.list(filters={"label": [f"{NODE_LABEL}={node}"]}):
+            docker.api.remove_container(row["Id"], force=True, v=True)
+    for vol in (docker.api.volumes(filters={"label": [f"{NODE_LABEL}={node}"]}) or {}).get("Volumes") or []:
         with contextlib.suppress(Exception):
-            v.remove(force=True)
+            docker.api.remove_volume(vol["Name"], force=True)
 
 
 @pytest.fixture(scope="module")
