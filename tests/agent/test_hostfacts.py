@@ -101,3 +101,49 @@ def test_master_board_labels_and_status_shape() -> None:
     assert status["allocatable"]["memory"] == f"{3884096 - 100 * 1024}Ki"
     assert status["nodeInfo"]["containerRuntimeVersion"] == "docker://20.10.24"
     assert status["daemonEndpoints"]["kubeletEndpoint"]["Port"] == 10250
+
+
+class FakeApi:
+    """Records the writes a NodeReporter makes."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[str, dict[str, object]]] = []
+
+    def get(self, res: object, name: str, namespace: str = "") -> dict[str, object]:
+        from pikube import errors
+
+        raise errors.NotFound(message="not found")
+
+    def create(self, res: object, obj: dict[str, object], namespace: str = "") -> dict[str, object]:
+        self.writes.append(("create", obj))
+        return {**obj, "metadata": {**obj["metadata"], "uid": "node-uid"}}  # type: ignore[dict-item]
+
+    def patch(self, res: object, name: str, patch: dict[str, object], namespace: str = "", sub: str = "",
+              content_type: str = "") -> dict[str, object]:
+        self.writes.append((sub or "metadata", patch))
+        return {"metadata": {"name": name, "uid": "node-uid"}, **patch}
+
+
+def test_node_status_is_written_on_change_or_once_a_minute() -> None:
+    api = FakeApi()
+    now = [0.0]
+    host = FakePi()
+    reporter = node.NodeReporter(api, _settings(), IDENT, lambda: collect(host, Path("/tmp")),  # type: ignore[arg-type]
+                                 lambda: None, lambda: now[0])
+    reporter.register()
+    assert [w[0] for w in api.writes] == ["create", "status"]
+    api.writes.clear()
+    now[0] = 10
+    assert reporter.sync() is False  # nothing changed, heartbeat not due
+    host.files["/sys/class/thermal/thermal_zone0/temp"] = "63000\n"  # a small move: no write at all
+    now[0] = 20
+    assert reporter.sync() is False and api.writes == []
+    host.throttled = "throttled=0x0\n"  # the condition flips: written at once
+    now[0] = 30
+    assert reporter.sync() is True
+    assert [w[0] for w in api.writes] == ["metadata", "status"]  # the throttled annotation changed too
+    api.writes.clear()
+    now[0] = 89
+    assert reporter.sync() is False
+    now[0] = 91
+    assert reporter.sync() is True and [w[0] for w in api.writes] == ["status"]  # once-a-minute heartbeat

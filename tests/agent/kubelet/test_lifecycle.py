@@ -47,6 +47,12 @@ def pods(cluster: Cluster) -> Cluster:
         {"name": "unready", "image": bb, "command": ["sleep", "3600"],
          "readinessProbe": {"httpGet": {"path": "/", "port": 8081}, "periodSeconds": 1}},
     ]))
+    cluster.create_pod(_pod("slow-start", [{
+        "name": "main", "image": bb, "command": ["sh", "-c", "sleep 2; touch /tmp/started; exec sleep 3600"],
+        "startupProbe": {"exec": {"command": ["test", "-f", "/tmp/started"]}, "periodSeconds": 1,
+                         "failureThreshold": 10},
+        "livenessProbe": {"exec": {"command": ["test", "-f", "/tmp/started"]}, "periodSeconds": 1,
+                          "failureThreshold": 1}}]))
     cluster.create_pod(_pod("oom", [{
         "name": "hog", "image": bb, "command": ["sh", "-c", "tail /dev/zero"],
         "resources": {"limits": {"memory": "24Mi"}}}], restartPolicy="Never"))
@@ -101,6 +107,14 @@ def test_failing_exec_liveness_probe_restarts_the_container(pods: Cluster) -> No
 def test_failing_http_liveness_probe_restarts_the_container(pods: Cluster) -> None:
     pod = pods.wait_pod("live-http", lambda p: _cs(p, "web").get("restartCount", 0) >= 1, what="a restart")
     assert "running" in _cs(pod, "web")["state"] or "terminated" in _cs(pod, "web")["lastState"]
+
+
+def test_startup_probe_holds_back_liveness_until_it_succeeds(pods: Cluster) -> None:
+    pod = pods.wait_pod("slow-start", lambda p: _cs(p).get("started") is True, what="started")
+    assert condition(pod, "Ready") == "True"
+    time.sleep(1.5)
+    cs = _cs(pods.pod("slow-start") or {})
+    assert cs["restartCount"] == 0 and cs["ready"] is True, cs
 
 
 def test_failing_readiness_probe_keeps_the_pod_out_of_ready(pods: Cluster) -> None:

@@ -85,6 +85,7 @@ def test_kubectl_logs_follow_tail_container_and_timestamps(cluster: Cluster) -> 
     assert cluster.kubectl("logs", "talker", "-c", "quiet").stdout == "only-line\n"
     stamped = cluster.kubectl("logs", "talker", "-c", "quiet", "--timestamps").stdout
     assert stamped.endswith(" only-line\n") and stamped[:4].isdigit() and "T" in stamped.split()[0]
+    assert cluster.kubectl("logs", "talker", "-c", "quiet", "--since", "1h").stdout == "only-line\n"
     no_container = cluster.kubectl("logs", "talker", check=False)
     assert no_container.returncode != 0 or "Defaulted container" in no_container.stderr
 
