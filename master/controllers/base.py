@@ -2,15 +2,16 @@
 
 A controller's informer handlers only enqueue keys. Workers take a key, call
 `sync(key)` — which re-reads desired and actual state from the caches and acts
-on the difference — and on failure queue the key again with back-off. A resync
-thread re-queues every key of the controller's primary informer periodically,
-so a missed event costs at most one resync period.
+on the difference — and on failure queue the key again with back-off. The
+first worker also re-queues every key of the controller's primary informer
+periodically (a resync), so a missed event costs at most one resync period.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -44,12 +45,15 @@ class Controller:
     name = "controller"
     # The informer whose keys a resync re-queues (None: no periodic resync).
     primary: Informer | None = None
+    # Worker threads; 0: `controller_workers` from the settings (light controllers use 1).
+    workers = 0
 
     def __init__(self, env: Env) -> None:
         self.env = env
         self.client = env.client
         self.kinds = env.kinds
         self.queue = WorkQueue(self.name)
+        self._next_resync = 0.0
 
     def sync(self, key: str) -> None:
         raise NotImplementedError
@@ -62,20 +66,22 @@ class Controller:
             self.queue.add(obj_key(obj))
 
     def start(self) -> list[threading.Thread]:
+        self._next_resync = time.monotonic() + self.resync_period()
         threads = []
-        for i in range(max(1, self.env.settings.controller_workers)):
-            t = threading.Thread(target=self._worker, name=f"{self.name}-{i}", daemon=True)
+        for i in range(max(1, self.workers or self.env.settings.controller_workers)):
+            t = threading.Thread(target=self._worker, args=(i == 0,), name=f"{self.name}-{i}", daemon=True)
             t.start()
             threads.append(t)
-        t = threading.Thread(target=self._resync, name=f"{self.name}-resync", daemon=True)
-        t.start()
-        threads.append(t)
         return threads
 
-    def _worker(self) -> None:
+    def _worker(self, resyncs: bool) -> None:
         stopping = self.env.stopping
         while not stopping.is_set():
-            key = self.queue.get(timeout=0.5)
+            if resyncs and time.monotonic() >= self._next_resync:  # the first worker also keeps time
+                self._next_resync = time.monotonic() + self.resync_period()
+                for k in self.resync_keys():
+                    self.queue.add(k)
+            key = self.queue.get(timeout=min(0.5, self.resync_period()))
             if key is None:
                 continue
             try:
@@ -98,8 +104,3 @@ class Controller:
 
     def resync_period(self) -> float:
         return self.env.settings.controller_resync_seconds
-
-    def _resync(self) -> None:
-        while not self.env.stopping.wait(self.resync_period()):
-            for key in self.resync_keys():
-                self.queue.add(key)

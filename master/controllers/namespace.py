@@ -25,6 +25,7 @@ COMPONENT = "namespace-controller"
 
 class NamespaceController(Controller):
     name = "namespace"
+    workers = 1
 
     def __init__(self, env: Env) -> None:
         super().__init__(env)

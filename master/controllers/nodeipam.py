@@ -23,6 +23,7 @@ COMPONENT = "cidrAllocator"
 
 class NodeIpamController(Controller):
     name = "nodeipam"
+    workers = 1
 
     def __init__(self, env: Env, prefix_length: int = 24) -> None:
         super().__init__(env)

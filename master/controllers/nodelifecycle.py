@@ -30,6 +30,7 @@ _CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
 
 class NodeLifecycleController(Controller):
     name = "nodelifecycle"
+    workers = 1
 
     def __init__(self, env: Env) -> None:
         super().__init__(env)

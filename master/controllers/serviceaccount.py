@@ -20,6 +20,7 @@ DEFAULT = "default"
 
 class ServiceAccountController(Controller):
     name = "serviceaccount"
+    workers = 1
 
     def __init__(self, env: Env) -> None:
         super().__init__(env)
