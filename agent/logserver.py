@@ -10,6 +10,7 @@ master pins its sha256, which the agent publishes on its Node.
 from __future__ import annotations
 
 import logging
+import select
 import ssl
 import threading
 import time
@@ -84,7 +85,8 @@ class LogServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def stream(self, path: str, query: dict[str, list[str]]) -> Iterator[bytes]:
+    def stream(self, path: str, query: dict[str, list[str]],
+               opened: Callable[[Any], None] = lambda _stream: None) -> Iterator[bytes]:
         parts = [unquote(p) for p in path.split("/") if p]
         if len(parts) != 4 or parts[0] != "containerLogs":
             raise LogRequestError(404, "not found; use /containerLogs/<namespace>/<pod>/<container>")
@@ -106,6 +108,7 @@ class LogServer:
                                        tail=tail if tail is None or tail >= 0 else None, since=since)
         except RuntimeError_ as exc:
             raise LogRequestError(500, str(exc)) from exc
+        opened(chunks)
         sent = 0
         for chunk in chunks:
             if limit is not None:
@@ -115,6 +118,18 @@ class LogServer:
                 yield chunk
             if limit is not None and sent >= limit:
                 return
+
+
+def _close_when_client_leaves(conn: Any, stream: Any) -> None:
+    """End a followed log when the master hangs up, instead of waiting for the container's next line."""
+    try:
+        while True:
+            readable, _, _ = select.select([conn.fileno()], [], [], 5.0)
+            if readable:  # the request was read whole: anything now is a close (FIN or TLS close_notify)
+                break
+    except (OSError, ValueError):
+        pass
+    stream.close()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -130,8 +145,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(403, "only the master may read logs from this node")
             return
         url = urlsplit(self.path)
+        streams: list[Any] = []
         try:
-            chunks = self.owner.stream(url.path, parse_qs(url.query))
+            chunks = self.owner.stream(url.path, parse_qs(url.query), streams.append)
             first = next(chunks, b"")
         except LogRequestError as exc:
             self._error(exc.code, str(exc))
@@ -140,6 +156,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/plain")
         self.send_header("Cache-Control", "no-cache")
         self.end_headers()
+        if streams and (parse_qs(url.query).get("follow") or [""])[0] in _TRUE:
+            threading.Thread(target=_close_when_client_leaves, args=(conn, streams[0]), daemon=True).start()
         try:
             if first:
                 self.wfile.write(first)

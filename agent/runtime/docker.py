@@ -215,13 +215,13 @@ class DockerRuntime:
         code = self._call("exec", self._client.exec_inspect, ex["Id"]).get("ExitCode")
         return (int(code) if code is not None else -1), bytes(out or b"")
 
-    def logs(self, cid: str, follow: bool, timestamps: bool, tail: int | None, since: int | None) -> Iterator[bytes]:
+    def logs(self, cid: str, follow: bool, timestamps: bool, tail: int | None, since: int | None) -> Any:
+        """An iterator of log chunks with a `close()` that ends it from another thread."""
         kw: Obj = {"stdout": True, "stderr": True, "stream": True, "follow": follow, "timestamps": timestamps,
                    "tail": "all" if tail is None else tail}
         if since is not None:
             kw["since"] = since
-        stream = self._call("logs", self._client.logs, cid, **kw)
-        return iter(stream)
+        return self._call("logs", self._client.logs, cid, **kw)
 
     def events(self) -> Iterator[Obj]:
         """Container start/die/oom events of this node's containers, as they happen."""
