@@ -53,6 +53,7 @@ def pods(cluster: Cluster) -> Cluster:
                          "failureThreshold": 10},
         "livenessProbe": {"exec": {"command": ["test", "-f", "/tmp/started"]}, "periodSeconds": 1,
                           "failureThreshold": 1}}]))
+    cluster.create_pod(_pod("badcmd", [{"name": "main", "image": bb, "command": ["/no/such/binary"]}]))
     cluster.create_pod(_pod("oom", [{
         "name": "hog", "image": bb, "command": ["sh", "-c", "tail /dev/zero"],
         "resources": {"limits": {"memory": "24Mi"}}}], restartPolicy="Never"))
@@ -93,6 +94,14 @@ def test_crashing_container_shows_crashloopbackoff_with_growing_backoff(pods: Cl
     # logs: the newest instance and, with --previous, the one before it
     assert pods.kubectl("logs", "crasher").stdout.strip() == "run 3"
     assert pods.kubectl("logs", "crasher", "--previous").stdout.strip() == "run 2"
+
+
+def test_a_command_that_cannot_run_crashloops_with_the_reason(pods: Cluster) -> None:
+    pod = pods.wait_pod("badcmd", lambda p: _cs(p).get("state", {}).get("waiting", {}).get("reason")
+                        == "CrashLoopBackOff", what="CrashLoopBackOff")
+    last = _cs(pod)["lastState"]["terminated"]
+    assert last["reason"] == "ContainerCannotRun" and "/no/such/binary" in last["message"], last
+    assert pod["status"]["phase"] == "Running"
 
 
 def test_failing_exec_liveness_probe_restarts_the_container(pods: Cluster) -> None:
