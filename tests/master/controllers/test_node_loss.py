@@ -74,14 +74,14 @@ def test_lost_board_with_short_timings(tmp_path_factory: pytest.TempPathFactory)
             "subsets") or [] for a in s.get("addresses") or []}, what="endpoints before the loss")
 
         c.fleet[lost].halt()
-        n = wait_for(lambda: (x := node(c, lost)) and ready_of(x) == "Unknown" and x, timeout=15,
+        n = wait_for(lambda: (x := node(c, lost)) and ready_of(x) == "Unknown" and x, timeout=20,
                      what="the silent board Ready=Unknown")
         taints = {(t["key"], t["effect"]) for t in n["spec"].get("taints") or []}
         assert ("node.kubernetes.io/unreachable", "NoExecute") in taints
         assert ("node.kubernetes.io/unreachable", "NoSchedule") in taints
         reason = next(x for x in n["status"]["conditions"] if x["type"] == "Ready")["message"]
         assert reason == "Kubelet stopped posting node status."
-        wait_for(lambda: running_elsewhere(c, ns, lost), timeout=20, what="pods running on other boards")
+        wait_for(lambda: running_elsewhere(c, ns, lost), timeout=30, what="pods running on other boards")
 
         def addresses() -> set[str]:
             return {a["ip"] for s in (c.get("v1", "endpoints", ns, "web") or {}).get("subsets") or []
@@ -93,7 +93,7 @@ def test_lost_board_with_short_timings(tmp_path_factory: pytest.TempPathFactory)
         # The board comes back: Ready again, untainted, schedulable.
         c.fleet.boards.pop(lost)
         c.fleet.add(lost)
-        wait_for(lambda: ready_of(x := node(c, lost)) == "True" and not x["spec"].get("taints"), timeout=15,
+        wait_for(lambda: ready_of(x := node(c, lost)) == "True" and not x["spec"].get("taints"), timeout=20,
                  what="the returning board Ready and untainted")
     finally:
         stop_cluster(c)
