@@ -19,7 +19,7 @@ from master.client import Informer, obj_key, split_key
 from master.controllers import podutil
 from master.controllers.base import Controller, Env
 from master.controllers.deployutil import template_hash
-from master.controllers.dsutil import AUTO_TOLERATIONS, NodePlan, plan_nodes, status_for
+from master.controllers.dsutil import AUTO_TOLERATIONS, NodePlan, plan_nodes, status_for, strays
 from master.controllers.queue import Expectations
 from master.controllers.replicaset import by_namespace, owner_key
 from master.controllers.slowstart import slow_start
@@ -73,9 +73,10 @@ class DaemonSetController(Controller):
         template = spec.get("template") or {}
         current_hash = template_hash(template)
         pods = self.pods.by_index("controller", ds["metadata"]["uid"])
-        plans = plan_nodes(self.nodes.list(), pods, template, int(spec.get("minReadySeconds") or 0))
+        nodes = self.nodes.list()
+        plans = plan_nodes(nodes, pods, template, int(spec.get("minReadySeconds") or 0))
         if self.expectations.satisfied(key) and not podutil.meta(ds).get("deletionTimestamp"):
-            self._manage(key, ds, plans, current_hash)
+            self._manage(key, ds, plans, current_hash, strays(nodes, pods))
         status = status_for(ds, plans, current_hash, podutil.now())
         old = ds.get("status") or {}
         if {k: v for k, v in old.items() if v} != {k: v for k, v in status.items() if v}:
@@ -84,9 +85,9 @@ class DaemonSetController(Controller):
         if min_ready and status.get("numberReady") != status.get("numberAvailable"):
             self.queue.add_after(key, float(min_ready))
 
-    def _manage(self, key: str, ds: Obj, plans: list[NodePlan], current_hash: str) -> None:
+    def _manage(self, key: str, ds: Obj, plans: list[NodePlan], current_hash: str, stray: list[Obj]) -> None:
         create_on = [p.node for p in plans if p.should_run and not p.pods and not p.terminating]
-        delete: list[Obj] = []
+        delete: list[Obj] = list(stray)  # their node is gone
         for p in plans:
             if not p.should_run:
                 delete += p.pods

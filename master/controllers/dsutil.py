@@ -67,6 +67,12 @@ def plan_nodes(nodes: list[Obj], pods: list[Obj], template: Obj, min_ready: int 
     return plans
 
 
+def strays(nodes: list[Obj], pods: list[Obj]) -> list[Obj]:
+    """Live pods meant for a node that no longer exists."""
+    names = {podutil.meta(n).get("name", "") for n in nodes}
+    return [p for p in pods if _pod_node(p) not in names and not podutil.meta(p).get("deletionTimestamp")]
+
+
 def status_for(ds: Obj, plans: list[NodePlan], current_hash: str, at: dt.datetime) -> Obj:
     min_ready = int((ds.get("spec") or {}).get("minReadySeconds") or 0)
     desired = [p for p in plans if p.should_run]

@@ -8,7 +8,8 @@ heartbeat *changes*, so a board's wrong clock cannot fool it. A node silent for
 status."), its pods are marked not Ready (so Services stop sending them
 traffic), and it is tainted `node.kubernetes.io/unreachable` (NoSchedule and
 NoExecute); a node reporting Ready=False gets `not-ready` instead, and a
-Ready one loses both. The NoExecute taints are then enforced by `eviction`.
+Ready one loses both. The NoExecute taints are then enforced by `eviction`;
+pods bound to a node that was deleted are deleted too (Kubernetes' PodGC).
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ class NodeLifecycleController(Controller):
         cached = self.nodes.get("", name)
         if cached is None:
             self._probes.pop(name, None)
+            if self.client.get(self.kinds.nodes, "", name) is None:
+                self._collect_orphans(name)
             return
         node = copy.deepcopy(cached)
         heard, heard_wall = self._heard(node)
@@ -84,6 +87,12 @@ class NodeLifecycleController(Controller):
         wait = eviction.enforce(self.env, node, pods, gone=ready_status(node) != "True")
         if wait is not None:
             self.queue.add_after(key, wait)
+
+    def _collect_orphans(self, node: str) -> None:
+        """Pods bound to a node that no longer exists will never be confirmed gone: delete them (PodGC)."""
+        for pod in self.pods.by_index("node", node):
+            m = podutil.meta(pod)
+            self.client.delete(self.kinds.pods, m["namespace"], m["name"], grace=0, uid=m["uid"])
 
     def _mark_unknown(self, node: Obj) -> None:
         stamp = podutil.rfc3339(podutil.now())

@@ -87,3 +87,20 @@ def test_cordoned_board_keeps_daemon_pods(cluster: Cluster) -> None:
         wait_for(lambda: "pi-2" in nodes_running(c, ns), what="daemon pod on the cordoned board")
     finally:
         c.kubectl("uncordon", "pi-2")
+
+
+def test_deleted_node_takes_its_pods_away(cluster: Cluster) -> None:
+    """`kubectl delete node`: the board's pods go too (PodGC), and the DaemonSet stops counting it."""
+    c, ns = cluster, cluster.namespace("ds-delete")
+    board = c.fleet.add("pi-doomed")
+    apply(c, ns, "1", tolerate=False)
+    wait_for(lambda: "pi-doomed" in nodes_running(c, ns), what="a daemon pod on the doomed board")
+    c.admin.create(f"/api/v1/namespaces/{ns}/pods", {
+        "metadata": {"name": "pinned"}, "spec": {"nodeName": "pi-doomed", "containers": [{"name": "c",
+                                                                                        "image": "nginx:1"}]}})
+    board.halt()
+    c.kubectl("delete", "node", "pi-doomed")
+    wait_for(lambda: not [p for p in c.pods(ns) if p["spec"].get("nodeName") == "pi-doomed"
+                          or "pi-doomed" in str(p["spec"].get("affinity"))], what="its pods deleted")
+    wait_for(lambda: (c.get("apps/v1", "daemonsets", ns, "agent") or {}).get("status", {}).get(
+        "desiredNumberScheduled") == len(nodes_running(c, ns)), what="status without the deleted node")
