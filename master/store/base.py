@@ -20,7 +20,11 @@ EventType = Literal["ADDED", "MODIFIED", "DELETED"]
 
 @dataclass(frozen=True)
 class Event:
-    """One change: the object after it (for DELETED, its last state with the new revision)."""
+    """One change: the object after it (for DELETED, its last state with the new revision).
+
+    `object` and `prev` are shared by every watcher of the change: read them, copy
+    before changing anything (a shallow copy suffices to set top-level keys).
+    """
 
     type: EventType
     key: str
