@@ -74,6 +74,7 @@ def test_delete_deployment_background(cluster: Cluster) -> None:
     c.kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")
     c.kubectl("delete", "deployment", "web", "-n", ns)
     wait_for(lambda: not leftovers(c, ns), what="no ReplicaSet or pod left")
+    wait_for(lambda: endpoints(c, ns) == {"ready": set(), "not_ready": set()}, what="no endpoint addresses left")
     c.kubectl("delete", "service", "web", "-n", ns)
     wait_for(lambda: c.get("v1", "endpoints", ns, "web") is None, what="the endpoints gone with the service")
 
@@ -93,6 +94,7 @@ def test_delete_deployment_foreground(cluster: Cluster) -> None:
     c.kubectl("delete", "deployment", "web", "-n", ns, "--cascade=foreground", "--wait=false")
     wait_for(gone, what="deployment, ReplicaSet and pods all gone", every=0.02)
     assert seen_waiting, "the deployment waited for its dependents"
+    wait_for(lambda: endpoints(c, ns) == {"ready": set(), "not_ready": set()}, what="no endpoint addresses left")
 
 
 def test_delete_deployment_orphan(cluster: Cluster) -> None:
