@@ -74,3 +74,23 @@ def test_architecture_selector(small: Cluster) -> None:
     node = wait_for(lambda: (c.get("v1", "pods", ns, "arm") or {}).get("spec", {}).get("nodeName"),
                     what="the arm64 pod bound")
     assert node in ("pi-2", "pi-3", "pi-big")
+
+
+def test_waiting_pod_scheduled_when_another_goes(small: Cluster) -> None:
+    c, ns = small, small.namespace("freed")
+    nodes = [n for n in c.admin.get(resource_path("v1", "nodes"))["items"] if not n["spec"].get("unschedulable")]
+    hogs = [f"hog-{i}" for i in range(len(nodes))]
+    for name in hogs:
+        c.admin.create(resource_path("v1", "pods", ns), {"metadata": {"name": name}, "spec": {"containers": [
+            {"name": "app", "image": "nginx:1", "resources": {"requests": {"cpu": "3"}}}]}})
+    wait_for(lambda: all((c.get("v1", "pods", ns, n) or {}).get("spec", {}).get("nodeName") for n in hogs),
+             what="one hog per board")
+    c.admin.create(resource_path("v1", "pods", ns), {"metadata": {"name": "late"}, "spec": {"containers": [
+        {"name": "app", "image": "nginx:1", "resources": {"requests": {"cpu": "3"}}}]}})
+    cond = wait_for(lambda: (x := scheduled_condition(c, ns, "late")) and x["status"] == "False" and x,
+                    what="the late pod waiting")
+    assert f"{len(nodes)} Insufficient cpu" in cond["message"]
+    freed = (c.get("v1", "pods", ns, "hog-0") or {})["spec"]["nodeName"]
+    c.kubectl("delete", "pod", "hog-0", "-n", ns)
+    wait_for(lambda: (c.get("v1", "pods", ns, "late") or {}).get("spec", {}).get("nodeName") == freed,
+             what="the late pod on the board that was freed")
