@@ -245,9 +245,24 @@ class Board:
                 except errors.ApiError as exc:
                     log.debug("board %s: pod %s: %s", self.name, sim.name, exc.message)
 
+    def event(self, sim: SimPod, reason: str, message: str, kind: str = "Normal") -> None:
+        """An event about a pod, from this board's kubelet (as `kubectl describe pod` shows them)."""
+        stamp = microtime()[:19] + "Z"
+        body = {"metadata": {"name": f"{sim.name}.{time.time_ns():x}", "namespace": sim.namespace},
+                "involvedObject": {"kind": "Pod", "apiVersion": "v1", "namespace": sim.namespace,
+                                   "name": sim.name, "uid": sim.uid},
+                "reason": reason, "message": message, "type": kind, "count": 1,
+                "source": {"component": "kubelet", "host": self.name},
+                "firstTimestamp": stamp, "lastTimestamp": stamp, "reportingComponent": "kubelet",
+                "reportingInstance": self.name}
+        with contextlib.suppress(errors.ApiError):
+            self.api.create(resource_path("v1", "events", sim.namespace), body)
+
     def _tick(self, sim: SimPod) -> None:
         path = resource_path("v1", "pods", sim.namespace, sim.name)
         if sim.deleting:
+            for c in sim.spec.get("containers") or []:
+                self.event(sim, "Killing", f"Stopping container {c.get('name', '')}")
             self.api.delete(path, {"gracePeriodSeconds": 0, "preconditions": {"uid": sim.uid}})
             self._forget({"metadata": {"uid": sim.uid}})
             return

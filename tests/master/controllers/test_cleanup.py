@@ -66,6 +66,8 @@ def test_endpoints_follow_pods(cluster: Cluster) -> None:
              what="the unready pod under notReadyAddresses, on its own port")
     c.kubectl("delete", "pod", "warming", "-n", ns)
     wait_for(lambda: not endpoints(c, ns)["not_ready"], what="the deleted pod gone from the endpoints")
+    killing = c.kubectl("get", "events", "-n", ns, "--field-selector", "reason=Killing").stdout
+    assert "Stopping container web" in killing, "the board's kubelet says it stopped the container"
 
 
 def test_delete_deployment_background(cluster: Cluster) -> None:
