@@ -32,8 +32,10 @@ def register(sub: Any) -> None:
     verbs = dev.add_subparsers(dest="dev_command", metavar="VERB")
     dev.set_defaults(func=lambda _args: _help(dev))
 
-    up = verbs.add_parser("up", help="bring up the engine, images and boards")
+    up = verbs.add_parser("up", help="bring up a whole cluster: engine, images, boards, master and workers")
     up.add_argument("--workers", type=int, default=2, help="worker boards besides the master (default 2)")
+    up.add_argument("--backend", choices=("host-gw", "vxlan"), default="host-gw",
+                    help="pod network between boards (default host-gw)")
     _state_dir(up)
     up.set_defaults(func=_up)
 
@@ -100,23 +102,43 @@ def _guard(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
 
 def _up(args: argparse.Namespace) -> int:
     from pikube.dev import cluster
-    from pikube.dev.state import ENV_FILE
 
     settings = cluster.DevSettings(
-        state_dir=args.state_dir, workers=args.workers, docker_host=os.environ.get("DOCKER_HOST") or None
+        state_dir=args.state_dir, workers=args.workers, docker_host=os.environ.get("DOCKER_HOST") or None,
+        backend=args.backend,
     )
-    launchers = cluster.default_launchers()
-    up = _guard(cluster.up, settings, launchers, _say)
+    up = _guard(cluster.up, settings, cluster.default_launchers(args.backend), _say)
     _print_boards(up)
-    env = up.state_dir / ENV_FILE
     print()
-    if not launchers:
-        print(f"The boards are up, but they are empty: {cluster.NOT_BUILT}.")
     prog = sys.argv[0] if "/" in sys.argv[0] else "pikube"  # as the user typed it, e.g. .venv/bin/pikube
-    print(f"Use it:      . {env}")
-    print(f"Look inside: {prog} dev exec master --state-dir {up.state_dir} -- ip addr")
-    print(f"Remove it:   {prog} dev down --state-dir {up.state_dir}")
+    for line in next_steps(up, prog):
+        print(line)
     return 0
+
+
+def next_steps(up: Cluster, prog: str) -> list[str]:
+    """What to try once the cluster is up: kubectl, the status page, a NodePort from inside a board."""
+    from pikube.dev.images import BUSYBOX_IMAGE
+    from pikube.dev.state import ENV_FILE
+
+    d = up.state_dir
+    master = up.lan.boards[0]
+    other = up.lan.boards[-1].name
+    kubectl = f"kubectl --kubeconfig {up.kubeconfig}"
+    return [
+        f"The cluster is up: {len(up.lan.boards)} boards. Try it (or `. {d / ENV_FILE}` and plain kubectl):",
+        f"  {kubectl} get nodes -o wide",
+        f"  {kubectl} create deployment web --image={BUSYBOX_IMAGE} -- httpd -f -p 80 -h /var/www",
+        f"  {kubectl} expose deployment web --port=80 --type=NodePort",
+        f"  {kubectl} scale deployment web --replicas=4",
+        f"  PORT=$({kubectl} get service web -o jsonpath='{{.spec.ports[0].nodePort}}')",
+        f"  {prog} dev exec {other} --state-dir {d} -- wget -qO- http://{master.address}:$PORT/",
+        f"  {kubectl} delete service,deployment web",
+        f"Status page: http://{master.address}:8080/",
+        f"Look inside: {prog} dev exec master --state-dir {d} -- ip addr",
+        f"Logs:        {d}/boards/<board>/data/logs/",
+        f"Remove it:   {prog} dev down --state-dir {d}",
+    ]
 
 
 def _print_boards(up: Cluster) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pikube import __version__
 
 # Modules under pikube.cli that contribute subcommands, in help order.
-SUBCOMMAND_MODULES = ("master", "agent", "dev")
+SUBCOMMAND_MODULES = ("enable", "token", "lifecycle", "board", "master", "agent", "dev")
 
 
 class CliError(Exception):
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(argv: Sequence[str] | None = None) -> int:
+def run(argv: Sequence[str] | None = None, prog: str = "pikube") -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
@@ -44,7 +44,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         result = func(args)
     except CliError as exc:
-        print(f"pikube: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -56,12 +56,10 @@ def main() -> None:
 
 
 def enable_master() -> None:
-    print("enable-master: the bootstrap commands arrive with issue 7; "
-          "use `pikube master` and `pikube dev up` for now.", file=sys.stderr)
-    sys.exit(1)
+    """The `enable-master` script: `pikube enable-master` under its own name."""
+    sys.exit(run(["enable-master", *sys.argv[1:]], prog="enable-master"))
 
 
 def enable_worker() -> None:
-    print("enable-worker: the bootstrap commands arrive with issue 7; "
-          "use `pikube agent` and `pikube dev up` for now.", file=sys.stderr)
-    sys.exit(1)
+    """The `enable-worker` script: `pikube enable-worker` under its own name."""
+    sys.exit(run(["enable-worker", *sys.argv[1:]], prog="enable-worker"))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from pikube.dev import boards, engine, images, naming, processes
+from pikube.dev import boards, engine, images, launch, naming, processes
 from pikube.dev.boards import Board, Lan
 from pikube.dev.engine import Engine
 from pikube.dev.errors import DevError
@@ -40,8 +40,6 @@ from pikube.dev.state import (
     state_file,
 )
 
-NOT_BUILT = "the master (issue 3) and agent (issue 5) are not built yet"
-
 Report = Callable[[str], None]
 
 
@@ -58,6 +56,8 @@ class DevSettings:
     # DOCKER_HOST as the CLI found it; None starts a private engine under the state dir.
     docker_host: str | None = None
     busybox: Path = images.BUSYBOX
+    # The pod network between boards: host-gw or vxlan.
+    backend: str = "host-gw"
 
 
 class Cluster:
@@ -110,6 +110,12 @@ class Cluster:
         self.update(processes=(*self.state.processes, record))
         return record
 
+    def record_supervisors(self, board_names: Sequence[str]) -> None:
+        """Add the supervisors enable-* left running in these boards to the record (`dev down` stops them)."""
+        found = [r for r in (launch.supervisor_record(self.state_dir, name) for name in board_names) if r]
+        if found:
+            self.update(processes=(*self.state.processes, *found))
+
 
 class Launcher(Protocol):
     """Starts pikube processes inside the boards once they exist (the master, then agents)."""
@@ -117,9 +123,48 @@ class Launcher(Protocol):
     def __call__(self, cluster: Cluster, report: Report) -> None: ...
 
 
-def default_launchers() -> tuple[Launcher, ...]:
-    """The launchers `pikube dev up` runs; the master (issue 3) and agent (issue 5) add theirs."""
-    return ()
+def _last_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+@dataclass(frozen=True)
+class MasterLauncher:
+    """Board 0 runs `enable-master --init none`; its admin kubeconfig lands in `DIR/kubeconfig`."""
+
+    backend: str = "host-gw"
+
+    def __call__(self, cluster: Cluster, report: Report) -> None:
+        master = cluster.board(naming.MASTER)
+        report(f"enable-master on board {master.name} ({master.address}, backend {self.backend})")
+        try:
+            out = launch.enable_master(cluster.state_dir, master, cluster.engine.host, self.backend,
+                                       cluster.kubeconfig)
+        finally:
+            cluster.record_supervisors([master.name])
+        report(next((line for line in out.splitlines() if line.startswith("The master")), _last_line(out)))
+
+
+class WorkersLauncher:
+    """The other boards run `enable-worker MASTER --token T --init none`, all at once."""
+
+    def __call__(self, cluster: Cluster, report: Report) -> None:
+        master = cluster.board(naming.MASTER)
+        workers = [b for b in cluster.lan.boards if b.name != naming.MASTER]
+        if not workers:
+            return
+        report(f"enable-worker on {', '.join(b.name for b in workers)}")
+        try:
+            outs = launch.enable_workers(cluster.state_dir, workers, master, cluster.engine.host)
+        finally:
+            cluster.record_supervisors([b.name for b in workers])
+        for out in outs:
+            report(_last_line(out))
+
+
+def default_launchers(backend: str = "host-gw") -> tuple[Launcher, ...]:
+    """The launchers `pikube dev up` runs: the master board, then the workers."""
+    return (MasterLauncher(backend), WorkersLauncher())
 
 
 def require_root() -> None:
@@ -193,8 +238,8 @@ def _bring_up(
     lan = boards.create(naming.board_names(settings.workers), run=run)
     cluster.update(lan=lan)
     report(f"boards: {len(lan.boards)} on {lan.subnet} (bridge {lan.bridge})")
-    for launch in launchers:
-        launch(cluster, report)
+    for launcher in launchers:
+        launcher(cluster, report)
     write_env(cluster)
     cluster.update(phase=Phase.UP)
 
@@ -251,6 +296,9 @@ def down(state_dir: Path, report: Report = _quiet) -> bool:
         return False
     cluster = open_cluster(state_dir)
     cluster.update(phase=Phase.STOPPING)
+    if cluster.state.lan is not None:
+        for problem in launch.reset_boards(cluster.state_dir, cluster.state.lan.boards):
+            report(problem)
     _stop_processes(cluster)
     _remove_containers(cluster, report)
     boards.teardown(cluster.state.run)
@@ -263,6 +311,7 @@ def down(state_dir: Path, report: Report = _quiet) -> bool:
         with contextlib.suppress(FileNotFoundError):
             (cluster.state_dir / name).unlink()
     shutil.rmtree(cluster.state_dir / LOG_DIR, ignore_errors=True)
+    shutil.rmtree(cluster.state_dir / launch.BOARDS_DIR, ignore_errors=True)
     state_file(cluster.state_dir).unlink()
     return True
 

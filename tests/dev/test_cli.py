@@ -142,10 +142,12 @@ def test_up_ls_exec_down_leaves_nothing(
             harness_made.engine_roots.add(Path(recorded["engine"]["root"]))
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-        assert cluster.NOT_BUILT in up.stdout
+        assert "The cluster is up: 2 boards" in up.stdout
         assert recorded["phase"] == "up"
         host = recorded["engine"]["host"]
-        assert (state_dir / "env").read_text().splitlines()[1:] == [f"export DOCKER_HOST={host}"]
+        assert (state_dir / "env").read_text().splitlines()[1:] == [
+            f"export DOCKER_HOST={host}", f"export KUBECONFIG={state_dir / 'kubeconfig'}"]
+        assert [p["name"] for p in recorded["processes"]] == ["supervisor", "supervisor"]
         assert (engine_mode == "private") == (recorded["engine"]["root"] is not None)
 
         names = _pikube("dev", "ls", "--names", "--state-dir", str(state_dir), env=env)

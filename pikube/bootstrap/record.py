@@ -1,0 +1,65 @@
+"""The record of what enable-master / enable-worker set up on this board (`/etc/pikube/node.json`).
+
+It is how a second `enable-master` knows what exists, how `pikube info` knows
+the board's role, and how `disable`, `reset` and `token` find the services and
+directories without being told again. It holds no secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from pikube.bootstrap.errors import BootstrapError
+from pikube.bootstrap.init import InitKind
+
+
+class Role(StrEnum):
+    MASTER = "master"
+    WORKER = "worker"
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    role: Role
+    node_name: str
+    # The master's API, as workers reach it: https://ADDRESS:PORT.
+    server: str
+    backend: str
+    init: InitKind
+    data_dir: str
+    docker_host: str
+    taint_master: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "role": self.role.value, "init": self.init.value}, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> NodeRecord:
+        data = json.loads(text)
+        return cls(role=Role(data["role"]), node_name=str(data["node_name"]), server=str(data["server"]),
+                   backend=str(data["backend"]), init=InitKind(data["init"]), data_dir=str(data["data_dir"]),
+                   docker_host=str(data["docker_host"]), taint_master=bool(data.get("taint_master", False)))
+
+
+def load(path: Path) -> NodeRecord | None:
+    """The record at `path`, None when the board was never set up; BootstrapError when it is damaged."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    try:
+        return NodeRecord.from_json(text)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BootstrapError(f"{path} is damaged ({exc}); fix it, or run `pikube reset` to start over.") from None
+
+
+def save(path: Path, record: NodeRecord) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(record.to_json())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)

@@ -1,0 +1,53 @@
+"""The board's part in the cluster, for `pikube info`: role, services, and what the master says.
+
+A master asks with the admin kubeconfig; a worker with its own node
+credentials (a node may read Nodes). A master that does not answer is
+reported, not an error: `info` is what you run when something is wrong.
+"""
+
+from __future__ import annotations
+
+from pikube import errors
+from pikube.bootstrap import api
+from pikube.bootstrap.init import Init
+from pikube.bootstrap.layout import AGENT_UNIT, MASTER_UNIT, Layout
+from pikube.bootstrap.record import NodeRecord, Role
+from pikube.kubeconfig import read_kubeconfig
+
+
+def role(rec: NodeRecord | None) -> str:
+    if rec is None:
+        return "none (run `sudo enable-master`, or `sudo enable-worker MASTER --token T`)"
+    extra = ", tainted" if rec.taint_master else ""
+    return (f"{rec.role.value} (node {rec.node_name}, master {rec.server}, backend {rec.backend}, "
+            f"init {rec.init.value}{extra})")
+
+
+def services(rec: NodeRecord | None, init: Init) -> str:
+    units = (MASTER_UNIT, AGENT_UNIT) if rec is None or rec.role is Role.MASTER else (AGENT_UNIT,)
+    parts = []
+    for unit in units:
+        state = "running" if init.active(unit) else (
+            "installed, not running" if init.installed_text(unit) is not None else "not installed")
+        parts.append(f"{unit} {state}")
+    return ", ".join(parts)
+
+
+def cluster(layout: Layout, rec: NodeRecord | None) -> str:
+    if rec is None:
+        return "not part of a cluster"
+    path = layout.admin_kubeconfig if rec.role is Role.MASTER else layout.node_kubeconfig
+    try:
+        cfg = read_kubeconfig(path)
+    except (OSError, ValueError) as exc:
+        return f"no credentials to ask the master with ({path}: {exc})"
+    try:
+        nodes = api.request(cfg, "GET", "/api/v1/nodes", timeout=3.0).get("items") or []
+    except api.Unreachable as exc:
+        return f"the master at {rec.server} does not answer ({exc})"
+    except errors.ApiError as exc:
+        return f"the master at {rec.server} refused: {exc.message}"
+    ready = [n for n in nodes if api.condition(n, "Ready") == "True"]
+    me = next((n for n in nodes if (n.get("metadata") or {}).get("name") == rec.node_name), None)
+    mine = "not registered" if me is None else ("Ready" if me in ready else "NotReady")
+    return f"{len(nodes)} nodes, {len(ready)} Ready; this node ({rec.node_name}) {mine}"

@@ -1,0 +1,89 @@
+"""`pikube disable` and `pikube reset`: take a board out of service, with or without its data.
+
+`disable` stops and removes the services, stops the board's pod containers
+and removes its pod network and service rules, and keeps everything under
+the data and config directories: `enable-master` / `enable-worker` bring the
+same cluster back. `reset` does that and also removes the pods' containers,
+the data (store, CA, credentials) and what enable-* wrote to the config dir,
+so the board is as if pikube had never run (the Node object, if the cluster
+lives on, is the admin's to delete).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pikube.bootstrap import pods
+from pikube.bootstrap.common import Report
+from pikube.bootstrap.init import Init
+from pikube.bootstrap.layout import AGENT_UNIT, MASTER_UNIT, Layout
+from pikube.bootstrap.record import NodeRecord
+
+
+@dataclass(frozen=True)
+class Board:
+    """What teardown acts on: the directories, the record (None if enable-* never finished), the init."""
+
+    layout: Layout
+    record: NodeRecord | None
+    init: Init
+    teardown_network: Callable[[], None]
+
+
+def disable(board: Board, report: Report, stop_pods: bool = True) -> bool:
+    """Stop everything pikube runs on the board; False when nothing was installed or running."""
+    did = False
+    for unit in (AGENT_UNIT, MASTER_UNIT):
+        if board.init.installed_text(unit) is not None or board.init.active(unit):
+            board.init.uninstall(unit)
+            report(f"{unit} stopped and removed")
+            did = True
+    if board.record is not None and stop_pods:
+        try:
+            stopped = pods.stop(board.record.docker_host, board.record.node_name)
+        except Exception as exc:
+            report(f"could not stop the pods' containers at {board.record.docker_host}: {exc}")
+        else:
+            if stopped:
+                report(f"{stopped} pod containers stopped")
+    try:
+        board.teardown_network()
+    except Exception as exc:
+        report(f"could not remove the pod network: {exc}")
+    else:
+        report("pod network and service rules removed")
+    return did or board.record is not None
+
+
+def reset(board: Board, report: Report, user_kubeconfig: Path | None = None) -> None:
+    """`disable`, then delete the pods' containers, the data and what enable-* wrote to the config dir."""
+    lay = board.layout
+    disable(board, report, stop_pods=False)  # they are removed (killed) below: no grace period to wait for
+    if board.record is not None:
+        try:
+            removed = pods.remove(board.record.docker_host, board.record.node_name)
+        except Exception as exc:
+            report(f"could not remove the pods' containers at {board.record.docker_host}: {exc}")
+        else:
+            if removed:
+                report(f"{removed} pod containers removed")
+    if user_kubeconfig is not None:
+        with contextlib.suppress(OSError):
+            if user_kubeconfig.read_bytes() == lay.admin_kubeconfig.read_bytes():
+                user_kubeconfig.unlink()
+                report(f"removed {user_kubeconfig} (it was this cluster's admin kubeconfig)")
+    for path in (lay.admin_kubeconfig, lay.join_token, lay.record):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    shutil.rmtree(lay.supervised_units, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        lay.config_dir.rmdir()  # only when empty: it may hold someone's own files
+    for directory in (lay.master_data, lay.agent_data, lay.logs):
+        shutil.rmtree(directory, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        lay.data_dir.rmdir()
+    report(f"data removed ({lay.data_dir}) and configuration removed ({lay.config_dir})")

@@ -1,0 +1,125 @@
+"""What the board commands (enable-*, disable, reset, token, info, doctor) take from their surroundings.
+
+This is the one place that reads the environment for them (`DOCKER_HOST`,
+`SUDO_USER`), asks whether systemd runs, and reaches into `master/` and
+`agent/` (lazily, as the import contract allows only here) to build the
+bootstrap's hooks: making join tokens, joining, undoing the pod network.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from pikube.bootstrap.common import Hooks, Report, UserFile
+from pikube.bootstrap.errors import BootstrapError
+from pikube.bootstrap.init import Init, InitKind, Supervised, Systemd
+from pikube.bootstrap.layout import Layout
+from pikube.bootstrap.services import DEFAULT_DOCKER_HOST
+from pikube.doctor.checks import Context, blocking, run_checks
+from pikube.doctor.host import RealHost
+
+SYSTEMD_RUNNING = Path("/run/systemd/system")
+
+
+def pikube_command() -> tuple[str, ...]:
+    """How services run pikube: this interpreter (the venv's or the system's) with `-m pikube`."""
+    return (sys.executable, "-m", "pikube")
+
+
+def docker_host(flag: str) -> str:
+    return flag or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+
+
+def init_kind(flag: str | None) -> InitKind:
+    if flag:
+        return InitKind(flag)
+    return InitKind.SYSTEMD if SYSTEMD_RUNNING.is_dir() else InitKind.NONE
+
+
+def make_init(kind: InitKind, layout: Layout) -> Init:
+    if kind is InitKind.SYSTEMD:
+        return Systemd(layout.systemd_unit_dir)
+    return Supervised(layout.supervised_units, layout.logs, pikube_command())
+
+
+def invoking_user_kubeconfig() -> UserFile:
+    """`~/.kube/config` of whoever ran sudo (SUDO_USER), else of the current user."""
+    name = os.environ.get("SUDO_USER")
+    if name and name != "root":
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            pass
+        else:
+            return UserFile(Path(entry.pw_dir) / ".kube" / "config", entry.pw_uid, entry.pw_gid)
+    return UserFile(Path.home() / ".kube" / "config")
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def doctor_context(layout: Layout, docker: str, backend: str = "host-gw") -> Context:
+    return Context(data_dir=str(layout.data_dir), docker_host=docker, backend=backend)
+
+
+def agent_takes_backend() -> bool:
+    """Whether `pikube agent` has `--backend` (the cross-board pod network arrives with issue 6)."""
+    import argparse
+
+    from pikube.cli import agent
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    agent.register(sub)
+    parser = sub.choices["agent"]
+    return any("--backend" in action.option_strings for action in parser._actions)
+
+
+# --- hooks into master/ and agent/ ---------------------------------------------------------------
+
+
+def _join(agent_data: Path, server: str, node_name: str, token: str) -> None:
+    from agent.credentials import CredentialsError, ensure_node_credentials
+
+    try:
+        ensure_node_credentials(agent_data, server, node_name, token)
+    except CredentialsError as exc:
+        raise BootstrapError(f"{str(exc).rstrip('.')}.") from None
+
+
+def teardown_network() -> None:
+    """Remove this board's pod network and service rules (in the namespace this process runs in)."""
+    from agent import network, proxy
+
+    proxy.teardown(network.SELF)
+    network.teardown(network.SELF)
+
+
+def create_token(master_data: Path, ttl: float | None, description: str) -> str:
+    from master.pki import pki_paths
+    from master.tokens import TokenStore
+
+    return TokenStore.for_pki(master_data, pki_paths(master_data)).create(ttl, description)
+
+
+def token_exists(master_data: Path, token_id: str) -> bool:
+    import time
+
+    from master.pki import pki_paths
+    from master.tokens import TokenStore
+
+    now = time.time()
+    return any(info.token_id == token_id and not info.expired(now)
+               for info in TokenStore.for_pki(master_data, pki_paths(master_data)).list())
+
+
+def hooks(ctx: Context, report: Report) -> Hooks:
+    def preflight(ca_pem: bytes | None) -> list[str]:
+        return blocking(run_checks(RealHost(), replace(ctx, cas=(ca_pem,) if ca_pem else ())))
+
+    return Hooks(preflight=preflight, join=_join, teardown_network=teardown_network, create_token=create_token,
+                 token_exists=token_exists, report=report)
