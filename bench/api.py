@@ -144,10 +144,15 @@ def bench(args: argparse.Namespace) -> dict[str, float]:
 
             results.update(watch_fanout(m, s, args.watchers))
             results["rss_mb_after_load"] = rss_mb(m.proc.pid)
-            if args.idle_minutes > 0:
-                results.update(idle_writes(m, s, args.idle_minutes))
         finally:
             m.stop()
+        if args.idle_minutes > 0:
+            # A fresh master, so nothing from the load above (nodes going NotReady, evictions) is counted.
+            idle = start_master(Path(tmp) / "idle")
+            try:
+                results.update(idle_writes(idle, idle.session(), args.idle_minutes))
+            finally:
+                idle.stop()
     return results
 
 
