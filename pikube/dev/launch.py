@@ -71,14 +71,15 @@ def enable_master(state_dir: Path, board: Board, docker_host: str, backend: str,
         "--node-name", board.name, "--user-kubeconfig", str(kubeconfig)))
 
 
-def join_token(state_dir: Path) -> str:
-    return layout(state_dir, MASTER).join_token.read_text().strip()
+def join_token(state_dir: Path, master: str = MASTER) -> str:
+    """The join token the master board's enable-master printed (and kept in its config dir)."""
+    return layout(state_dir, master).join_token.read_text().strip()
 
 
 def enable_worker(state_dir: Path, board: Board, master: Board, docker_host: str) -> str:
     lay = layout(state_dir, board.name)
     return _run(state_dir, board, "enable-worker", pikube_argv(
-        "enable-worker", str(master.address), "--token", join_token(state_dir), "--init", "none",
+        "enable-worker", str(master.address), "--token", join_token(state_dir, master.name), "--init", "none",
         "--config-dir", str(lay.config_dir), "--data-dir", str(lay.data_dir), "--docker-host", docker_host,
         "--node-name", board.name))
 
