@@ -61,6 +61,8 @@ CONFIGMAPS = Resource("", "v1", "configmaps")
 SECRETS = Resource("", "v1", "secrets")
 EVENTS = Resource("", "v1", "events")
 LEASES = Resource("coordination.k8s.io", "v1", "leases")
+SERVICES = Resource("", "v1", "services")
+ENDPOINTS = Resource("", "v1", "endpoints")
 
 
 class _ContextAdapter(HTTPAdapter):

@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent import credentials
 from agent.client import NODES, ApiClient, ConnectionFailed
@@ -33,6 +33,10 @@ from agent.logserver import LogServer
 from agent.runtime.docker import DockerRuntime
 from pikube import errors, jointoken
 from pikube.settings import AgentSettings
+
+if TYPE_CHECKING:
+    from agent.netsync.controller import NetworkSync
+    from agent.netsync.node import NodeNetwork
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,7 @@ class Agent:
         self._threads: list[threading.Thread] = []
         self._runtime_error: str | None = None
         self._pause_present: set[str] = set()
+        self.netsync: NetworkSync | None = None
 
     # -- start -----------------------------------------------------------------------------------
 
@@ -79,15 +84,17 @@ class Agent:
         serving = credentials.ensure_serving_cert(s.data_dir, s.node_name, [node_ip])
         self.node_ip = node_ip
         facts = self.facts()
+        node_net = self._prepare_network(node_ip)
         ident = NodeIdentity(node_ip=node_ip, runtime_version=self.runtime.version(),
-                             serving_cert_sha256=serving.sha256)
+                             serving_cert_sha256=serving.sha256,
+                             extra_annotations=node_net.annotations() if node_net is not None else ())
         self.reporter = NodeReporter(self.api, s, ident, self.facts, lambda: self._runtime_error, time.monotonic)
         try:
             node = self.reporter.register()
             self.reporter.renew_lease()
         except (errors.ApiError, ConnectionFailed) as exc:
             raise AgentError(f"cannot register node {s.node_name}: {exc}") from exc
-        self.network = self._pod_network(node, node_ip)
+        self.network = self._pod_network(node, node_net)
         self.objects = ObjectCache(self.api, time.monotonic)
         self.events = EventRecorder(self.api, s.node_name)
         backoff = Backoff(s.backoff_initial_seconds, s.backoff_max_seconds, time.time)
@@ -112,6 +119,11 @@ class Agent:
         self.logs.start()
         self._spawn("pod-watch", self.source.run, self.stop_event)
         self._spawn("docker-events", self._docker_events)
+        if isinstance(self.network, BridgeNetwork):
+            from agent.netsync.controller import NetworkSync
+
+            self.netsync = NetworkSync(self.api, s, self.network, self.source.pods)
+            self.netsync.start(self._spawn, self.stop_event)
         self._spawn("heartbeat", self._heartbeat)
         self._spawn("housekeeping", self._housekeeping)
         for i in range(max(1, s.workers)):
@@ -121,8 +133,20 @@ class Agent:
     def facts(self) -> Facts:
         return collect(self.host, self.settings.data_dir)
 
-    def _pod_network(self, node: dict[str, Any], node_ip: str) -> PodNetwork:
+    def _prepare_network(self, node_ip: str) -> NodeNetwork | None:
+        """With the pod network: forwarding and the backend, before the Node (and its VTEP MAC) is registered."""
         if self.settings.pod_network != "bridge":
+            return None
+        from agent.netsync import node as netnode
+        from agent.network import NetworkSetupError
+
+        try:
+            return netnode.prepare(self.settings.backend, node_ip)
+        except (NetworkSetupError, LookupError, ValueError, OSError) as exc:
+            raise AgentError(f"cannot set up the {self.settings.backend} pod network on {node_ip}: {exc}") from exc
+
+    def _pod_network(self, node: dict[str, Any], node_net: NodeNetwork | None) -> PodNetwork:
+        if node_net is None:
             return IsolatedNetwork()
         deadline = time.monotonic() + 60
         while not (node.get("spec") or {}).get("podCIDR"):
@@ -130,7 +154,12 @@ class Agent:
                 raise AgentError(f"node {self.settings.node_name} got no spec.podCIDR from the master within 60 s")
             time.sleep(1)
             node = self.api.get(NODES, self.settings.node_name)
-        return BridgeNetwork(self.settings.data_dir, node["spec"]["podCIDR"], node_ip)
+        return BridgeNetwork(self.settings.data_dir, node["spec"]["podCIDR"], node_net, self._network_changed)
+
+    def _network_changed(self) -> None:
+        """A pod got or lost its address: its host ports (if any) follow."""
+        if self.netsync is not None:
+            self.netsync.kick()
 
     def _ensure_pause(self, image: str) -> None:
         if image in self._pause_present:
@@ -229,6 +258,8 @@ class Agent:
         """Stop the agent's threads; pods keep running (an agent restart adopts them)."""
         self.stop_event.set()
         self.queue.shutdown()
+        if self.netsync is not None:
+            self.netsync.stop()
         self.probes.stop()
         self.events.stop()
         self.logs.stop()

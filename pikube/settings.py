@@ -84,6 +84,17 @@ class AgentSettings:
     # "none": pods keep the pause container's own isolated network namespace; "bridge": pikube0 + a veth
     # per pod with an address from node.spec.podCIDR (agent/network).
     pod_network: str = "none"
+    # With pod_network "bridge", how pod traffic crosses between boards: "host-gw" (a route per board to its
+    # podCIDR; boards on one switch) or "vxlan" (overlay pikube.1, VNI 1, UDP 8472). One choice per cluster.
+    backend: str = "host-gw"
+    # Cluster-wide ranges (as the master's): every node's podCIDR is inside cluster_cidr; ClusterIPs in
+    # service_cidr. Traffic from pods leaving cluster_cidr is masqueraded.
+    cluster_cidr: str = "10.244.0.0/16"
+    service_cidr: str = "10.96.0.0/12"
+    # Peer routes and the service proxy: a burst of API changes is gathered this long into one sync (one
+    # nftables transaction); everything is re-applied at least this often, repairing what was changed by hand.
+    network_debounce_seconds: float = 0.2
+    network_resync_seconds: float = 30.0
     max_pods: int = 110
     # Heartbeats: the Lease is renewed this often; node status is written on change or this often.
     lease_renew_seconds: float = 10.0

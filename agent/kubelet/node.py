@@ -39,6 +39,8 @@ class NodeIdentity:
     node_ip: str
     runtime_version: str
     serving_cert_sha256: str
+    # Published for the other boards, e.g. the vxlan VTEP MAC (agent/netsync).
+    extra_annotations: tuple[tuple[str, str], ...] = ()
 
 
 def labels(settings: AgentSettings, facts: Facts) -> dict[str, str]:
@@ -57,7 +59,7 @@ def labels(settings: AgentSettings, facts: Facts) -> dict[str, str]:
 
 
 def node_annotations(ident: NodeIdentity, facts: Facts, temperature: float | None) -> dict[str, str]:
-    found = {SERVING_CERT_ANNOTATION: ident.serving_cert_sha256}
+    found = {SERVING_CERT_ANNOTATION: ident.serving_cert_sha256, **dict(ident.extra_annotations)}
     if facts.board_model:
         found[MODEL_ANNOTATION] = facts.board_model
     if temperature is not None:

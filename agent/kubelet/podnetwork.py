@@ -2,15 +2,21 @@
 
 `IsolatedNetwork` leaves a pod with the pause container's own namespace (loopback
 only, no pod IP); `BridgeNetwork` plugs a veth from the node's `pikube0` bridge
-into it with an address from the node's podCIDR. Routes to other boards and
-services are the network issue's (peers, proxy); this is only the per-pod part.
+into it with an address from the node's podCIDR. The node-wide part (forwarding,
+backend, routes to other boards, services) is `agent/netsync`'s; this is only the
+per-pod part, and it imports pyroute2 only when the pod network is used.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from ipaddress import IPv4Network
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from agent.netsync.node import NodeNetwork
 
 
 class PodNetwork(Protocol):
@@ -44,47 +50,66 @@ class IsolatedNetwork:
 
 
 class BridgeNetwork:
-    """The node's bridge and a veth per pod, addresses from `pod_cidr` (persisted in `data_dir`)."""
+    """The node's bridge and a veth per pod, addresses from the node's podCIDR (persisted in `data_dir`).
 
-    def __init__(self, data_dir: Path, pod_cidr: str, node_ip: str, backend: str = "host-gw") -> None:
-        from ipaddress import IPv4Address, IPv4Network
+    `on_change` is called after a pod got or lost its address (host ports follow pods).
+    """
 
+    def __init__(self, data_dir: Path, pod_cidr: str, node: NodeNetwork,
+                 on_change: Callable[[], None] = lambda: None) -> None:
         from agent import network
 
         self._net: Any = network
-        self.node_ns = network.SELF
-        self.pod_cidr = IPv4Network(pod_cidr)
-        self.node_ip = IPv4Address(node_ip)
-        self.backend = network.Backend.VXLAN if backend == "vxlan" else network.Backend.HOST_GW
-        self.ipam = network.Ipam(data_dir / "ipam.json", self.pod_cidr)
+        self.node = node
+        self.data_dir = data_dir
+        self._on_change = on_change
         self._lock = threading.Lock()
-        self._ready: tuple[Any, int] | None = None
+        self._cidr = IPv4Network(pod_cidr)
+        self._gateway = node.bridge(self._cidr)
+        self._ipam = network.Ipam(data_dir / "ipam.json", self._cidr)
 
-    def _ensure_node(self) -> tuple[Any, int]:
+    @property
+    def pod_cidr(self) -> IPv4Network:
+        return self._cidr
+
+    @property
+    def ipam(self) -> Any:
+        return self._ipam
+
+    def retarget(self, pod_cidr: IPv4Network) -> bool:
+        """Use another podCIDR (the Node was deleted and registered again); False if it is the same."""
         with self._lock:
-            if self._ready is None:
-                net = self._net
-                net.ensure_forwarding(self.node_ns)
-                info = net.ensure_backend(self.node_ns, self.backend, self.node_ip)
-                gateway = net.ensure_bridge(self.node_ns, self.pod_cidr, info.mtu)
-                self._ready = (gateway, info.mtu)
-            return self._ready
+            if pod_cidr == self._cidr:
+                return False
+            self._gateway = self.node.bridge(pod_cidr)
+            self._ipam = self._net.Ipam(self.data_dir / "ipam.json", pod_cidr)  # drops the old allocations
+            self._cidr = pod_cidr
+            return True
+
+    def repair(self) -> None:
+        """Ensure the bridge again (someone may have removed or changed it)."""
+        with self._lock:
+            self._gateway = self.node.bridge(self._cidr)
 
     def setup(self, pod_uid: str, sandbox_pid: int) -> str:
-        gateway, mtu = self._ensure_node()
-        address = self.ipam.allocate(pod_uid)
-        self._net.ensure_pod_interface(self.node_ns, self._net.pod_netns(sandbox_pid), pod_uid, address,
-                                       gateway.ip, mtu)
+        with self._lock:
+            gateway, ipam = self._gateway, self._ipam
+        address = ipam.allocate(pod_uid)
+        self._net.ensure_pod_interface(self.node.netns, self._net.pod_netns(sandbox_pid), pod_uid, address,
+                                       gateway.ip, self.node.mtu)
+        self._on_change()
         return str(address.ip)
 
     def address(self, pod_uid: str) -> str:
-        found = self.ipam.lookup(pod_uid)
+        found = self._ipam.lookup(pod_uid)
         return str(found.ip) if found is not None else ""
 
     def teardown(self, pod_uid: str) -> None:
-        self._net.remove_pod_interface(self.node_ns, pod_uid)
-        self.ipam.release(pod_uid)
+        self._net.remove_pod_interface(self.node.netns, pod_uid)
+        if self._ipam.release(pod_uid) is not None:
+            self._on_change()
 
     def prune(self, live_uids: set[str]) -> None:
-        self._net.prune_pod_interfaces(self.node_ns, live_uids)
-        self.ipam.reconcile(live_uids)
+        self._net.prune_pod_interfaces(self.node.netns, live_uids)
+        if self._ipam.reconcile(live_uids):
+            self._on_change()

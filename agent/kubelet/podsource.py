@@ -33,6 +33,10 @@ class PodSource:
         with self._lock:
             return self._pods.get(uid)
 
+    def pods(self) -> list[Obj]:
+        with self._lock:
+            return list(self._pods.values())
+
     def uids(self) -> set[str]:
         with self._lock:
             return set(self._pods)

@@ -24,7 +24,11 @@ def register(sub: Any) -> None:
     p.add_argument("--log-bind", default="0.0.0.0")
     p.add_argument("--log-port", type=int, default=10250, help="HTTPS port of the log endpoint")
     p.add_argument("--pause-image", default="")
-    p.add_argument("--pod-network", choices=["none", "bridge"], default="none")
+    p.add_argument("--pod-network", choices=["none", "bridge"], default="none",
+                   help="none: pods have loopback only; bridge: pod network, service proxy, egress masquerade")
+    p.add_argument("--backend", choices=["host-gw", "vxlan"], default="host-gw",
+                   help="with --pod-network bridge: routes between boards (host-gw) or a vxlan overlay; "
+                        "the same on every board of a cluster")
     p.add_argument("--max-pods", type=int, default=110)
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -45,8 +49,8 @@ def settings_from(args: argparse.Namespace) -> AgentSettings:
     return AgentSettings(server=args.server, node_name=args.node_name, data_dir=args.data_dir, token=args.token,
                          docker_host=args.docker_host, master_board=args.master_board, node_ip=args.node_ip,
                          node_labels=tuple(labels), log_bind=args.log_bind, log_port=args.log_port,
-                         pause_image=args.pause_image, pod_network=args.pod_network, max_pods=args.max_pods,
-                         workers=args.workers)
+                         pause_image=args.pause_image, pod_network=args.pod_network, backend=args.backend,
+                         max_pods=args.max_pods, workers=args.workers)
 
 
 def _run(args: argparse.Namespace) -> int:

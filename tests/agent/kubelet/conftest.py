@@ -177,6 +177,30 @@ def agent_argv(master: RunningMaster, node: str, data_dir: Path, docker_host: st
             "--log-level", "info", *(extra or [])]
 
 
+def start_master_on(address: str, data_dir: Path) -> RunningMaster:
+    """A `pikube master` listening on `address` (say, the test LAN's host address) instead of loopback."""
+    port = free_port()
+    log_path = data_dir.parent / "master.log"
+    data_dir.mkdir(parents=True)
+    proc = subprocess.Popen([sys.executable, "-m", "pikube.cli", "master", "--data-dir", str(data_dir),
+                             "--bind", address, "--port", str(port), "--tls-san", address, "--web-port", "0"],
+                            stdout=log_path.open("ab"), stderr=subprocess.STDOUT, cwd=ROOT)
+    m = RunningMaster(data_dir, port, proc, log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"master exited: {log_path.read_text()[-3000:]}")
+        try:
+            if m.kubeconfig.exists() and requests.get(f"https://{address}:{port}/healthz", verify=str(m.ca),
+                                                      timeout=1).ok:
+                return m
+        except (requests.RequestException, OSError):
+            pass
+        time.sleep(0.1)
+    m.stop(9)
+    raise RuntimeError(log_path.read_text()[-3000:])
+
+
 def wait_node_ready(c: Cluster, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

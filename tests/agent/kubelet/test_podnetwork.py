@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from tests.agent.kubelet.conftest import (
     AgentProcess,
@@ -19,32 +18,12 @@ from tests.agent.kubelet.conftest import (
     condition,
     make_token,
     remove_node_containers,
+    start_master_on,
     wait_node_ready,
 )
-from tests.master.conftest import ROOT, RunningMaster, free_port
+from tests.master.conftest import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def _master_on(address: str, data_dir: Path) -> RunningMaster:
-    port = free_port()
-    log_path = data_dir.parent / "master.log"
-    data_dir.mkdir(parents=True)
-    proc = subprocess.Popen([sys.executable, "-m", "pikube.cli", "master", "--data-dir", str(data_dir),
-                             "--bind", address, "--port", str(port), "--tls-san", address],
-                            stdout=log_path.open("ab"), stderr=subprocess.STDOUT, cwd=ROOT)
-    m = RunningMaster(data_dir, port, proc, log_path)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if m.kubeconfig.exists() and requests.get(f"https://{address}:{port}/healthz", verify=str(m.ca),
-                                                      timeout=1).ok:
-                return m
-        except (requests.RequestException, OSError):
-            pass
-        time.sleep(0.1)
-    m.stop(9)
-    raise RuntimeError(log_path.read_text()[-3000:])
 
 
 def _in_board(netns: str, *argv: str, timeout: float = 5) -> subprocess.CompletedProcess[str]:
@@ -56,7 +35,7 @@ def test_bridge_network_gives_pods_addresses_from_the_node_podcidr(make_boards: 
                                                                     tmp_path: Path) -> None:
     lan = make_boards(["w1"])
     board = lan.board("w1")
-    master = _master_on(str(lan.host_address), tmp_path / "master")
+    master = start_master_on(str(lan.host_address), tmp_path / "master")
     url = f"https://{lan.host_address}:{master.port}"
     node = board.name
     argv = ["ip", "netns", "exec", board.netns, sys.executable, "-m", "pikube.cli", "agent", "--server", url,

@@ -1,0 +1,53 @@
+"""This board's side of the pod network, set up before the Node is registered and repaired on every full sync.
+
+Order matters: forwarding and the backend come first, because the vxlan
+device's MAC must be published as a Node annotation (`pikube.io/vtep-mac`) when
+the Node is registered; the bridge needs the podCIDR, which the master gives the
+Node only after it exists. `NodeNetwork` holds what the rest of the agent needs
+from this: the namespace, the backend, the pod MTU, the VTEP MAC and whether the
+kernel has bridge netfilter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from agent.network import (
+    SELF,
+    VTEP_MAC_ANNOTATION,
+    Backend,
+    Netns,
+    ensure_backend,
+    ensure_bridge,
+    ensure_forwarding,
+)
+
+
+@dataclass(frozen=True)
+class NodeNetwork:
+    """The node's network as prepared: where, which backend, the pod MTU and what to publish."""
+
+    netns: Netns
+    backend: Backend
+    node_ip: IPv4Address
+    mtu: int
+    vtep_mac: str | None
+    bridge_netfilter: bool
+
+    def annotations(self) -> tuple[tuple[str, str], ...]:
+        """Node annotations the other boards need (the VTEP MAC, with vxlan)."""
+        return ((VTEP_MAC_ANNOTATION, self.vtep_mac),) if self.vtep_mac else ()
+
+    def bridge(self, pod_cidr: IPv4Network) -> IPv4Interface:
+        """Ensure `pikube0` for `pod_cidr`; returns the gateway address."""
+        return ensure_bridge(self.netns, pod_cidr, self.mtu)
+
+
+def prepare(backend: str, node_ip: str, netns: Netns = SELF) -> NodeNetwork:
+    """Forwarding, bridge netfilter and the backend (vxlan device or none) in `netns`."""
+    chosen = Backend(backend)
+    address = IPv4Address(node_ip)
+    bridge_nf = ensure_forwarding(netns)
+    info = ensure_backend(netns, chosen, address)
+    return NodeNetwork(netns, chosen, address, info.mtu, info.vtep_mac, bridge_nf)

@@ -1,0 +1,96 @@
+"""Services and Endpoints as the proxy sees them: one `ServiceRule` per service port, with its ready endpoints.
+
+Pure, so every Kubernetes rule of kube-proxy that pikube keeps is unit-tested:
+
+* types ClusterIP, NodePort and LoadBalancer are served (a LoadBalancer has no
+  load balancer here, only its ClusterIP and NodePort); ExternalName and headless
+  services (`clusterIP: None`) are not the proxy's business;
+* an endpoint port is matched to the service port by name (and protocol), as the
+  Endpoints controller writes them; only `addresses` (ready) are used, never
+  `notReadyAddresses`;
+* `sessionAffinity: ClientIP` keeps its timeout (default 10800 s);
+* protocols other than TCP and UDP (SCTP) and non-IPv4 addresses are skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from ipaddress import IPv4Address
+from typing import Any
+
+from agent.proxy import Protocol, ServiceRule
+
+Obj = dict[str, Any]
+DEFAULT_AFFINITY_SECONDS = 10800
+SERVED_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+
+
+def _ipv4(text: Any) -> IPv4Address | None:
+    try:
+        return IPv4Address(str(text))
+    except ValueError:
+        return None
+
+
+def _protocol(text: Any) -> Protocol | None:
+    try:
+        return Protocol.parse(str(text or "TCP"))
+    except ValueError:
+        return None
+
+
+def _affinity(spec: Obj) -> int | None:
+    if spec.get("sessionAffinity") != "ClientIP":
+        return None
+    seconds = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}).get("timeoutSeconds")
+    return int(seconds) if seconds else DEFAULT_AFFINITY_SECONDS
+
+
+def endpoints_for(endpoints: Obj | None, port_name: str, protocol: Protocol) -> list[tuple[IPv4Address, int]]:
+    """Ready (address, port) pairs of the Endpoints object for the service port named `port_name`."""
+    found: list[tuple[IPv4Address, int]] = []
+    for subset in (endpoints or {}).get("subsets") or []:
+        ports = [p for p in subset.get("ports") or []
+                 if str(p.get("name") or "") == port_name and _protocol(p.get("protocol")) is protocol]
+        if not ports or not ports[0].get("port"):
+            continue
+        number = int(ports[0]["port"])
+        for address in subset.get("addresses") or []:
+            ip = _ipv4(address.get("ip"))
+            if ip is not None:
+                found.append((ip, number))
+    return found
+
+
+def rules_for(service: Obj, endpoints: Obj | None) -> list[ServiceRule]:
+    """The proxy rules of one Service (none for a type or address the proxy does not serve)."""
+    meta, spec = service.get("metadata") or {}, service.get("spec") or {}
+    if (spec.get("type") or "ClusterIP") not in SERVED_TYPES:
+        return []
+    cluster_ip = _ipv4(spec.get("clusterIP"))
+    with_node_ports = spec.get("type") in ("NodePort", "LoadBalancer")
+    affinity = _affinity(spec)
+    rules = []
+    for port in spec.get("ports") or []:
+        protocol = _protocol(port.get("protocol"))
+        if protocol is None or not port.get("port"):
+            continue
+        node_port = int(port["nodePort"]) if with_node_ports and port.get("nodePort") else None
+        if cluster_ip is None and node_port is None:
+            continue
+        rules.append(ServiceRule(
+            namespace=str(meta.get("namespace") or "default"), name=str(meta.get("name") or ""),
+            cluster_ip=cluster_ip, protocol=protocol, port=int(port["port"]), node_port=node_port,
+            endpoints=endpoints_for(endpoints, str(port.get("name") or ""), protocol),
+            affinity_timeout=affinity))
+    return rules
+
+
+def service_rules(services: Iterable[Obj], endpoints: Mapping[tuple[str, str], Obj]) -> list[ServiceRule]:
+    """Every served service port, given Endpoints by (namespace, name); sorted for stable comparisons."""
+    rules = []
+    for service in services:
+        meta = service.get("metadata") or {}
+        key = (str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
+        rules += rules_for(service, endpoints.get(key))
+    return sorted(rules, key=lambda r: r.key)
