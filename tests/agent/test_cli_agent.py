@@ -22,6 +22,15 @@ def test_flags_become_settings(tmp_path: Path) -> None:
     assert (s.server, s.node_name, s.data_dir, s.master_board) == ("https://10.0.0.1:6443", "pi-2", tmp_path, True)
     assert s.node_labels == (("zone", "a"),) and s.log_port == 10251 and s.pod_network == "bridge"
     assert s.docker_host == "unix:///var/run/docker.sock" and s.token == ""
+    assert s.backend == "host-gw"
+
+
+def test_backend_flag() -> None:
+    args = build_parser().parse_args(["agent", "--server", "https://m", "--node-name", "n", "--pod-network", "bridge",
+                                      "--backend", "vxlan"])
+    assert settings_from(args).backend == "vxlan"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["agent", "--server", "https://m", "--node-name", "n", "--backend", "flannel"])
 
 
 def test_bad_flags_are_refused(tmp_path: Path) -> None:

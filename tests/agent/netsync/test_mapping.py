@@ -1,0 +1,98 @@
+"""Nodes, Services, Endpoints and pods to what the network libraries take: peers and proxy rules (no root)."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from typing import Any
+
+from agent.netsync.hostports import hostport_rules
+from agent.netsync.peers import peers_from_nodes
+from agent.netsync.services import DEFAULT_AFFINITY_SECONDS, service_rules
+from agent.network import VTEP_MAC_ANNOTATION, Peer
+from agent.proxy import Protocol
+
+Obj = dict[str, Any]
+
+
+def node(name: str, ip: str | None, cidr: str | None, mac: str | None = None) -> Obj:
+    meta: Obj = {"name": name, "annotations": {VTEP_MAC_ANNOTATION: mac} if mac else {}}
+    status = {"addresses": [{"type": "Hostname", "address": name}] + ([{"type": "InternalIP", "address": ip}]
+                                                                       if ip else [])}
+    return {"metadata": meta, "spec": {"podCIDR": cidr} if cidr else {}, "status": status}
+
+
+def test_peers_are_the_other_nodes_with_an_address_and_a_podcidr() -> None:
+    nodes = [node("me", "10.0.0.1", "10.244.0.0/24"), node("c", "10.0.0.3", "10.244.2.0/24", "0E:58:0A:00:00:03"),
+             node("b", "10.0.0.2", "10.244.1.0/24"), node("joining", "10.0.0.4", None),
+             node("no-ip", None, "10.244.5.0/24"), node("v6", "10.0.0.6", "fd00::/64")]
+    assert peers_from_nodes(nodes, "me") == [Peer.of("b", "10.0.0.2", "10.244.1.0/24"),
+                                             Peer.of("c", "10.0.0.3", "10.244.2.0/24", "0e:58:0a:00:00:03")]
+
+
+def service(name: str, ports: list[Obj], kind: str = "ClusterIP", ip: str = "10.96.0.10", **spec: Any) -> Obj:
+    return {"metadata": {"namespace": "default", "name": name},
+            "spec": {"type": kind, "clusterIP": ip, "ports": ports, **spec}}
+
+
+def endpoints(name: str, subsets: list[Obj]) -> tuple[tuple[str, str], Obj]:
+    return ("default", name), {"metadata": {"namespace": "default", "name": name}, "subsets": subsets}
+
+
+def test_service_ports_get_their_ready_endpoints_by_port_name() -> None:
+    svc = service("web", [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP", "nodePort": 30080},
+                          {"name": "dns", "port": 53, "protocol": "UDP", "nodePort": 30053}], kind="NodePort")
+    eps = dict([endpoints("web", [
+        {"addresses": [{"ip": "10.244.1.5"}, {"ip": "10.244.2.7"}], "notReadyAddresses": [{"ip": "10.244.3.9"}],
+         "ports": [{"name": "http", "port": 8080, "protocol": "TCP"},
+                   {"name": "dns", "port": 5353, "protocol": "UDP"}]},
+        {"addresses": [{"ip": "10.244.4.2"}], "ports": [{"name": "http", "port": 8081, "protocol": "TCP"}]},
+    ])])
+    rules = service_rules([svc], eps)
+    assert [(r.protocol, r.port, r.node_port, r.endpoints) for r in rules] == [
+        (Protocol.TCP, 80, 30080, [(IPv4Address("10.244.1.5"), 8080), (IPv4Address("10.244.2.7"), 8080),
+                                   (IPv4Address("10.244.4.2"), 8081)]),
+        (Protocol.UDP, 53, 30053, [(IPv4Address("10.244.1.5"), 5353), (IPv4Address("10.244.2.7"), 5353)]),
+    ]
+    assert all(r.cluster_ip == IPv4Address("10.96.0.10") and r.affinity_timeout is None for r in rules)
+
+
+def test_unnamed_port_no_endpoints_yet_and_affinity() -> None:
+    svc = service("one", [{"port": 443, "targetPort": 6443}], sessionAffinity="ClientIP")
+    custom = service("two", [{"port": 80}], ip="10.96.0.11", sessionAffinity="ClientIP",
+                     sessionAffinityConfig={"clientIP": {"timeoutSeconds": 60}})
+    eps = dict([endpoints("one", [{"addresses": [{"ip": "10.250.0.1"}], "ports": [{"port": 6443}]}])])
+    one, two = service_rules([custom, svc], eps)
+    assert (one.name, one.endpoints, one.affinity_timeout) == ("one", [(IPv4Address("10.250.0.1"), 6443)],
+                                                              DEFAULT_AFFINITY_SECONDS)
+    assert (two.name, two.endpoints, two.affinity_timeout) == ("two", [], 60)
+    assert one.node_port is None  # a ClusterIP service has no node port even if one was written
+
+
+def test_what_the_proxy_does_not_serve_is_left_out() -> None:
+    svcs = [service("headless", [{"port": 80}], ip="None"),
+            service("external", [{"port": 80}], kind="ExternalName"),
+            service("sctp", [{"port": 80, "protocol": "SCTP"}]),
+            service("v6", [{"port": 80}], ip="fd00::10"),
+            service("lb", [{"port": 80, "nodePort": 31000}], kind="LoadBalancer")]
+    rules = service_rules(svcs, {})
+    assert [(r.name, r.node_port) for r in rules] == [("lb", 31000)]
+
+
+def pod(name: str, uid: str, ports: list[Obj], deleting: bool = False) -> Obj:
+    meta: Obj = {"namespace": "default", "name": name, "uid": uid}
+    if deleting:
+        meta["deletionTimestamp"] = "2024-01-01T00:00:00Z"
+    return {"metadata": meta, "spec": {"containers": [{"name": "c", "ports": ports}]}}
+
+
+def test_host_ports_of_pods_that_have_an_address() -> None:
+    pods = [pod("a", "u1", [{"containerPort": 80, "hostPort": 8080}, {"containerPort": 81},
+                            {"containerPort": 53, "hostPort": 53, "protocol": "UDP"}]),
+            pod("no-ip", "u2", [{"containerPort": 80, "hostPort": 8081}]),
+            pod("going", "u3", [{"containerPort": 80, "hostPort": 8082}], deleting=True)]
+    addresses = {"u1": "10.244.0.5", "u3": "10.244.0.6"}
+    rules = hostport_rules(pods, lambda uid: addresses.get(uid, ""))
+    assert [(r.protocol, r.cluster_ip, r.node_port, r.endpoints) for r in rules] == [
+        (Protocol.TCP, None, 8080, [(IPv4Address("10.244.0.5"), 80)]),
+        (Protocol.UDP, None, 53, [(IPv4Address("10.244.0.5"), 53)]),
+    ]
