@@ -127,7 +127,7 @@ def next_steps(up: Cluster, prog: str) -> list[str]:
     kubectl = f"kubectl --kubeconfig {up.kubeconfig}"
     return [
         f"The cluster is up: {len(up.lan.boards)} boards. Try it (or `. {d / ENV_FILE}` and plain kubectl):",
-        f"  {kubectl} get nodes -o wide",
+        f"  {kubectl} get nodes -o wide -L kubernetes.io/arch",
         f"  {kubectl} create deployment web --image={BUSYBOX_IMAGE} -- httpd -f -p 80 -h /var/www",
         f"  {kubectl} expose deployment web --port=80 --type=NodePort",
         f"  {kubectl} scale deployment web --replicas=4",
