@@ -11,6 +11,7 @@ removed and the LAN with every namespace on it deleted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
@@ -68,6 +69,7 @@ class NetCluster:
     workdir: Path
     token: str
     docker_host: str
+    boards: tuple[str, ...] = BOARDS
     agents: dict[str, AgentProcess] = field(default_factory=dict)
 
     # -- boards and agents -----------------------------------------------------------------------
@@ -253,7 +255,7 @@ class NetCluster:
         """Wait until every board DNATs `service` to exactly its ready endpoints; returns them."""
         def agreed() -> set[str] | None:
             ips = self.endpoint_ips(service)
-            ok = ips and all(self.rule_endpoints(b, service, port) == ips for b in BOARDS)
+            ok = ips and all(self.rule_endpoints(b, service, port) == ips for b in self.boards)
             return ips if ok else None
 
         found: set[str] = wait_for(f"rules of {service} on every board", agreed, timeout, 0.05)
@@ -277,45 +279,54 @@ def _require_tools() -> None:
         require(shutil.which(tool) is not None, f"{tool} is not installed")
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def net_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, docker_engine: Any,
-                docker_client: Any, dev_images: Any) -> Iterator[NetCluster]:
+@contextlib.contextmanager
+def cluster_up(backend: str, workdir: Path, docker_host: str, docker: Any, images: Any,
+               board_names: tuple[str, ...] = BOARDS) -> Iterator[NetCluster]:
+    """A LAN with `board_names` and `client`, a master on the LAN's host address, an agent per board, all in
+    sync; on the way out (pass or fail) agents, their containers, the master and the LAN are removed."""
     from pikube.dev import boards, naming
 
-    _require_tools()
-    backend = str(request.param)
     run_id = naming.new_run_id()
     HARNESS_MADE.runs.add(run_id)
-    workdir = tmp_path_factory.mktemp(f"net-{backend}")
-    lan = boards.create([*BOARDS, "client"], run=run_id)
+    lan = boards.create([*board_names, "client"], run=run_id)
     master: RunningMaster | None = None
     c: NetCluster | None = None
     try:
         master = start_master_on(str(lan.host_address), workdir / "master")
-        session = master.session()
         c = NetCluster(backend=backend, lan=lan, master=master, url=f"https://{lan.host_address}:{master.port}",
-                       session=session, docker=docker_client, images=dev_images, workdir=workdir,
-                       token=make_token(master), docker_host=docker_engine.host)
-        for board in BOARDS:
+                       session=master.session(), docker=docker, images=images, workdir=workdir,
+                       token=make_token(master), docker_host=docker_host, boards=board_names)
+        for board in board_names:
             c.start_agent(board)
-        for board in BOARDS:
+        for board in board_names:
             c.wait_agent_synced(board)
         cluster = c
-        wait_for("every board routes to the two others",
-                 lambda: all(len(cluster.peer_routes(b)) == 2 for b in BOARDS), 30)
+        others = len(board_names) - 1
+        wait_for("every board routes to the others",
+                 lambda: all(len(cluster.peer_routes(b)) == others for b in board_names), 30)
         yield c
     finally:
         if c is not None:
             for agent in c.agents.values():
                 agent.stop(signal.SIGKILL)
-            for board in BOARDS:
-                remove_node_containers(docker_client, c.node(board))
+            for board in board_names:
+                remove_node_containers(docker, c.node(board))
         if master is not None:
             master.stop()
         boards.teardown(run_id)
         left = boards.leftovers(run_id)
         assert not left, f"left behind: {left}"
         assert_root_untouched()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def net_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, docker_engine: Any,
+                docker_client: Any, dev_images: Any) -> Iterator[NetCluster]:
+    _require_tools()
+    backend = str(request.param)
+    with cluster_up(backend, tmp_path_factory.mktemp(f"net-{backend}"), docker_engine.host, docker_client,
+                    dev_images) as c:
+        yield c
 
 
 def new_name(prefix: str) -> str:
