@@ -67,7 +67,7 @@ class Master:
         self.server_url = f"https://{s.advertise_address}:{s.port}"
         ensure_admin_kubeconfig(self.pki, s.data_dir / "admin.kubeconfig", self.server_url)
         self.store = SqliteStore(s.db_path)
-        self.catalog = Catalog(builtin_resources())
+        self.catalog = Catalog(builtin_resources(s.default_toleration_seconds))
         self.ctx = ApiContext(settings=s, store=self.store, catalog=self.catalog)
         bootstrap.ensure_defaults(self.ctx)
         self.app: Flask = create_app(self.ctx, JoinService(self.pki, self.tokens), stopping=self.stopping)

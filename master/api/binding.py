@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from master.api.handlers import Handlers, not_found
@@ -32,7 +31,7 @@ def bind(handlers: Handlers, rt: ResourceType, ns: str, name: str, binding: Obj)
             raise errors.Conflict(message=f'Operation cannot be fulfilled on pods/binding "{name}": pod '
                                           f"{name} is being deleted, cannot be assigned to a host",
                                   kind="pods/binding", name=name)
-        new = copy.deepcopy(old)
+        new = old  # the store hands mutations a fresh copy of its own
         new["spec"]["nodeName"] = str(node)
         status = new.setdefault("status", {})
         conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]

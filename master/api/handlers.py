@@ -344,7 +344,7 @@ class Handlers:
             if dry_run:
                 raise _Unchanged()
             if nm.get("deletionTimestamp") and not nm.get("finalizers") and \
-                    not int(nm.get("deletionGracePeriodSeconds") or 0):
+                    not int(nm.get("deletionGracePeriodSeconds") or 0) and not strategy.holds_deletion(new):
                 return None
             return new
 
@@ -428,8 +428,7 @@ class Handlers:
             wait = self._grace(rt, old, grace)
             if rt.kind == "Namespace":
                 new.setdefault("status", {})["phase"] = "Terminating"
-            pending = bool(finalizers) or wait > 0 or \
-                (rt.kind == "Namespace" and bool((new.get("spec") or {}).get("finalizers")))
+            pending = bool(finalizers) or wait > 0 or rt.strategy.holds_deletion(new)
             result["last"] = new
             if not pending:
                 if dry_run:

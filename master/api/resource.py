@@ -69,6 +69,10 @@ class Strategy:
             return bool(new.get("spec") != old.get("spec"))
         return False
 
+    def holds_deletion(self, obj: Obj) -> bool:
+        """Whether a deleted object must stay for a reason besides metadata.finalizers."""
+        return False
+
     def check_delete(self, obj: Obj) -> None:
         """Raise (e.g. Forbidden) when this object may not be deleted at all."""
 

@@ -33,6 +33,10 @@ class NamespaceStrategy(Strategy):
     def initial_status(self, obj: Obj) -> Obj:
         return {"phase": "Active"}
 
+    def holds_deletion(self, obj: Obj) -> bool:
+        # A terminating namespace stays until the namespace controller removes spec.finalizers.
+        return bool((obj.get("spec") or {}).get("finalizers"))
+
     def check_delete(self, obj: Obj) -> None:
         name = obj.get("metadata", {}).get("name")
         if name in IMMORTAL_NAMESPACES:

@@ -156,3 +156,20 @@ def test_system_namespaces_cannot_be_deleted(master: RunningMaster, admin: reque
         assert resp.status_code == 403, resp.text
         assert "this namespace may not be deleted" in status_of(resp)["message"]
         assert admin.get(f"{master.url}/api/v1/namespaces/{ns}").json()["status"]["phase"] == "Active"
+
+
+def test_labelling_a_terminating_namespace_keeps_it(master: RunningMaster, admin: requests.Session) -> None:
+    """A namespace being deleted stays until spec.finalizers is emptied, whatever else is updated."""
+    base = f"{master.url}/api/v1/namespaces"
+    assert admin.post(base, json={"metadata": {"name": "going"}}).status_code == 201
+    # Keep a config map inside so the namespace controller cannot finish at once.
+    admin.post(f"{base}/going/configmaps", json={"metadata": {"name": "c", "finalizers": ["test/hold"]}})
+    assert admin.delete(f"{base}/going").status_code == 200
+    patch = {"metadata": {"labels": {"touched": "yes"}}}
+    resp = admin.patch(f"{base}/going", json=patch, headers={"Content-Type": "application/merge-patch+json"})
+    assert resp.status_code == 200, resp.text
+    ns = admin.get(f"{base}/going").json()
+    assert ns["status"]["phase"] == "Terminating" and ns["metadata"]["labels"]["touched"] == "yes"
+    # Let it go: drop the config map's finalizer; the namespace controller then finishes the namespace.
+    admin.patch(f"{base}/going/configmaps/c", json={"metadata": {"finalizers": None}},
+                headers={"Content-Type": "application/merge-patch+json"})
