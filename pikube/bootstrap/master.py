@@ -51,7 +51,6 @@ class MasterSetup:
     taint_master: bool = False
     docker_host: str = DEFAULT_DOCKER_HOST
     user_kubeconfig: UserFile | None = None
-    agent_backend_flag: bool = True
     timeout: float = 90.0
 
     @property
@@ -159,7 +158,7 @@ class _Run:
             self.hooks.join(lay.agent_data, s.server, s.node_name, token)
             self.note(False, f"node credentials for {s.node_name}")
         flags = AgentFlags(server=s.server, node_name=s.node_name, docker_host=s.docker_host, backend=s.backend,
-                           master_board=True, node_ip=s.advertise_address, backend_flag=s.agent_backend_flag)
+                           master_board=True, node_ip=s.advertise_address)
         self.service(agent_unit(s.pikube, lay, flags))
         wait_ready(self.init, AGENT_UNIT, lay.admin_kubeconfig, s.node_name, s.timeout)
         if s.taint_master:

@@ -1,8 +1,8 @@
-"""The board's pod containers in Docker: stopped by `pikube disable`, removed by `pikube reset`.
+"""Stopping the board's pod containers for `pikube disable` (the agent's own reset removes them).
 
-The agent labels every container and tmpfs volume it makes with
-`pikube.io/node=<node name>` (docs/agent.md), so other containers on the
-engine, and other agents sharing it, are never touched.
+The agent labels every container it makes with `pikube.io/node=<node name>`
+(docs/agent.md), so other containers on the engine, and other agents
+sharing it, are never touched. Stopped, not removed: `disable` keeps data.
 """
 
 from __future__ import annotations
@@ -14,39 +14,15 @@ from typing import Any
 NODE_LABEL = "pikube.io/node"
 
 
-def _client(docker_host: str) -> Any:
-    import docker
-
-    return docker.DockerClient(base_url=docker_host, timeout=60)
-
-
-def _containers(client: Any, node_name: str, all: bool) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = client.api.containers(all=all, filters={"label": [f"{NODE_LABEL}={node_name}"]})
-    return rows
-
-
 def stop(docker_host: str, node_name: str) -> int:
     """Stop the node's running containers (in parallel, 10 s grace); how many were running."""
-    client = _client(docker_host)
+    import docker
+
+    client = docker.DockerClient(base_url=docker_host, timeout=60)
     try:
-        rows = _containers(client, node_name, all=False)
+        rows = client.api.containers(filters={"label": [f"{NODE_LABEL}={node_name}"]})
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(lambda row: _quietly(client.api.stop, row["Id"], timeout=10), rows))
-        return len(rows)
-    finally:
-        client.close()
-
-
-def remove(docker_host: str, node_name: str) -> int:
-    """Remove the node's containers and volumes; how many containers there were."""
-    client = _client(docker_host)
-    try:
-        rows = _containers(client, node_name, all=True)
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda row: _quietly(client.api.remove_container, row["Id"], force=True, v=True), rows))
-        volumes = (client.api.volumes(filters={"label": [f"{NODE_LABEL}={node_name}"]}) or {}).get("Volumes") or []
-        for vol in volumes:
-            _quietly(client.api.remove_volume, vol["Name"], force=True)
         return len(rows)
     finally:
         client.close()

@@ -27,8 +27,6 @@ class AgentFlags:
     backend: str
     master_board: bool = False
     node_ip: str = ""
-    # Whether this pikube's agent takes `--backend` (the pod network's cross-board routing).
-    backend_flag: bool = True
 
 
 def master_unit(pikube: tuple[str, ...], layout: Layout, advertise: str, port: int, web_port: int) -> Unit:
@@ -40,9 +38,8 @@ def master_unit(pikube: tuple[str, ...], layout: Layout, advertise: str, port: i
 
 def agent_unit(pikube: tuple[str, ...], layout: Layout, flags: AgentFlags) -> Unit:
     argv = [*pikube, "agent", "--server", flags.server, "--node-name", flags.node_name,
-            "--data-dir", str(layout.agent_data), "--docker-host", flags.docker_host, "--pod-network", "bridge"]
-    if flags.backend_flag:
-        argv += ["--backend", flags.backend]
+            "--data-dir", str(layout.agent_data), "--docker-host", flags.docker_host, "--pod-network", "bridge",
+            "--backend", flags.backend]
     if flags.node_ip:
         argv += ["--node-ip", flags.node_ip]
     if flags.master_board:

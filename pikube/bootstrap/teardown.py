@@ -26,12 +26,14 @@ from pikube.bootstrap.record import NodeRecord
 
 @dataclass(frozen=True)
 class Board:
-    """What teardown acts on: the directories, the record (None if enable-* never finished), the init."""
+    """What teardown acts on: the directories, the record (None if enable-* never finished), the init, and
+    the agent's own teardown (`agent.teardown`): the network alone, or the node's containers and the network."""
 
     layout: Layout
     record: NodeRecord | None
     init: Init
-    teardown_network: Callable[[], None]
+    remove_network: Callable[[], None]
+    reset_agent: Callable[[], None]
 
 
 def disable(board: Board, report: Report, stop_pods: bool = True) -> bool:
@@ -53,7 +55,7 @@ def disable(board: Board, report: Report, stop_pods: bool = True) -> bool:
             if stopped:
                 report(f"{stopped} pod containers stopped")
     try:
-        board.teardown_network()
+        board.remove_network()
     except Exception as exc:
         report(f"could not remove the pod network: {exc}")
     else:
@@ -67,12 +69,11 @@ def reset(board: Board, report: Report, user_kubeconfig: Path | None = None) -> 
     disable(board, report, stop_pods=False)  # they are removed (killed) below: no grace period to wait for
     if board.record is not None:
         try:
-            removed = pods.remove(board.record.docker_host, board.record.node_name)
+            board.reset_agent()
         except Exception as exc:
-            report(f"could not remove the pods' containers at {board.record.docker_host}: {exc}")
+            report(f"could not remove the pods' containers: {exc}")
         else:
-            if removed:
-                report(f"{removed} pod containers removed")
+            report("pod containers and volumes removed")
     if user_kubeconfig is not None:
         with contextlib.suppress(OSError):
             if user_kubeconfig.read_bytes() == lay.admin_kubeconfig.read_bytes():

@@ -40,7 +40,6 @@ class WorkerSetup:
     pikube: tuple[str, ...]
     is_root: bool
     docker_host: str = DEFAULT_DOCKER_HOST
-    agent_backend_flag: bool = True
     timeout: float = 90.0
 
     @property
@@ -110,8 +109,7 @@ def enable_worker(setup: WorkerSetup, init: Init, hooks: Hooks,
                 raise explain(exc, server, setup.node_name) from None
         node_cfg = read_kubeconfig(lay.node_kubeconfig)
         backend = (existing.backend if existing else None) or _backend(node_cfg)
-        flags = AgentFlags(server=server, node_name=setup.node_name, docker_host=setup.docker_host, backend=backend,
-                           backend_flag=setup.agent_backend_flag)
+        flags = AgentFlags(server=server, node_name=setup.node_name, docker_host=setup.docker_host, backend=backend)
         if init.install(agent_unit(setup.pikube, lay, flags)) or not init.active(AGENT_UNIT):
             init.start(AGENT_UNIT)
         hooks.report(f"{AGENT_UNIT} installed and running; waiting for node {setup.node_name} to be Ready")

@@ -18,9 +18,11 @@ from pikube.bootstrap.common import Hooks, Report, UserFile
 from pikube.bootstrap.errors import BootstrapError
 from pikube.bootstrap.init import Init, InitKind, Supervised, Systemd
 from pikube.bootstrap.layout import Layout
+from pikube.bootstrap.record import NodeRecord
 from pikube.bootstrap.services import DEFAULT_DOCKER_HOST
 from pikube.doctor.checks import Context, blocking, run_checks
 from pikube.doctor.host import RealHost
+from pikube.settings import AgentSettings
 
 SYSTEMD_RUNNING = Path("/run/systemd/system")
 
@@ -67,18 +69,6 @@ def doctor_context(layout: Layout, docker: str, backend: str = "host-gw") -> Con
     return Context(data_dir=str(layout.data_dir), docker_host=docker, backend=backend)
 
 
-def agent_takes_backend() -> bool:
-    """Whether `pikube agent` has `--backend` (the cross-board pod network arrives with issue 6)."""
-    import argparse
-
-    from pikube.cli import agent
-
-    sub = argparse.ArgumentParser().add_subparsers()
-    agent.register(sub)
-    parser = sub.choices["agent"]
-    return any("--backend" in action.option_strings for action in parser._actions)
-
-
 # --- hooks into master/ and agent/ ---------------------------------------------------------------
 
 
@@ -91,12 +81,28 @@ def _join(agent_data: Path, server: str, node_name: str, token: str) -> None:
         raise BootstrapError(f"{str(exc).rstrip('.')}.") from None
 
 
-def teardown_network() -> None:
-    """Remove this board's pod network and service rules (in the namespace this process runs in)."""
-    from agent import network, proxy
+def _agent_settings(layout: Layout, rec: NodeRecord | None) -> AgentSettings:
+    if rec is None:  # only the data dir matters for removing the network
+        return AgentSettings(server="", node_name="", data_dir=layout.agent_data)
+    return AgentSettings(server=rec.server, node_name=rec.node_name, data_dir=layout.agent_data,
+                         docker_host=rec.docker_host, pod_network="bridge", backend=rec.backend)
 
-    proxy.teardown(network.SELF)
-    network.teardown(network.SELF)
+
+def remove_network(layout: Layout, rec: NodeRecord | None = None) -> None:
+    """Remove this board's pod network and service rules (in the namespace this process runs in)."""
+    from agent.teardown import remove_network as remove
+
+    remove(_agent_settings(layout, rec))
+
+
+def reset_agent(layout: Layout, rec: NodeRecord) -> None:
+    """Remove the node's containers and volumes from Docker, and its network (the agent's own reset)."""
+    from agent.teardown import ResetError, reset
+
+    try:
+        reset(_agent_settings(layout, rec))
+    except ResetError as exc:
+        raise BootstrapError(f"{str(exc).rstrip('.')}.") from None
 
 
 def create_token(master_data: Path, ttl: float | None, description: str) -> str:
@@ -117,9 +123,9 @@ def token_exists(master_data: Path, token_id: str) -> bool:
                for info in TokenStore.for_pki(master_data, pki_paths(master_data)).list())
 
 
-def hooks(ctx: Context, report: Report) -> Hooks:
+def hooks(ctx: Context, layout: Layout, report: Report) -> Hooks:
     def preflight(ca_pem: bytes | None) -> list[str]:
         return blocking(run_checks(RealHost(), replace(ctx, cas=(ca_pem,) if ca_pem else ())))
 
-    return Hooks(preflight=preflight, join=_join, teardown_network=teardown_network, create_token=create_token,
-                 token_exists=token_exists, report=report)
+    return Hooks(preflight=preflight, join=_join, teardown_network=lambda: remove_network(layout),
+                 create_token=create_token, token_exists=token_exists, report=report)

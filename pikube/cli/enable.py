@@ -122,9 +122,8 @@ def _master(args: argparse.Namespace) -> int:
     setup = MasterSetup(layout=layout, advertise_address=address, node_name=_node_name(args.node_name),
                         pikube=boardenv.pikube_command(), backend=args.backend, port=args.port,
                         web_port=args.web_port, taint_master=args.taint_master, docker_host=docker,
-                        user_kubeconfig=user, agent_backend_flag=boardenv.agent_takes_backend(),
-                        timeout=args.timeout)
-    hooks = boardenv.hooks(boardenv.doctor_context(layout, docker, args.backend), say)
+                        user_kubeconfig=user, timeout=args.timeout)
+    hooks = boardenv.hooks(boardenv.doctor_context(layout, docker, args.backend), layout, say)
     out = _guard(enable_master, setup, boardenv.make_init(kind, layout), hooks)
     print()
     if out.changed:
@@ -148,9 +147,9 @@ def _worker(args: argparse.Namespace) -> int:
     say = _say("enable-worker")
     setup = WorkerSetup(layout=layout, master=args.master, token=args.token, node_name=_node_name(args.node_name),
                         pikube=boardenv.pikube_command(), is_root=boardenv.is_root(), docker_host=docker,
-                        agent_backend_flag=boardenv.agent_takes_backend(), timeout=args.timeout)
+                        timeout=args.timeout)
     kind = boardenv.init_kind(args.init)
-    hooks = boardenv.hooks(boardenv.doctor_context(layout, docker), say)
+    hooks = boardenv.hooks(boardenv.doctor_context(layout, docker), layout, say)
     joined = _guard(enable_worker, setup, boardenv.make_init(kind, layout), hooks)
     if joined.changed:
         print(f"Node {joined.node_name} joined {joined.server} and is Ready "

@@ -54,7 +54,8 @@ def _board(args: argparse.Namespace) -> Board:
     layout = Layout(config_dir=probe.config_dir, data_dir=data_dir.absolute())
     kind = InitKind(args.init) if args.init else (rec.init if rec else boardenv.init_kind(None))
     return Board(layout=layout, record=rec, init=boardenv.make_init(kind, layout),
-                 teardown_network=boardenv.teardown_network)
+                 remove_network=lambda: boardenv.remove_network(layout, rec),
+                 reset_agent=lambda: boardenv.reset_agent(layout, rec) if rec else None)
 
 
 def _say(prog: str) -> Any:

@@ -42,9 +42,7 @@ def test_worker_agent_unit_has_the_worker_role_and_no_master_ordering(tmp_path: 
     text = render(agent_unit(PIKUBE, Layout(), flags))
     assert "--node-label node-role.kubernetes.io/worker=" in text
     assert "pikube-master.service" not in text and "--master-board" not in text and "--node-ip" not in text
-    old = render(agent_unit(PIKUBE, Layout(), AgentFlags("https://m:6443", "pi-2", "unix:///d.sock", "host-gw",
-                                                         backend_flag=False)))
-    assert "--backend" not in old
+    assert "--backend host-gw" in text
 
 
 @pytest.mark.parametrize("arg", ["plain", "with space", 'quote"d', "back\\slash", "100%", "$HOME", "a=b c", "'"])

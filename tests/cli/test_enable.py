@@ -66,7 +66,7 @@ def test_disable_on_a_board_never_set_up(capsys: pytest.CaptureFixture[str], mon
                                          tmp_path: Path) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     teardowns: list[int] = []
-    monkeypatch.setattr("pikube.cli.boardenv.teardown_network", lambda: teardowns.append(1))
+    monkeypatch.setattr("pikube.cli.boardenv.remove_network", lambda *_a: teardowns.append(1))
     assert run(["disable", "--config-dir", str(tmp_path / "c"), "--data-dir", str(tmp_path / "d"),
                 "--init", "none"]) == 0
     assert "nothing was set up on this board" in capsys.readouterr().out
