@@ -3,6 +3,7 @@ VENV  := .venv
 BIN   := $(VENV)/bin
 STATE ?= $(CURDIR)/.state/demo
 WORKERS ?= 2
+BACKEND ?= host-gw
 
 .PHONY: deps demo down test lint unit integration clean
 
@@ -10,7 +11,7 @@ deps:
 	@scripts/install-deps.sh
 
 demo: deps
-	$(BIN)/pikube dev up --workers $(WORKERS) --state-dir $(STATE)
+	$(BIN)/pikube dev up --workers $(WORKERS) --backend $(BACKEND) --state-dir $(STATE)
 
 down:
 	$(BIN)/pikube dev down --state-dir $(STATE)

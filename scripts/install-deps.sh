@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # chromium (+ a font) drives the status page's end-to-end test (tests/web/test_browser.py).
-APT_PACKAGES=(docker.io busybox-static iproute2 nftables iperf3 ca-certificates chromium fonts-dejavu-core)
+# systemd: `systemd-analyze verify` checks the unit files (tests/bootstrap/test_units.py); it is not started.
+APT_PACKAGES=(docker.io busybox-static iproute2 nftables iperf3 ca-certificates chromium fonts-dejavu-core systemd)
 TOOLS=.tools
 VENV=.venv
 PYTHON=${PYTHON:-python3}

@@ -76,3 +76,23 @@ def test_systemd_accepts_the_units(tmp_path: Path) -> None:
         problems = [line for line in proc.stderr.splitlines()
                     if unit.name in line and "docker.service" not in line]
         assert proc.returncode == 0 and not problems, proc.stderr
+
+
+def _examples() -> dict[str, str]:
+    """The units `packaging/systemd/` shows, rendered now from the example boards its README names."""
+    py = ("/usr/bin/python3", "-m", "pikube")
+    server, address, docker = "https://192.168.1.10:6443", "192.168.1.10", "unix:///var/run/docker.sock"
+    return {
+        "master-board/pikube-master.service": render(master_unit(py, Layout(), address, 6443, 8080)),
+        "master-board/pikube-agent.service": render(agent_unit(py, Layout(), AgentFlags(
+            server=server, node_name="pi-1", docker_host=docker, backend="host-gw", master_board=True,
+            node_ip=address))),
+        "worker-board/pikube-agent.service": render(agent_unit(py, Layout(), AgentFlags(
+            server=server, node_name="pi-2", docker_host=docker, backend="host-gw"))),
+    }
+
+
+def test_the_packaged_examples_are_what_enable_writes() -> None:
+    packaged = Path(__file__).resolve().parents[2] / "packaging" / "systemd"
+    for name, text in _examples().items():
+        assert (packaged / name).read_text() == text, f"packaging/systemd/{name} is stale: render it again"
