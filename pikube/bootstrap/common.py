@@ -36,7 +36,8 @@ class UserFile:
 class Hooks:
     """What the CLI plugs in; tests pass fakes."""
 
-    # Blocking problems the doctor finds (one sentence each); the CA, once known, for the clock check.
+    # Blocking problems the doctor finds (one sentence each); given the CA once it is pinned, only the
+    # clock is checked again (against the CA's notBefore).
     preflight: Callable[[bytes | None], Sequence[str]]
     # Trade `token` for node credentials in the agent's data dir (pins the CA first); raises what
     # `pikube.jointoken.join` raises (or a BootstrapError).

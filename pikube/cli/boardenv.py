@@ -20,7 +20,7 @@ from pikube.bootstrap.init import Init, InitKind, Supervised, Systemd
 from pikube.bootstrap.layout import Layout
 from pikube.bootstrap.record import NodeRecord
 from pikube.bootstrap.services import DEFAULT_DOCKER_HOST
-from pikube.doctor.checks import Context, blocking, run_checks
+from pikube.doctor.checks import Context, blocking, check_clock, run_checks
 from pikube.doctor.host import RealHost
 from pikube.settings import AgentSettings
 
@@ -125,7 +125,9 @@ def token_exists(master_data: Path, token_id: str) -> bool:
 
 def hooks(ctx: Context, layout: Layout, report: Report) -> Hooks:
     def preflight(ca_pem: bytes | None) -> list[str]:
-        return blocking(run_checks(RealHost(), replace(ctx, cas=(ca_pem,) if ca_pem else ())))
+        if ca_pem is None:
+            return blocking(run_checks(RealHost(), ctx))
+        return blocking(run_checks(RealHost(), replace(ctx, cas=(ca_pem,)), [check_clock]))
 
     return Hooks(preflight=preflight, join=_join, teardown_network=lambda: remove_network(layout),
                  create_token=create_token, token_exists=token_exists, report=report)
