@@ -53,13 +53,36 @@ def _context(args: argparse.Namespace) -> tuple[Layout, record.NodeRecord | None
     return Layout(config_dir=probe.config_dir, data_dir=data_dir.absolute()), rec, docker
 
 
+def board_info(host: Any, data_dir: Path, docker: tuple[bool, str], docker_host: str) -> Any:
+    """The agent's reading of the board (`agent.hostfacts`, as the Node shows it) as `pikube info` shows it."""
+    import platform
+
+    from agent.hostfacts import collect
+    from pikube import __version__
+    from pikube.doctor.info import BoardInfo
+
+    while not data_dir.exists() and data_dir != data_dir.parent:  # a board not set up yet: measure its parent
+        data_dir = data_dir.parent
+    facts = collect(host, data_dir)
+    throttled = None if facts.throttled is None else facts.throttled_now
+    return BoardInfo(model=facts.board_model, arch=facts.arch, machine=host.machine(), kernel=facts.kernel,
+                     os_image=facts.os_image, cpus=facts.cpus, memory_total=facts.memory_bytes,
+                     memory_available=facts.memory_available_bytes, disk_path=str(data_dir),
+                     disk_total=facts.disk_bytes, disk_free=facts.disk_free_bytes,
+                     temperature_c=facts.soc_temperature_c, throttled=throttled, pikube_version=__version__,
+                     docker=docker[1] if docker[0] else f"not answering at {docker_host} ({docker[1]})",
+                     python_version=platform.python_version())
+
+
 def _info(args: argparse.Namespace) -> int:
+    from agent.hostfacts import RealHost as AgentHost
     from pikube.bootstrap import status
     from pikube.doctor import info
     from pikube.doctor.host import RealHost
 
     layout, rec, docker = _context(args)
-    rows = info.render(info.collect(RealHost(), str(layout.data_dir), docker))
+    facts = board_info(AgentHost(), layout.data_dir, RealHost().docker_version(docker), docker)
+    rows = info.render(facts)
     init = boardenv.make_init(rec.init if rec else boardenv.init_kind(None), layout)
     rows += [("role", status.role(rec)), ("services", status.services(rec, init)),
              ("cluster", status.cluster(layout, rec))]

@@ -8,7 +8,6 @@ clock is in 1970...). Nothing here decides anything: checks live in `checks`.
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import subprocess
 import time
@@ -37,10 +36,6 @@ class Host(Protocol):
         ...
 
     def now(self) -> float: ...
-
-    def machine(self) -> str: ...
-
-    def cpu_count(self) -> int: ...
 
     def write_text(self, path: str, text: str) -> None:
         """Replace a file (atomically); only `--fix` writes."""
@@ -91,12 +86,6 @@ class RealHost:
 
     def now(self) -> float:
         return time.time()
-
-    def machine(self) -> str:
-        return platform.machine()
-
-    def cpu_count(self) -> int:
-        return os.cpu_count() or 1
 
     def write_text(self, path: str, text: str) -> None:
         target = Path(path)

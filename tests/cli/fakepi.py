@@ -37,7 +37,6 @@ class FakePi:
     docker: tuple[bool, str] = (True, "20.10.24+dfsg1")
     disk_bytes: tuple[int, int] = (29 * GiB, 20 * GiB)
     clock: float = NOW
-    arch: str = "aarch64"
     ran: list[str] = field(default_factory=list)
     written: dict[str, str] = field(default_factory=dict)
 
@@ -60,12 +59,6 @@ class FakePi:
 
     def now(self) -> float:
         return self.clock
-
-    def machine(self) -> str:
-        return self.arch
-
-    def cpu_count(self) -> int:
-        return 4
 
     def write_text(self, path: str, text: str) -> None:
         self.written[path] = text

@@ -11,32 +11,54 @@ from pikube.bootstrap import record, status
 from pikube.bootstrap.init import InitKind
 from pikube.bootstrap.layout import Layout
 from pikube.bootstrap.record import NodeRecord, Role
+from pikube.cli.board import board_info
 from pikube.cli.main import run
 from pikube.doctor import info
 from tests.bootstrap.fakes import FakeInit
 from tests.cli.fakepi import FakePi
 
 
-def test_a_pi_4_at_a_glance() -> None:
-    pi = FakePi()
-    pi.commands["vcgencmd get_throttled"] = (0, "throttled=0x50005")
-    rows = dict(info.render(info.collect(pi, "/var/lib/pikube", "unix:///var/run/docker.sock")))
+class AgentPi:
+    """A Pi 4 as `agent.hostfacts` reads it."""
+
+    def __init__(self, files: dict[str, str], throttled: str | None) -> None:
+        self.files, self.throttled = files, throttled
+
+    def read_text(self, path: str) -> str | None:
+        return self.files.get(path)
+
+    def run(self, argv: list[str]) -> str | None:
+        return self.throttled if argv[0] == "vcgencmd" else None
+
+    def disk(self, path: str) -> tuple[int, int]:
+        return 29 * 2**30, 20 * 2**30
+
+    def machine(self) -> str:
+        return "aarch64"
+
+    def cpu_count(self) -> int:
+        return 4
+
+
+def test_a_pi_4_at_a_glance(tmp_path: Path) -> None:
+    pi = AgentPi(FakePi().files, "throttled=0x50005\n")
+    rows = dict(info.render(board_info(pi, tmp_path / "not/yet", (True, "20.10.24+dfsg1"), "unix:///d.sock")))
     assert rows["board"] == "Raspberry Pi 4 Model B Rev 1.4"
     assert rows["arch"] == "arm64 (aarch64)"
     assert rows["kernel"] == "6.6.31+rpt-rpi-v8" and rows["os"] == "Debian GNU/Linux 12 (bookworm)"
     assert rows["cpus"] == "4"
     assert rows["memory"] == "920 MiB used of 3.7 GiB"
-    assert rows["disk"] == "9.0 GiB used, 20.0 GiB free (filesystem of /var/lib/pikube)"
+    assert rows["disk"] == f"9.0 GiB used, 20.0 GiB free (filesystem of {tmp_path})"
     assert rows["temperature"] == "48.3 °C — now: under-voltage, throttled"
     assert rows["pikube"] == __version__ and rows["docker"] == "20.10.24+dfsg1"
 
 
-def test_a_board_without_pi_parts_or_docker() -> None:
-    pi = FakePi(docker=(False, "connection refused"), arch="x86_64")
-    del pi.files["/proc/device-tree/model"], pi.files["/sys/class/thermal/thermal_zone0/temp"]
-    del pi.commands["vcgencmd get_throttled"]
-    rows = dict(info.render(info.collect(pi, "/d", "unix:///x.sock")))
-    assert rows["board"].startswith("not a Raspberry Pi") and rows["arch"] == "amd64 (x86_64)"
+def test_a_board_without_pi_parts_or_docker(tmp_path: Path) -> None:
+    files = dict(FakePi().files)
+    del files["/proc/device-tree/model"], files["/sys/class/thermal/thermal_zone0/temp"]
+    rows = dict(info.render(board_info(AgentPi(files, None), tmp_path, (False, "connection refused"),
+                                       "unix:///x.sock")))
+    assert rows["board"].startswith("not a Raspberry Pi")
     assert rows["temperature"] == "unknown (no thermal zone)"
     assert rows["docker"] == "not answering at unix:///x.sock (connection refused)"
 
