@@ -42,7 +42,7 @@ class Hooks:
     # Trade `token` for node credentials in the agent's data dir (pins the CA first); raises what
     # `pikube.jointoken.join` raises (or a BootstrapError).
     join: Callable[[Path, str, str, str], None]
-    # Undo the pod network and service rules of this board (agent.network / agent.proxy teardown).
+    # Undo the pod network and service rules of this board (the agent's own `agent.teardown.remove_network`).
     teardown_network: Callable[[], None]
     # On the master: a new join token for the master data dir (None: never expires), and whether
     # a token (by id) still exists there.
