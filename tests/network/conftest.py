@@ -249,7 +249,8 @@ class NetCluster:
     def rule_endpoints(self, board: str, service: str, port: int) -> set[str]:
         """Pod addresses the board's proxy DNATs `service`:`port` to now."""
         chain = self.nft_chain(board, f"svc-default-{service}-tcp-{port}")
-        return set(re.findall(r"(10\.244\.\d+\.\d+) \. \d+", chain))
+        # "10.244.1.5 . 8080" in a DNAT map, or "ep-…-10.244.1.5-8080" chains with ClientIP affinity
+        return set(re.findall(r"(10\.244\.\d+\.\d+)(?: \. |-)\d+", chain))
 
     def wait_rules(self, service: str, port: int, timeout: float = 15) -> set[str]:
         """Wait until every board DNATs `service` to exactly its ready endpoints; returns them."""

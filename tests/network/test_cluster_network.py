@@ -95,6 +95,16 @@ def test_a_clusterip_spreads_requests_over_endpoints_on_other_boards(w: Workload
     assert min(counts.values()) >= 5, f"random balancing should split 40 requests: {counts}"
     # The board itself (the node's own traffic, nat output hook) reaches it too.
     assert c.fetch_from_board("b1", f"http://{w.web_ip}/") in ("web-b2", "web-b3")
+    # An endpoint reaches its own service, itself included (hairpin through its own bridge port).
+    wait_answers(c, "web-b2", f"http://{w.web_ip}/", {"web-b2", "web-b3"})
+
+
+def test_client_ip_affinity_keeps_a_client_on_one_endpoint(w: Workloads) -> None:
+    c = w.c
+    sticky = c.service(new_name("sticky"), {"app": "web"}, 80, HTTP_PORT, affinity=True)
+    c.wait_rules(sticky["metadata"]["name"], 80)
+    seen = c.fetch_from_pod("solo-b1", [f"http://{sticky['spec']['clusterIP']}/"], each=12)
+    assert len(seen) == 12 and len(set(seen)) == 1 and seen[0] in ("web-b2", "web-b3"), seen
 
 
 def test_a_nodeport_answers_on_every_board_from_the_lan(w: Workloads) -> None:
