@@ -61,6 +61,9 @@ def _run(args: argparse.Namespace) -> int:
     # The Docker SDK imports paramiko (and with it cryptography, ~15 MB) only to offer ssh:// hosts, which
     # the agent never uses; an import that fails keeps the agent inside its memory budget.
     sys.modules.setdefault("paramiko", None)  # type: ignore[arg-type]
+    from agent import leanimport
+
+    leanimport.install()  # pyroute2 without the netlink families the agent never uses (~5 MB)
     from agent.main import AgentError, run
 
     try:
