@@ -82,13 +82,13 @@ def test_cluster_ip_spreads_over_endpoints_on_other_boards(lab: Lab) -> None:
 
 def test_board_itself_reaches_cluster_ip(lab: Lab) -> None:
     for board in lab.boards:
-        assert set(answers(lab, board.netns, f"http://{WEB}/", 12)) == {"p1", "p2"}
+        assert set(answers(lab, board.netns, f"http://{WEB}/", 24)) == {"p1", "p2"}
 
 
 def test_node_port_answers_on_every_board_address(lab: Lab) -> None:
     client = f"{lab.prefix}-client"
     for board in lab.boards:
-        seen = answers(lab, client, f"http://{board.ip}:30080/", 12)
+        seen = answers(lab, client, f"http://{board.ip}:30080/", 24)
         assert set(seen) == {"p1", "p2"}, (board.name, seen)
 
 
@@ -150,7 +150,7 @@ def test_endpoint_changes_take_effect_on_next_sync(lab: Lab) -> None:
         refused_at_once(lab, lab.pods["p0a"].netns, f"http://{WEB}/")
     finally:
         sync(lab, services(lab))
-    assert set(answers(lab, lab.pods["p0a"].netns, f"http://{WEB}/", 16)) == {"p1", "p2"}
+    assert set(answers(lab, lab.pods["p0a"].netns, f"http://{WEB}/", 24)) == {"p1", "p2"}
 
 
 def test_pod_traffic_leaving_the_pod_network_is_masqueraded(lab: Lab) -> None:
