@@ -46,8 +46,8 @@ def state(netns: str) -> list[str]:
     """What the network code controls in a board, minus counters and timers."""
     commands = [
         ("ip", "-n", netns, "-br", "link"),
-        ("ip", "-n", netns, "-br", "addr"),
-        ("ip", "-n", netns, "route", "show", "table", "all"),
+        ("ip", "-4", "-n", netns, "-br", "addr"),
+        ("ip", "-4", "-n", netns, "route", "show", "table", "all"),  # IPv6 link-local routes come and go
         ("ip", "-n", netns, "neigh", "show", "nud", "permanent"),
         ("bridge", "-n", netns, "fdb", "show", "dev", "pikube.1"),
     ]
