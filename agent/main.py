@@ -139,10 +139,11 @@ class Agent:
             return None
         from agent.netsync import node as netnode
         from agent.network import NetworkSetupError
+        from agent.network.netns import NetnsCommandError
 
         try:
-            return netnode.prepare(self.settings.backend, node_ip)
-        except (NetworkSetupError, LookupError, ValueError, OSError) as exc:
+            return netnode.prepare(self.settings.backend, node_ip, self.settings.cluster_cidr)
+        except (NetworkSetupError, NetnsCommandError, LookupError, ValueError, OSError) as exc:
             raise AgentError(f"cannot set up the {self.settings.backend} pod network on {node_ip}: {exc}") from exc
 
     def _pod_network(self, node: dict[str, Any], node_net: NodeNetwork | None) -> PodNetwork:

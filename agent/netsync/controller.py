@@ -25,7 +25,7 @@ from agent.netsync.hostports import hostport_rules
 from agent.netsync.loop import SyncLoop
 from agent.netsync.peers import peers_from_nodes, pod_cidr
 from agent.netsync.services import service_rules
-from agent.network import Peer, RouteError, ensure_backend, ensure_forwarding, ensure_peers
+from agent.network import Peer, RouteError, ensure_peers
 from pikube.settings import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -78,9 +78,7 @@ class NetworkSync:
             self.synced.set()
 
     def _repair(self) -> None:
-        node = self.node
-        ensure_forwarding(node.netns)
-        ensure_backend(node.netns, node.backend, node.node_ip)
+        self.node.ensure()
         self.pods.repair()
 
     def _follow_own_node(self) -> None:

@@ -1,6 +1,8 @@
 """This board's side of the pod network, set up before the Node is registered and repaired on every full sync.
 
-Order matters: forwarding and the backend come first, because the vxlan
+Order matters: forwarding and the backend come first (and, where Docker
+manages iptables, accept rules for the pod network in its `DOCKER-USER`
+chain, see `agent.network.dockerfw`), because the vxlan
 device's MAC must be published as a Node annotation (`pikube.io/vtep-mac`) when
 the Node is registered; the bridge needs the podCIDR, which the master gives the
 Node only after it exists. `NodeNetwork` holds what the rest of the agent needs
@@ -20,6 +22,7 @@ from agent.network import (
     Netns,
     ensure_backend,
     ensure_bridge,
+    ensure_docker_forward,
     ensure_forwarding,
 )
 
@@ -34,6 +37,7 @@ class NodeNetwork:
     mtu: int
     vtep_mac: str | None
     bridge_netfilter: bool
+    cluster_cidr: IPv4Network
 
     def annotations(self) -> tuple[tuple[str, str], ...]:
         """Node annotations the other boards need (the VTEP MAC, with vxlan)."""
@@ -44,10 +48,19 @@ class NodeNetwork:
         return ensure_bridge(self.netns, pod_cidr, self.mtu)
 
 
-def prepare(backend: str, node_ip: str, netns: Netns = SELF) -> NodeNetwork:
-    """Forwarding, bridge netfilter and the backend (vxlan device or none) in `netns`."""
+    def ensure(self) -> None:
+        """Again what `prepare` did (a full sync repairs what was changed by hand, or what Docker set up since)."""
+        ensure_forwarding(self.netns)
+        ensure_backend(self.netns, self.backend, self.node_ip)
+        ensure_docker_forward(self.netns, self.cluster_cidr)
+
+
+def prepare(backend: str, node_ip: str, cluster_cidr: str, netns: Netns = SELF) -> NodeNetwork:
+    """Forwarding, bridge netfilter, the backend (vxlan device or none) and room in Docker's firewall."""
     chosen = Backend(backend)
     address = IPv4Address(node_ip)
     bridge_nf = ensure_forwarding(netns)
     info = ensure_backend(netns, chosen, address)
-    return NodeNetwork(netns, chosen, address, info.mtu, info.vtep_mac, bridge_nf)
+    cidr = IPv4Network(cluster_cidr)
+    ensure_docker_forward(netns, cidr)
+    return NodeNetwork(netns, chosen, address, info.mtu, info.vtep_mac, bridge_nf, cidr)

@@ -21,6 +21,7 @@ from agent.network.bridge import (
     ensure_service_route,
     remove_service_route,
 )
+from agent.network.dockerfw import ensure_docker_forward, remove_docker_forward
 from agent.network.hostgw import ensure_routes
 from agent.network.ipam import Ipam, IpamExhausted, gateway_of
 from agent.network.netns import SELF, Netns, pod_netns
@@ -51,6 +52,7 @@ __all__ = [
     "VxlanInfo",
     "ensure_backend",
     "ensure_bridge",
+    "ensure_docker_forward",
     "ensure_forwarding",
     "ensure_peers",
     "ensure_pod_interface",
@@ -62,6 +64,7 @@ __all__ = [
     "pod_interfaces",
     "pod_netns",
     "prune_pod_interfaces",
+    "remove_docker_forward",
     "remove_pod_interface",
     "remove_service_route",
     "remove_vxlan",

@@ -185,7 +185,7 @@ def test_established_connection_survives_an_agent_restart(lab: Lab, tmp_path: Pa
         server = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=sink)
     client = None
     try:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 15
         while b"before" not in received.read_bytes():
             assert time.monotonic() < deadline, "no connection through the ClusterIP"
             if client is None or client.poll() is not None:  # refused while the server was starting
@@ -199,7 +199,7 @@ def test_established_connection_survives_an_agent_restart(lab: Lab, tmp_path: Pa
         assert client is not None and client.stdin is not None
         client.stdin.write(b"after\n")
         client.stdin.flush()
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 15
         while b"after" not in received.read_bytes():
             assert time.monotonic() < deadline, f"connection broken by the restart: {received.read_bytes()!r}"
             time.sleep(0.05)
