@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import sys
 from pathlib import Path
 
@@ -17,6 +16,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from pikube.fsutil import write_atomic
 
 
 def make(node_name: str, addresses: list[str]) -> tuple[bytes, bytes]:
@@ -40,23 +41,13 @@ def make(node_name: str, addresses: list[str]) -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def main(argv: list[str]) -> int:
     if len(argv) < 3:
         print("usage: python -m agent.servingcert CERT KEY NODE [ADDRESS...]", file=sys.stderr)
         return 2
     cert_pem, key_pem = make(argv[2], argv[3:])
-    _write(Path(argv[1]), key_pem, 0o600)
-    _write(Path(argv[0]), cert_pem, 0o644)
+    write_atomic(Path(argv[1]), key_pem, 0o600)
+    write_atomic(Path(argv[0]), cert_pem, 0o644)
     return 0
 
 

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from pikube.fsutil import write_atomic  # re-exported: master.tokens writes its file with it
 from pikube.jointoken import ca_hash
 from pikube.kubeconfig import KubeConfig, read_kubeconfig, write_kubeconfig
 
@@ -97,24 +98,6 @@ class Identity:
 
 
 # -- files -------------------------------------------------------------------------------------
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write `data` to `path` with `mode`, so that a power cut leaves the old or the new file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dirfd)
-    finally:
-        os.close(dirfd)
-
 
 @contextlib.contextmanager
 def _locked(directory: Path) -> Iterator[None]:

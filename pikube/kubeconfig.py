@@ -30,6 +30,8 @@ from typing import Any
 
 import yaml
 
+from pikube.fsutil import write_atomic
+
 CLUSTER = "pikube"
 USER = "pikube-admin"
 CONTEXT = "pikube"
@@ -80,22 +82,7 @@ def render(cfg: KubeConfig, cluster: str = CLUSTER, user: str = USER, context: s
 def write_kubeconfig(path: Path, cfg: KubeConfig, cluster: str = CLUSTER, user: str = USER,
                      context: str = CONTEXT) -> None:
     """Write `cfg` to `path`, mode 0600, atomically (old or new file after a power cut)."""
-    data = render(cfg, cluster, user, context).encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dirfd)
-    finally:
-        os.close(dirfd)
+    write_atomic(path, render(cfg, cluster, user, context), 0o600, make_parents=True)
 
 
 def _named(doc: dict[str, Any], section: str, name: str, path: Path) -> dict[str, Any]:

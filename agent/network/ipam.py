@@ -12,12 +12,12 @@ possible (stale ARP and conntrack entries elsewhere have time to expire).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
+
+from pikube.fsutil import write_atomic
 
 FORMAT_VERSION = 1
 
@@ -70,22 +70,7 @@ class Ipam:
             "last": str(self._last),
             "allocations": {pod_id: str(ip) for pod_id, ip in sorted(self._allocations.items())},
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(data, handle, indent=1)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(self.path, json.dumps(data, indent=1), 0o600, make_parents=True)
 
     def _interface(self, address: IPv4Address) -> IPv4Interface:
         return IPv4Interface(f"{address}/{self.pod_cidr.prefixlen}")

@@ -18,6 +18,7 @@ from pikube.bootstrap import api
 from pikube.bootstrap.errors import NotReady, PreflightFailed
 from pikube.bootstrap.init import Init
 from pikube.bootstrap.layout import ALL_UNITS, Layout
+from pikube.fsutil import write_atomic
 from pikube.kubeconfig import KubeConfig, read_kubeconfig
 
 Report = Callable[[str], None]
@@ -64,20 +65,11 @@ def write_private(path: Path, data: bytes, owner: UserFile | None = None) -> boo
     with contextlib.suppress(FileNotFoundError):
         if path.read_bytes() == data:
             return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if owner is not None and owner.uid is not None:
-        os.chown(tmp, owner.uid, owner.gid if owner.gid is not None else -1)
-        if path.parent.name == ".kube":  # made for the user: let them own the directory too
-            with contextlib.suppress(OSError):
-                os.chown(path.parent, owner.uid, owner.gid if owner.gid is not None else -1)
-    os.replace(tmp, path)
+    uid, gid = (owner.uid, owner.gid) if owner is not None and owner.uid is not None else (None, None)
+    write_atomic(path, data, 0o600, make_parents=True, uid=uid, gid=gid)
+    if uid is not None and path.parent.name == ".kube":  # made for the user: let them own the directory too
+        with contextlib.suppress(OSError):
+            os.chown(path.parent, uid, gid if gid is not None else -1)
     return True
 
 
