@@ -1,14 +1,19 @@
-"""A container's environment as Kubernetes builds it: envFrom, env, valueFrom, and $(VAR) expansion.
+"""A container's environment as Kubernetes builds it: envFrom, env, valueFrom, service variables, $(VAR) expansion.
 
 Sources are read through `Lookup`, so tests need no API server. A missing
 config map, secret or key that is not `optional` is a `ConfigError`, which the
 pod's status shows as `CreateContainerConfigError`, as on the kubelet.
+
+Service variables (`servicelinks.py` computes them) come in as `service_env`:
+they are visible to `$(VAR)` in env values (after the container's own
+variables), and each is added unless the container defines the same name.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections import ChainMap
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +35,7 @@ class Lookup:
     secret: Callable[[str, str], dict[str, str] | None]
 
 
-def expand(text: str, env: dict[str, str]) -> str:
+def expand(text: str, env: Mapping[str, str]) -> str:
     """Kubernetes' `$(VAR)` expansion: defined names are replaced, `$$` is a literal `$`, the rest stays."""
     out: list[str] = []
     i = 0
@@ -93,10 +98,12 @@ def _resource(pod: Obj, container: Obj, ref: Obj, node_cpus: int, node_memory: i
 
 
 def build(pod: Obj, container: Obj, lookup: Lookup, host_ip: str, pod_ip: str,
-          node_cpus: int = 1, node_memory: int = 0) -> dict[str, str]:
-    """The environment for `container` in `pod`, in Kubernetes' order (envFrom, then env)."""
+          node_cpus: int = 1, node_memory: int = 0, service_env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for `container` in `pod`, in Kubernetes' order (envFrom, then env, then services)."""
     ns = str((pod.get("metadata") or {}).get("namespace", "default"))
+    services: Mapping[str, str] = service_env or {}
     env: dict[str, str] = {}
+    visible = ChainMap(env, dict(services))  # what $(VAR) sees: the container's variables so far, then services
     for src in container.get("envFrom") or []:
         prefix = str(src.get("prefix") or "")
         if "configMapRef" in src:
@@ -115,7 +122,7 @@ def build(pod: Obj, container: Obj, lookup: Lookup, host_ip: str, pod_ip: str,
     for item in container.get("env") or []:
         name = str(item.get("name", ""))
         if "value" in item or "valueFrom" not in item:
-            env[name] = expand(str(item.get("value") or ""), env)
+            env[name] = expand(str(item.get("value") or ""), visible)
             continue
         vf = item["valueFrom"] or {}
         if "fieldRef" in vf:
@@ -135,4 +142,6 @@ def build(pod: Obj, container: Obj, lookup: Lookup, host_ip: str, pod_ip: str,
                 raise ConfigError(f"couldn't find key {ref.get('key')} in {what.capitalize()} "
                                   f"{ns}/{ref.get('name')}")
             env[name] = data[str(ref["key"])]
+    for key, value in services.items():
+        env.setdefault(key, value)  # the container's own variable of the same name wins
     return env

@@ -26,6 +26,7 @@ from agent.kubelet.events import NORMAL, WARNING, EventRecorder
 from agent.kubelet.images import ImagePuller, ImageUnavailable
 from agent.kubelet.podnetwork import PodNetwork
 from agent.kubelet.probes import ProbeKind, ProbeManager, Target
+from agent.kubelet.servicelinks import ServiceLinks
 from agent.kubelet.status import TERMINAL, Observed, Waiting, instances, pod_status
 from agent.kubelet.volumes import PodVolumes, VolumeManager
 from agent.runtime import labels as L
@@ -74,6 +75,8 @@ class SyncDeps:
     ensure_pause_image: Callable[[], None]
     forget_pause_image: Callable[[], None]
     clock: Callable[[], float]  # wall clock (container times are wall clock)
+    # A pod's service variables (may raise ConfigError); None: the syncer watches services itself through `api`.
+    service_env: Callable[[Obj], dict[str, str]] | None = None
 
 
 class PodSyncer:
@@ -81,6 +84,13 @@ class PodSyncer:
         self.d = deps
         self._memory: dict[str, PodMemory] = {}
         self._lock = threading.Lock()
+        self._links: ServiceLinks | None = None
+        self._service_env: Callable[[Obj], dict[str, str]]
+        if deps.service_env is not None:
+            self._service_env = deps.service_env
+        else:
+            self._links = ServiceLinks(deps.api)
+            self._service_env = self._links.env
 
     def memory(self, uid: str) -> PodMemory:
         with self._lock:
@@ -94,6 +104,8 @@ class PodSyncer:
 
     def sync(self, uid: str, pod: Obj | None) -> float | None:
         """Converge pod `uid`; return seconds until it wants another look (None: only on change)."""
+        if self._links is not None:
+            self._links.start()  # at the first sync: services are listed while the first sandbox starts
         found = self.d.runtime.containers(uid)
         if pod is None:
             self._remove(uid, found)
@@ -284,7 +296,8 @@ class PodSyncer:
             mem.want_retry(max(exc.retry_after, 1.0))
             return False
         try:
-            env = build(pod, c, self.d.lookup, self.d.node_ip, mem.pod_ip, self.d.node_cpus, self.d.node_memory)
+            env = build(pod, c, self.d.lookup, self.d.node_ip, mem.pod_ip, self.d.node_cpus, self.d.node_memory,
+                        self._service_env(pod))
             binds = self.d.volumes.binds(c, mem.volumes or PodVolumes())
         except ConfigError as exc:
             mem.waiting[name] = Waiting("CreateContainerConfigError", str(exc))
