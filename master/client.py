@@ -113,18 +113,20 @@ class Client:
         return self.handlers.patch(rt, ns, name, patch_type, body, subresource)
 
     def delete(self, rt: ResourceType, ns: str, name: str, *, propagation: str | None = None,
-               grace: int | None = None, uid: str = "") -> Obj | None:
+               grace: int | None = None, uid: str = "", resource_version: str = "") -> Obj | None:
         """Delete (gracefully, by the kind's rules); None if it was already gone.
 
-        With `uid`, only that incarnation of the object is deleted (a precondition).
+        With `uid`, only that incarnation of the object is deleted; with `resource_version`,
+        only that version of it (Conflict if it changed since): preconditions.
         """
         options: Obj = {}
         if propagation:
             options["propagationPolicy"] = propagation
         if grace is not None:
             options["gracePeriodSeconds"] = grace
-        if uid:
-            options["preconditions"] = {"uid": uid}
+        preconditions = {k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v}
+        if preconditions:
+            options["preconditions"] = preconditions
         try:
             return self.handlers.delete(rt, ns, name, options)
         except errors.NotFound:

@@ -8,15 +8,24 @@
 - Orphan: the API gave the owner an `orphan` finalizer; the references to it
   are removed from its dependents, then the finalizer, and the owner goes.
 
-An owner is looked up in the informer caches and, before anything is deleted
-because it seems gone, once more in the store, so a lagging cache never
-deletes a dependent of a live owner. Work-queue keys are `group|plural|ns|name`.
+The caches only say when a look is worth it; nothing is deleted on their word.
+Before acting on a dependent the collector reads it from the store (its cached
+references may be stale: it may just have been orphaned) and confirms in the
+store that each owner that seems gone is gone with that uid; the delete or
+patch then carries the resourceVersion of that read, so a change in between
+(a reference removed, an owner adopted) makes it fail and the decision is made
+again. An owner this collector orphaned is remembered (`ORPHANED_SECONDS`), and
+a dependent that still names it — one the cache showed only after the owner
+went — loses that reference instead of being deleted. Work-queue keys are
+`group|plural|ns|name`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
+import threading
+import time
+from collections import OrderedDict
 from typing import Any
 
 from master.api.resource import ResourceType
@@ -29,6 +38,13 @@ Obj = dict[str, Any]
 ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"
 _SKIP = ("events",)
+# How an owner reference stands: a live owner; an owner deleting its dependents first
+# (foreground); an owner gone from the store; an owner gone that this collector orphaned.
+SOLID, WAITING, DANGLING, RELEASED = "solid", "waiting", "dangling", "released"
+# How long (and how many) orphaned owners are remembered: far longer than any informer lag.
+ORPHANED_SECONDS = 600.0
+ORPHANED_LIMIT = 10_000
+_ATTEMPTS = 3  # live read + write rounds per sync before a Conflict goes back to the queue
 
 
 def _owner_uids(obj: Obj) -> list[str]:
@@ -47,6 +63,7 @@ class GarbageCollector(Controller):
     def __init__(self, env: Env) -> None:
         super().__init__(env)
         self.types: dict[str, tuple[ResourceType, Informer]] = {}
+        self._orphaned = _Remembered(ORPHANED_SECONDS, ORPHANED_LIMIT)
         for rt in self.client.catalog:
             if rt.plural in _SKIP:
                 continue
@@ -103,6 +120,13 @@ class GarbageCollector(Controller):
             self.client.get(rt, ns, str(ref.get("name", "")))
         return obj if obj is not None and podutil.meta(obj).get("uid") == ref.get("uid") else None
 
+    def _verdict(self, ref: Obj, namespace: str, live: bool) -> str:
+        owner = self._lookup(ref, namespace, live)
+        if owner is None:
+            return RELEASED if self._orphaned.seen(str(ref.get("uid"))) else DANGLING
+        om = podutil.meta(owner)
+        return WAITING if om.get("deletionTimestamp") and FOREGROUND in (om.get("finalizers") or []) else SOLID
+
     def sync(self, key: str) -> None:
         group, plural, ns, name = key.split("|", 3)
         entry = self.types.get(f"{group}|{plural}")
@@ -126,6 +150,7 @@ class GarbageCollector(Controller):
 
     def _orphan(self, owner: Obj) -> None:
         uid = podutil.meta(owner)["uid"]
+        self._orphaned.add(uid)  # before the owner can go: a dependent the cache has not shown us yet is released
         for _, rt, dep in self.dependents(uid):
             dm = podutil.meta(dep)
             refs = [r for r in dm.get("ownerReferences") or [] if r.get("uid") != uid]
@@ -146,30 +171,83 @@ class GarbageCollector(Controller):
             if not dm.get("deletionTimestamp"):
                 self.client.delete(drt, dm.get("namespace", ""), dm["name"], propagation="Foreground", uid=dm["uid"])
 
-    def _check_owners(self, rt: ResourceType, obj: Obj) -> None:
+    def _check_owners(self, rt: ResourceType, cached: Obj) -> None:
+        m = podutil.meta(cached)
+        ns = m.get("namespace", "")
+        refs = [r for r in m.get("ownerReferences") or [] if isinstance(r, dict)]
+        if all(self._verdict(r, ns, live=False) == SOLID for r in refs):
+            return  # every owner alive in the cache: nothing to do, and no need to ask the store
+        for attempt in range(_ATTEMPTS):
+            try:
+                self._settle(rt, ns, m["name"], str(m.get("uid")))
+                return
+            except errors.Conflict:  # it changed between our read and our write: decide again on the new state
+                if attempt == _ATTEMPTS - 1:
+                    raise
+
+    def _settle(self, rt: ResourceType, ns: str, name: str, uid: str) -> None:
+        """Decide on the object as the store has it now, and write under its resourceVersion.
+
+        The cached copy only said that a look is worth it: its references may be stale
+        (just orphaned, say), so the decision rests on a live read of the dependent and
+        on the store's word that an owner is gone; the write is refused if the
+        dependent changed since that read.
+        """
+        obj = self.client.get(rt, ns, name)
+        if obj is None or podutil.meta(obj).get("uid") != uid:
+            return  # gone, or another incarnation (whose own events bring it here)
         m = podutil.meta(obj)
         refs = [r for r in m.get("ownerReferences") or [] if isinstance(r, dict)]
-        owners = [self._lookup(r, m.get("namespace", ""), live=False) for r in refs]
-        if any(o is None for o in owners):  # confirm absence against the store before acting on it
-            owners = [o or self._lookup(r, m.get("namespace", ""), live=True)
-                      for r, o in zip(refs, owners, strict=True)]
-        solid = [r for r, o in zip(refs, owners, strict=True) if o is not None and not (
-            podutil.meta(o).get("deletionTimestamp") and FOREGROUND in (podutil.meta(o).get("finalizers") or []))]
-        dangling = [r for r, o in zip(refs, owners, strict=True) if o is None]
-        if solid:
-            if dangling:
-                keep = [r for r in refs if r not in dangling]
-                with contextlib.suppress(errors.NotFound):
-                    self.client.patch(rt, m.get("namespace", ""), m["name"], {
-                        "metadata": {"ownerReferences": keep, "resourceVersion": m.get("resourceVersion")}})
+        if not refs or m.get("deletionTimestamp"):
             return
-        waiting = len(dangling) < len(refs)  # the rest are owners in foreground deletion
-        blocks = any(r.get("blockOwnerDeletion") for r in refs if r not in dangling)
-        policy = "Foreground" if waiting and blocks else "Background"
-        self.client.delete(rt, m.get("namespace", ""), m["name"], propagation=policy, uid=m["uid"])
+        verdicts = []
+        for r in refs:
+            v = self._verdict(r, ns, live=False)
+            verdicts.append(v if v == SOLID else self._verdict(r, ns, live=True))
+        rv = str(m.get("resourceVersion") or "")
+        gone = [r for r, v in zip(refs, verdicts, strict=True) if v in (DANGLING, RELEASED)]
+        if SOLID in verdicts or all(v == RELEASED for v in verdicts):
+            if gone:  # a live owner remains (or every owner orphaned us): only the references go
+                keep = [r for r in refs if r not in gone]
+                with contextlib.suppress(errors.NotFound):
+                    self.client.patch(rt, ns, name, {"metadata": {"ownerReferences": keep or None,
+                                                                  "resourceVersion": rv}})
+            return
+        # No live owner: the rest are gone (verified in the store) or in foreground deletion.
+        blocks = any(r.get("blockOwnerDeletion") for r, v in zip(refs, verdicts, strict=True) if v == WAITING)
+        self.client.delete(rt, ns, name, propagation="Foreground" if blocks else "Background", uid=uid,
+                           resource_version=rv)
 
     def _remove_finalizer(self, rt: ResourceType, obj: Obj, finalizer: str) -> None:
-        new = copy.deepcopy(obj)
-        new["metadata"]["finalizers"] = [f for f in new["metadata"].get("finalizers") or [] if f != finalizer]
+        """A patch of `metadata.finalizers` alone, guarded by the resourceVersion it was read at."""
+        m = podutil.meta(obj)
+        keep = [f for f in m.get("finalizers") or [] if f != finalizer]
         with contextlib.suppress(errors.NotFound):
-            self.client.update(rt, new)
+            self.client.patch(rt, m.get("namespace", ""), m["name"], {
+                "metadata": {"finalizers": keep or None, "resourceVersion": m.get("resourceVersion")}})
+
+
+class _Remembered:
+    """Uids seen recently (at most `limit`, for `ttl` seconds): the owners this collector orphaned."""
+
+    def __init__(self, ttl: float, limit: int) -> None:
+        self._ttl = ttl
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._at: OrderedDict[str, float] = OrderedDict()
+
+    def add(self, uid: str) -> None:
+        with self._lock:
+            self._at[uid] = time.monotonic()
+            self._at.move_to_end(uid)
+            self._expire()
+
+    def seen(self, uid: str) -> bool:
+        with self._lock:
+            self._expire()
+            return uid in self._at
+
+    def _expire(self) -> None:
+        horizon = time.monotonic() - self._ttl
+        while self._at and (len(self._at) > self._limit or next(iter(self._at.values())) < horizon):
+            self._at.popitem(last=False)

@@ -1,0 +1,203 @@
+"""The garbage collector, driven step by step: the test decides when each informer catches up with the store.
+
+Informers are never started here; `catch_up` relists one resource type into its
+cache (delivering the differences to the handlers, as a real relist does), so a
+lagging cache is a state the test builds on purpose rather than a timing it
+hopes for. `sync` is called directly with the collector's keys.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from master.api.catalog import Catalog, builtin_resources
+from master.api.context import ApiContext
+from master.api.handlers import Handlers
+from master.api.resource import ResourceType
+from master.client import Client, InformerFactory
+from master.controllers.base import Env
+from master.controllers.events import Recorder
+from master.controllers.gc import GarbageCollector
+from master.controllers.podutil import owner_ref
+from master.store.sqlite import SqliteStore
+from pikube.settings import MasterSettings
+
+Obj = dict[str, Any]
+NS = "default"
+DEPLOY_KEY = f"apps|deployments|{NS}|web"
+RS_KEY = f"apps|replicasets|{NS}|web-1"
+
+
+@pytest.fixture
+def gc(tmp_path: Path) -> Iterator[GarbageCollector]:
+    store = SqliteStore(tmp_path / "state.db")
+    ctx = ApiContext(MasterSettings(data_dir=tmp_path), store, Catalog(builtin_resources()))
+    client = Client(Handlers(ctx))
+    client.create(client.kinds.namespaces, "", {"metadata": {"name": NS}})
+    stopping = threading.Event()
+    env = Env(ctx.settings, client, InformerFactory(store, stopping), Recorder(client, stopping), stopping)
+    try:
+        yield GarbageCollector(env)
+    finally:
+        stopping.set()
+        store.close()
+
+
+def catch_up(gc: GarbageCollector, *plurals: str) -> None:
+    """Bring the caches of these types (all when none is named) up to date with the store."""
+    for rt, inf in gc.types.values():
+        if not plurals or rt.plural in plurals:
+            inf._relist()
+
+
+def template() -> Obj:
+    return {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx:1"}]}}
+
+
+def make_deployment(gc: GarbageCollector) -> Obj:
+    return gc.client.create(gc.kinds.deployments, NS, {"metadata": {"name": "web"}, "spec": {
+        "replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": template()}})
+
+
+def make_replicaset(gc: GarbageCollector, *owners: Obj) -> Obj:
+    refs = [owner_ref(o, "apps/v1", "Deployment") | {"blockOwnerDeletion": True} for o in owners]
+    return gc.client.create(gc.kinds.replicasets, NS, {"metadata": {"name": "web-1", "ownerReferences": refs}, "spec": {
+        "replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": template()}})
+
+
+def live(gc: GarbageCollector, rt: ResourceType, name: str) -> Obj | None:
+    return gc.client.get(rt, NS, name)
+
+
+def test_a_stale_dependent_of_an_orphaned_owner_is_not_deleted(gc: GarbageCollector) -> None:
+    """The race behind a flaky `test_delete_deployment_orphan`.
+
+    The collector orphans the ReplicaSet and lets the Deployment go; the
+    Deployment's DELETED event arrives while the ReplicaSet informer still holds
+    the ReplicaSet *with* its reference. Acting on that cached copy (the owner
+    is truly gone from the store) deleted the ReplicaSet that was just orphaned.
+    """
+    d = make_deployment(gc)
+    make_replicaset(gc, d)
+    catch_up(gc)
+    gc.client.delete(gc.kinds.deployments, NS, "web", propagation="Orphan")
+    catch_up(gc, "deployments")
+    assert {DEPLOY_KEY, RS_KEY} <= set(drain(gc)), "the owner and its dependents are looked at"
+    gc.sync(DEPLOY_KEY)
+    assert live(gc, gc.kinds.deployments, "web") is None, "orphaned, then the finalizer went"
+    catch_up(gc, "deployments")  # the replicaset informer lags: its copy still names the owner
+    assert RS_KEY in drain(gc)
+    gc.sync(RS_KEY)
+    rs = live(gc, gc.kinds.replicasets, "web-1")
+    assert rs is not None, "the orphaned ReplicaSet survives"
+    assert not rs["metadata"].get("ownerReferences")
+
+
+def test_a_dependent_seen_only_after_its_owner_was_orphaned_is_orphaned_too(gc: GarbageCollector) -> None:
+    """The dependent reached the store before the owner's deletion but the cache only after the owner went."""
+    d = make_deployment(gc)
+    catch_up(gc)
+    make_replicaset(gc, d)  # not in the cache yet
+    gc.client.delete(gc.kinds.deployments, NS, "web", propagation="Orphan")
+    catch_up(gc, "deployments")
+    gc.sync(DEPLOY_KEY)
+    assert live(gc, gc.kinds.deployments, "web") is None
+    catch_up(gc)
+    assert RS_KEY in drain(gc)
+    gc.sync(RS_KEY)
+    rs = live(gc, gc.kinds.replicasets, "web-1")
+    assert rs is not None and not rs["metadata"].get("ownerReferences"), "released, not deleted"
+
+
+def test_a_dependent_whose_owner_is_gone_is_deleted(gc: GarbageCollector) -> None:
+    d = make_deployment(gc)
+    make_replicaset(gc, d)
+    catch_up(gc)
+    gc.client.delete(gc.kinds.deployments, NS, "web")  # background: gone at once
+    catch_up(gc, "deployments")
+    assert RS_KEY in drain(gc)
+    gc.sync(RS_KEY)
+    assert live(gc, gc.kinds.replicasets, "web-1") is None
+
+
+def test_a_cached_owner_that_is_gone_is_confirmed_in_the_store_first(gc: GarbageCollector) -> None:
+    """A dependent whose owner the cache has not seen yet is left alone: the store still has the owner."""
+    d = make_deployment(gc)
+    make_replicaset(gc, d)
+    catch_up(gc, "replicasets")
+    gc.sync(RS_KEY)
+    rs = live(gc, gc.kinds.replicasets, "web-1")
+    assert rs is not None and rs["metadata"]["ownerReferences"][0]["uid"] == d["metadata"]["uid"]
+
+
+def test_only_the_dangling_reference_goes_when_another_owner_lives(gc: GarbageCollector) -> None:
+    d = make_deployment(gc)
+    configmaps = gc.client.catalog.by_kind("", "ConfigMap")
+    assert configmaps is not None
+    other = gc.client.create(configmaps, NS, {"metadata": {"name": "keeper"}})
+    rs = make_replicaset(gc, d)
+    refs = [*rs["metadata"]["ownerReferences"], {"apiVersion": "v1", "kind": "ConfigMap", "name": "keeper",
+                                                  "uid": other["metadata"]["uid"]}]
+    gc.client.patch(gc.kinds.replicasets, NS, "web-1", {"metadata": {"ownerReferences": refs}})
+    catch_up(gc)
+    gc.client.delete(gc.kinds.deployments, NS, "web")
+    catch_up(gc)
+    gc.sync(RS_KEY)
+    left = live(gc, gc.kinds.replicasets, "web-1")
+    assert left is not None
+    assert [r["name"] for r in left["metadata"]["ownerReferences"]] == ["keeper"]
+
+
+def test_a_write_between_the_read_and_the_delete_wins(gc: GarbageCollector, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The delete carries the resourceVersion the decision was made on: a reference removed meanwhile saves it."""
+    d = make_deployment(gc)
+    make_replicaset(gc, d)
+    catch_up(gc)
+    gc.client.delete(gc.kinds.deployments, NS, "web")
+    catch_up(gc, "deployments")
+    real_get = gc.client.get
+    released = []
+
+    def get_then_release(rt: ResourceType, ns: str, name: str) -> Obj | None:
+        obj = real_get(rt, ns, name)
+        if rt.plural == "replicasets" and not released:  # someone orphans it right after the collector read it
+            released.append(gc.client.patch(rt, ns, name, {"metadata": {"ownerReferences": None}}))
+        return obj
+
+    monkeypatch.setattr(gc.client, "get", get_then_release)
+    gc.sync(RS_KEY)  # the delete fails on the resourceVersion; a second look finds nothing to collect
+    assert released, "the concurrent write happened"
+    rs = live(gc, gc.kinds.replicasets, "web-1")
+    assert rs is not None and not rs["metadata"].get("ownerReferences")
+
+
+def test_foreground_deletion_waits_for_blocking_dependents(gc: GarbageCollector) -> None:
+    d = make_deployment(gc)
+    make_replicaset(gc, d)
+    catch_up(gc)
+    gc.client.delete(gc.kinds.deployments, NS, "web", propagation="Foreground")
+    catch_up(gc, "deployments")
+    gc.sync(DEPLOY_KEY)
+    rs = live(gc, gc.kinds.replicasets, "web-1")
+    assert rs is not None and "foregroundDeletion" in rs["metadata"]["finalizers"], "deleted in the foreground too"
+    catch_up(gc)
+    gc.sync(DEPLOY_KEY)
+    assert live(gc, gc.kinds.deployments, "web") is not None, "the owner waits for its blocking dependent"
+    gc.sync(RS_KEY)
+    assert live(gc, gc.kinds.replicasets, "web-1") is None, "a dependent without dependents goes"
+    catch_up(gc)
+    gc.sync(DEPLOY_KEY)
+    assert live(gc, gc.kinds.deployments, "web") is None, "then the owner"
+
+
+def drain(gc: GarbageCollector) -> list[str]:
+    keys = []
+    while (key := gc.queue.get(timeout=0.01)) is not None:
+        keys.append(key)
+        gc.queue.done(key)
+    return keys
