@@ -27,7 +27,7 @@ from master.api.catalog import Catalog, builtin_resources
 from master.api.context import ApiContext
 from master.api.handlers import Handlers
 from master.api.join import JoinService
-from master.api.streaming import flush_stream_headers
+from master.api.streaming import SocketGateway, serve_streams
 from master.pki import Pki, ensure_admin_kubeconfig, ensure_pki
 from master.store.sqlite import SqliteStore
 from master.tokens import TokenStore
@@ -77,8 +77,9 @@ class Master:
 
     def start(self) -> None:
         s = self.settings
-        server = wsgi.Server((s.bind, s.port), flush_stream_headers(self.app), numthreads=POOL_START, max=s.max_threads,
+        server = wsgi.Server((s.bind, s.port), serve_streams(self.app), numthreads=POOL_START, max=s.max_threads,
                              server_name="pikube-master", timeout=30)
+        server.gateway = SocketGateway  # streams need the socket to see a client leave (master/api/streaming.py)
         adapter = BuiltinSSLAdapter(str(self.pki.serving_cert), str(self.pki.serving_key))
         adapter.context = tls_context(self.pki)
         server.ssl_adapter = adapter

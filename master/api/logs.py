@@ -7,6 +7,11 @@ sha256 is the one the node published in the annotation
 `pikube.io/serving-cert-sha256` (only that node may write its Node). The master
 authenticates with a client certificate from the cluster CA in
 `system:masters`, issued once per master process from `DATA/pki/`.
+
+The agent's answer is read in waits of `TICK` seconds (`_Upstream`), so a
+followed log of a quiet container notices within about that long that the
+client went away (master/api/streaming.py), then closes the connection to the
+agent (which stops following) and frees its server thread.
 """
 
 from __future__ import annotations
@@ -14,18 +19,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
+import io
 import ssl
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, cast
 from urllib.parse import quote, urlencode
 
-from flask import Response
+from flask import Response, request
 
 from master.api.context import ApiContext
 from master.api.handlers import Handlers
 from master.api.resource import ResourceType
-from master.api.streaming import STREAM_HEADER
+from master.api.streaming import STREAM_HEADER, TICK, client_gone
 from master.pki import ADMIN_GROUP, issue_client_cert, pki_paths
 from pikube import errors
 from pikube.kubeconfig import load_client_cert
@@ -99,6 +105,46 @@ def _connect(ctx: ApiContext, host: str, port: int, pin: str, node_name: str) ->
     return conn
 
 
+class ClientGone(ConnectionAbortedError):
+    """The client of a log request left while the master waited for the agent."""
+
+
+class _Upstream(io.RawIOBase):
+    """The agent's socket as http.client reads it: one receive in waits of `TICK` seconds, between which the
+    client of the request is checked.
+
+    The socket's timeout is `TICK`; a timed-out TLS receive keeps its partial record and is simply retried.
+    `idle_limit` bounds how long one read may find nothing (None: forever, for a followed log).
+    """
+
+    def __init__(self, sock: ssl.SSLSocket, gone: Callable[[], bool], idle_limit: float | None) -> None:
+        super().__init__()
+        self.sock = sock
+        self.gone = gone
+        self.idle_limit = idle_limit
+        sock.settimeout(TICK)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        waited = 0.0
+        while True:
+            try:
+                return self.sock.recv_into(buffer)
+            except TimeoutError:
+                pass
+            if self.gone():
+                raise ClientGone("the client left")
+            waited += TICK
+            if self.idle_limit is not None and waited >= self.idle_limit:
+                raise TimeoutError(f"the agent sent nothing for {waited:.0f}s")
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        """What http.client's response reads from (it asks its "socket" for a file)."""
+        return io.BufferedReader(self)
+
+
 def proxy(ctx: ApiContext, handlers: Handlers, rt: ResourceType, ns: str, name: str,
           args: Any) -> Response:
     pod = handlers.get(rt, ns, name)
@@ -115,7 +161,13 @@ def proxy(ctx: ApiContext, handlers: Handlers, rt: ResourceType, ns: str, name: 
     conn = _connect(ctx, host, port, pin, node_name)
     try:
         conn.request("GET", path, headers={"Accept": "text/plain"})
-        resp = conn.getresponse()
+        sock = conn.sock
+        if not isinstance(sock, ssl.SSLSocket):
+            raise OSError("the connection to the agent is closed")
+        upstream = _Upstream(sock, client_gone(request.environ), CONNECT_TIMEOUT)
+        # As conn.getresponse() would make it, but reading through `upstream` (one request per connection).
+        resp = http.client.HTTPResponse(cast(Any, upstream), method="GET")
+        resp.begin()
     except (OSError, http.client.HTTPException) as exc:
         conn.close()
         raise errors.ServiceUnavailable(message=f'the agent of node "{node_name}" failed: {exc}') from exc
@@ -126,8 +178,8 @@ def proxy(ctx: ApiContext, handlers: Handlers, rt: ResourceType, ns: str, name: 
                                                                                          errors.InternalError)
         raise cls(message=text or f"the agent answered HTTP {resp.status}")
     follow = str(args.get("follow") or "").lower() in ("1", "true")
-    if follow and conn.sock is not None:
-        conn.sock.settimeout(None)  # a followed log may be quiet for hours
+    if follow:
+        upstream.idle_limit = None  # a followed log may be quiet for hours
 
     def body() -> Iterator[bytes]:
         try:
@@ -136,12 +188,15 @@ def proxy(ctx: ApiContext, handlers: Handlers, rt: ResourceType, ns: str, name: 
                 if not chunk:
                     return
                 yield chunk
-        except (TimeoutError, OSError, http.client.HTTPException):
+        except (OSError, http.client.HTTPException):  # also ClientGone and TimeoutError
             return
         finally:
+            resp.close()
             conn.close()
 
     headers = {"Cache-Control": "no-cache, private"}
     if follow:
         headers[STREAM_HEADER] = "1"
-    return Response(body(), status=200, mimetype="text/plain", headers=headers)
+    response = Response(body(), status=200, mimetype="text/plain", headers=headers)
+    response.call_on_close(conn.close)  # also when the body is never read
+    return response

@@ -2,6 +2,11 @@
 
 Selectors are applied on both the old and the new object, so an object that
 starts or stops matching is reported as ADDED or DELETED, as Kubernetes does.
+
+A stream with nothing to send yields an empty chunk every `TICK` seconds: it
+never reaches the wire, but lets the server check that the client is still
+there (master/api/streaming.py) and release the thread and the store watcher
+when it is not. The watch also ends at its `timeoutSeconds`, events or not.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 
 from master.api.handlers import ListOptions, with_type
 from master.api.resource import ResourceType
+from master.api.streaming import TICK
 from master.store.base import Event, Store
 from pikube import errors
 
@@ -63,16 +69,22 @@ def stream(store: Store, rt: ResourceType, ns: str, opts: ListOptions, resource_
         yield _gone(f"too old resource version: {since} ({store.compacted_revision()})")
         return
     deadline = time.monotonic() + timeout
-    last_sent = time.monotonic()
+    last_sent = last_yield = time.monotonic()
     try:
         for obj in initial:
             yield _line("ADDED", encode(with_type(rt, obj)))
         while not stopping.is_set():
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            if now - last_yield >= TICK:
+                # Nothing to send for a while (no events, or none this watch sees): let the server look at the
+                # client. Empty, so it never reaches the wire.
+                yield b""
+                last_yield = now
+            left = deadline - now
             if left <= 0:
                 return
             try:
-                event = watcher.next(timeout=min(left, 1.0))
+                event = watcher.next(timeout=min(left, TICK))
             except errors.Gone:
                 yield _gone("the watch fell too far behind; start a new watch")
                 return
@@ -81,13 +93,13 @@ def stream(store: Store, rt: ResourceType, ns: str, opts: ListOptions, resource_
                     mark = {"kind": rt.kind, "apiVersion": rt.api_version,
                             "metadata": {"resourceVersion": str(store.revision())}}
                     yield _line("BOOKMARK", mark)
-                    last_sent = time.monotonic()
+                    last_sent = last_yield = time.monotonic()
                 continue
             kind = classify(event, opts)
             if kind is None:
                 continue
             yield _line(kind, encode(with_type(rt, dict(event.object))))
-            last_sent = time.monotonic()
+            last_sent = last_yield = time.monotonic()
     finally:
         watcher.close()
 
