@@ -32,11 +32,20 @@ class Informer:
 
     def __init__(self, api: ApiClient, resource: Resource, on_change: Callable[[], None],
                  watch_timeout: int = 300) -> None:
-        self.api, self.resource, self._on_change = api, resource, on_change
+        self.api, self.resource = api, resource
+        self._listeners: list[Callable[[], None]] = [on_change]
         self.watch_timeout = watch_timeout
         self._items: dict[tuple[str, str], Obj] = {}
         self._lock = threading.Lock()
         self.synced = threading.Event()
+
+    def add_listener(self, on_change: Callable[[], None]) -> None:
+        """Also call `on_change()` after each change (one watch can serve several users)."""
+        self._listeners = [*self._listeners, on_change]
+
+    def _notify(self) -> None:
+        for listener in self._listeners:
+            listener()
 
     def items(self) -> list[Obj]:
         with self._lock:
@@ -52,7 +61,7 @@ class Informer:
         with self._lock:
             self._items = fresh
         self.synced.set()
-        self._on_change()
+        self._notify()
         return str((listing.get("metadata") or {}).get("resourceVersion") or "")
 
     def run(self, stop: threading.Event) -> None:
@@ -86,5 +95,5 @@ class Informer:
                 self._items.pop(_key(obj), None)
             else:
                 self._items[_key(obj)] = obj
-        self._on_change()
+        self._notify()
         return rv

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent import credentials
-from agent.client import NODES, ApiClient, ConnectionFailed
+from agent.client import NODES, SERVICES, ApiClient, ConnectionFailed
 from agent.hostfacts import Facts, Host, RealHost, collect
+from agent.informer import Informer
 from agent.kubelet.backoff import Backoff
 from agent.kubelet.events import EventRecorder
 from agent.kubelet.images import ImagePuller
@@ -27,6 +28,7 @@ from agent.kubelet.podnetwork import BridgeNetwork, IsolatedNetwork, PodNetwork
 from agent.kubelet.podsource import PodSource
 from agent.kubelet.podsync import PodSyncer, SyncDeps
 from agent.kubelet.probes import ProbeManager, Prober, Target
+from agent.kubelet.servicelinks import ServiceLinks
 from agent.kubelet.volumes import VolumeManager
 from agent.kubelet.workqueue import WorkQueue
 from agent.logserver import LogServer
@@ -105,24 +107,28 @@ class Agent:
         self.probe_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="probe")
         self.probes = ProbeManager(Prober(self.runtime, self.probe_pool), self.queue.add, self._probe_failed)
         pause = s.pause_image or _default_pause_image()
+        # One services watch serves both the pods' service variables and the service proxy.
+        self.services = Informer(self.api, SERVICES, lambda: None)
+        links = ServiceLinks(self.api, informer=self.services)
         self.syncer = PodSyncer(SyncDeps(
             settings=s, api=self.api, runtime=self.runtime, volumes=self.volumes, network=self.network,
             probes=self.probes, images=ImagePuller(self.runtime, backoff, time.time), backoff=backoff,
             events=self.events, lookup=self.objects.lookup(), node_ip=node_ip, node_cpus=facts.cpus,
             node_memory=facts.memory_bytes, pause_image=pause,
             ensure_pause_image=lambda: self._ensure_pause(pause),
-            forget_pause_image=self._pause_present.clear, clock=time.time))
+            forget_pause_image=self._pause_present.clear, clock=time.time, service_env=links.env))
         self.logs = LogServer(self.runtime, self.source.find, s.log_bind, s.log_port, str(serving.cert),
                               str(serving.key), str(credentials.ca_path(s.data_dir)))
         self.events.start()
         self.probes.start()
         self.logs.start()
         self._spawn("pod-watch", self.source.run, self.stop_event)
+        self._spawn("services-watch", self.services.run, self.stop_event)
         self._spawn("docker-events", self._docker_events)
         if isinstance(self.network, BridgeNetwork):
             from agent.netsync.controller import NetworkSync
 
-            self.netsync = NetworkSync(self.api, s, self.network, self.source.pods)
+            self.netsync = NetworkSync(self.api, s, self.network, self.source.pods, services=self.services)
             self.netsync.start(self._spawn, self.stop_event)
         self._spawn("heartbeat", self._heartbeat)
         self._spawn("housekeeping", self._housekeeping)

@@ -110,11 +110,13 @@ def pod_service_env(pod: Obj, services: Iterable[Obj]) -> dict[str, str]:
 class ServiceLinks:
     """Every service of the cluster, kept by a list-then-watch on a thread of its own; `env(pod)` for a pod."""
 
-    def __init__(self, api: ApiClient, sync_wait: float = SYNC_WAIT_SECONDS) -> None:
-        self.informer = Informer(api, SERVICES, lambda: None)
+    def __init__(self, api: ApiClient, sync_wait: float = SYNC_WAIT_SECONDS,
+                 informer: Informer | None = None) -> None:
+        """With `informer`, read a services informer somebody else runs (the agent shares one watch)."""
+        self.informer = informer or Informer(api, SERVICES, lambda: None)
         self.sync_wait = sync_wait
         self._stop = threading.Event()
-        self._started = False
+        self._started = informer is not None
         self._lock = threading.Lock()
 
     def start(self) -> None:

@@ -36,12 +36,18 @@ class NetworkSync:
     """Keeps this node's peer routes (or vxlan entries) and service proxy in line with the API."""
 
     def __init__(self, api: ApiClient, settings: AgentSettings, pods: BridgeNetwork,
-                 node_pods: Callable[[], list[Obj]]) -> None:
+                 node_pods: Callable[[], list[Obj]], services: Informer | None = None) -> None:
+        """`services`: a services informer the caller runs and shares; otherwise this one runs its own."""
         self.settings, self.pods, self._node_pods = settings, pods, node_pods
         self.node = pods.node
         self.loop = SyncLoop(self.sync, settings.network_debounce_seconds, settings.network_resync_seconds)
         self.nodes = Informer(api, NODES, self.loop.kick)
-        self.services = Informer(api, SERVICES, self.loop.kick)
+        self._own_services = services is None
+        if services is None:
+            services = Informer(api, SERVICES, self.loop.kick)
+        else:
+            services.add_listener(self.loop.kick)
+        self.services = services
         self.endpoints = Informer(api, ENDPOINTS, self.loop.kick)
         self.config = proxy.ProxyConfig(node_addresses=(self.node.node_ip,),
                                         pod_cidr=IPv4Network(settings.cluster_cidr),
@@ -55,6 +61,8 @@ class NetworkSync:
     def start(self, spawn: Callable[..., None], stop: threading.Event) -> None:
         """Run the informers and the loop on threads made by `spawn(name, target, *args)`."""
         for informer in (self.nodes, self.services, self.endpoints):
+            if informer is self.services and not self._own_services:
+                continue
             spawn(f"{informer.resource.plural}-watch", informer.run, stop)
         spawn("network-sync", self.loop.run)
 
