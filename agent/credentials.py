@@ -13,7 +13,6 @@ agent.servingcert`) so the agent never loads `cryptography` (~10 MB).
 from __future__ import annotations
 
 import hashlib
-import os
 import ssl
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pikube import jointoken
+from pikube.fsutil import write_atomic
 from pikube.kubeconfig import KubeConfig, read_kubeconfig, write_kubeconfig
 
 SERVING_CERT_ANNOTATION = "pikube.io/serving-cert-sha256"
@@ -76,9 +76,7 @@ def _write_ca(data_dir: Path, ca_pem: bytes) -> None:
     if path.exists() and path.read_bytes() == ca_pem:
         return
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(ca_pem)
-    os.replace(tmp, path)
+    write_atomic(path, ca_pem, 0o644)  # a public certificate (the pki dir itself is 0700)
 
 
 def ensure_serving_cert(data_dir: Path, node_name: str, addresses: list[str]) -> ServingCert:

@@ -7,16 +7,30 @@ namespace whatever namespace the agent runs in (a simulated board's `ip netns
 exec` gives the agent a private one); the pause container mounts them for the
 pod's lifetime and the agent fills them through it (`put_archive`), so their
 contents never touch the SD card.
+
+configMap and secret volumes are laid out as the kubelet lays them out, so that
+an update is atomic for the container's readers: the files live in a generation
+directory (`..a` or `..b`), `..data` links to the current one, and each
+top-level name is a link `NAME -> ..data/NAME`. An update fills the other
+generation, then replaces `..data`, then drops the old generation, so a reader
+resolving `..data` finds the whole old set or the whole new one, never a mix.
+On disk (configMaps) the replacement is a rename. Docker's archive API, through
+which the memory-backed ones (secrets) are filled, cannot rename: it removes the
+old `..data` link and makes the new one, so for that instant a reader finds no
+file, though still never a mix; and as it cannot delete either, the dropped
+generation is overwritten by an empty file, and the link of a removed key is
+left dangling (opening it fails as if it were gone). Every file has its final
+mode from its first byte: on disk through `pikube.fsutil.write_atomic`, in an
+archive because Docker creates each file with the mode the archive gives it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
-import json
 import os
 import shutil
+import stat
 import tarfile
 import time
 from dataclasses import dataclass, field
@@ -26,10 +40,14 @@ from typing import Any
 from agent.kubelet.envs import ConfigError, Lookup
 from agent.runtime import labels as L
 from agent.runtime.docker import DockerRuntime
+from pikube.fsutil import write_atomic
 
 Obj = dict[str, Any]
 SANDBOX_MOUNTS = "/.pikube/volumes"
-Files = dict[str, tuple[bytes, int]]
+Files = dict[str, tuple[bytes, int]]  # path in the volume -> (content, mode)
+DATA_LINK = "..data"
+GENERATIONS = ("..a", "..b")
+DIR_MODE = 0o755
 
 
 @dataclass
@@ -37,18 +55,37 @@ class PodVolumes:
     """Where each of a pod's volumes comes from, and what the memory-backed ones must hold."""
 
     sources: dict[str, str] = field(default_factory=dict)  # volume name -> host path or docker volume name
-    memory: dict[str, Files] = field(default_factory=dict)  # docker volume name -> files
+    # docker volume name -> the files pikube keeps in it (None: an emptyDir, the pod's own)
+    memory: dict[str, Files | None] = field(default_factory=dict)
     read_only: set[str] = field(default_factory=set)  # configMap and secret volumes, as on Kubernetes
 
     def sandbox_binds(self) -> list[str]:
         return [f"{vol}:{SANDBOX_MOUNTS}/{vol}" for vol in sorted(self.memory)]
 
 
+def _mode(value: Any, default: int) -> int:
+    if value is None:
+        return default
+    mode = int(value)
+    if not 0 <= mode <= 0o777:
+        raise ConfigError(f"file mode {mode:#o} is out of range (0 to 0777)")
+    return mode
+
+
+def _check_path(path: str) -> str:
+    """`path` when it names a file inside the volume; no `..` anywhere, as on Kubernetes."""
+    parts = path.split("/")
+    if path.startswith("/") or any(p in ("", ".") or p.startswith("..") for p in parts):
+        raise ConfigError(f'volume file path "{path}" is not allowed: it must be relative, '
+                          f"with no empty, '.' or '..'-prefixed part")
+    return path
+
+
 def _items(data: dict[str, bytes], src: Obj) -> Files:
-    default = int(src.get("defaultMode") or 0o644)
+    default = _mode(src.get("defaultMode"), 0o644)
     items = src.get("items")
     if not items:
-        return {k: (v, default) for k, v in data.items()}
+        return {_check_path(k): (v, default) for k, v in data.items()}
     out: Files = {}
     for item in items:
         key = str(item.get("key", ""))
@@ -56,15 +93,40 @@ def _items(data: dict[str, bytes], src: Obj) -> Files:
             if src.get("optional"):
                 continue
             raise ConfigError(f"configmap references non-existent config key: {key}")
-        out[str(item.get("path") or key)] = (data[key], int(item.get("mode") or default))
+        out[_check_path(str(item.get("path") or key))] = (data[key], _mode(item.get("mode"), default))
     return out
+
+
+def _tops(files: Files) -> frozenset[str]:
+    return frozenset(name.split("/", 1)[0] for name in files)
+
+
+@dataclass(frozen=True)
+class _Live:
+    """What a configMap or secret volume holds now."""
+
+    generation: str | None = None  # where `..data` points, if it points to a generation
+    files: Files = field(default_factory=dict)  # the files of that generation
+    links: frozenset[str] = frozenset()  # top-level names that link into `..data`
+    others: frozenset[str] = frozenset()  # any other top-level entry (stale, or an older layout)
+
+    def serves(self, files: Files) -> bool:
+        """True when readers already find exactly `files` (a dangling link of a removed key aside)."""
+        return self.generation is not None and self.files == files and _tops(files) <= self.links
+
+    def next_generation(self) -> str:
+        return GENERATIONS[1] if self.generation == GENERATIONS[0] else GENERATIONS[0]
+
+
+def _link_target(name: str) -> str:
+    return f"{DATA_LINK}/{name}"
 
 
 class VolumeManager:
     def __init__(self, data_dir: Path, runtime: DockerRuntime, lookup: Lookup) -> None:
         self.root = data_dir / "pods"
         self.runtime, self.lookup = runtime, lookup
-        self._written: dict[str, str] = {}  # docker volume -> digest of what was put there
+        self._filled: dict[str, tuple[str, _Live]] = {}  # docker volume -> (sandbox id, what it holds)
 
     def pod_dir(self, uid: str) -> Path:
         return self.root / uid
@@ -84,7 +146,7 @@ class VolumeManager:
                 if (vol.get("emptyDir") or {}).get("medium") == "Memory":
                     docker_vol = self._tmpfs_volume(uid, name, (vol.get("emptyDir") or {}).get("sizeLimit"))
                     out.sources[name] = docker_vol
-                    out.memory[docker_vol] = {}
+                    out.memory[docker_vol] = None
                 else:
                     base.mkdir(parents=True, exist_ok=True)
                     os.chmod(base, 0o777)
@@ -139,15 +201,28 @@ class VolumeManager:
         return vol
 
     def populate(self, sandbox_id: str, volumes: PodVolumes, force: bool = False) -> None:
-        """Put the memory-backed volumes' files in place through the (running) pause container."""
+        """Put the memory-backed volumes' files in place through the (running) pause container.
+
+        What a volume holds is remembered per sandbox; `force`, a new sandbox or a
+        restarted agent reads it back from the volume instead (a secret that did not
+        change is then left alone).
+        """
         for vol, files in volumes.memory.items():
-            digest = hashlib.sha256(json.dumps({k: [v.hex(), m] for k, (v, m) in sorted(files.items())})
-                                    .encode() + sandbox_id.encode()).hexdigest()
-            if not force and self._written.get(vol) == digest:
+            if files is None:
                 continue
-            if files:
-                self.runtime.api.put_archive(sandbox_id, f"{SANDBOX_MOUNTS}/{vol}", _tar(files))
-            self._written[vol] = digest
+            known = self._filled.get(vol)
+            if force or known is None or known[0] != sandbox_id:
+                live = self._read_memory_volume(sandbox_id, vol)
+            else:
+                live = known[1]
+            if not live.serves(files):
+                self.runtime.api.put_archive(sandbox_id, f"{SANDBOX_MOUNTS}/{vol}", _update_tar(live, files))
+                live = _Live(live.next_generation(), dict(files), live.links | _tops(files))
+            self._filled[vol] = (sandbox_id, live)
+
+    def _read_memory_volume(self, sandbox_id: str, vol: str) -> _Live:
+        stream, _ = self.runtime.api.get_archive(sandbox_id, f"{SANDBOX_MOUNTS}/{vol}")
+        return _live_in_archive(b"".join(stream))
 
     def cleanup(self, uid: str) -> None:
         """Remove everything of pod `uid` (its containers must be gone)."""
@@ -159,7 +234,7 @@ class VolumeManager:
         for vol in (found or {}).get("Volumes") or []:
             with contextlib.suppress(Exception):
                 self.runtime.api.remove_volume(vol["Name"], force=True)
-            self._written.pop(vol["Name"], None)
+            self._filled.pop(vol["Name"], None)
 
     def known_uids(self) -> set[str]:
         uids = {p.name for p in self.root.iterdir()} if self.root.is_dir() else set()
@@ -196,40 +271,151 @@ def _size(value: Any) -> int:
     return int(bytes_value(str(value)))
 
 
-def _tar(files: Files) -> bytes:
+def _update_tar(live: _Live, files: Files) -> bytes:
+    """An archive that, unpacked by Docker over a volume holding `live`, makes it hold `files`.
+
+    Docker unpacks in order, and replaces an existing entry (a non-empty
+    directory too) unless both are directories: the empty file first wipes
+    whatever an earlier, interrupted update left in the new generation.
+    """
+    gen, old = live.next_generation(), live.generation
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        now = time.time()
+    now = time.time()
+
+    def add(name: str, kind: bytes, mode: int, data: bytes = b"", link: str = "") -> None:
+        info = tarfile.TarInfo(name)
+        info.type, info.mode, info.mtime, info.linkname, info.size = kind, mode, now, link, len(data)
+        tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        add(gen, tarfile.REGTYPE, 0)
+        add(gen, tarfile.DIRTYPE, DIR_MODE)
+        made: set[str] = set()
         for name in sorted(files):
-            data, mode = files[name]
             parts = name.split("/")
             for i in range(1, len(parts)):
-                info = tarfile.TarInfo("/".join(parts[:i]))
-                info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, now
-                tar.addfile(info)
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), mode, now
-            tar.addfile(info, io.BytesIO(data))
+                sub = "/".join(parts[:i])
+                if sub not in made:
+                    made.add(sub)
+                    add(f"{gen}/{sub}", tarfile.DIRTYPE, DIR_MODE)
+            data, mode = files[name]
+            add(f"{gen}/{name}", tarfile.REGTYPE, mode, data)
+        add(DATA_LINK, tarfile.SYMTYPE, 0o777, link=gen)
+        for top in sorted(_tops(files) - live.links):
+            add(top, tarfile.SYMTYPE, 0o777, link=_link_target(top))
+        if old is not None:
+            add(old, tarfile.REGTYPE, 0)  # the old generation's data gone (Docker cannot delete)
     return buf.getvalue()
 
 
-def _write_dir(base: Path, files: Files) -> None:
-    """Make `base` hold exactly `files`, each replaced atomically (readers never see half a file)."""
-    base.mkdir(parents=True, exist_ok=True)
-    wanted = set()
-    for name, (data, mode) in files.items():
-        target = base / name
-        wanted.add(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            if target.read_bytes() == data and (target.stat().st_mode & 0o7777) == mode:
+def _live_in_archive(data: bytes) -> _Live:
+    """What a volume holds, from Docker's archive of its directory (whose name prefixes every entry)."""
+    entries: dict[str, tarfile.TarInfo] = {}
+    content: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        for info in tar:
+            _, _, name = info.name.partition("/")
+            if not name:
                 continue
-        except OSError:
-            pass
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_bytes(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    for path in sorted(base.rglob("*"), reverse=True):
-        if path.is_file() and path not in wanted:
+            entries[name] = info
+            if info.isreg():
+                f = tar.extractfile(info)
+                content[name] = f.read() if f is not None else b""
+    top = {name: info for name, info in entries.items() if "/" not in name}
+    link = top.get(DATA_LINK)
+    gen = link.linkname if link is not None and link.issym() and link.linkname in GENERATIONS else None
+    files: Files = {}
+    if gen is not None and gen in top and top[gen].isdir():
+        prefix = f"{gen}/"
+        files = {name[len(prefix):]: (content[name], stat.S_IMODE(info.mode))
+                 for name, info in entries.items() if name.startswith(prefix) and info.isreg()}
+    links = frozenset(n for n, info in top.items()
+                      if not n.startswith("..") and info.issym() and info.linkname == _link_target(n))
+    others = frozenset(n for n in top if n not in links and n != DATA_LINK and n != gen)
+    return _Live(gen, files, links, others)
+
+
+def _live_on_disk(base: Path) -> _Live:
+    try:
+        gen: str | None = os.readlink(base / DATA_LINK)
+    except OSError:
+        gen = None
+    if gen not in GENERATIONS or not (base / str(gen)).is_dir():
+        gen = None
+    files: Files = {}
+    if gen is not None:
+        root = base / gen
+        for dirpath, _, names in os.walk(root):
+            for n in names:
+                path = Path(dirpath) / n
+                st = path.lstat()
+                if stat.S_ISREG(st.st_mode):
+                    files[str(path.relative_to(root))] = (path.read_bytes(), stat.S_IMODE(st.st_mode))
+    top = os.listdir(base)
+    links = frozenset(n for n in top if not n.startswith("..") and (base / n).is_symlink()
+                      and os.readlink(base / n) == _link_target(n))
+    others = frozenset(n for n in top if n not in links and n != DATA_LINK and n != gen)
+    return _Live(gen, files, links, others)
+
+
+def _remove(path: Path) -> None:
+    """Remove `path`, whatever it is (a link is removed, not followed); nothing if it is not there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def _make_dir(path: Path) -> None:
+    path.mkdir()
+    os.chmod(path, DIR_MODE)  # exact, whatever the umask: containers may read as any user
+
+
+def _replace_with_link(path: Path, target: str) -> None:
+    """Make `path` a symlink to `target` in one rename (a directory from an older layout is removed first)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def _write_dir(base: Path, files: Files) -> None:
+    """Make `base` hold exactly `files`, switching from the old set to the new one in one rename.
+
+    The new generation is written beside the live one; if that fails, it is
+    removed and readers keep the old set untouched.
+    """
+    base.mkdir(parents=True, exist_ok=True)
+    live = _live_on_disk(base)
+    tops = _tops(files)
+    if live.serves(files) and live.links == tops and not live.others:
+        return
+    gen = live.next_generation()
+    root = base / gen
+    _remove(root)
+    try:
+        _make_dir(root)
+        for name in sorted(files):
+            parent = root
+            for part in name.split("/")[:-1]:
+                parent = parent / part
+                if not parent.is_dir():
+                    _make_dir(parent)
+            data, mode = files[name]
+            write_atomic(root / name, data, mode)
+    except BaseException:
+        _remove(root)
+        raise
+    _replace_with_link(base / DATA_LINK, gen)
+    for top in sorted(tops - live.links):
+        _replace_with_link(base / top, _link_target(top))
+    for name in os.listdir(base):
+        if name not in tops and name not in (DATA_LINK, gen):
+            _remove(base / name)

@@ -22,6 +22,7 @@ from typing import Protocol
 
 from pikube.bootstrap import supervisor
 from pikube.bootstrap.units import Unit, render
+from pikube.fsutil import write_atomic
 
 Runner = Callable[[Sequence[str]], tuple[int, str]]
 
@@ -66,11 +67,7 @@ def _write_if_changed(path: Path, text: str) -> bool:
             return False
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_atomic(path, text, 0o644, make_parents=True)
     return True
 
 

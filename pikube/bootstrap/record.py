@@ -8,13 +8,13 @@ directories without being told again. It holds no secret.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from pikube.bootstrap.errors import BootstrapError
 from pikube.bootstrap.init import InitKind
+from pikube.fsutil import write_atomic
 
 
 class Role(StrEnum):
@@ -58,8 +58,4 @@ def load(path: Path) -> NodeRecord | None:
 
 
 def save(path: Path, record: NodeRecord) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(record.to_json())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_atomic(path, record.to_json(), 0o644, make_parents=True)  # no secret in it: anyone may read it

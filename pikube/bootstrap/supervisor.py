@@ -35,6 +35,7 @@ from typing import IO
 
 from pikube.bootstrap.units import Unit, parse
 from pikube.dev import processes
+from pikube.fsutil import write_atomic
 
 PIDFILE = "supervisor.pid"
 LOCKFILE = ".supervisor.lock"
@@ -91,9 +92,8 @@ def stop(units_dir: Path, timeout: float = 45.0) -> bool:
 
 
 def _write_pid(path: Path, pid: int, argv: Sequence[str] = ()) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(f"{pid}\n" + ("\0".join(argv) + "\n" if argv else ""))
-    os.replace(tmp, path)
+    # Readable by all: `pikube info` and the CLI look for the supervisor without being root.
+    write_atomic(path, f"{pid}\n" + ("\0".join(argv) + "\n" if argv else ""), 0o644)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Any
 from pikube.dev.boards import Lan
 from pikube.dev.errors import DevError
 from pikube.dev.naming import RunId
+from pikube.fsutil import write_atomic
 
 STATE_FILE = "state.json"
 ENV_FILE = "env"
@@ -103,10 +104,8 @@ def claim(state_dir: Path, state: State) -> None:
 
 
 def save(state_dir: Path, state: State) -> None:
-    """Replace the state file atomically."""
-    tmp = state_dir / f".{STATE_FILE}.tmp"
-    tmp.write_text(state.to_json())
-    os.replace(tmp, state_file(state_dir))
+    """Replace the state file atomically (mode 0644, as `claim` made it)."""
+    write_atomic(state_file(state_dir), state.to_json(), 0o644)
 
 
 def load(state_dir: Path) -> State:

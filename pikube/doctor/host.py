@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
+
+from pikube.fsutil import write_atomic
 
 
 class Host(Protocol):
@@ -88,13 +91,17 @@ class RealHost:
         return time.time()
 
     def write_text(self, path: str, text: str) -> None:
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.pikube-tmp")
-        tmp.write_text(text)
-        if target.exists():
-            os.chmod(tmp, target.stat().st_mode & 0o7777)
-        os.replace(tmp, target)
+        """A file that exists keeps its mode (and, written by root, its owner); a new one is 0644."""
+        try:
+            st: os.stat_result | None = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        if st is None:
+            write_atomic(path, text, 0o644, make_parents=True)
+        elif os.geteuid() == 0:
+            write_atomic(path, text, stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid)
+        else:
+            write_atomic(path, text, stat.S_IMODE(st.st_mode))
 
 
 def _short(exc: Exception) -> str:
