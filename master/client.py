@@ -9,6 +9,12 @@ revision and re-lists (delivering the difference) when the store answers Gone;
 its handlers should only enqueue keys. One informer per resource type is shared
 by every controller, so each store event is decoded once.
 
+A caller that reads nothing but metadata (the garbage collector) asks for a
+*metadata* informer: it caches `{apiVersion, kind, metadata}` projections, so
+the master does not keep a decoded copy of every ConfigMap and Secret. If any
+caller asks for the full informer of the same type, that one informer caches
+full objects for both (a running metadata informer lists again to get them).
+
 Cached objects are shared between controllers: never mutate one, copy it first.
 """
 
@@ -17,6 +23,7 @@ from __future__ import annotations
 import builtins
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -136,10 +143,19 @@ class Client:
         bind(self.handlers, self.kinds.pods, ns, name, {"target": {"name": node}})
 
 
-class Informer:
-    """A cache of one resource type, kept current by a store watch, with handlers and indexes."""
+def project(rt: ResourceType, obj: Obj) -> Obj:
+    """What a metadata informer keeps of `obj`: `apiVersion`, `kind` and `metadata` (shared, not copied)."""
+    return {"apiVersion": rt.api_version, "kind": rt.kind, "metadata": obj.get("metadata") or {}}
 
-    def __init__(self, store: Store, rt: ResourceType, stopping: threading.Event) -> None:
+
+class Informer:
+    """A cache of one resource type, kept current by a store watch, with handlers and indexes.
+
+    With `full=False` it caches (and hands its handlers) `project`ions only, until
+    `require_full` turns it into an informer of full objects.
+    """
+
+    def __init__(self, store: Store, rt: ResourceType, stopping: threading.Event, full: bool = True) -> None:
         self.rt = rt
         self._store = store
         self._stopping = stopping
@@ -150,6 +166,41 @@ class Informer:
         self._indexers: dict[str, Indexer] = {}
         self._indices: dict[str, dict[str, set[str]]] = {}
         self.synced = threading.Event()
+        self._full = full  # what new entries are: full objects, or projections
+        self._full_ready = threading.Event()  # every cached entry is a full object (a full listing is done)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def metadata_only(self) -> bool:
+        """Whether cached objects are projections (`apiVersion`, `kind`, `metadata`) only."""
+        return not self._full
+
+    def require_full(self, timeout: float = 30.0) -> None:
+        """Cache full objects from now on. Before `start` this only changes the mode; on a
+        running informer it waits until a new listing has replaced every projection, so
+        the caller's handlers (added after this returns) only ever see full objects."""
+        with self._lock:
+            self._full = True
+            running = self._thread is not None
+        if not running:
+            return
+        deadline = time.monotonic() + timeout
+        while not self._full_ready.wait(0.05):
+            if self._stopping.is_set():
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"informer {self.rt.plural}: no full listing within {timeout:.0f} s")
+
+    def start(self) -> threading.Thread:
+        """Run the list-and-watch loop in a daemon thread (once)."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self.run, name=f"informer-{self.rt.plural}", daemon=True)
+                self._thread.start()
+            return self._thread
+
+    def _shape(self, obj: Obj) -> Obj:
+        return obj if self._full else project(self.rt, obj)
 
     # --- wiring (before start) ---------------------------------------------------------
     def add_handler(self, handler: Handler) -> None:
@@ -211,8 +262,10 @@ class Informer:
                 self._stopping.wait(1.0)
 
     def _relist(self) -> int:
+        full = self._full
         items, revision = self._store.list(self._prefix)
-        fresh = {obj_key(o): o for o in items}
+        fresh = {obj_key(o): o if full else project(self.rt, o) for o in items}
+        del items
         with self._lock:
             old = self._cache
             changes: builtins.list[tuple[Obj | None, Obj | None]] = []
@@ -231,16 +284,20 @@ class Informer:
                 self._indices[name] = index
         for before, after in changes:
             self._dispatch(before, after)
+        if full:  # only now: a handler added after `require_full` returns hears of no projection
+            self._full_ready.set()
         return revision
 
     def _watch(self, revision: int) -> None:
         watcher = self._store.watch(self._prefix, revision)
         try:
             while not self._stopping.is_set():
+                if self._full and not self._full_ready.is_set():
+                    return  # upgraded to full objects: list again to replace the projections
                 event = watcher.next(timeout=1.0)
                 if event is None:
                     continue
-                obj = event.object
+                obj = self._shape(event.object)
                 key = obj_key(obj)
                 with self._lock:
                     before = self._cache.get(key)
@@ -287,10 +344,23 @@ class InformerFactory:
         self._started: set[str] = set()
 
     def informer(self, rt: ResourceType) -> Informer:
+        """The shared informer of full objects of `rt` (a metadata informer of `rt` becomes one)."""
         key = rt.prefix("")
-        if key not in self._informers:
-            self._informers[key] = Informer(self._store, rt, self._stopping)
-        return self._informers[key]
+        inf = self._informers.get(key)
+        if inf is None:
+            inf = self._informers[key] = Informer(self._store, rt, self._stopping)
+        elif inf.metadata_only:
+            inf.require_full()
+        return inf
+
+    def metadata_informer(self, rt: ResourceType) -> Informer:
+        """The shared informer of `rt` for a caller that reads only `apiVersion`, `kind` and
+        `metadata`: projections, unless some caller asks for full objects of `rt` too."""
+        key = rt.prefix("")
+        inf = self._informers.get(key)
+        if inf is None:
+            inf = self._informers[key] = Informer(self._store, rt, self._stopping, full=False)
+        return inf
 
     def start(self) -> list[threading.Thread]:
         threads = []
@@ -298,9 +368,7 @@ class InformerFactory:
             if key in self._started:
                 continue
             self._started.add(key)
-            t = threading.Thread(target=inf.run, name=f"informer-{inf.rt.plural}", daemon=True)
-            t.start()
-            threads.append(t)
+            threads.append(inf.start())
         return threads
 
     def wait_synced(self, timeout: float = 30.0) -> bool:

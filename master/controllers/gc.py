@@ -67,7 +67,7 @@ class GarbageCollector(Controller):
         for rt in self.client.catalog:
             if rt.plural in _SKIP:
                 continue
-            inf = env.informers.informer(rt)
+            inf = env.informers.metadata_informer(rt)
             inf.add_indexer("owner", _owner_uids)
             self.types[f"{rt.group}|{rt.plural}"] = (rt, inf)
         for rt, inf in self.types.values():

@@ -201,3 +201,42 @@ def drain(gc: GarbageCollector) -> list[str]:
         keys.append(key)
         gc.queue.done(key)
     return keys
+
+
+def test_the_collector_caches_metadata_and_writes_only_metadata(gc: GarbageCollector) -> None:
+    """Its informers hold projections; orphaning and finalizer removal must not write a projection back."""
+    assert all(inf.metadata_only for _, inf in gc.types.values()), "no other controller asked for full objects"
+    configmaps = gc.client.catalog.by_kind("", "ConfigMap")
+    assert configmaps is not None
+    owner = gc.client.create(configmaps, NS, {"metadata": {"name": "owner", "finalizers": ["example.com/hold"]},
+                                              "data": {"a": "1"}})
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}
+    gc.client.create(configmaps, NS, {"metadata": {"name": "dep", "ownerReferences": [ref]}, "data": {"b": "2"}})
+    catch_up(gc)
+    assert set(gc.types["|configmaps"][1].get(NS, "dep") or {}) == {"apiVersion", "kind", "metadata"}
+    gc.client.delete(configmaps, NS, "owner", propagation="Orphan")
+    catch_up(gc)
+    gc.sync(f"|configmaps|{NS}|owner")
+    dep, held = live(gc, configmaps, "dep"), live(gc, configmaps, "owner")
+    assert dep is not None and not dep["metadata"].get("ownerReferences") and dep["data"] == {"b": "2"}
+    assert held is not None and held["metadata"]["finalizers"] == ["example.com/hold"] and held["data"] == {"a": "1"}
+
+
+def test_only_the_types_no_controller_reads_in_full_stay_metadata_only(tmp_path: Path) -> None:
+    from master.controllers import CONTROLLERS
+
+    store = SqliteStore(tmp_path / "state.db")
+    ctx = ApiContext(MasterSettings(data_dir=tmp_path), store, Catalog(builtin_resources()))
+    client = Client(Handlers(ctx))
+    stopping = threading.Event()
+    env = Env(ctx.settings, client, InformerFactory(store, stopping), Recorder(client, stopping), stopping)
+    try:
+        built = {name: make(env) for name, make in CONTROLLERS.items()}
+        collector = built["garbagecollector"]
+        assert isinstance(collector, GarbageCollector)
+        light = sorted(rt.plural for rt, inf in collector.types.values() if inf.metadata_only)
+        assert light == ["configmaps", "secrets"]
+        assert env.informers.informer(env.kinds.pods) is collector.types["|pods"][1]
+    finally:
+        stopping.set()
+        store.close()
