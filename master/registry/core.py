@@ -80,6 +80,10 @@ def _data_key_causes(data: Any, path: str) -> list[Cause]:
         return [Cause(path, "Invalid value: must be a map")]
     causes = []
     for key in data:
+        if str(key) in (".", "..") or str(key).startswith(".."):
+            rule = f"must not be '{key}'" if str(key) in (".", "..") else "must not start with '..'"
+            causes.append(Cause(f"{path}[{key}]", f'Invalid value: "{key}": {rule}'))
+            continue
         if not _CONFIG_KEY.match(str(key)) or len(str(key)) > 253:
             causes.append(Cause(f"{path}[{key}]", f'Invalid value: "{key}": a valid config key must '
                                 "consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  "

@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 from master.api.resource import Strategy
+from master.registry import volumes
 from pikube.errors import Cause
 from pikube.kube import quantity, validation
 
@@ -55,9 +56,7 @@ def default_pod_spec(spec: Obj, toleration_seconds: int | None = None) -> None:
             default_container(c)
     for v in spec.get("volumes") or []:
         if isinstance(v, dict):
-            for src in ("configMap", "secret"):
-                if isinstance(v.get(src), dict):
-                    v[src].setdefault("defaultMode", 420)
+            volumes.default_volume(v)
     if toleration_seconds is not None:
         tolerations = spec.setdefault("tolerations", [])
         if isinstance(tolerations, list):
@@ -133,17 +132,20 @@ def validate_pod_spec(spec: Any, path: str) -> list[Cause]:
         causes.append(Cause(f"{path}.restartPolicy",
                             f'Unsupported value: "{policy}": supported values: "Always", "OnFailure", '
                             '"Never"', "FieldValueNotSupported"))
-    volumes: set[str] = set()
+    names_seen: set[str] = set()
     for i, v in enumerate(spec.get("volumes") or []):
         vname = v.get("name") if isinstance(v, dict) else None
         if not vname:
             causes.append(Cause(f"{path}.volumes[{i}].name", "Required value", "FieldValueRequired"))
             continue
         causes += validation.dns1123_label(str(vname), f"{path}.volumes[{i}].name")
-        volumes.add(str(vname))
+        if str(vname) in names_seen:
+            causes.append(validation.duplicate(f"{path}.volumes[{i}].name", vname))
+        names_seen.add(str(vname))
+        causes += volumes.volume_causes(v, f"{path}.volumes[{i}]")
     for ci, c in enumerate(containers):
         for mi, m in enumerate((c.get("volumeMounts") or []) if isinstance(c, dict) else []):
-            if isinstance(m, dict) and m.get("name") not in volumes:
+            if isinstance(m, dict) and m.get("name") not in names_seen:
                 causes.append(Cause(f"{path}.containers[{ci}].volumeMounts[{mi}].name",
                                     f'Not found: "{m.get("name")}"', "FieldValueNotFound"))
             if isinstance(m, dict) and not m.get("mountPath"):

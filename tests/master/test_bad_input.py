@@ -173,3 +173,61 @@ def test_labelling_a_terminating_namespace_keeps_it(master: RunningMaster, admin
     # Let it go: drop the config map's finalizer; the namespace controller then finishes the namespace.
     admin.patch(f"{base}/going/configmaps/c", json={"metadata": {"finalizers": None}},
                 headers={"Content-Type": "application/merge-patch+json"})
+
+
+def _pod(volumes: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "vol-check"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}], "volumes": volumes}}
+
+
+@pytest.mark.parametrize(("volumes", "field", "text"), [
+    ([{"name": "v", "configMap": {"name": "cm", "items": [{"key": "k", "path": "../../etc/passwd"}]}}],
+     "spec.volumes[0].configMap.items[0].path", "must not contain '..'"),
+    ([{"name": "v", "secret": {"secretName": "s", "items": [{"key": "k", "path": "/etc/shadow"}]}}],
+     "spec.volumes[0].secret.items[0].path", "must be a relative path"),
+    ([{"name": "v", "secret": {"secretName": "s", "items": [{"key": "k", "path": "..data"}]}}],
+     "spec.volumes[0].secret.items[0].path", "must not start with '..'"),
+    ([{"name": "v", "secret": {"secretName": "s", "defaultMode": 4096}}],
+     "spec.volumes[0].secret.defaultMode", "between 0 and 0777"),
+    ([{"name": "v", "configMap": {"name": "cm", "items": [{"key": "k", "path": "p", "mode": -1}]}}],
+     "spec.volumes[0].configMap.items[0].mode", "between 0 and 0777"),
+    ([{"name": "v", "secret": {}}], "spec.volumes[0].secret.secretName", "Required value"),
+    ([{"name": "v", "configMap": {"name": "cm", "items": [{"path": "p"}]}}],
+     "spec.volumes[0].configMap.items[0].key", "Required value"),
+    ([{"name": "v", "emptyDir": {}}, {"name": "v", "emptyDir": {}}], "spec.volumes[1].name", "Duplicate value"),
+    ([{"name": "v", "emptyDir": {}, "hostPath": {"path": "/tmp"}}], "spec.volumes[0].hostPath",
+     "may not specify more than 1 volume type"),
+])
+def test_pod_volumes_that_would_escape_or_make_no_sense_are_refused(
+        master: RunningMaster, admin: requests.Session, volumes: list[dict[str, Any]], field: str,
+        text: str) -> None:
+    url = master.url + "/api/v1/namespaces/default/pods"
+    resp = admin.post(url, json=_pod(volumes))
+    assert resp.status_code == 422, resp.text
+    body = status_of(resp)
+    causes = body["details"]["causes"]
+    assert any(c["field"] == field and text in c["message"] for c in causes), causes
+    assert admin.get(url + "/vol-check").status_code == 404
+
+
+def test_pod_volume_defaults(master: RunningMaster, admin: requests.Session) -> None:
+    url = master.url + "/api/v1/namespaces/default/pods"
+    resp = admin.post(url, json=_pod([{"name": "scratch"}, {"name": "cfg", "configMap": {"name": "cm"}}]))
+    assert resp.status_code == 201, resp.text
+    vols = resp.json()["spec"]["volumes"]
+    assert vols[0] == {"name": "scratch", "emptyDir": {}}
+    assert vols[1]["configMap"] == {"name": "cm", "defaultMode": 0o644}
+    admin.delete(url + "/vol-check", params={"gracePeriodSeconds": "0"})
+
+
+@pytest.mark.parametrize("key", [".", "..", "..data"])
+def test_config_keys_that_are_paths_up_are_refused(master: RunningMaster, admin: requests.Session,
+                                                   key: str) -> None:
+    before = count_configmaps(admin, master)
+    resp = admin.post(master.url + CM_URL, json={"metadata": {"name": "dots"}, "data": {key: "x"}})
+    assert resp.status_code == 422, resp.text
+    assert any(c["field"] == f"data[{key}]" for c in status_of(resp)["details"]["causes"])
+    assert count_configmaps(admin, master) == before
+    resp = admin.post(master.url + "/api/v1/namespaces/default/secrets",
+                      json={"metadata": {"name": "dots"}, "stringData": {key: "x"}})
+    assert resp.status_code == 422, resp.text
