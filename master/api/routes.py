@@ -163,7 +163,7 @@ def dispatch(ctx: ApiContext, handlers: Handlers, target: Target, stopping: thre
     if verb == "list":
         return json_response(render.many(handlers.list(rt, ns, opts)))
     if verb == "watch":
-        timeout = float(request.args.get("timeoutSeconds") or 1800)
+        timeout = _watch_timeout(request.args.get("timeoutSeconds"))
         bookmarks = request.args.get("allowWatchBookmarks") in _TRUE
         gen = watch.stream(ctx.store, rt, ns, opts, request.args.get("resourceVersion", ""), timeout,
                            bookmarks, render.one, stopping)
@@ -215,3 +215,17 @@ def _delete_options(limit: int) -> Obj:
                 value = value in _TRUE
             options[key] = value
     return options
+
+
+def _watch_timeout(text: str | None) -> float:
+    """A watch's `timeoutSeconds`: an integer; absent or 0 means the server's default (30 minutes), and a
+    negative one ends the watch at once, as on Kubernetes."""
+    if text is None or text == "":
+        return 1800.0
+    try:
+        seconds = int(text)
+    except ValueError:
+        raise errors.BadRequest(message=f'invalid timeoutSeconds "{text}": must be an integer') from None
+    if seconds < 0:
+        return 0.0
+    return float(seconds or 1800)

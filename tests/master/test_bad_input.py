@@ -231,3 +231,13 @@ def test_config_keys_that_are_paths_up_are_refused(master: RunningMaster, admin:
     resp = admin.post(master.url + "/api/v1/namespaces/default/secrets",
                       json={"metadata": {"name": "dots"}, "stringData": {key: "x"}})
     assert resp.status_code == 422, resp.text
+
+
+def test_watch_timeout_must_be_an_integer(master: RunningMaster, admin: requests.Session) -> None:
+    resp = admin.get(master.url + CM_URL, params={"watch": "1", "timeoutSeconds": "soon"}, timeout=10)
+    assert resp.status_code == 400, resp.text
+    assert 'invalid timeoutSeconds "soon"' in status_of(resp)["message"]
+    # A negative timeout ends the watch at once (an empty stream), as Kubernetes does.
+    resp = admin.get(master.url + CM_URL, params={"watch": "1", "timeoutSeconds": "-1"}, timeout=10)
+    assert resp.status_code == 200 and resp.text == ""
+    assert admin.get(master.url + "/healthz").status_code == 200
