@@ -8,6 +8,7 @@ processes a 1 GB board cannot spare.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import socket
@@ -95,6 +96,7 @@ class Master:
             t.start()
             self._threads.append(t)
         self._threads += controllers.start_all(self.ctx, Handlers(self.ctx), self.stopping)
+        _freeze_startup_heap()
         log.info("pikube master serving on %s:%d (advertised as %s)", s.bind, s.port, self.server_url)
 
     def _compact_loop(self) -> None:
@@ -140,6 +142,15 @@ class Master:
         done.wait()
         log.info("pikube master stopping")
         self.stop()
+
+
+def _freeze_startup_heap() -> None:
+    """Exempt what start-up built (modules, schemas, the catalog, informer caches: ~50,000 objects) from
+    Python's cyclic garbage collector. A full collection walks every tracked object while holding the
+    GIL, so with them it stalled every request for 40-50 ms about twice a minute under load; without
+    them it takes 2-3 ms (bench/RESULTS.md). They live as long as the process, so nothing is lost."""
+    gc.collect()
+    gc.freeze()
 
 
 def run(settings: MasterSettings) -> None:
