@@ -409,7 +409,7 @@ def _write_dir(base: Path, files: Files) -> None:
                 if not parent.is_dir():
                     _make_dir(parent)
             data, mode = files[name]
-            write_atomic(root / name, data, mode)
+            write_atomic(root / name, data, mode, durable=False)  # rebuilt from the API after a power cut
     except BaseException:
         _remove(root)
         raise

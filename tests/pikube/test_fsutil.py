@@ -140,7 +140,10 @@ def test_interrupt_removes_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_directory_is_fsynced_after_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("durable", "expected"), [(True, ["fsync-file", "replace", "fsync-dir"]),
+                                                   (False, ["replace"])])
+def test_directory_is_fsynced_after_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durable: bool,
+                                           expected: list[str]) -> None:
     path = tmp_path / "f"
     events: list[str] = []
     real_fsync, real_replace = os.fsync, os.replace
@@ -155,8 +158,9 @@ def test_directory_is_fsynced_after_rename(tmp_path: Path, monkeypatch: pytest.M
 
     monkeypatch.setattr(os, "fsync", spy_fsync)
     monkeypatch.setattr(os, "replace", spy_replace)
-    write_atomic(path, b"x")
-    assert events == ["fsync-file", "replace", "fsync-dir"]
+    write_atomic(path, b"x", 0o640, durable=durable)
+    assert events == expected
+    assert path.read_bytes() == b"x" and stat.S_IMODE(path.stat().st_mode) == 0o640
 
 
 def test_missing_directory_fails_unless_asked(tmp_path: Path) -> None:
