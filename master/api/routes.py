@@ -166,7 +166,7 @@ def dispatch(ctx: ApiContext, handlers: Handlers, target: Target, stopping: thre
         timeout = _watch_timeout(request.args.get("timeoutSeconds"))
         bookmarks = request.args.get("allowWatchBookmarks") in _TRUE
         gen = watch.stream(ctx.store, rt, ns, opts, request.args.get("resourceVersion", ""), timeout,
-                           bookmarks, render.one, stopping)
+                           bookmarks, render.one, stopping, watch.SHARED_LINES if render.table is None else None)
         return Response(gen, status=200, mimetype="application/json",
                         headers={"Cache-Control": "no-cache, private", STREAM_HEADER: "1"})
     fields = FieldCheck.parse(request.args.get("fieldValidation"))
