@@ -63,9 +63,18 @@ def parse_path(ctx: ApiContext, group: str, version: str, rest: str) -> Target:
         raise errors.NotFound(message="the server could not find the requested resource")
     name = parts[1] if len(parts) > 1 else ""
     sub = parts[2] if len(parts) > 2 else ""
+    if rt.kind == "Pod" and sub in _STREAMING_SUBRESOURCES and len(parts) == 3:
+        raise errors.NotFound(message=f"pikube does not offer {sub} yet: it needs a streaming connection through the "
+                                      "master to the node's agent, which is not built. `kubectl logs` works; on the "
+                                      "pod's board, `docker ps --filter label=io.kubernetes.pod.name=NAME` finds its "
+                                      "containers for `docker exec`")
     if len(parts) > 3 or (sub and sub not in rt.subresources):
         raise errors.NotFound(message="the server could not find the requested resource")
     return Target(rt, namespace, name, sub, legacy_watch)
+
+
+# Pod subresources kubectl upgrades to a stream (exec, attach, port-forward); not offered yet.
+_STREAMING_SUBRESOURCES = ("exec", "attach", "portforward")
 
 
 def group_blueprint(ctx: ApiContext, handlers: Handlers, group: str, stopping: threading.Event) -> Blueprint:
