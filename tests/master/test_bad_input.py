@@ -238,7 +238,9 @@ def test_watch_timeout_must_be_an_integer(master: RunningMaster, admin: requests
     assert resp.status_code == 400, resp.text
     assert 'invalid timeoutSeconds "soon"' in status_of(resp)["message"]
     # A negative timeout ends the watch at once (an empty stream), as Kubernetes does.
-    resp = admin.get(master.url + CM_URL, params={"watch": "1", "timeoutSeconds": "-1"}, timeout=10)
+    rv = admin.get(master.url + CM_URL).json()["metadata"]["resourceVersion"]
+    resp = admin.get(master.url + CM_URL, params={"watch": "1", "timeoutSeconds": "-1", "resourceVersion": rv},
+                     timeout=10)
     assert resp.status_code == 200 and resp.text == ""
     assert admin.get(master.url + "/healthz").status_code == 200
 
