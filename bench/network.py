@@ -1,10 +1,10 @@
 """Pod network benchmark: pod-to-pod throughput across boards against the LAN itself, and ClusterIP connection cost.
 
 For each backend (host-gw, vxlan) it brings up two simulated boards with a real
-master and `pikube agent --pod-network bridge --backend …` each (the three-board
-cluster of `tests/network`, with two boards), a `client` pod on b1 and a
-`server` pod on b2, and measures in the same run, interleaved round by round so
-a noisy moment hits both sides alike:
+master and `pikube agent --pod-network bridge --backend …` each (the lab of
+`pikube.dev.netlab` that `tests/network` runs on, with two boards), a `client`
+pod on b1 and a `server` pod on b2, and measures in the same run, interleaved
+round by round so a noisy moment hits both sides alike:
 
 - iperf3 TCP throughput board b1 → board b2 over the LAN (the baseline) and pod
   on b1 → pod on b2 (iperf3 is a Debian binary run in the pods' network
@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.network.conftest import NetCluster, cluster_up
+from pikube.dev.netlab import NetCluster, cluster_up
 
 BOARDS = ("b1", "b2")
 IPERF_PORT = 5201

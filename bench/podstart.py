@@ -31,8 +31,8 @@ from typing import Any
 import requests
 
 from bench.api import pct, rss_mb
-from tests.agent.kubelet.conftest import AgentProcess, agent_argv, make_token, remove_node_containers
-from tests.master.conftest import start_master
+from pikube.dev.localagent import AgentProcess, agent_argv, make_token, remove_node_containers
+from pikube.dev.localmaster import start_master
 
 NODE = "bench-node"
 COMMAND = ["sleep", "3600"]
@@ -125,8 +125,8 @@ def bench(args: argparse.Namespace) -> dict[str, float]:
     image = images.BUSYBOX_IMAGE
     master = start_master(tmp / "master")
     agent = AgentProcess(node=NODE, data_dir=tmp / "agent", log_path=tmp / "agent.log",
-                         argv=agent_argv(master, NODE, tmp / "agent", engine.host, make_token(master)))
-    agent.argv[agent.argv.index("--log-level"):agent.argv.index("--log-level") + 2] = ["--log-level", "warning"]
+                         argv=agent_argv(master, NODE, tmp / "agent", engine.host, make_token(master, "bench.podstart"),
+                                         log_level="warning"))
     results: dict[str, float] = {}
     try:
         agent.start()

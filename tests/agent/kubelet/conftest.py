@@ -7,55 +7,28 @@ when the fixture ends.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from tests.master.conftest import ROOT, RunningMaster, free_port, kubectl, start_master
+from pikube.dev.localagent import NODE_LABEL, AgentProcess, agent_argv, make_token, remove_node_containers
+from pikube.dev.localmaster import RunningMaster, start_master
+from pikube.dev.netlab import start_master_on
+from tests.master.conftest import kubectl
+
+# The launchers live in pikube.dev (benchmarks use them too); tests import them from here as before.
+__all__ = ["NODE_LABEL", "AgentProcess", "Cluster", "ContainerRow", "agent_argv", "cluster", "condition",
+           "container_status", "make_token", "phase", "remove_node_containers", "start_master_on",
+           "wait_node_ready"]
 
 Obj = dict[str, Any]
-NODE_LABEL = "pikube.io/node"
-
-
-@dataclass
-class AgentProcess:
-    node: str
-    data_dir: Path
-    log_path: Path
-    argv: list[str]
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def log_tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
 
 
 @dataclass(frozen=True)
@@ -162,45 +135,6 @@ def condition(pod: Obj, kind: str) -> str:
     return ""
 
 
-def make_token(master: RunningMaster) -> str:
-    from master.pki import pki_paths
-    from master.tokens import TokenStore
-
-    return TokenStore.for_pki(master.data_dir, pki_paths(master.data_dir)).create(3600, "tests")
-
-
-def agent_argv(master: RunningMaster, node: str, data_dir: Path, docker_host: str, token: str,
-               extra: list[str] | None = None) -> list[str]:
-    return [sys.executable, "-m", "pikube.cli", "agent", "--server", master.url, "--token", token,
-            "--node-name", node, "--data-dir", str(data_dir), "--docker-host", docker_host,
-            "--node-ip", "127.0.0.1", "--log-bind", "127.0.0.1", "--log-port", str(free_port()),
-            "--log-level", "info", *(extra or [])]
-
-
-def start_master_on(address: str, data_dir: Path) -> RunningMaster:
-    """A `pikube master` listening on `address` (say, the test LAN's host address) instead of loopback."""
-    port = free_port()
-    log_path = data_dir.parent / "master.log"
-    data_dir.mkdir(parents=True)
-    proc = subprocess.Popen([sys.executable, "-m", "pikube.cli", "master", "--data-dir", str(data_dir),
-                             "--bind", address, "--port", str(port), "--tls-san", address, "--web-port", "0"],
-                            stdout=log_path.open("ab"), stderr=subprocess.STDOUT, cwd=ROOT)
-    m = RunningMaster(data_dir, port, proc, log_path)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"master exited: {log_path.read_text()[-3000:]}")
-        try:
-            if m.kubeconfig.exists() and requests.get(f"https://{address}:{port}/healthz", verify=str(m.ca),
-                                                      timeout=1).ok:
-                return m
-        except (requests.RequestException, OSError):
-            pass
-        time.sleep(0.1)
-    m.stop(9)
-    raise RuntimeError(log_path.read_text()[-3000:])
-
-
 def wait_node_ready(c: Cluster, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -211,16 +145,6 @@ def wait_node_ready(c: Cluster, timeout: float = 30.0) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"node {c.node} not Ready in {timeout}s:\n{c.agent.log_tail()}")
-
-
-def remove_node_containers(docker: Any, node: str) -> None:
-    """Remove every container and volume labelled with `node` (after a test, pass or fail)."""
-    for row in docker.api.containers(all=True, filters={"label": [f"{NODE_LABEL}={node}"]}):
-        with contextlib.suppress(Exception):
-            docker.api.remove_container(row["Id"], force=True, v=True)
-    for vol in (docker.api.volumes(filters={"label": [f"{NODE_LABEL}={node}"]}) or {}).get("Volumes") or []:
-        with contextlib.suppress(Exception):
-            docker.api.remove_volume(vol["Name"], force=True)
 
 
 @pytest.fixture(scope="module")
