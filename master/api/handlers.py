@@ -113,6 +113,34 @@ def revision_of(obj: Obj) -> int:
         return 0
 
 
+CONTINUE_EXPIRED = (
+    "The provided continue parameter is too old to display a consistent list result. You can start a new "
+    "list without the continue parameter, or use the continue token in this response to retrieve the "
+    "remainder of the results. Continuing with the provided token results in an inconsistent list - "
+    "objects that were created, modified, or deleted between the time the first chunk was returned and "
+    "now may show up in the list.")
+
+
+@dataclass
+class ContinueExpired(errors.Gone):
+    """410 Expired for a continue token whose revision the store can no longer read; like
+    Kubernetes, the Status carries a token that continues from the same key at the current
+    state (`metadata.continue`)."""
+
+    continue_token: str = ""
+
+    def status(self) -> dict[str, Any]:
+        body = super().status()
+        body["metadata"] = {"continue": self.continue_token}
+        return body
+
+
+def encode_continue(revision: int, start: str) -> str:
+    """A continue token: the next page starts at key `start` and reads at `revision`
+    (-1: at the current state)."""
+    return base64.urlsafe_b64encode(json.dumps({"rv": revision, "start": start}).encode()).decode()
+
+
 class Handlers:
     """The verbs, bound to one API context."""
 
@@ -128,18 +156,35 @@ class Handlers:
         return with_type(rt, obj)
 
     def list(self, rt: ResourceType, ns: str, opts: ListOptions) -> Obj:
-        start = ""
+        """A list, or one page of it (`limit`). Every page of a paged list is read at the
+        revision of the first page (its continue token carries it), as Kubernetes serves
+        pages from one etcd revision: objects changed between pages appear as they were."""
+        start, revision = "", 0  # revision 0: the current state
         if opts.continue_token:
-            start = self._decode_continue(opts.continue_token, rt, ns)
+            start, revision = self._decode_continue(opts.continue_token, rt, ns)
         prefix = rt.prefix(ns)
         items: builtins.list[Obj] = []
         next_key = ""
-        revision = self.store.revision()
         # Read in pages until `limit` matching items are found (selectors filter after the store).
         cursor = start
+        restarts = 0
         while True:
-            page, revision = self.store.list(prefix, start=cursor, limit=(opts.limit + 1) if opts.limit else 0)
-            for obj in page:
+            try:
+                page = self.store.list_page(prefix, start=cursor, limit=(opts.limit + 1) if opts.limit else 0,
+                                            revision=revision)
+            except errors.Gone:
+                if opts.continue_token:
+                    raise ContinueExpired(message=CONTINUE_EXPIRED,
+                                          continue_token=encode_continue(-1, start)) from None
+                # A first page whose own revision became unreadable between two reads (thousands
+                # of writes meanwhile): start it again at the current state.
+                restarts += 1
+                if restarts > 3:
+                    raise
+                items, cursor, revision = [], start, 0
+                continue
+            revision = page.revision  # later reads of this request, and the next page, read at it
+            for obj in page.items:
                 key = rt.key(obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
                 if opts.limit and len(items) == opts.limit:
                     next_key = key
@@ -148,17 +193,21 @@ class Handlers:
                     obj.pop("apiVersion", None)
                     obj.pop("kind", None)
                     items.append(obj)
-            if next_key or not opts.limit or len(page) <= opts.limit:
+            if next_key or not opts.limit or len(page.items) <= opts.limit:
                 break
-            last = page[-1]["metadata"]
+            last = page.items[-1]["metadata"]
             cursor = rt.key(last.get("namespace", ""), last["name"]) + "\x00"
         metadata: Obj = {"resourceVersion": str(revision)}
         if next_key:
-            token = json.dumps({"rv": revision, "start": next_key}).encode()
-            metadata["continue"] = base64.urlsafe_b64encode(token).decode()
+            metadata["continue"] = encode_continue(revision, next_key)
+            if opts.label_selector is None and opts.field_selector is None:
+                # Without selectors the last page read holds `limit` items and then next_key's.
+                metadata["remainingItemCount"] = page.remaining + 1
         return {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": metadata, "items": items}
 
-    def _decode_continue(self, token: str, rt: ResourceType, ns: str) -> str:
+    def _decode_continue(self, token: str, rt: ResourceType, ns: str) -> tuple[str, int]:
+        """(first key, revision) of a continue token; revision 0 for Kubernetes' inconsistent
+        continuation (-1 in the token: continue at the current state)."""
         try:
             data = json.loads(base64.urlsafe_b64decode(token.encode()))
             start, rv = str(data["start"]), int(data["rv"])
@@ -166,10 +215,12 @@ class Handlers:
             raise errors.BadRequest(message="continue key is not valid: illegal base64 data") from None
         if not start.startswith(rt.prefix(ns)):
             raise errors.BadRequest(message="continue key is not valid: key does not match the request")
-        if rv < self.store.compacted_revision():
-            raise errors.Gone(message="The provided continue parameter is too old to display a consistent "
-                                      "list result. You can start a new list without the continue parameter.")
-        return start
+        if rv == -1:
+            return start, 0
+        if rv <= 0 or rv > self.store.revision():
+            raise errors.BadRequest(message="continue key is not valid: incorrect encoded start "
+                                            "resourceVersion (version meta.k8s.io/v1)")
+        return start, rv
 
     # ---- create --------------------------------------------------------------
     def create(self, rt: ResourceType, ns: str, body: Obj, dry_run: bool = False,

@@ -45,6 +45,16 @@ class Watcher(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing: objects in key order, the revision the page reflects, and
+    how many more objects under the prefix follow the page at that revision."""
+
+    items: list[Obj]
+    revision: int
+    remaining: int
+
+
 # A read-modify-write step: gets the current object (None if absent) and returns the
 # object to store, or None to delete it. Raising aborts the write and stores nothing.
 Mutation = Callable[[Obj | None], Obj | None]
@@ -63,6 +73,13 @@ class Store(Protocol):
     def list(self, prefix: str, start: str = "", limit: int = 0) -> tuple[list[Obj], int]:
         """Objects with keys under `prefix`, in key order, from key `start` (inclusive) on,
         at most `limit` (0: all); and the revision the listing reflects."""
+
+    def list_page(self, prefix: str, start: str = "", limit: int = 0, revision: int = 0) -> Page:
+        """Like `list`, at `revision` (0: the current state): every object as it was at
+        that revision, so pages read at one revision never show an object twice or miss
+        one whatever changed between them. Raises `pikube.errors.Gone` if the store can
+        no longer tell the state at `revision` (compacted, for one), BadRequest if it is
+        newer than the store's revision."""
 
     def create(self, key: str, obj: Obj, durable: bool = True) -> Obj:
         """Store a new object. Raises AlreadyExists if the key exists."""

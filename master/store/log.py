@@ -163,6 +163,21 @@ class LogDB:
             )
         ]
 
+    def first_changes(self, prefix: str, start: str, after: int, through: int) -> list[tuple[str, int, bytes | None]]:
+        """(key, revision, old_value) of each key's oldest row with `after < revision <= through`,
+        for keys under `prefix` from `start` on (a snapshot read at `after` undoes these)."""
+        # SQLite takes a bare column from the row holding the MIN(). `+key` keeps the planner
+        # on the revision range (the rows since a snapshot), not on the key index.
+        return [
+            (str(k), int(r), None if o is None else bytes(o))
+            for k, r, o in self._r.execute(
+                "SELECT key, MIN(revision), old_value FROM log"
+                " WHERE revision > ?1 AND revision <= ?2 AND substr(key, 1, ?3) = ?4 AND +key >= ?5"
+                " GROUP BY key",
+                (after, through, len(prefix), prefix, start),
+            )
+        ]
+
     def row_count(self) -> int:
         row = self._r.execute("SELECT COUNT(*) FROM log").fetchone()
         return int(row[0])

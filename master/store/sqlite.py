@@ -1,13 +1,17 @@
 """The default store: API objects in one SQLite file, served from memory.
 
-Reads never touch SQL: every current object is cached as serialized JSON and
-decoded into a fresh dict per read. Writes are checked against the newest state
-under one writer lock, get the next global revision, and are handed to a commit
-pipeline: whichever waiting writer finds no commit running becomes the committer,
-appends every queued write to the log in one fsynced transaction (group commit,
-so concurrent writers share an fsync on a slow SD card), then publishes them to
-the cache, the ring of recent changes and the watchers, in revision order. A
-write returns only after it is published, and a durable one only after fsync.
+Reads of the current state never touch SQL: every current object is cached as
+serialized JSON and decoded into a fresh dict per read. A page read at an older
+revision (a continue token's) undoes the changes made since, from the ring of
+recent changes or, once they have left it, from the log.
+
+Writes are checked against the newest state under one writer lock, get the next
+global revision, and are handed to a commit pipeline: whichever waiting writer
+finds no commit running becomes the committer, appends every queued write to
+the log in one fsynced transaction (group commit, so concurrent writers share an
+fsync on a slow SD card), then publishes them to the cache, the ring of recent
+changes and the watchers, in revision order. A write returns only after it is
+published, and a durable one only after fsync.
 
 Volatile writes (`durable=False`) travel the same pipeline but write no row; see
 `docs/store.md` for what survives a restart and why revisions never go back.
@@ -21,7 +25,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from master.store.base import EventType, Mutation, Obj, Store, Watcher
+from master.store.base import EventType, Mutation, Obj, Page, Store, Watcher
 from master.store.log import META_COMPACTED, META_RESERVED, LogDB, Row
 from master.store.pipeline import Committer
 from master.store.records import Entry, Pending, decode, encode
@@ -76,15 +80,95 @@ class SqliteStore:
         return None if entry is None else decode(entry.data)
 
     def list(self, prefix: str, start: str = "", limit: int = 0) -> tuple[list[Obj], int]:
-        found: builtins.list[bytes] = []
+        page = self.list_page(prefix, start, limit)
+        return page.items, page.revision
+
+    def list_page(self, prefix: str, start: str = "", limit: int = 0, revision: int = 0) -> Page:
+        if revision:
+            return self._snapshot_page(prefix, start, limit, revision)
         with self._state_lock:
             keys = self._keys
             i = bisect.bisect_left(keys, max(prefix, start))
-            while i < len(keys) and keys[i].startswith(prefix) and (limit <= 0 or len(found) < limit):
-                found.append(self._objects[keys[i]].data)
-                i += 1
+            end = _range_end(keys, prefix, i)
+            stop = end if limit <= 0 else min(end, i + limit)
+            found = [self._objects[k].data for k in keys[i:stop]]
             revision = self._published
-        return [decode(d) for d in found], revision
+        return Page([decode(d) for d in found], revision, end - stop)
+
+    def _snapshot_page(self, prefix: str, start: str, limit: int, at: int) -> Page:
+        """The page as it was at revision `at`: each key's state is the one its first
+        change after `at` replaced (a change's `prev`, a log row's `old_value`), or its
+        current state if it has not changed since. Changes newer than the ring's floor
+        come from the ring; older ones are durable (else `Gone`) and come from the log."""
+        lo = max(prefix, start)
+        disk: dict[str, tuple[int, bytes | None]] = {}
+        covered = at  # every change through this revision is in `disk` or the ring
+        while True:
+            with self._state_lock:
+                self._check_snapshot(at)
+                ring = self._ring
+                if ring.floor > at and ring.lost_volatile(prefix, at, lo):
+                    raise errors.Gone(message=f"in-memory changes after revision {at} are no longer kept")
+                if ring.floor <= covered:
+                    found, total = self._walk_at(prefix, lo, limit, at, disk)
+                    break
+            # The ring no longer holds every change after `at`: the older ones are in the log.
+            through = self._published
+            with self._read_lock:
+                if self._closed:
+                    raise errors.ServiceUnavailable(message="the store is closed")
+                rows = self._db.first_changes(prefix, lo, at, through)
+            disk = {k: (r, o) for k, r, o in rows}
+            covered = through
+        items = [decode(d) for d in found]
+        for obj in items:
+            if int(obj["metadata"]["resourceVersion"]) > at:  # a state lost with a restart's memory
+                raise errors.Gone(message=f"the state at revision {at} was kept in memory only")
+        return Page(items, at, total - len(items))
+
+    def _check_snapshot(self, at: int) -> None:
+        if at < 0 or at > self._published:
+            raise errors.BadRequest(message=f"revision {at} is not between 0 and {self._published}")
+        if at < self._compacted:
+            raise errors.Gone(message=f"revision {at} is older than the compacted revision {self._compacted}")
+
+    def _walk_at(self, prefix: str, lo: str, limit: int, at: int,
+                 disk: dict[str, tuple[int, bytes | None]]) -> tuple[builtins.list[bytes], int]:
+        """Under the state lock: the JSON of up to `limit` objects from key `lo` on as they
+        were at `at`, and how many objects the range held then. `disk` has the first log
+        row after `at` of keys that changed before the ring's floor."""
+        first = dict(disk)  # key -> (revision, state before) of its first change after `at`
+        for change in self._ring.after(prefix, max(at, self._ring.floor)):
+            known = first.get(change.key)
+            if change.key >= lo and (known is None or change.revision < known[0]):
+                first[change.key] = (change.revision, change.prev)
+        keys, objects = self._keys, self._objects
+        i = bisect.bisect_left(keys, lo)
+        end = _range_end(keys, prefix, i)
+        total = end - i - sum(1 for k in first if k in objects) \
+            + sum(1 for _, prev in first.values() if prev is not None)
+        changed = sorted(first)
+        found: builtins.list[bytes] = []
+        j = 0
+        while limit <= 0 or len(found) < limit:
+            now = keys[i] if i < end else None
+            then = changed[j] if j < len(changed) else None
+            if then is None or (now is not None and now < then):
+                if now is None:
+                    break
+                entry = objects[now]
+                if entry.revision > at:  # changed after `at` without our knowing how: never expected
+                    raise errors.Gone(message=f"the state of {now} at revision {at} is not known")
+                found.append(entry.data)
+                i += 1
+                continue
+            if now == then:
+                i += 1
+            j += 1
+            prev = first[then][1]
+            if prev is not None:
+                found.append(prev)
+        return found, total
 
     # --- writes -------------------------------------------------------------------
 
@@ -311,6 +395,14 @@ class SqliteStore:
                 self._hub.drop_all("the store is closed")
             with self._read_lock:
                 self._db.close()
+
+
+def _range_end(keys: builtins.list[str], prefix: str, lo: int) -> int:
+    """The index in sorted `keys` (from `lo` on) past the last key under `prefix`."""
+    stem = prefix.rstrip("\U0010ffff")
+    if not stem:
+        return len(keys) if not prefix else lo + sum(1 for k in keys[lo:] if k.startswith(prefix))
+    return bisect.bisect_left(keys, stem[:-1] + chr(ord(stem[-1]) + 1), lo)
 
 
 def _conforms(store: SqliteStore) -> Store:  # mypy checks that SqliteStore is a Store

@@ -85,9 +85,11 @@ class Ring:
         out.reverse()
         return out
 
-    def lost_volatile(self, prefix: str, since: int) -> bool:
-        """Whether a volatile change under `prefix` after `since` has left the ring."""
-        return any(rev > since and key.startswith(prefix) for key, rev in self.volatile_evicted.items())
+    def lost_volatile(self, prefix: str, since: int, start: str = "") -> bool:
+        """Whether a volatile change under `prefix` (of a key from `start` on) after `since`
+        has left the ring."""
+        return any(rev > since and key.startswith(prefix) and key >= start
+                   for key, rev in self.volatile_evicted.items())
 
     def forget_volatile_through(self, revision: int) -> None:
         self.volatile_evicted = {k: r for k, r in self.volatile_evicted.items() if r > revision}
