@@ -2,17 +2,21 @@
 
 - Background: an object whose owners are all gone is deleted (dependents that
   still have a live owner only lose the dangling reference).
-- Foreground: the API gave the owner a `foregroundDeletion` finalizer; its
-  blocking dependents (`blockOwnerDeletion`) are deleted in the foreground
-  too, and once none is left the finalizer is removed, so the owner goes last.
+- Foreground: the API gave the owner a `foregroundDeletion` finalizer; each
+  of its blocking dependents (`blockOwnerDeletion`) is deleted in the
+  foreground too if this owner is its last live one, or else only loses the
+  reference to it (as in Kubernetes); a dependent already being deleted is
+  waited for. Once none is left the finalizer is removed, so the owner goes last.
 - Orphan: the API gave the owner an `orphan` finalizer; the references to it
   are removed from its dependents, then the finalizer, and the owner goes.
 
 The caches only say when a look is worth it; nothing is deleted on their word.
 Before acting on a dependent the collector reads it from the store (its cached
 references may be stale: it may just have been orphaned) and confirms in the
-store that each owner that seems gone is gone with that uid; the delete or
-patch then carries the resourceVersion of that read, so a change in between
+store that each owner that seems gone is gone with that uid (and, before it
+drops the reference to an owner deleting in the foreground, that another
+owner is alive in the store, not just in the cache); the delete or patch then
+carries the resourceVersion of that read, so a change in between
 (a reference removed, an owner adopted) makes it fail and the decision is made
 again. An owner this collector orphaned is remembered (`ORPHANED_SECONDS`), and
 a dependent that still names it — one the cache showed only after the owner
@@ -95,13 +99,21 @@ class GarbageCollector(Controller):
                 for dep in self.dependents(str(m.get("uid"))):
                     self.queue.add(dep[0])
                 for ref in m.get("ownerReferences") or []:  # an owner in foreground deletion waits on us
-                    owner = self._owner_type(ref)
-                    if owner is not None:
-                        ns = m.get("namespace", "") if owner.namespaced else ""
-                        self.queue.add(f"{owner.group}|{owner.plural}|{ns}|{ref.get('name', '')}")
+                    self._add_owner(ref, m.get("namespace", ""))
+            elif old is not None:  # a blocking reference gone (or no longer blocking): its owner may be waiting on it
+                kept = {r.get("uid") for r in m.get("ownerReferences") or [] if r.get("blockOwnerDeletion")}
+                for ref in podutil.meta(old).get("ownerReferences") or []:
+                    if ref.get("blockOwnerDeletion") and ref.get("uid") not in kept:
+                        self._add_owner(ref, m.get("namespace", ""))
             if new is not None and self._interesting(new) and (old is None or _gc_view(old) != _gc_view(new)):
                 self.queue.add(self._key(rt, new))
         return changed
+
+    def _add_owner(self, ref: Obj, namespace: str) -> None:
+        owner = self._owner_type(ref)
+        if owner is not None:
+            ns = namespace if owner.namespaced else ""
+            self.queue.add(f"{owner.group}|{owner.plural}|{ns}|{ref.get('name', '')}")
 
     def _owner_type(self, ref: Obj) -> ResourceType | None:
         return self.client.catalog.by_api_version(str(ref.get("apiVersion", "")), str(ref.get("kind", "")))
@@ -166,10 +178,17 @@ class GarbageCollector(Controller):
         if not blocking:
             self._remove_finalizer(rt, owner, FOREGROUND)
             return
+        conflict: errors.Conflict | None = None
         for drt, dep in blocking:
             dm = podutil.meta(dep)
-            if not dm.get("deletionTimestamp"):
-                self.client.delete(drt, dm.get("namespace", ""), dm["name"], propagation="Foreground", uid=dm["uid"])
+            if dm.get("deletionTimestamp"):
+                continue  # on its way out already: we wait for it to be gone
+            try:  # deleted if we are its last live owner, else it only loses its reference to us
+                self._settle_retrying(drt, dm.get("namespace", ""), dm["name"], str(dm.get("uid")))
+            except errors.Conflict as exc:
+                conflict = conflict or exc
+        if conflict is not None:
+            raise conflict  # the others were settled; this owner comes back to try the rest
 
     def _check_owners(self, rt: ResourceType, cached: Obj) -> None:
         m = podutil.meta(cached)
@@ -177,9 +196,12 @@ class GarbageCollector(Controller):
         refs = [r for r in m.get("ownerReferences") or [] if isinstance(r, dict)]
         if all(self._verdict(r, ns, live=False) == SOLID for r in refs):
             return  # every owner alive in the cache: nothing to do, and no need to ask the store
+        self._settle_retrying(rt, ns, m["name"], str(m.get("uid")))
+
+    def _settle_retrying(self, rt: ResourceType, ns: str, name: str, uid: str) -> None:
         for attempt in range(_ATTEMPTS):
             try:
-                self._settle(rt, ns, m["name"], str(m.get("uid")))
+                self._settle(rt, ns, name, uid)
                 return
             except errors.Conflict:  # it changed between our read and our write: decide again on the new state
                 if attempt == _ATTEMPTS - 1:
@@ -204,11 +226,17 @@ class GarbageCollector(Controller):
         for r in refs:
             v = self._verdict(r, ns, live=False)
             verdicts.append(v if v == SOLID else self._verdict(r, ns, live=True))
+        if WAITING in verdicts and SOLID in verdicts:
+            # Only a live owner lets us drop the reference to an owner that waits on us (which then goes
+            # before us): that one must be alive in the store, not just in the cache.
+            verdicts = [self._verdict(r, ns, live=True) if v == SOLID else v
+                        for r, v in zip(refs, verdicts, strict=True)]
         rv = str(m.get("resourceVersion") or "")
-        gone = [r for r, v in zip(refs, verdicts, strict=True) if v in (DANGLING, RELEASED)]
         if SOLID in verdicts or all(v == RELEASED for v in verdicts):
-            if gone:  # a live owner remains (or every owner orphaned us): only the references go
-                keep = [r for r in refs if r not in gone]
+            # A live owner remains (or every owner orphaned us): we stay, and only the references to owners
+            # that are gone go — and those to owners deleting in the foreground, which would wait on us forever.
+            keep = [r for r, v in zip(refs, verdicts, strict=True) if v == SOLID]
+            if len(keep) < len(refs):
                 with contextlib.suppress(errors.NotFound):
                     self.client.patch(rt, ns, name, {"metadata": {"ownerReferences": keep or None,
                                                                   "resourceVersion": rv}})

@@ -99,6 +99,28 @@ def test_delete_deployment_foreground(cluster: Cluster) -> None:
     wait_for(lambda: endpoints(c, ns) == {"ready": set(), "not_ready": set()}, what="no endpoint addresses left")
 
 
+def test_foreground_deletion_spares_a_dependent_with_another_owner(cluster: Cluster) -> None:
+    """`shared` has two owners, `only` one: deleting `first` in the foreground takes `only` with it and leaves
+    `shared` to `second`, without the reference to `first`; deleting `second` then takes `shared`."""
+    c, ns = cluster, cluster.namespace("fg-shared")
+    path = resource_path("v1", "configmaps", ns)
+    uids = {name: c.admin.create(path, {"metadata": {"name": name}})["metadata"]["uid"] for name in ("first", "second")}
+
+    def ref(name: str) -> dict[str, object]:
+        return {"apiVersion": "v1", "kind": "ConfigMap", "name": name, "uid": uids[name], "blockOwnerDeletion": True}
+
+    c.admin.create(path, {"metadata": {"name": "shared", "ownerReferences": [ref("first"), ref("second")]}})
+    c.admin.create(path, {"metadata": {"name": "only", "ownerReferences": [ref("first")]}})
+    c.kubectl("delete", "configmap", "first", "-n", ns, "--cascade=foreground", "--timeout=30s")
+    assert c.get("v1", "configmaps", ns, "first") is None, "kubectl waited for the owner to go"
+    assert c.get("v1", "configmaps", ns, "only") is None, "its sole owner went in the foreground: it went first"
+    shared = c.get("v1", "configmaps", ns, "shared")
+    assert shared is not None and not shared["metadata"].get("deletionTimestamp"), "another owner keeps it"
+    assert [r["name"] for r in shared["metadata"]["ownerReferences"]] == ["second"]
+    c.kubectl("delete", "configmap", "second", "-n", ns)
+    wait_for(lambda: c.get("v1", "configmaps", ns, "shared") is None, what="the dependent gone with its last owner")
+
+
 def test_delete_deployment_orphan(cluster: Cluster) -> None:
     c, ns = cluster, cluster.namespace("orphan")
     c.kubectl("apply", "-f", "-", input=APP % {"ns": ns, "port": 80})

@@ -195,6 +195,145 @@ def test_foreground_deletion_waits_for_blocking_dependents(gc: GarbageCollector)
     assert live(gc, gc.kinds.deployments, "web") is None, "then the owner"
 
 
+def configmaps(gc: GarbageCollector) -> ResourceType:
+    rt = gc.client.catalog.by_kind("", "ConfigMap")
+    assert rt is not None
+    return rt
+
+
+def make_shared_replicaset(gc: GarbageCollector) -> tuple[Obj, Obj]:
+    """The Deployment `web` and a ConfigMap `keeper`, both owners of the ReplicaSet `web-1` (both blocking)."""
+    d = make_deployment(gc)
+    keeper = gc.client.create(configmaps(gc), NS, {"metadata": {"name": "keeper"}})
+    make_replicaset(gc, d)
+    refs = [owner_ref(d, "apps/v1", "Deployment"),
+            owner_ref(keeper, "v1", "ConfigMap") | {"controller": False}]
+    gc.client.patch(gc.kinds.replicasets, NS, "web-1", {"metadata": {"ownerReferences": refs}})
+    return d, keeper
+
+
+def owner_names(obj: Obj | None) -> list[str]:
+    assert obj is not None
+    return [r["name"] for r in obj["metadata"].get("ownerReferences") or []]
+
+
+def test_foreground_deletion_leaves_a_dependent_that_has_another_live_owner(gc: GarbageCollector) -> None:
+    """Kubernetes deletes a blocking dependent only if the deleted owner is its last live one; else it unlinks it."""
+    make_shared_replicaset(gc)
+    catch_up(gc)
+    gc.client.delete(gc.kinds.deployments, NS, "web", propagation="Foreground")
+    catch_up(gc, "deployments")
+    gc.sync(DEPLOY_KEY)
+    rs = live(gc, gc.kinds.replicasets, "web-1")
+    assert rs is not None and not rs["metadata"].get("deletionTimestamp"), "the other owner keeps it"
+    assert owner_names(rs) == ["keeper"], "only the reference to the deleted owner goes"
+    drain(gc)
+    catch_up(gc)
+    assert DEPLOY_KEY in drain(gc), "a blocking reference that went away brings its owner back for a look"
+    gc.sync(DEPLOY_KEY)
+    assert live(gc, gc.kinds.deployments, "web") is None, "no blocking dependent left: the owner goes"
+    assert owner_names(live(gc, gc.kinds.replicasets, "web-1")) == ["keeper"]
+
+
+def test_the_other_owner_must_be_alive_in_the_store_not_just_in_the_cache(gc: GarbageCollector) -> None:
+    """The cache still shows the other owner, the store no longer has it: the dependent goes with the owner."""
+    make_shared_replicaset(gc)
+    catch_up(gc)
+    gc.client.delete(configmaps(gc), NS, "keeper")  # the configmap informer never hears of it
+    gc.client.delete(gc.kinds.deployments, NS, "web", propagation="Foreground")
+    catch_up(gc, "deployments")
+    gc.sync(DEPLOY_KEY)
+    rs = live(gc, gc.kinds.replicasets, "web-1")
+    assert rs is not None and "foregroundDeletion" in rs["metadata"]["finalizers"], "deleted in the foreground"
+    assert owner_names(rs) == ["web", "keeper"], "no reference dropped"
+    catch_up(gc)
+    gc.sync(DEPLOY_KEY)
+    assert live(gc, gc.kinds.deployments, "web") is not None, "the owner waits for it"
+
+
+def test_a_dependent_with_another_owner_in_foreground_deletion_goes_and_both_wait(gc: GarbageCollector) -> None:
+    make_shared_replicaset(gc)
+    catch_up(gc)
+    gc.client.delete(configmaps(gc), NS, "keeper", propagation="Foreground")
+    gc.client.delete(gc.kinds.deployments, NS, "web", propagation="Foreground")
+    catch_up(gc)
+    gc.sync(DEPLOY_KEY)
+    rs = live(gc, gc.kinds.replicasets, "web-1")
+    assert rs is not None and rs["metadata"].get("deletionTimestamp"), "no live owner left: it is deleted"
+    assert owner_names(rs) == ["web", "keeper"]
+    catch_up(gc)
+    gc.sync(DEPLOY_KEY)
+    gc.sync(f"|configmaps|{NS}|keeper")
+    assert live(gc, gc.kinds.deployments, "web") is not None and live(gc, configmaps(gc), "keeper") is not None
+    gc.sync(RS_KEY)
+    assert live(gc, gc.kinds.replicasets, "web-1") is None
+    catch_up(gc)
+    assert {DEPLOY_KEY, f"|configmaps|{NS}|keeper"} <= set(drain(gc))
+    gc.sync(DEPLOY_KEY)
+    gc.sync(f"|configmaps|{NS}|keeper")
+    assert live(gc, gc.kinds.deployments, "web") is None and live(gc, configmaps(gc), "keeper") is None
+
+
+def test_a_blocking_dependent_being_deleted_in_the_foreground_is_waited_for(gc: GarbageCollector) -> None:
+    """It has another live owner, but it is on its way out: its references stay and the owner waits until it is gone."""
+    make_shared_replicaset(gc)
+    rs = live(gc, gc.kinds.replicasets, "web-1")
+    assert rs is not None
+    held_key = f"|configmaps|{NS}|held"
+    gc.client.create(configmaps(gc), NS, {"metadata": {  # a dependent of the ReplicaSet that takes its time to go
+        "name": "held", "finalizers": ["example.com/hold"],
+        "ownerReferences": [owner_ref(rs, "apps/v1", "ReplicaSet")]}})
+    gc.client.delete(gc.kinds.replicasets, NS, "web-1", propagation="Foreground")
+    catch_up(gc)
+    gc.sync(RS_KEY)  # deletes `held`, and waits for it
+    gc.client.delete(gc.kinds.deployments, NS, "web", propagation="Foreground")
+    catch_up(gc)
+    gc.sync(DEPLOY_KEY)
+    rs = live(gc, gc.kinds.replicasets, "web-1")
+    assert rs is not None and owner_names(rs) == ["web", "keeper"], "a dependent on its way out is left alone"
+    assert "foregroundDeletion" in rs["metadata"]["finalizers"]
+    catch_up(gc)
+    gc.sync(DEPLOY_KEY)
+    assert live(gc, gc.kinds.deployments, "web") is not None, "the owner waits"
+    gc.client.patch(configmaps(gc), NS, "held", {"metadata": {"finalizers": ["foregroundDeletion"]}})
+    catch_up(gc)
+    gc.sync(held_key)
+    catch_up(gc)
+    gc.sync(RS_KEY)
+    assert live(gc, gc.kinds.replicasets, "web-1") is None, "its dependent gone, the ReplicaSet goes"
+    drain(gc)
+    catch_up(gc)
+    assert DEPLOY_KEY in drain(gc)
+    gc.sync(DEPLOY_KEY)
+    assert live(gc, gc.kinds.deployments, "web") is None, "then the owner"
+    assert live(gc, configmaps(gc), "keeper") is not None
+
+
+def test_a_write_between_the_read_and_the_unlinking_wins(gc: GarbageCollector, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dropping the reference to the owner carries the resourceVersion read: the other owner released meanwhile
+    makes it fail, and on the new state (no live owner left) the dependent is deleted instead."""
+    make_shared_replicaset(gc)
+    catch_up(gc)
+    gc.client.delete(gc.kinds.deployments, NS, "web", propagation="Foreground")
+    catch_up(gc, "deployments")
+    real_get = gc.client.get
+    released = []
+
+    def get_then_release(rt: ResourceType, ns: str, name: str) -> Obj | None:
+        obj = real_get(rt, ns, name)
+        if rt.plural == "replicasets" and not released:  # `keeper` lets go of it right after the collector read it
+            refs = [r for r in (obj or {})["metadata"]["ownerReferences"] if r["name"] != "keeper"]
+            released.append(gc.client.patch(rt, ns, name, {"metadata": {"ownerReferences": refs}}))
+        return obj
+
+    monkeypatch.setattr(gc.client, "get", get_then_release)
+    gc.sync(DEPLOY_KEY)
+    assert released, "the concurrent write happened"
+    rs = live(gc, gc.kinds.replicasets, "web-1")
+    assert rs is not None and owner_names(rs) == ["web"], "the stale decision was not written"
+    assert "foregroundDeletion" in rs["metadata"]["finalizers"], "decided again: its last owner is going"
+
+
 def drain(gc: GarbageCollector) -> list[str]:
     keys = []
     while (key := gc.queue.get(timeout=0.01)) is not None:
