@@ -30,11 +30,11 @@ from agent.kubelet.podsync import PodSyncer, SyncDeps
 from agent.kubelet.probes import ProbeManager, Prober, Target
 from agent.kubelet.servicelinks import ServiceLinks
 from agent.kubelet.volumes import VolumeManager
-from agent.kubelet.workqueue import WorkQueue
 from agent.logserver import LogServer
 from agent.runtime.docker import DockerRuntime
 from pikube import errors, jointoken
 from pikube.settings import AgentSettings
+from pikube.workqueue import WorkQueue
 
 if TYPE_CHECKING:
     from agent.netsync.controller import NetworkSync

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from master.client import Client, Informer, InformerFactory, Kinds, obj_key
 from master.controllers.events import Recorder
-from master.controllers.queue import WorkQueue
 from pikube import errors
 from pikube.settings import MasterSettings
+from pikube.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Unit tests (no Docker, no master): env building, back-off, the work queue, container translation, status."""
+"""Unit tests (no Docker, no master): env building, back-off, container translation, status."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import pytest
 from agent.kubelet import containers, status
 from agent.kubelet.backoff import Backoff, format_duration
 from agent.kubelet.envs import ConfigError, Lookup, build, expand
-from agent.kubelet.workqueue import WorkQueue
 from agent.runtime import labels as L
 from agent.runtime.docker import Container
 
@@ -58,30 +57,6 @@ def test_backoff_doubles_to_the_cap_and_resets() -> None:
     b.next("k")
     assert b.delay("k") == 10
     assert [format_duration(s) for s in (10, 80, 300)] == ["10s", "1m20s", "5m0s"]
-
-
-def test_workqueue_dedups_and_never_hands_a_key_out_twice() -> None:
-    now = [0.0]
-    q = WorkQueue(clock=lambda: now[0])
-    q.add("a")
-    q.add("a")
-    q.add("b")
-    assert q.get() == "a"
-    q.add("a")  # while "a" is processed: queued again only after done
-    assert q.get() == "b"
-    q.done("b")
-    q.done("a")
-    assert q.get() == "a"
-    q.done("a")
-    q.add_after("c", 5)
-    q.add_after("c", 1)
-    q.add_after("c", 9)
-    now[0] = 2
-    assert q.get() == "c"
-    q.done("c")
-    assert len(q) == 0
-    q.shutdown()
-    assert q.get() is None
 
 
 def test_container_translation() -> None:

@@ -1,4 +1,4 @@
-"""Pure helpers of the controllers: work queue, expectations, deployment arithmetic, jobs, daemon sets, eviction."""
+"""Pure helpers of the controllers: expectations, deployment arithmetic, jobs, daemon sets, eviction."""
 
 from __future__ import annotations
 
@@ -8,38 +8,9 @@ from typing import Any
 
 from master.controllers import deployutil, dsutil, eviction, jobutil, podutil
 from master.controllers.endpoints import subsets_for
-from master.controllers.queue import Expectations, WorkQueue
+from master.controllers.queue import Expectations
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-
-
-def test_work_queue_dedups_and_never_hands_a_key_to_two_workers() -> None:
-    q = WorkQueue("t")
-    q.add("a")
-    q.add("a")
-    q.add("b")
-    assert len(q) == 2
-    assert q.get(0.1) == "a"
-    q.add("a")  # while "a" is processed: queued again when done, not handed out now
-    assert q.get(0.1) == "b"
-    assert q.get(0.05) is None
-    q.done("a")
-    assert q.get(0.1) == "a"
-
-
-def test_work_queue_delays_and_backs_off() -> None:
-    q = WorkQueue("t", base_delay=0.05)
-    q.add_after("later", 0.2)
-    q.add_after("later", 0.1)  # the earlier request wins
-    start = time.monotonic()
-    assert q.get(1.0) == "later"
-    assert 0.08 <= time.monotonic() - start < 0.2
-    q.done("later")
-    q.add_rate_limited("x")
-    q.add_rate_limited("x")
-    assert q.failures("x") == 2
-    q.forget("x")
-    assert q.failures("x") == 0
 
 
 def test_expectations() -> None:
