@@ -77,28 +77,45 @@ class RunningMaster:
                 self.proc.wait()
 
 
-def start_master(data_dir: Path, port: int | None = None, extra_args: tuple[str, ...] = ()) -> RunningMaster:
-    """Start a master on 127.0.0.1 and wait until `/healthz` answers over TLS (30 s at most)."""
-    port = port or free_port()
-    log_path = data_dir.parent / f"{data_dir.name}-master.log"
+def spawn_master(argv: list[str], data_dir: Path, port: int, host: str = "127.0.0.1", timeout: float = 30.0,
+                 log_path: Path | None = None) -> RunningMaster:
+    """Run `argv` (a master serving `data_dir` on `port`) and wait until `https://host:port/healthz` answers.
+
+    The child runs from the source checkout when there is one, as its systemd
+    unit runs it (fewer malloc arenas), logging to `log_path` (default: beside
+    the data directory). A master that exits or stays unhealthy for `timeout`
+    seconds is a RuntimeError carrying the end of its log.
+    """
+    log_path = log_path or data_dir.parent / f"{data_dir.name}-master.log"
     data_dir.mkdir(parents=True, exist_ok=True)
     cwd = ROOT if (ROOT / "pikube").is_dir() else None  # a source checkout: run its code
     with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pikube.cli", "master", "--data-dir", str(data_dir), "--bind", "127.0.0.1",
-             "--port", str(port), "--web-port", "0", *extra_args], stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
-            # As the systemd unit runs it: fewer malloc arenas keep a threaded Python's RSS down.
-            env={**os.environ, "MALLOC_ARENA_MAX": "2"})
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
+                                # As the systemd unit runs it: fewer malloc arenas keep a threaded Python's RSS down.
+                                env={**os.environ, "MALLOC_ARENA_MAX": "2"})
     m = RunningMaster(data_dir, port, proc, log_path)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"master exited: {log_path.read_text()[-3000:]}")
         try:
-            if m.kubeconfig.exists() and requests.get(f"{m.url}/healthz", verify=str(m.ca), timeout=1).ok:
+            if m.kubeconfig.exists() and requests.get(f"https://{host}:{port}/healthz", verify=str(m.ca),
+                                                      timeout=1).ok:
                 return m
         except (requests.RequestException, OSError):
             pass
         time.sleep(0.1)
     m.stop(9)
-    raise RuntimeError(f"master did not become healthy: {log_path.read_text()[-3000:]}")
+    raise RuntimeError(f"master on {host}:{port} did not become healthy: {log_path.read_text()[-3000:]}")
+
+
+def master_argv(data_dir: Path, port: int, bind: str = "127.0.0.1", *extra: str) -> list[str]:
+    """`python -m pikube.cli master` for `data_dir` on `bind:port`, status page off unless `extra` says."""
+    return [sys.executable, "-m", "pikube.cli", "master", "--data-dir", str(data_dir), "--bind", bind,
+            "--port", str(port), "--web-port", "0", *extra]
+
+
+def start_master(data_dir: Path, port: int | None = None, extra_args: tuple[str, ...] = ()) -> RunningMaster:
+    """Start a master on 127.0.0.1 and wait until `/healthz` answers over TLS (30 s at most)."""
+    port = port or free_port()
+    return spawn_master(master_argv(data_dir, port, "127.0.0.1", *extra_args), data_dir, port)

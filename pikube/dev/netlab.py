@@ -30,8 +30,8 @@ from typing import Any, Protocol, TypeVar
 import requests
 
 from pikube.dev import boards, naming
-from pikube.dev.localagent import AgentProcess, checkout_dir, make_token, remove_node_containers
-from pikube.dev.localmaster import RunningMaster, free_port
+from pikube.dev.localagent import AgentProcess, make_token, remove_node_containers
+from pikube.dev.localmaster import RunningMaster, free_port, master_argv, spawn_master
 
 Obj = dict[str, Any]
 T = TypeVar("T")
@@ -77,27 +77,9 @@ def start_master_on(address: str, data_dir: Path) -> RunningMaster:
     Its `url` property still says loopback: talk to it at `https://{address}:{port}`.
     """
     port = free_port()
-    log_path = data_dir.parent / "master.log"
-    data_dir.mkdir(parents=True)
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "pikube.cli", "master", "--data-dir", str(data_dir),
-                                 "--bind", address, "--port", str(port), "--tls-san", address, "--web-port", "0"],
-                                stdout=log, stderr=subprocess.STDOUT,
-                                cwd=checkout_dir())
-    m = RunningMaster(data_dir, port, proc, log_path)
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"master exited: {log_path.read_text()[-3000:]}")
-        try:
-            if m.kubeconfig.exists() and requests.get(f"https://{address}:{port}/healthz", verify=str(m.ca),
-                                                      timeout=1).ok:
-                return m
-        except (requests.RequestException, OSError):
-            pass
-        time.sleep(0.1)
-    m.stop(9)
-    raise RuntimeError(f"master on {address} did not become healthy: {log_path.read_text()[-3000:]}")
+    argv = master_argv(data_dir, port, address, "--tls-san", address)
+    return spawn_master(argv, data_dir, port, host=address, timeout=START_TIMEOUT,
+                        log_path=data_dir.parent / "master.log")
 
 
 @dataclass

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import base64
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +13,8 @@ import pytest
 import requests
 
 from pikube.cli.master import register, settings_from
-from tests.master.conftest import ROOT, RunningMaster, free_port
+from pikube.dev.localmaster import master_argv, spawn_master
+from tests.master.conftest import RunningMaster, free_port
 from tests.web.conftest import TOKEN, wait_for_page
 
 SECRET_VALUE = "served-secret-value-777"
@@ -37,26 +36,9 @@ def test_cli_flags_map_to_settings() -> None:
 
 
 def start_cli_master(data_dir: Path, *extra: str) -> RunningMaster:
-    """`python -m pikube.cli master` with `extra` flags; returns once the API answers."""
+    """`python -m pikube.cli master` with `extra` flags (they win over the default `--web-port 0`)."""
     port = free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir.parent / f"{data_dir.name}-master.log"
-    proc = subprocess.Popen([sys.executable, "-m", "pikube.cli", "master", "--data-dir", str(data_dir), "--bind",
-                             "127.0.0.1", "--port", str(port), *extra], stdout=log_path.open("ab"),
-                            stderr=subprocess.STDOUT, cwd=ROOT)
-    m = RunningMaster(data_dir, port, proc, log_path)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"master exited: {log_path.read_text()[-3000:]}")
-        try:
-            if m.kubeconfig.exists() and requests.get(f"{m.url}/healthz", verify=str(m.ca), timeout=1).ok:
-                return m
-        except (requests.RequestException, OSError):
-            pass
-        time.sleep(0.1)
-    m.stop(9)
-    raise RuntimeError(f"master did not become healthy: {log_path.read_text()[-3000:]}")
+    return spawn_master(master_argv(data_dir, port, "127.0.0.1", *extra), data_dir, port)
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from master.tokens import TokenStore
+from pikube.dev.localmaster import spawn_master
 from pikube.jointoken import ca_hash
 from pikube.kubeconfig import read_kubeconfig
 from pikube.sim import Api, BoardSpec, Credentials, Fleet
 from pikube.sim.api import resource_path
-from tests.master.conftest import ROOT, RunningMaster, free_port, kubectl
+from tests.master.conftest import RunningMaster, free_port, kubectl
 
 # Fast timings so the suite stays short; one test runs the defaults on purpose.
 FAST = {"node_monitor_grace_seconds": 4.0, "node_monitor_period_seconds": 0.5, "job_backoff_seconds": 0.2,
@@ -28,26 +28,10 @@ FAST_BOARD = BoardSpec(name="pi", lease_seconds=1.0, status_seconds=30.0, start_
 
 
 def start_master_with(data_dir: Path, settings: dict[str, Any]) -> RunningMaster:
+    """A master with `settings` overriding MasterSettings (through tests/master/controllers/launch.py)."""
     port = free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir.parent / f"{data_dir.name}-master.log"
-    log = log_path.open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "tests.master.controllers.launch", "--data-dir", str(data_dir),
-                             "--port", str(port), "--settings", json.dumps(settings)],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    m = RunningMaster(data_dir, port, proc, log_path)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"master exited: {log_path.read_text()[-3000:]}")
-        try:
-            if m.kubeconfig.exists() and requests.get(f"{m.url}/healthz", verify=str(m.ca), timeout=1).ok:
-                return m
-        except (requests.RequestException, OSError):
-            pass
-        time.sleep(0.1)
-    m.stop(9)
-    raise RuntimeError(f"master did not become healthy: {log_path.read_text()[-3000:]}")
+    return spawn_master([sys.executable, "-m", "tests.master.controllers.launch", "--data-dir", str(data_dir),
+                         "--port", str(port), "--settings", json.dumps(settings)], data_dir, port)
 
 
 @dataclass
