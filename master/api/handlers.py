@@ -20,6 +20,8 @@ from master.api import meta, schemas
 from master.api.context import ApiContext
 from master.api.resource import ResourceType
 from pikube import errors
+from pikube.errors import Cause
+from pikube.kube import validation
 from pikube.kube.jsonpatch import json_patch
 from pikube.kube.patch import json_merge_patch
 from pikube.kube.selectors import FieldSelector, LabelSelector
@@ -34,6 +36,10 @@ class ListOptions:
     field_selector: FieldSelector | None = None
     limit: int = 0
     continue_token: str = ""
+    # A list's `resourceVersion` ("" = the latest, "0" = any) and `resourceVersionMatch`
+    # ("", "NotOlderThan" or "Exact"); a watch reads its resourceVersion itself.
+    resource_version: str = ""
+    resource_version_match: str = ""
 
     def matches(self, obj: Obj) -> bool:
         if self.label_selector is not None and not self.label_selector.matches(
@@ -79,12 +85,37 @@ def parse_list_options(rt: ResourceType, args: dict[str, str]) -> ListOptions:
         limit = int(limit_text)
     except ValueError:
         raise errors.BadRequest(message=f'invalid limit "{limit_text}": must be an integer') from None
+    rv, match, token = args.get("resourceVersion") or "", args.get("resourceVersionMatch") or "", \
+        args.get("continue") or ""
+    causes = _version_option_causes(rv, match, token)
+    if causes:
+        raise errors.Invalid(message=meta.invalid_message("ListOptions.meta.k8s.io", "", causes), kind="ListOptions",
+                             group="meta.k8s.io", causes=causes)
     return ListOptions(
         label_selector=LabelSelector.parse(label) if label else None,
         field_selector=FieldSelector.parse(field, rt.allowed_field_selectors()) if field else None,
         limit=max(limit, 0),
-        continue_token=args.get("continue") or "",
+        continue_token=token,
+        resource_version=rv,
+        resource_version_match=match,
     )
+
+
+def _version_option_causes(rv: str, match: str, token: str) -> list[Cause]:
+    """Kubernetes' checks of a list's resourceVersion / resourceVersionMatch / continue together."""
+    causes = []
+    if match not in ("", "NotOlderThan", "Exact"):
+        causes.append(validation.not_supported("resourceVersionMatch", match, ("Exact", "NotOlderThan", "")))
+    if match and token:
+        causes.append(validation.forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden when "
+                                           "continue is provided"))
+    if match and not rv:
+        causes.append(validation.forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden unless "
+                                           "resourceVersion is provided"))
+    if match == "Exact" and rv == "0":
+        causes.append(validation.forbidden("resourceVersionMatch", 'resourceVersionMatch "exact" is forbidden '
+                                           'for resourceVersion "0"'))
+    return causes
 
 
 def not_found(rt: ResourceType, name: str) -> errors.NotFound:
@@ -161,7 +192,11 @@ class Handlers:
         pages from one etcd revision: objects changed between pages appear as they were."""
         start, revision = "", 0  # revision 0: the current state
         if opts.continue_token:
+            if opts.resource_version not in ("", "0"):
+                raise errors.BadRequest(message="specifying resource version is not allowed when using continue")
             start, revision = self._decode_continue(opts.continue_token, rt, ns)
+        elif opts.resource_version not in ("", "0"):
+            revision = self._requested_revision(opts)
         prefix = rt.prefix(ns)
         items: builtins.list[Obj] = []
         next_key = ""
@@ -204,6 +239,28 @@ class Handlers:
                 # Without selectors the last page read holds `limit` items and then next_key's.
                 metadata["remainingItemCount"] = page.remaining + 1
         return {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": metadata, "items": items}
+
+    def _requested_revision(self, opts: ListOptions) -> int:
+        """The revision a list with `resourceVersion=N` reads at: N itself for `Exact` (a snapshot,
+        410 once compacted), the current state for `NotOlderThan` (the default) if it is at least N.
+        A revision the store has not reached is 504 Timeout, as Kubernetes answers it."""
+        try:
+            wanted = int(opts.resource_version)
+        except ValueError:
+            raise errors.BadRequest(message=f'invalid resource version "{opts.resource_version}"') from None
+        if wanted < 0:
+            raise errors.BadRequest(message=f'invalid resource version "{opts.resource_version}"')
+        current = self.store.revision()
+        if wanted > current:
+            raise errors.Timeout(message=f"Too large resource version: {wanted}, current: {current}",
+                                 retry_after=1, causes=[Cause("", f"Too large resource version: {wanted}, "
+                                                                  f"current: {current}",
+                                                              "ResourceVersionTooLarge")])
+        if opts.resource_version_match != "Exact":
+            return 0
+        if wanted < self.store.compacted_revision():
+            raise errors.Gone(message="The resourceVersion for the provided list is too old.")
+        return wanted
 
     def _decode_continue(self, token: str, rt: ResourceType, ns: str) -> tuple[str, int]:
         """(first key, revision) of a continue token; revision 0 for Kubernetes' inconsistent

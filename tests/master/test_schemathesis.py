@@ -70,7 +70,9 @@ def test_no_server_errors(group_version: str, fuzz_master: RunningMaster, admin_
         def call(case: Any) -> None:
             response = case.call(base_url=fuzz_master.url, session=admin_session, timeout=15,
                                  verify=str(fuzz_master.ca), cert=admin_session.cert)
-            if response.status_code >= 500:
+            if _too_large_revision(response):
+                pass  # by design, as on Kubernetes: a list at a revision not reached yet is 504 (retry after 1 s)
+            elif response.status_code >= 500:
                 failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: "
                                 f"{response.text[:300]}")
             elif response.status_code >= 400 and \
@@ -82,6 +84,14 @@ def test_no_server_errors(group_version: str, fuzz_master: RunningMaster, admin_
         call()
     assert operations >= 8, f"only {operations} operations in {group_version}: the document looks wrong"
     assert not failures, "\n".join(failures[:20])
+
+
+def _too_large_revision(response: requests.Response) -> bool:
+    if response.status_code != 504:
+        return False
+    body = response.json()
+    return bool(body.get("reason") == "Timeout" and str(body.get("message", "")).startswith(
+        "Too large resource version"))
 
 
 def test_server_still_serves_after_fuzzing(fuzz_master: RunningMaster, admin_session: requests.Session) -> None:
