@@ -17,7 +17,7 @@ down:
 	$(BIN)/pikube dev down --state-dir $(STATE)
 
 lint: deps
-	$(BIN)/ruff check pikube master agent web tests bench
+	$(BIN)/ruff check core pikube master agent web tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -4,7 +4,7 @@ The agent needs a dozen calls: get/create/patch/delete of a few kinds, list and
 watch of its own pods. A maintained client library (lightkube: +6 MB RSS with
 httpx; the official `kubernetes` client: far more) would eat the agent's memory
 budget for code it never runs; see docs/agent.md for the measurements. Errors
-come back as the `pikube.errors` hierarchy rebuilt from the server's `Status`.
+come back as the `core.errors` hierarchy rebuilt from the server's `Status`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from urllib.parse import quote
 import requests
 from requests.adapters import HTTPAdapter
 
-from pikube import errors
-from pikube.kubeconfig import KubeConfig, ssl_context
+from core import errors
+from core.kubeconfig import KubeConfig, ssl_context
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

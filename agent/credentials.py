@@ -1,7 +1,7 @@
 """The agent's identities: node credentials from the join token, and the log server's certificate.
 
 On first start the agent trades its join token for a node client certificate
-(`pikube.jointoken.join`, which pins the CA before sending the secret) and
+(`core.jointoken.join`, which pins the CA before sending the secret) and
 keeps it as a kubeconfig in the data dir, mode 0600; later starts reuse it and
 need no token. The log endpoint's serving certificate is self-signed and
 pinned by the master through the node annotation `SERVING_CERT_ANNOTATION`
@@ -19,9 +19,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pikube import jointoken
-from pikube.fsutil import write_atomic
-from pikube.kubeconfig import KubeConfig, read_kubeconfig, write_kubeconfig
+from core import jointoken
+from core.fsutil import write_atomic
+from core.kubeconfig import KubeConfig, read_kubeconfig, write_kubeconfig
 
 SERVING_CERT_ANNOTATION = "pikube.io/serving-cert-sha256"
 KUBECONFIG_NAME = "kubelet.kubeconfig"

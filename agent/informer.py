@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.client import ApiClient, ConnectionFailed, Resource
-from pikube import errors
+from core import errors
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

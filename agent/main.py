@@ -32,9 +32,9 @@ from agent.kubelet.servicelinks import ServiceLinks
 from agent.kubelet.volumes import VolumeManager
 from agent.logserver import LogServer
 from agent.runtime.docker import DockerRuntime
-from pikube import errors, jointoken
-from pikube.settings import AgentSettings
-from pikube.workqueue import WorkQueue
+from core import errors, jointoken
+from core.settings import AgentSettings
+from core.workqueue import WorkQueue
 
 if TYPE_CHECKING:
     from agent.netsync.controller import NetworkSync

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pikube.fsutil import write_atomic
+from core.fsutil import write_atomic
 
 
 def make(node_name: str, addresses: list[str]) -> tuple[bytes, bytes]:

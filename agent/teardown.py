@@ -19,7 +19,7 @@ from agent import proxy
 from agent.network import SELF, Netns, teardown
 from agent.runtime import labels as L
 from agent.runtime.docker import DockerRuntime
-from pikube.settings import AgentSettings
+from core.settings import AgentSettings
 
 log = logging.getLogger(__name__)
 IPAM_FILE = "ipam.json"

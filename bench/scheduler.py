@@ -31,14 +31,14 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from core.jointoken import ca_hash
+from core.kubeconfig import read_kubeconfig
+from core.settings import MasterSettings
 from master import controllers
 from master.api.handlers import Handlers
 from master.client import Informer
 from master.server import Master
 from master.tokens import TokenStore
-from pikube.jointoken import ca_hash
-from pikube.kubeconfig import read_kubeconfig
-from pikube.settings import MasterSettings
 from pikube.sim import Api, BoardSpec, Credentials, Fleet
 from pikube.sim.api import resource_path
 

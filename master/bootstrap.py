@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from core import errors
 from master.api.context import ApiContext
 from master.api.handlers import Handlers
 from master.registry.services import first_service_ip
-from pikube import errors
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 

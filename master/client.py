@@ -28,13 +28,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from core import errors
+from core.kube.selectors import LabelSelector
 from master.api.binding import bind
 from master.api.catalog import Catalog
 from master.api.handlers import Handlers, ListOptions
 from master.api.resource import ResourceType
 from master.store.base import Store
-from pikube import errors
-from pikube.kube.selectors import LabelSelector
 
 log = logging.getLogger(__name__)
 

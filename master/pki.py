@@ -32,9 +32,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pikube.fsutil import write_atomic  # re-exported: master.tokens writes its file with it
-from pikube.jointoken import ca_hash
-from pikube.kubeconfig import KubeConfig, read_kubeconfig, write_kubeconfig
+from core.fsutil import write_atomic  # re-exported: master.tokens writes its file with it
+from core.jointoken import ca_hash
+from core.kubeconfig import KubeConfig, read_kubeconfig, write_kubeconfig
 
 __all__ = [
     "ADMIN_GROUP", "ADMIN_USER", "NODE_GROUP", "NODE_USER_PREFIX", "SERVICE_IP",

@@ -22,6 +22,7 @@ from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 from flask import Flask
 
+from core.settings import MasterSettings
 from master import bootstrap, controllers
 from master.api.app import create_app
 from master.api.catalog import Catalog, builtin_resources
@@ -32,7 +33,6 @@ from master.api.streaming import SocketGateway, serve_streams
 from master.pki import Pki, ensure_admin_kubeconfig, ensure_pki
 from master.store.sqlite import SqliteStore
 from master.tokens import TokenStore
-from pikube.settings import MasterSettings
 from web.serve import StatusServer
 
 log = logging.getLogger(__name__)

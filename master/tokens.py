@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core import errors
+from core.jointoken import JoinToken, NodeCredentials, ca_hash, new_secret, parse_secret
 from master.pki import Pki, issue_node_cert, write_atomic
-from pikube import errors
-from pikube.jointoken import JoinToken, NodeCredentials, ca_hash, new_secret, parse_secret
 
 __all__ = ["TokenInfo", "TokenStore", "issue_node_credentials", "validate_node_name"]
 

@@ -1,7 +1,10 @@
-"""pikube: the parts both the master and the agent use (settings, API helpers, errors, the CLI).
+"""pikube: the commands on top of everything (CLI, board bootstrap, doctor, process wiring, dev harness).
 
-The master (`master/`) and the agent (`agent/`) never import each other; what
-they share lives here, so that each side stays small on a 1 GB board.
+The parts below it are `master/`, `agent/` and `web/` side by side, and `core/`
+beneath them; see docs/architecture.md for the layers and the rule that every
+import points down.
 """
 
-__version__ = "0.1.0"
+from core import __version__
+
+__all__ = ["__version__"]

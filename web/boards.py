@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from core.kube import quantity
 from master.scheduler.predicates import pod_requests
-from pikube.kube import quantity
 from web import boardfacts
 from web.model import Board, Tone, Usage
 

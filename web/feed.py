@@ -15,8 +15,8 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 
+from core import errors
 from master.store.base import Store
-from pikube import errors
 
 log = logging.getLogger(__name__)
 

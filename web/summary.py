@@ -11,9 +11,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from core import __version__
 from master.api.catalog import Catalog
 from master.store.base import Store
-from pikube import __version__
 from web import boards, events, pods, services, workloads
 from web.model import SCHEMA_VERSION, Summary, Tone, Totals
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from agent.kubelet.envs import expand
 from agent.runtime import labels as L
-from pikube.kube.quantity import bytes_value, cpu_millis
+from core.kube.quantity import bytes_value, cpu_millis
 
 Obj = dict[str, Any]
 CFS_PERIOD = 100_000

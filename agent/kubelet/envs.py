@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pikube.kube.quantity import parse_quantity
+from core.kube.quantity import parse_quantity
 
 Obj = dict[str, Any]
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")

@@ -18,7 +18,7 @@ from typing import Any
 
 from agent.client import EVENTS, ApiClient, ConnectionFailed
 from agent.timefmt import rfc3339
-from pikube import errors
+from core import errors
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

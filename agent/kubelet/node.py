@@ -17,8 +17,8 @@ from agent.client import LEASES, NODES, ApiClient
 from agent.credentials import SERVING_CERT_ANNOTATION
 from agent.hostfacts import Facts
 from agent.timefmt import micro, rfc3339
-from pikube import __version__, errors
-from pikube.settings import AgentSettings
+from core import __version__, errors
+from core.settings import AgentSettings
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

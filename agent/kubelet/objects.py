@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from agent.client import CONFIGMAPS, SECRETS, ApiClient, Resource
 from agent.kubelet.envs import Lookup
-from pikube import errors
+from core import errors
 
 TTL_SECONDS = 60.0
 

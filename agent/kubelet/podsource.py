@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.client import PODS, ApiClient, ConnectionFailed
-from pikube import errors
+from core import errors
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

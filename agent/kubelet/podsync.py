@@ -32,8 +32,8 @@ from agent.kubelet.volumes import PodVolumes, VolumeManager
 from agent.runtime import labels as L
 from agent.runtime.docker import Container, DockerRuntime, RuntimeError_
 from agent.timefmt import parse, rfc3339
-from pikube import errors
-from pikube.settings import AgentSettings
+from core import errors
+from core.settings import AgentSettings
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

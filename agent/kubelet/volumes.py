@@ -20,7 +20,7 @@ old `..data` link and makes the new one, so for that instant a reader finds no
 file, though still never a mix; and as it cannot delete either, the dropped
 generation is overwritten by an empty file, and the link of a removed key is
 left dangling (opening it fails as if it were gone). Every file has its final
-mode from its first byte: on disk through `pikube.fsutil.write_atomic`, in an
+mode from its first byte: on disk through `core.fsutil.write_atomic`, in an
 archive because Docker creates each file with the mode the archive gives it.
 """
 
@@ -40,7 +40,7 @@ from typing import Any
 from agent.kubelet.envs import ConfigError, Lookup
 from agent.runtime import labels as L
 from agent.runtime.docker import DockerRuntime
-from pikube.fsutil import write_atomic
+from core.fsutil import write_atomic
 
 Obj = dict[str, Any]
 SANDBOX_MOUNTS = "/.pikube/volumes"
@@ -266,7 +266,7 @@ class VolumeManager:
 
 
 def _size(value: Any) -> int:
-    from pikube.kube.quantity import bytes_value
+    from core.kube.quantity import bytes_value
 
     return int(bytes_value(str(value)))
 

@@ -26,7 +26,7 @@ from agent.netsync.loop import SyncLoop
 from agent.netsync.peers import peers_from_nodes, pod_cidr
 from agent.netsync.services import service_rules
 from agent.network import Peer, RouteError, ensure_peers
-from pikube.settings import AgentSettings
+from core.settings import AgentSettings
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

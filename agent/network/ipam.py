@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
-from pikube.fsutil import write_atomic
+from core.fsutil import write_atomic
 
 FORMAT_VERSION = 1
 

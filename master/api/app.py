@@ -13,6 +13,7 @@ import threading
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
+from core import errors
 from master.api import discovery, openapi
 from master.api.auth import authenticate
 from master.api.context import ApiContext
@@ -20,7 +21,6 @@ from master.api.handlers import Handlers
 from master.api.join import JoinService
 from master.api.render import json_response
 from master.api.routes import group_blueprint
-from pikube import errors
 
 log = logging.getLogger(__name__)
 PUBLIC = ("/version", "/healthz", "/livez", "/readyz", "/cacerts", "/pikube/v1/join")

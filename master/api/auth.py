@@ -13,9 +13,9 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
+from core import errors
 from master.api.context import ApiContext, Identity
 from master.api.resource import ResourceType
-from pikube import errors
 
 Obj = dict[str, Any]
 

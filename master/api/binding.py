@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from core import errors
 from master.api.handlers import Handlers, not_found
 from master.api.meta import now_rfc3339
 from master.api.resource import ResourceType
-from pikube import errors
 
 Obj = dict[str, Any]
 

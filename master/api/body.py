@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from flask import Request
 
-from pikube import errors
+from core import errors
 
 JSON_TYPES = ("application/json", "")
 PROTOBUF = "application/vnd.kubernetes.protobuf"

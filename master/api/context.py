@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pikube.settings import MasterSettings
+from core.settings import MasterSettings
 
 if TYPE_CHECKING:
     from master.api.catalog import Catalog

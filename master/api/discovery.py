@@ -10,9 +10,9 @@ from __future__ import annotations
 import platform
 from typing import Any
 
+from core import __version__
 from master.api.catalog import Catalog
 from master.api.resource import ResourceType
-from pikube import __version__
 
 Obj = dict[str, Any]
 

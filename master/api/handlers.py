@@ -16,16 +16,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from core import errors
+from core.errors import Cause
+from core.kube import validation
+from core.kube.jsonpatch import json_patch
+from core.kube.patch import json_merge_patch
+from core.kube.selectors import FieldSelector, LabelSelector
+from core.kube.strategic import strategic_merge_patch
 from master.api import meta, schemas
 from master.api.context import ApiContext
 from master.api.resource import ResourceType
-from pikube import errors
-from pikube.errors import Cause
-from pikube.kube import validation
-from pikube.kube.jsonpatch import json_patch
-from pikube.kube.patch import json_merge_patch
-from pikube.kube.selectors import FieldSelector, LabelSelector
-from pikube.kube.strategic import strategic_merge_patch
 
 Obj = dict[str, Any]
 

@@ -1,7 +1,7 @@
 """Joining: a board trades a join token for its own node credentials.
 
 The board has already checked our CA against the hash its token pins before it
-sends the secret (see `pikube.jointoken`); here the secret is checked, the node
+sends the secret (see `core.jointoken`); here the secret is checked, the node
 name is refused if a live board uses it, and a node client certificate is issued.
 """
 
@@ -12,11 +12,11 @@ from typing import Any
 
 from flask import Request
 
+from core import errors
 from master.api import body as bodies
 from master.api.handlers import Handlers
 from master.pki import Pki
 from master.tokens import TokenStore, issue_node_credentials
-from pikube import errors
 
 Obj = dict[str, Any]
 

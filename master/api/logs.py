@@ -28,13 +28,13 @@ from urllib.parse import quote, urlencode
 
 from flask import Response, request
 
+from core import errors
+from core.kubeconfig import load_client_cert
 from master.api.context import ApiContext
 from master.api.handlers import Handlers
 from master.api.resource import ResourceType
 from master.api.streaming import STREAM_HEADER, TICK, client_gone
 from master.pki import ADMIN_GROUP, issue_client_cert, pki_paths
-from pikube import errors
-from pikube.kubeconfig import load_client_cert
 
 SERVING_CERT_ANNOTATION = "pikube.io/serving-cert-sha256"
 CLIENT_CN = "pikube-apiserver-kubelet-client"

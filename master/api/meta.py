@@ -7,8 +7,8 @@ import random
 import uuid
 from typing import Any
 
-import pikube.kube.validation as validation
-from pikube.errors import Cause
+import core.kube.validation as validation
+from core.errors import Cause
 
 Obj = dict[str, Any]
 

@@ -43,7 +43,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from pikube import errors
+from core import errors
 
 MAGIC = b"k8s\x00"
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pikube.errors import Cause
+from core.errors import Cause
 
 if TYPE_CHECKING:
     from master.api.context import ApiContext

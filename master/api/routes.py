@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
+from core import errors
 from master.api import body as bodies
 from master.api import discovery, scale, watch
 from master.api.auth import Attributes, authorize
@@ -21,7 +22,6 @@ from master.api.handlers import FieldCheck, Handlers, ListOptions, parse_list_op
 from master.api.render import json_response, renderer
 from master.api.resource import ResourceType
 from master.api.streaming import STREAM_HEADER
-from pikube import errors
 
 Obj = dict[str, Any]
 _TRUE = ("1", "true", "True")

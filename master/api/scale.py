@@ -6,14 +6,14 @@ from typing import Any
 
 from flask import Request, Response
 
+from core import errors
+from core.kube.jsonpatch import json_patch
+from core.kube.patch import json_merge_patch
+from core.kube.selectors import LabelSelector
 from master.api import body as bodies
 from master.api.handlers import Handlers
 from master.api.render import json_response
 from master.api.resource import ResourceType
-from pikube import errors
-from pikube.kube.jsonpatch import json_patch
-from pikube.kube.patch import json_merge_patch
-from pikube.kube.selectors import LabelSelector
 
 Obj = dict[str, Any]
 

@@ -24,11 +24,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from core import errors
 from master.api.handlers import ListOptions, with_type
 from master.api.resource import ResourceType
 from master.api.streaming import TICK
 from master.store.base import Event, Store
-from pikube import errors
 
 Obj = dict[str, Any]
 Encoder = Callable[[Obj], Obj]

@@ -37,7 +37,7 @@ class _Startable(Protocol):
 
 
 def _scheduler(env: Env) -> _Startable:
-    # Imported here: the scheduler package builds on this one (Env, Recorder) and pikube.workqueue.
+    # Imported here: the scheduler package builds on this one (Env, Recorder) and core.workqueue.
     from master.scheduler.scheduler import Scheduler
 
     return Scheduler(env)

@@ -15,11 +15,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from core import errors
+from core.settings import MasterSettings
+from core.workqueue import WorkQueue
 from master.client import Client, Informer, InformerFactory, Kinds, obj_key
 from master.controllers.events import Recorder
-from pikube import errors
-from pikube.settings import MasterSettings
-from pikube.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from core.kube import intstr
 from master.client import Informer, obj_key, split_key
 from master.controllers import podutil
 from master.controllers.base import Controller, Env
@@ -23,7 +24,6 @@ from master.controllers.dsutil import AUTO_TOLERATIONS, NodePlan, plan_nodes, st
 from master.controllers.queue import Expectations
 from master.controllers.replicaset import by_namespace, owner_key
 from master.controllers.slowstart import slow_start
-from pikube.kube import intstr
 
 Obj = dict[str, Any]
 HASH_LABEL = "controller-revision-hash"

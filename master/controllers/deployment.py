@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from core import errors
 from master.client import Informer, split_key
 from master.controllers import deployutil, podutil
 from master.controllers.base import Controller, Env
@@ -22,7 +23,6 @@ from master.controllers.deploystatus import sync_status
 from master.controllers.ownership import claim
 from master.controllers.replicaset import by_namespace, owner_key
 from master.controllers.rollout import cleanup, recreate, rolling, scale
-from pikube import errors
 
 Obj = dict[str, Any]
 COMPONENT = "deployment-controller"

@@ -11,8 +11,8 @@ import copy
 import json
 from typing import Any
 
+from core.kube import intstr
 from master.controllers.podutil import condition, meta, now, rfc3339
-from pikube.kube import intstr
 
 Obj = dict[str, Any]
 

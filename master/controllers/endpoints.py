@@ -14,12 +14,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from core import errors
+from core.kube.selectors import LabelSelector
 from master.client import Informer, split_key
 from master.controllers import podutil
 from master.controllers.base import Controller, Env
 from master.controllers.replicaset import by_namespace
-from pikube import errors
-from pikube.kube.selectors import LabelSelector
 
 Obj = dict[str, Any]
 TRIGGER = "endpoints.kubernetes.io/last-change-trigger-time"

@@ -17,9 +17,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from core import errors
 from master.api.meta import now_rfc3339
 from master.client import Client
-from pikube import errors
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

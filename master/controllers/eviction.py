@@ -16,10 +16,10 @@ import copy
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from core import errors
 from master.client import Client
 from master.controllers import podutil
 from master.scheduler.predicates import tolerates
-from pikube import errors
 
 if TYPE_CHECKING:
     from master.controllers.base import Env

@@ -32,11 +32,11 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from core import errors
 from master.api.resource import ResourceType
 from master.client import Informer
 from master.controllers import podutil
 from master.controllers.base import Controller, Env
-from pikube import errors
 
 Obj = dict[str, Any]
 ORPHAN = "orphan"

@@ -13,9 +13,9 @@ import ipaddress
 import threading
 from typing import Any
 
+from core import errors
 from master.client import Informer, split_key
 from master.controllers.base import Controller, Env
-from pikube import errors
 
 Obj = dict[str, Any]
 COMPONENT = "cidrAllocator"

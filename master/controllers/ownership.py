@@ -12,11 +12,11 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from core import errors
+from core.kube.selectors import LabelSelector
 from master.api.resource import ResourceType
 from master.client import Client
 from master.controllers.podutil import controller_of, meta, owner_ref
-from pikube import errors
-from pikube.kube.selectors import LabelSelector
 
 Obj = dict[str, Any]
 

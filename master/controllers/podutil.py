@@ -14,7 +14,7 @@ import functools
 import json
 from typing import Any
 
-from pikube.kube.selectors import LabelSelector
+from core.kube.selectors import LabelSelector
 
 Obj = dict[str, Any]
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}

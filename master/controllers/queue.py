@@ -3,7 +3,7 @@
 `Expectations` (client-go's ControllerExpectations) remember the creations and
 deletions a controller made but has not yet seen through its informer, so a sync
 never acts twice on a cache that lags its writes. The work queue the controllers
-share with the kubelet is `pikube.workqueue.WorkQueue`.
+share with the kubelet is `core.workqueue.WorkQueue`.
 """
 
 from __future__ import annotations

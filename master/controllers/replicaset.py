@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from core import errors
 from master.client import Informer, obj_key, split_key
 from master.controllers import podutil
 from master.controllers.base import Controller, Env
 from master.controllers.ownership import claim
 from master.controllers.queue import Expectations
 from master.controllers.slowstart import slow_start
-from pikube import errors
 
 Obj = dict[str, Any]
 BURST = 500  # at most this many creations or deletions per sync

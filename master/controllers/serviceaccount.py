@@ -9,10 +9,10 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from core import errors
 from master.client import Informer, split_key
 from master.controllers import podutil
 from master.controllers.base import Controller, Env
-from pikube import errors
 
 Obj = dict[str, Any]
 DEFAULT = "default"

@@ -8,9 +8,9 @@ import copy
 import re
 from typing import Any
 
+from core import errors
+from core.errors import Cause
 from master.api.resource import Strategy
-from pikube import errors
-from pikube.errors import Cause
 
 Obj = dict[str, Any]
 _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")

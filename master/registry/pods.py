@@ -5,10 +5,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from core.errors import Cause
+from core.kube import quantity, validation
 from master.api.resource import Strategy
 from master.registry import volumes
-from pikube.errors import Cause
-from pikube.kube import quantity, validation
 
 Obj = dict[str, Any]
 

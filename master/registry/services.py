@@ -11,10 +11,10 @@ import ipaddress
 import random
 from typing import TYPE_CHECKING, Any
 
+from core import errors
+from core.errors import Cause
+from core.kube import validation
 from master.api.resource import Strategy
-from pikube import errors
-from pikube.errors import Cause
-from pikube.kube import validation
 
 if TYPE_CHECKING:
     from master.api.context import ApiContext

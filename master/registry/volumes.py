@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pikube.errors import Cause
-from pikube.kube import validation
+from core.errors import Cause
+from core.kube import validation
 
 Obj = dict[str, Any]
 

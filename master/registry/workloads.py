@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from core.errors import Cause
+from core.kube import intstr
+from core.kube.selectors import LabelSelector
 from master.api.resource import Strategy
 from master.registry.pods import default_pod_spec, validate_pod_spec
-from pikube.errors import Cause
-from pikube.kube import intstr
-from pikube.kube.selectors import LabelSelector
 
 if TYPE_CHECKING:
     from master.api.context import ApiContext

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
-from pikube.kube import quantity
+from core.kube import quantity
 
 Obj = dict[str, Any]
 NOT_READY = "node.kubernetes.io/not-ready"

@@ -20,13 +20,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from core import errors
+from core.workqueue import WorkQueue
 from master.client import Informer, obj_key, split_key
 from master.controllers.base import Env
 from master.scheduler import predicates
 from master.scheduler.cache import Cache, Usage
 from master.scheduler.fit import Fitter, Placement
-from pikube import errors
-from pikube.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

@@ -39,7 +39,7 @@ class Watcher(Protocol):
     def next(self, timeout: float) -> Event | None:
         """The next event, or None after `timeout` seconds without one.
 
-        Raises `pikube.errors.Gone` if the watcher fell too far behind and was dropped.
+        Raises `core.errors.Gone` if the watcher fell too far behind and was dropped.
         """
 
     def close(self) -> None: ...
@@ -77,7 +77,7 @@ class Store(Protocol):
     def list_page(self, prefix: str, start: str = "", limit: int = 0, revision: int = 0) -> Page:
         """Like `list`, at `revision` (0: the current state): every object as it was at
         that revision, so pages read at one revision never show an object twice or miss
-        one whatever changed between them. Raises `pikube.errors.Gone` if the store can
+        one whatever changed between them. Raises `core.errors.Gone` if the store can
         no longer tell the state at `revision` (compacted, for one), BadRequest if it is
         newer than the store's revision."""
 

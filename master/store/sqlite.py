@@ -25,12 +25,12 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from core import errors
 from master.store.base import EventType, Mutation, Obj, Page, Store, Watcher
 from master.store.log import META_COMPACTED, META_RESERVED, LogDB, Row
 from master.store.pipeline import Committer
 from master.store.records import Entry, Pending, decode, encode
 from master.store.watch import Change, Hub, QueueWatcher, Ring
-from pikube import errors
 
 
 class SqliteStore:

@@ -17,8 +17,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
+from core import errors
 from master.store.base import Event, EventType, Obj
-from pikube import errors
 
 
 class Change(NamedTuple):

@@ -1,8 +1,8 @@
 """The little of the Kubernetes API the bootstrap needs: is the master up, is a node Ready, taint it.
 
-Plain `http.client` over TLS built from a kubeconfig (`pikube.kubeconfig.ssl_context`,
+Plain `http.client` over TLS built from a kubeconfig (`core.kubeconfig.ssl_context`,
 which keeps the client key in memory), so `enable-worker` loads nothing heavy.
-Errors are the shared `pikube.errors` types; a master that does not answer yet
+Errors are the shared `core.errors` types; a master that does not answer yet
 is `Unreachable`, which the waits below simply retry.
 """
 
@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pikube import errors
-from pikube.jointoken import split_server
-from pikube.kubeconfig import KubeConfig, auth_headers, ssl_context
+from core import errors
+from core.jointoken import split_server
+from core.kubeconfig import KubeConfig, auth_headers, ssl_context
 
 Obj = dict[str, Any]
 MASTER_ROLE = "node-role.kubernetes.io/master"

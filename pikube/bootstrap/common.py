@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.fsutil import write_atomic
+from core.kubeconfig import KubeConfig, read_kubeconfig
 from pikube.bootstrap import api
 from pikube.bootstrap.errors import NotReady, PreflightFailed
 from pikube.bootstrap.init import Init
 from pikube.bootstrap.layout import ALL_UNITS, Layout
-from pikube.fsutil import write_atomic
-from pikube.kubeconfig import KubeConfig, read_kubeconfig
 
 Report = Callable[[str], None]
 
@@ -41,7 +41,7 @@ class Hooks:
     # clock is checked again (against the CA's notBefore).
     preflight: Callable[[bytes | None], Sequence[str]]
     # Trade `token` for node credentials in the agent's data dir (pins the CA first); raises what
-    # `pikube.jointoken.join` raises (or a BootstrapError).
+    # `core.jointoken.join` raises (or a BootstrapError).
     join: Callable[[Path, str, str, str], None]
     # Undo the pod network and service rules of this board (the agent's own `agent.teardown.remove_network`).
     teardown_network: Callable[[], None]

@@ -20,9 +20,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
+from core.fsutil import write_atomic
 from pikube.bootstrap import supervisor
 from pikube.bootstrap.units import Unit, render
-from pikube.fsutil import write_atomic
 
 Runner = Callable[[Sequence[str]], tuple[int, str]]
 

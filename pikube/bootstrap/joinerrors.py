@@ -7,7 +7,7 @@ user ("it did not join"); each gets its own words and its own way out.
 
 from __future__ import annotations
 
-from pikube import errors, jointoken
+from core import errors, jointoken
 from pikube.bootstrap.errors import JoinRefused
 
 
@@ -20,7 +20,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def explain(exc: Exception, server: str, node_name: str) -> JoinRefused:
-    """The user-facing error for a failed join (`exc` from `pikube.jointoken` or the master's Status)."""
+    """The user-facing error for a failed join (`exc` from `core.jointoken` or the master's Status)."""
     try:
         host, port = jointoken.split_server(server)
         where = f"{host}:{port}"

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.jointoken import DEFAULT_PORT, parse
+from core.kubeconfig import read_kubeconfig
 from pikube.bootstrap import api, record
 from pikube.bootstrap.common import (
     Hooks,
@@ -31,8 +33,6 @@ from pikube.bootstrap.layout import AGENT_UNIT, MASTER_UNIT, Layout
 from pikube.bootstrap.record import NodeRecord, Role
 from pikube.bootstrap.services import DEFAULT_DOCKER_HOST, AgentFlags, agent_unit, master_unit
 from pikube.bootstrap.units import Unit
-from pikube.jointoken import DEFAULT_PORT, parse
-from pikube.kubeconfig import read_kubeconfig
 
 MASTER_TAINT = "node-role.kubernetes.io/master"
 

@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from core.fsutil import write_atomic
 from pikube.bootstrap.errors import BootstrapError
 from pikube.bootstrap.init import InitKind
-from pikube.fsutil import write_atomic
 
 
 class Role(StrEnum):

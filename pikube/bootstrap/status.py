@@ -7,12 +7,12 @@ reported, not an error: `info` is what you run when something is wrong.
 
 from __future__ import annotations
 
-from pikube import errors
+from core import errors
+from core.kubeconfig import read_kubeconfig
 from pikube.bootstrap import api
 from pikube.bootstrap.init import Init
 from pikube.bootstrap.layout import AGENT_UNIT, MASTER_UNIT, Layout
 from pikube.bootstrap.record import NodeRecord, Role
-from pikube.kubeconfig import read_kubeconfig
 
 
 def role(rec: NodeRecord | None) -> str:

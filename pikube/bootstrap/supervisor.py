@@ -33,9 +33,9 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
+from core import processes
+from core.fsutil import write_atomic
 from pikube.bootstrap.units import Unit, parse
-from pikube.dev import processes
-from pikube.fsutil import write_atomic
 
 PIDFILE = "supervisor.pid"
 LOCKFILE = ".supervisor.lock"

@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pikube import errors, jointoken
+from core import errors, jointoken
+from core.kubeconfig import KubeConfig, read_kubeconfig
 from pikube.bootstrap import api, record
 from pikube.bootstrap.common import Hooks, check_preflight, missing_dirs, undo, wait_ready
 from pikube.bootstrap.errors import BootstrapError, JoinRefused, NotRoot
@@ -24,7 +25,6 @@ from pikube.bootstrap.joinerrors import explain
 from pikube.bootstrap.layout import AGENT_UNIT, Layout
 from pikube.bootstrap.record import NodeRecord, Role
 from pikube.bootstrap.services import DEFAULT_DOCKER_HOST, AgentFlags, agent_unit
-from pikube.kubeconfig import KubeConfig, read_kubeconfig
 
 DEFAULT_BACKEND = "host-gw"
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pikube.settings import AgentSettings
+from core.settings import AgentSettings
 
 
 def register(sub: Any) -> None:

@@ -58,7 +58,7 @@ def board_info(host: Any, data_dir: Path, docker: tuple[bool, str], docker_host:
     import platform
 
     from agent.hostfacts import collect
-    from pikube import __version__
+    from core import __version__
     from pikube.doctor.info import BoardInfo
 
     while not data_dir.exists() and data_dir != data_dir.parent:  # a board not set up yet: measure its parent

@@ -14,6 +14,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from core.settings import AgentSettings
 from pikube.bootstrap.common import Hooks, Report, UserFile
 from pikube.bootstrap.errors import BootstrapError
 from pikube.bootstrap.init import Init, InitKind, Supervised, Systemd
@@ -22,7 +23,6 @@ from pikube.bootstrap.record import NodeRecord
 from pikube.bootstrap.services import DEFAULT_DOCKER_HOST
 from pikube.doctor.checks import Context, blocking, check_clock, run_checks
 from pikube.doctor.host import RealHost
-from pikube.settings import AgentSettings
 
 SYSTEMD_RUNNING = Path("/run/systemd/system")
 

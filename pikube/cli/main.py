@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from pikube import __version__
+from core import __version__
 
 # Modules under pikube.cli that contribute subcommands, in help order.
 SUBCOMMAND_MODULES = ("enable", "token", "lifecycle", "board", "master", "agent", "dev")

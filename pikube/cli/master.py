@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from pikube.settings import MasterSettings
+from core.settings import MasterSettings
 
 
 def register(sub: Any) -> None:

@@ -81,9 +81,9 @@ def _when(ts: float | None) -> str:
 
 
 def _create(args: argparse.Namespace) -> int:
+    from core.jointoken import split_server
     from pikube.bootstrap.master import join_command
     from pikube.cli.main import CliError
-    from pikube.jointoken import split_server
 
     try:
         ttl = parse_ttl(args.ttl)

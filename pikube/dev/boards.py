@@ -21,7 +21,8 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
-from pikube.dev import naming, processes
+from core import processes
+from pikube.dev import naming
 from pikube.dev.errors import DevError
 from pikube.dev.naming import RunId
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from pikube.dev import boards, engine, images, launch, naming, processes
+from core import processes
+from pikube.dev import boards, engine, images, launch, naming
 from pikube.dev.boards import Board, Lan
 from pikube.dev.engine import Engine
 from pikube.dev.errors import DevError

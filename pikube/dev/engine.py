@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pikube.dev import processes
+from core import processes
 from pikube.dev.errors import DevError
 
 # Unix socket paths must fit in sun_path (108 bytes with the NUL; Go allows 104); containerd's

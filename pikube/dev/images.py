@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pikube import __version__
+from core import __version__
 from pikube.dev.errors import DevError
 
 BUSYBOX = Path("/bin/busybox")

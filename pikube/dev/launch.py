@@ -17,9 +17,10 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from core import processes
 from pikube.bootstrap import supervisor
 from pikube.bootstrap.layout import Layout
-from pikube.dev import boards, processes
+from pikube.dev import boards
 from pikube.dev.boards import Board
 from pikube.dev.errors import DevError
 from pikube.dev.naming import MASTER

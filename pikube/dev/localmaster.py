@@ -50,7 +50,7 @@ class RunningMaster:
 
     def session(self) -> requests.Session:
         """An admin HTTPS session using the kubeconfig's client certificate."""
-        from pikube.kubeconfig import read_kubeconfig
+        from core.kubeconfig import read_kubeconfig
 
         cfg = read_kubeconfig(self.kubeconfig)
         certdir = self.data_dir / "test-client"

@@ -14,10 +14,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from core.fsutil import write_atomic
 from pikube.dev.boards import Lan
 from pikube.dev.errors import DevError
 from pikube.dev.naming import RunId
-from pikube.fsutil import write_atomic
 
 STATE_FILE = "state.json"
 ENV_FILE = "env"

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from pikube.fsutil import write_atomic
+from core.fsutil import write_atomic
 
 
 class Host(Protocol):

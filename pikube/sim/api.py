@@ -4,7 +4,7 @@ Simulated boards must talk to the master exactly as a real agent does — TLS
 verified against the cluster CA, a client certificate carrying the node's
 identity, JSON bodies, watch streams — and must not import `master`. This is
 the little of the API they need: get/list/create/patch/delete and a watch
-that yields decoded events. Errors come back as the `pikube.errors` type the
+that yields decoded events. Errors come back as the `core.errors` type the
 server's `Status` names.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import requests
 
-from pikube import errors
+from core import errors
 
 Obj = dict[str, Any]
 PATCH_TYPES = {"merge": "application/merge-patch+json", "strategic": "application/strategic-merge-patch+json",

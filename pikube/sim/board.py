@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pikube import errors
+from core import errors
 from pikube.sim.api import Api, Credentials, resource_path
 from pikube.sim.pods import SimPod
 

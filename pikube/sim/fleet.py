@@ -1,7 +1,7 @@
 """Joining simulated boards to a master, one or a hundred at a time.
 
 Boards join the way a real worker does — with a join token through
-`pikube.jointoken.join`, which pins the master's CA before sending the
+`core.jointoken.join`, which pins the master's CA before sending the
 secret — or, when a test already holds node credentials, straight from them.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from pikube.jointoken import join as join_cluster
+from core.jointoken import join as join_cluster
 from pikube.sim.api import Credentials
 from pikube.sim.board import Board, BoardSpec
 

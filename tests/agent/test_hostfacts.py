@@ -6,7 +6,7 @@ from pathlib import Path
 
 from agent.hostfacts import collect
 from agent.kubelet import node
-from pikube.settings import AgentSettings
+from core.settings import AgentSettings
 
 PI_FILES = {
     "/proc/meminfo": "MemTotal:        3884096 kB\nMemFree: 100 kB\nMemAvailable:    2000000 kB\n",
@@ -110,7 +110,7 @@ class FakeApi:
         self.writes: list[tuple[str, dict[str, object]]] = []
 
     def get(self, res: object, name: str, namespace: str = "") -> dict[str, object]:
-        from pikube import errors
+        from core import errors
 
         raise errors.NotFound(message="not found")
 

@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 
+from core import processes
+from core.kubeconfig import read_kubeconfig
 from pikube.bootstrap.layout import Layout
-from pikube.dev import boards, launch, naming, processes
+from pikube.dev import boards, launch, naming
 from pikube.dev.boards import Board, Lan
-from pikube.kubeconfig import read_kubeconfig
 from tests.conftest import HARNESS_MADE, DevImages
 from tests.master.conftest import kubectl_path
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from core.kubeconfig import KubeConfig, write_kubeconfig
 from pikube.bootstrap import api, common
 from pikube.bootstrap.common import Hooks
 from pikube.bootstrap.init import InitKind
 from pikube.bootstrap.layout import MASTER_UNIT, Layout
 from pikube.bootstrap.units import Unit, render
-from pikube.kubeconfig import KubeConfig, write_kubeconfig
 
 PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 HASH = "ab" * 32

@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
+from core import processes
+from core.kubeconfig import read_kubeconfig
 from pikube.bootstrap import api, supervisor
 from pikube.bootstrap.layout import AGENT_UNIT, MASTER_UNIT
-from pikube.dev import boards, processes
-from pikube.kubeconfig import read_kubeconfig
+from pikube.dev import boards
 from tests.bootstrap.conftest import Pis, wait
 from tests.bootstrap.fakes import tree
 

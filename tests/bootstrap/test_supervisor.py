@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from core import processes
 from pikube.bootstrap import supervisor
 from pikube.bootstrap.init import Supervised
 from pikube.bootstrap.units import Unit
-from pikube.dev import processes
 
 PIKUBE = (sys.executable, "-m", "pikube")
 

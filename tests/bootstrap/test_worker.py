@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pikube import errors, jointoken
+from core import errors, jointoken
 from pikube.bootstrap import record
 from pikube.bootstrap.errors import BootstrapError, JoinRefused, NotReady, NotRoot, PreflightFailed
 from pikube.bootstrap.layout import AGENT_UNIT, Layout

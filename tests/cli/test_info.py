@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pikube import __version__
+from core import __version__
 from pikube.bootstrap import record, status
 from pikube.bootstrap.init import InitKind
 from pikube.bootstrap.layout import Layout

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from core.jointoken import parse
 from pikube.bootstrap import record
 from pikube.bootstrap.init import InitKind
 from pikube.bootstrap.layout import Layout
 from pikube.bootstrap.record import NodeRecord, Role
 from pikube.cli.main import run
 from pikube.cli.token import parse_ttl
-from pikube.jointoken import parse
 
 
 @pytest.fixture

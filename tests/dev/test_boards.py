@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from core import processes
 from pikube.dev import boards as boardslib
-from pikube.dev import naming, processes
+from pikube.dev import naming
 from pikube.dev.naming import RunId
 from tests.conftest import HarnessMade
 

@@ -165,9 +165,9 @@ def test_kubectl_chunked_get_lists_every_object_once(master: RunningMaster, api:
 
 @pytest.fixture
 def local(tmp_path: Path) -> Iterator[tuple[Api, SqliteStore]]:
+    from core.settings import MasterSettings
     from master.api.app import create_app
     from master.api.context import ApiContext
-    from pikube.settings import MasterSettings
 
     store = SqliteStore(tmp_path / "state.db")
     ctx = ApiContext(settings=MasterSettings(data_dir=tmp_path), store=store, catalog=Catalog(builtin_resources()))

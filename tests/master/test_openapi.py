@@ -187,10 +187,10 @@ def test_protobuf_varints_round_trip() -> None:
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[FlaskClient]:
+    from core.settings import MasterSettings
     from master.api.app import create_app
     from master.api.context import ApiContext
     from master.store.sqlite import SqliteStore
-    from pikube.settings import MasterSettings
 
     store = SqliteStore(tmp_path / "state.db")
     ctx = ApiContext(settings=MasterSettings(data_dir=tmp_path), store=store, catalog=CATALOG)

@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from core import kubeconfig
 from master import pki
-from pikube import kubeconfig
 
 
 def _load(path: Path) -> x509.Certificate:

@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
+from core import errors
 from master.api import protobuf
 from master.api.protobuf import decode_object, go_duration
-from pikube import errors
 from tests.conftest import require
 from tests.master.conftest import KUBECTL_NEW, ROOT
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from core.kube import schema as patch_table
 from master.api import schemas
 from master.api.catalog import Catalog, builtin_resources
-from pikube.kube import schema as patch_table
 
 CATALOG = Catalog(builtin_resources())
 META = "io.k8s.apimachinery.pkg.apis.meta.v1."
@@ -81,7 +81,7 @@ def _definition_for(short: str) -> str | None:
 
 
 def test_patch_merge_keys_agree_with_the_strategic_merge_patch_table() -> None:
-    """pikube.kube.schema (used by the server's strategic merge patch) and the OpenAPI (used by kubectl's
+    """core.kube.schema (used by the server's strategic merge patch) and the OpenAPI (used by kubectl's
     apply) must describe the same lists the same way, or apply and patch disagree."""
     checked = 0
     for type_name, fields in patch_table.TYPES.items():

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from core import errors, jointoken
 from master import pki
 from master.tokens import TokenStore, issue_node_credentials, validate_node_name
-from pikube import errors, jointoken
-from tests.pikube.test_jointoken import FakeMaster, start_master  # noqa: F401  (fixture)
+from tests.core.test_jointoken import FakeMaster, start_master  # noqa: F401  (fixture)
 
 
 class Clock:

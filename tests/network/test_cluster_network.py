@@ -247,7 +247,7 @@ def test_restarting_agents_keeps_established_connections(w: Workloads) -> None:
 
 
 def _reset(c: NetCluster, board: str) -> None:
-    code = ("from pathlib import Path; from agent.teardown import reset; from pikube.settings import AgentSettings; "
+    code = ("from pathlib import Path; from agent.teardown import reset; from core.settings import AgentSettings; "
             f"reset(AgentSettings(server={c.url!r}, node_name={c.node(board)!r}, "
             f"data_dir=Path({str(c.data_dir(board))!r}), docker_host={c.docker_host!r}))")
     run(["ip", "netns", "exec", c.netns(board), sys.executable, "-c", code], timeout=60, check=True)

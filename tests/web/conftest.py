@@ -18,12 +18,12 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
+from core.settings import MasterSettings
 from master import bootstrap
 from master.api.catalog import Catalog, builtin_resources
 from master.api.context import ApiContext
 from master.api.handlers import Handlers
 from master.store.sqlite import SqliteStore
-from pikube.settings import MasterSettings
 from web.app import create_web_app
 
 Obj = dict[str, Any]

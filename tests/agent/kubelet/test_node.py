@@ -60,7 +60,7 @@ def test_log_endpoint_refuses_a_node_identity(cluster: Cluster) -> None:
     import ssl
     import urllib.request
 
-    from pikube.kubeconfig import read_kubeconfig, ssl_context
+    from core.kubeconfig import read_kubeconfig, ssl_context
 
     node = cluster.session.get(cluster.url(f"/api/v1/nodes/{cluster.node}")).json()
     port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]

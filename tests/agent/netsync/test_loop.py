@@ -10,7 +10,7 @@ from typing import Any
 from agent.client import NODES, ConnectionFailed
 from agent.informer import Informer
 from agent.netsync.loop import SyncLoop
-from pikube import errors
+from core import errors
 
 
 def _run(loop: SyncLoop) -> threading.Thread:

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from core.jointoken import ca_hash
+from core.kubeconfig import read_kubeconfig
 from master.tokens import TokenStore
 from pikube.dev.localmaster import spawn_master
-from pikube.jointoken import ca_hash
-from pikube.kubeconfig import read_kubeconfig
 from pikube.sim import Api, BoardSpec, Credentials, Fleet
 from pikube.sim.api import resource_path
 from tests.master.conftest import RunningMaster, free_port, kubectl
@@ -56,7 +56,7 @@ class Cluster:
         return items
 
     def get(self, api_version: str, plural: str, ns: str, name: str) -> dict[str, Any] | None:
-        from pikube import errors
+        from core import errors
         try:
             return self.admin.get(resource_path(api_version, plural, ns, name))
         except errors.NotFound:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from core.settings import MasterSettings
 from master.api.catalog import Catalog, builtin_resources
 from master.api.context import ApiContext
 from master.api.handlers import Handlers
@@ -24,7 +25,6 @@ from master.client import Client, InformerFactory, Kinds
 from master.controllers.base import Controller, Env
 from master.controllers.events import Recorder
 from master.store.sqlite import SqliteStore
-from pikube.settings import MasterSettings
 
 Obj = dict[str, Any]
 C = TypeVar("C", bound=Controller)

@@ -7,8 +7,8 @@ import json
 import logging
 from pathlib import Path
 
+from core.settings import MasterSettings
 from master.server import run
-from pikube.settings import MasterSettings
 
 
 def main() -> None:

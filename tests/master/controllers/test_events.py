@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import MasterSettings
 from master.api.catalog import Catalog, builtin_resources
 from master.api.context import ApiContext
 from master.api.handlers import Handlers, ListOptions
 from master.client import Client
 from master.controllers.events import Recorder
 from master.store.sqlite import SqliteStore
-from pikube.settings import MasterSettings
 
 
 @pytest.fixture

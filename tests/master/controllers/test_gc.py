@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from core.settings import MasterSettings
 from master.api.catalog import Catalog, builtin_resources
 from master.api.context import ApiContext
 from master.api.handlers import Handlers
@@ -25,7 +26,6 @@ from master.controllers.events import Recorder
 from master.controllers.gc import GarbageCollector
 from master.controllers.podutil import owner_ref
 from master.store.sqlite import SqliteStore
-from pikube.settings import MasterSettings
 
 Obj = dict[str, Any]
 NS = "default"

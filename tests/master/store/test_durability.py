@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from core import errors
 from master.store.sqlite import SqliteStore
-from pikube import errors
 from tests.master.store.conftest import obj, rv
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from core import errors
 from master.store.sqlite import SqliteStore
-from pikube import errors
 from tests.master.store.conftest import obj, rv
 
 P = "/pods/default/"

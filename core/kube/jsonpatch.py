@@ -14,8 +14,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pikube import errors
-from pikube.kube._json import copy_json, json_equal
+from core import errors
+from core.kube._json import copy_json, json_equal
 
 MAX_OPERATIONS = 10_000
 

@@ -14,8 +14,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pikube import errors
-from pikube.errors import Cause
+from core import errors
+from core.errors import Cause
 
 INVALID = "FieldValueInvalid"
 REQUIRED = "FieldValueRequired"

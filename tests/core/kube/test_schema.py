@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pikube.kube import schema
+from core.kube import schema
 
 
 def _walk(type_name: str, *path: str) -> schema.PatchMeta:

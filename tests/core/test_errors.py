@@ -1,4 +1,4 @@
-from pikube import errors
+from core import errors
 
 
 def test_status_round_trip_keeps_type_and_causes() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pikube.kube.intstr import is_percent, resolve_fenceposts, scaled_value
+from core.kube.intstr import is_percent, resolve_fenceposts, scaled_value
 
 
 @pytest.mark.parametrize(("value", "total", "round_up", "expected"), [

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core import kubeconfig
+from core.kubeconfig import KubeConfig
 from master import pki
-from pikube import kubeconfig
-from pikube.kubeconfig import KubeConfig
 from tests.conftest import require
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pikube.kube.quantity import bytes_value, cpu_millis, format_quantity, parse_quantity
+from core.kube.quantity import bytes_value, cpu_millis, format_quantity, parse_quantity
 
 PARSED = [
     ("0", "0"),

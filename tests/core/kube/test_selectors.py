@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pikube import errors
-from pikube.kube.selectors import FieldSelector, LabelSelector, SelectorError, field_value, selectable_fields
+from core import errors
+from core.kube.selectors import FieldSelector, LabelSelector, SelectorError, field_value, selectable_fields
 
 # --- label selector strings ---------------------------------------------------------------------------
 

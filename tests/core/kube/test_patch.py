@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pikube import errors
-from pikube.kube.patch import json_merge_patch, json_patch
+from core import errors
+from core.kube.patch import json_merge_patch, json_patch
 
 # --- RFC 7386 ---------------------------------------------------------------------------------------
 

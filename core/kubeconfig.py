@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from pikube.fsutil import write_atomic
+from core.fsutil import write_atomic
 
 CLUSTER = "pikube"
 USER = "pikube-admin"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pikube import errors
-from pikube.errors import Cause
-from pikube.kube import validation as v
+from core import errors
+from core.errors import Cause
+from core.kube import validation as v
 
 SUBDOMAIN_MSG = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must "

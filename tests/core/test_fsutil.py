@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pikube import fsutil
-from pikube.fsutil import write_atomic
+from core import fsutil
+from core.fsutil import write_atomic
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pikube.kube._json import copy_json
-from pikube.kube.jsonpatch import json_patch
-from pikube.kube.strategic import strategic_merge_patch
+from core.kube._json import copy_json
+from core.kube.jsonpatch import json_patch
+from core.kube.strategic import strategic_merge_patch
 
 __all__ = ["json_merge_patch", "json_patch", "strategic_merge_patch"]
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from pikube.workqueue import WorkQueue
+from core.workqueue import WorkQueue
 
 JOIN = 10.0  # only a guard against a hung test; no assertion depends on it
 

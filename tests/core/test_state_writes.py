@@ -1,6 +1,6 @@
 """The small state files pikube keeps (CA copy, node record, unit files, pid files, dev state, doctor fixes).
 
-Each is written through `pikube.fsutil.write_atomic`: its mode is exact whatever
+Each is written through `core.fsutil.write_atomic`: its mode is exact whatever
 the umask, a failed write leaves the old file and no temporary, and the writers
 that skip an unchanged file still do.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from agent import credentials
-from pikube import fsutil
+from core import fsutil
 from pikube.bootstrap import init, record, supervisor
 from pikube.bootstrap.init import InitKind
 from pikube.bootstrap.record import NodeRecord, Role

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from pikube import errors
+from core import errors
 
 PREFIX = "pikube-"
 SEPARATOR = "::"

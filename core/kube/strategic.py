@@ -25,7 +25,7 @@ cleaned of directives and nulls (Go stores it raw), `$patch: merge` is a
 no-op, and keys starting with `$` that are no directive are dropped (Go drops
 them when decoding into the typed object). Kinds not in the table (custom
 resources, which Kubernetes refuses to strategic-patch) patch with lists
-replaced. Malformed patches raise `pikube.errors.BadRequest` with Go's
+replaced. Malformed patches raise `core.errors.BadRequest` with Go's
 messages (the API server answers 400).
 """
 
@@ -34,9 +34,9 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
-from pikube import errors
-from pikube.kube import schema
-from pikube.kube._json import copy_json, json_equal, kind_of
+from core import errors
+from core.kube import schema
+from core.kube._json import copy_json, json_equal, kind_of
 
 DIRECTIVE = "$patch"
 RETAIN_KEYS = "$retainKeys"

@@ -15,9 +15,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from core import errors, jointoken
+from core.jointoken import CaMismatch, JoinError, JoinToken, MasterUnreachable
 from master import pki
-from pikube import errors, jointoken
-from pikube.jointoken import CaMismatch, JoinError, JoinToken, MasterUnreachable
 
 HASH = "0123456789abcdef" * 4
 SECRET = "abcdef.0123456789abcdef"

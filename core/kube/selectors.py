@@ -8,7 +8,7 @@ prints the server's message verbatim (`unable to parse requirement: ...`).
 Field selectors are implemented in `fieldselectors` and re-exported here.
 
 Errors: `LabelSelector.parse` and `FieldSelector.parse` raise
-`pikube.errors.BadRequest` (400, as the API server answers a bad query
+`core.errors.BadRequest` (400, as the API server answers a bad query
 parameter). `LabelSelector.from_dict` raises `SelectorError`, a `ValueError`
 carrying Kubernetes-worded `causes` for a 422 (`validation.label_selector`
 gives the same causes without raising).
@@ -21,10 +21,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pikube import errors
-from pikube.errors import Cause
-from pikube.kube import validation
-from pikube.kube.fieldselectors import (
+from core import errors
+from core.errors import Cause
+from core.kube import validation
+from core.kube.fieldselectors import (
     SELECTABLE_FIELDS,
     FieldRequirement,
     FieldSelector,

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from pikube import errors
-from pikube.kube.patch import strategic_merge_patch
+from core import errors
+from core.kube.patch import strategic_merge_patch
 from tests.conftest import require
 
 WEB: dict[str, Any] = {

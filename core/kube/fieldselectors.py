@@ -4,9 +4,9 @@ The agent lists its own pods with `spec.nodeName=<node>`, kubectl users filter
 with `--field-selector`. Terms are `field=value`, `field==value` or
 `field!=value`, comma-separated, with `\\`, `,` and `=` escaped in values by a
 backslash; only the fields Kubernetes makes selectable for a kind may be used
-(`SELECTABLE_FIELDS`). Parsing raises `pikube.errors.BadRequest` worded as
+(`SELECTABLE_FIELDS`). Parsing raises `core.errors.BadRequest` worded as
 Kubernetes (`field label not supported: spec.foo`). Also importable from
-`pikube.kube.selectors`.
+`core.kube.selectors`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pikube import errors
+from core import errors
 
 EQUALS = "="
 NOT_EQUALS = "!="

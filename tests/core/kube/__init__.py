@@ -1,0 +1,1 @@
+"""Tests for the pure Kubernetes helpers in core.kube."""

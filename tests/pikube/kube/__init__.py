@@ -1,1 +1,0 @@
-"""Tests for the pure Kubernetes helpers in pikube.kube."""
