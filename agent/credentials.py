@@ -19,11 +19,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import jointoken
+from core import jointoken, wellknown
 from core.fsutil import write_atomic
 from core.kubeconfig import KubeConfig, read_kubeconfig, write_kubeconfig
 
-SERVING_CERT_ANNOTATION = "pikube.io/serving-cert-sha256"
+SERVING_CERT_ANNOTATION = wellknown.SERVING_CERT_ANNOTATION
 KUBECONFIG_NAME = "kubelet.kubeconfig"
 
 

@@ -1,7 +1,7 @@
 """The Raspberry Pi facts an agent publishes on its Node, read back for the status page.
 
-The agent (`agent/kubelet/node.py`) writes them as annotations; `web` may not
-import `agent`, so the names are repeated here and must stay equal to theirs:
+The agent (`agent/kubelet/node.py`) writes them as annotations named in
+`core/wellknown.py`:
 the board model (`/proc/device-tree/model`), the SoC temperature in °C and the
 firmware's `vcgencmd get_throttled` bits as hex. Thresholds follow the Pi's own:
 the firmware starts soft throttling at 80 °C (60-70 °C is normal under load).
@@ -12,9 +12,11 @@ from __future__ import annotations
 import enum
 from typing import Any, TypedDict
 
-MODEL_ANNOTATION = "pikube.io/board-model"
-TEMPERATURE_ANNOTATION = "pikube.io/soc-temperature"
-THROTTLED_ANNOTATION = "pikube.io/throttled"
+from core import wellknown
+
+MODEL_ANNOTATION = wellknown.MODEL_ANNOTATION
+TEMPERATURE_ANNOTATION = wellknown.TEMPERATURE_ANNOTATION
+THROTTLED_ANNOTATION = wellknown.THROTTLED_ANNOTATION
 
 WARM_C = 70.0
 HOT_C = 80.0

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from flask import Blueprint, Response, render_template, request
 
-from master.api.meta import now_rfc3339
+from core.kube.timefmt import rfc3339
 from web import access, stream, summary
 from web.feed import ChangeFeed, SummaryCache
 
@@ -35,7 +35,7 @@ class StatusPage:
 
 
 def stamp(body: bytes) -> bytes:
-    return summary.stamped(body, now_rfc3339())
+    return summary.stamped(body, rfc3339())
 
 
 def blueprint(page: StatusPage) -> Blueprint:

@@ -17,6 +17,7 @@ from typing import Any
 
 from agent.kubelet.envs import expand
 from agent.runtime import labels as L
+from core import wellknown
 from core.kube.quantity import bytes_value, cpu_millis
 
 Obj = dict[str, Any]
@@ -92,7 +93,7 @@ def create_args(pod: Obj, container: Obj, kind: L.Kind, attempt: int, node: str,
     name = str(container["name"])
     labels = pod_labels(pod, node, kind, name, attempt)
     labels[L.SPEC_HASH] = spec_hash(container)
-    labels["pikube.io/sandbox"] = sandbox_id
+    labels[wellknown.SANDBOX_LABEL] = sandbox_id
     host: Obj = {
         "network_mode": f"container:{sandbox_id}",
         "ipc_mode": f"container:{sandbox_id}",

@@ -17,8 +17,8 @@ from collections import OrderedDict
 from typing import Any
 
 from agent.client import EVENTS, ApiClient, ConnectionFailed
-from agent.timefmt import rfc3339
 from core import errors
+from core.kube.timefmt import rfc3339
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

@@ -16,17 +16,17 @@ from typing import Any
 from agent.client import LEASES, NODES, ApiClient
 from agent.credentials import SERVING_CERT_ANNOTATION
 from agent.hostfacts import Facts
-from agent.timefmt import micro, rfc3339
-from core import __version__, errors
+from core import __version__, errors, wellknown
+from core.kube.timefmt import micro, rfc3339
 from core.settings import AgentSettings
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 KUBELET_VERSION = f"v1.29.0-pikube.{__version__}"
-MODEL_ANNOTATION = "pikube.io/board-model"
-TEMPERATURE_ANNOTATION = "pikube.io/soc-temperature"
-THROTTLED_ANNOTATION = "pikube.io/throttled"
+MODEL_ANNOTATION = wellknown.MODEL_ANNOTATION
+TEMPERATURE_ANNOTATION = wellknown.TEMPERATURE_ANNOTATION
+THROTTLED_ANNOTATION = wellknown.THROTTLED_ANNOTATION
 THROTTLED_CONDITION = "Throttled"
 # A temperature annotation is rewritten only when it moved this much, so it does not cause a write a minute.
 TEMPERATURE_STEP_C = 5.0

@@ -31,8 +31,8 @@ from agent.kubelet.status import TERMINAL, Observed, Waiting, instances, pod_sta
 from agent.kubelet.volumes import PodVolumes, VolumeManager
 from agent.runtime import labels as L
 from agent.runtime.docker import Container, DockerRuntime, RuntimeError_
-from agent.timefmt import parse, rfc3339
-from core import errors
+from core import errors, wellknown
+from core.kube.timefmt import parse, rfc3339
 from core.settings import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -215,7 +215,7 @@ class PodSyncer:
         for ic in (pod.get("spec") or {}).get("initContainers") or []:
             name = str(ic["name"])
             insts = instances(found, name, L.Kind.INIT)
-            mine = [c for c in insts if c.labels.get("pikube.io/sandbox") == sandbox.id]
+            mine = [c for c in insts if c.labels.get(wellknown.SANDBOX_LABEL) == sandbox.id]
             current = mine[0] if mine else None
             if current is None:
                 self._start(pod, ic, L.Kind.INIT, (insts[0].restart_count + 1) if insts else 0, sandbox, mem)

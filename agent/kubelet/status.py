@@ -14,6 +14,7 @@ from typing import Any
 
 from agent.runtime import labels as L
 from agent.runtime.docker import Container
+from core import wellknown
 
 Obj = dict[str, Any]
 TERMINAL = ("Succeeded", "Failed")
@@ -122,7 +123,7 @@ def init_done(spec: Obj, obs: Observed) -> tuple[bool, bool]:
     return True, False
 
 
-SANDBOX_LABEL = "pikube.io/sandbox"
+SANDBOX_LABEL = wellknown.SANDBOX_LABEL
 
 
 def phase(spec: Obj, statuses: list[Obj], initialized: bool, init_failed: bool) -> str:

@@ -16,6 +16,7 @@ from agent.network import hostgw, vxlan
 from agent.network.netns import Netns, iproute
 from agent.network.peers import Peer
 from agent.network.routes import link_of_address
+from core import wellknown
 
 
 class Backend(enum.Enum):
@@ -33,7 +34,7 @@ class BackendInfo:
     vtep_mac: str | None = None
 
 
-VTEP_MAC_ANNOTATION = "pikube.io/vtep-mac"
+VTEP_MAC_ANNOTATION = wellknown.VTEP_MAC_ANNOTATION
 
 
 def ensure_backend(netns: Netns | str, backend: Backend, node_ip: IPv4Address) -> BackendInfo:

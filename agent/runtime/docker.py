@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.runtime import labels as L
-from agent.timefmt import parse
+from core.kube.timefmt import parse
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

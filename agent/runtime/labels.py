@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-NODE = "pikube.io/node"
-KIND = "pikube.io/kind"
+from core import wellknown
+
+NODE = wellknown.NODE_LABEL
+KIND = wellknown.KIND_LABEL
 POD_UID = "io.kubernetes.pod.uid"
 POD_NAME = "io.kubernetes.pod.name"
 POD_NAMESPACE = "io.kubernetes.pod.namespace"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from core import errors
+from core.kube.timefmt import rfc3339
 from master.api.handlers import Handlers, not_found
-from master.api.meta import now_rfc3339
 from master.api.resource import ResourceType
 
 Obj = dict[str, Any]
@@ -36,7 +36,7 @@ def bind(handlers: Handlers, rt: ResourceType, ns: str, name: str, binding: Obj)
         status = new.setdefault("status", {})
         conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
         conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                      "lastTransitionTime": now_rfc3339()})
+                      "lastTransitionTime": rfc3339()})
         status["conditions"] = conds
         return new
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from core import errors
 from core.errors import Cause
-from core.kube import validation
+from core.kube import timefmt, validation
 from core.kube.jsonpatch import json_patch
 from core.kube.patch import json_merge_patch
 from core.kube.selectors import FieldSelector, LabelSelector
@@ -300,7 +300,7 @@ class Handlers:
         for fld in ("resourceVersion", "selfLink", "managedFields", *meta.SERVER_FIELDS):
             m.pop(fld, None)
         m["uid"] = meta.new_uid()
-        m["creationTimestamp"] = meta.now_rfc3339()
+        m["creationTimestamp"] = timefmt.rfc3339()
         if rt.strategy.has_status:
             m["generation"] = 1
         strategy = rt.strategy
@@ -546,7 +546,7 @@ class Handlers:
                 nm["finalizers"] = finalizers
             if not nm.get("deletionTimestamp") or wait < int(nm.get("deletionGracePeriodSeconds") or 0):
                 when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wait)
-                nm["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+                nm["deletionTimestamp"] = timefmt.rfc3339(when)
                 nm["deletionGracePeriodSeconds"] = wait
             if dry_run or new_equals(new, old):
                 raise _Unchanged()

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Request
 
-from core import errors
+from core import errors, wellknown
 from master.api import body as bodies
 from master.api.handlers import Handlers
 from master.pki import Pki
@@ -40,7 +40,7 @@ class JoinService:
                                           "choose another name or remove that node first",
                                   kind="nodes", name=node)
         creds = issue_node_credentials(self.pki, self.tokens, secret, node)
-        return {"kind": "NodeCredentials", "apiVersion": "pikube.io/v1", "nodeName": node,
+        return {"kind": "NodeCredentials", "apiVersion": wellknown.API_VERSION, "nodeName": node,
                 "certificate": creds.cert_pem.decode(), "key": creds.key_pem.decode(),
                 "ca": creds.ca_pem.decode()}
 

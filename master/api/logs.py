@@ -28,7 +28,7 @@ from urllib.parse import quote, urlencode
 
 from flask import Response, request
 
-from core import errors
+from core import errors, wellknown
 from core.kubeconfig import load_client_cert
 from master.api.context import ApiContext
 from master.api.handlers import Handlers
@@ -36,7 +36,7 @@ from master.api.resource import ResourceType
 from master.api.streaming import STREAM_HEADER, TICK, client_gone
 from master.pki import ADMIN_GROUP, issue_client_cert, pki_paths
 
-SERVING_CERT_ANNOTATION = "pikube.io/serving-cert-sha256"
+SERVING_CERT_ANNOTATION = wellknown.SERVING_CERT_ANNOTATION
 CLIENT_CN = "pikube-apiserver-kubelet-client"
 PASSED_ON = ("follow", "tailLines", "previous", "timestamps", "sinceSeconds", "sinceTime", "limitBytes")
 CONNECT_TIMEOUT = 10.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 import uuid
 from typing import Any
@@ -16,15 +15,6 @@ Obj = dict[str, Any]
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 # Fields the server owns: a client can neither set nor change them.
 SERVER_FIELDS = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
-
-
-def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: str) -> dt.datetime:
-    text = value.replace("Z", "+00:00")
-    return dt.datetime.fromisoformat(text)
 
 
 def new_uid() -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from core.kube import intstr
+from core.kube import intstr, timefmt
 from master.client import Informer, obj_key, split_key
 from master.controllers import podutil
 from master.controllers.base import Controller, Env
@@ -77,7 +77,7 @@ class DaemonSetController(Controller):
         plans = plan_nodes(nodes, pods, template, int(spec.get("minReadySeconds") or 0))
         if self.expectations.satisfied(key) and not podutil.meta(ds).get("deletionTimestamp"):
             self._manage(key, ds, plans, current_hash, strays(nodes, pods))
-        status = status_for(ds, plans, current_hash, podutil.now())
+        status = status_for(ds, plans, current_hash, timefmt.now())
         old = ds.get("status") or {}
         if {k: v for k, v in old.items() if v} != {k: v for k, v in status.items() if v}:
             self.client.update_status(self.kinds.daemonsets, {**ds, "status": status})

@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
+from core.kube.timefmt import now
+from core.kube.timefmt import parse as parse_time
 from master.client import obj_key
 from master.controllers.deployutil import (
     available,
@@ -25,7 +27,7 @@ from master.controllers.deployutil import (
     set_condition,
     status_of,
 )
-from master.controllers.podutil import condition, meta, now, parse_time
+from master.controllers.podutil import condition, meta
 
 if TYPE_CHECKING:
     from master.controllers.deployment import DeploymentController

@@ -12,7 +12,8 @@ import json
 from typing import Any
 
 from core.kube import intstr
-from master.controllers.podutil import condition, meta, now, rfc3339
+from core.kube.timefmt import now, rfc3339
+from master.controllers.podutil import condition, meta
 
 Obj = dict[str, Any]
 

@@ -10,6 +10,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.kube import timefmt
 from master.controllers import podutil
 from master.scheduler import predicates
 
@@ -57,7 +58,7 @@ def plan_nodes(nodes: list[Obj], pods: list[Obj], template: Obj, min_ready: int 
     for pod in pods:
         by_node.setdefault(_pod_node(pod), []).append(pod)
     plans = []
-    at = podutil.now()
+    at = timefmt.now()
     for node in sorted(nodes, key=lambda n: podutil.meta(n).get("name", "")):
         here = by_node.get(podutil.meta(node).get("name", ""), [])
         live = [p for p in here if not podutil.meta(p).get("deletionTimestamp")]

@@ -15,6 +15,7 @@ import copy
 from typing import Any
 
 from core import errors
+from core.kube import timefmt
 from core.kube.selectors import LabelSelector
 from master.client import Informer, split_key
 from master.controllers import podutil
@@ -113,7 +114,7 @@ class EndpointsController(Controller):
         labels = dict(podutil.meta(svc).get("labels") or {})
         if current is None:
             body: Obj = {"metadata": {"name": name, "namespace": ns, "labels": labels,
-                                      "annotations": {TRIGGER: podutil.rfc3339(podutil.now())}}}
+                                      "annotations": {TRIGGER: timefmt.rfc3339(timefmt.now())}}}
             if subsets:
                 body["subsets"] = subsets
             try:
@@ -126,5 +127,5 @@ class EndpointsController(Controller):
         new = copy.deepcopy(current)
         new["subsets"] = subsets
         new["metadata"]["labels"] = labels
-        new["metadata"].setdefault("annotations", {})[TRIGGER] = podutil.rfc3339(podutil.now())
+        new["metadata"].setdefault("annotations", {})[TRIGGER] = timefmt.rfc3339(timefmt.now())
         self.client.update(self.kinds.endpoints, new)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core import errors
-from master.api.meta import now_rfc3339
+from core.kube.timefmt import rfc3339
 from master.client import Client
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class Recorder:
         if not involved["namespace"]:
             del involved["namespace"]
         pending = _Pending(involved, m.get("namespace") or "default", type_, reason, message, component,
-                           now_rfc3339())
+                           rfc3339())
         try:
             self._queue.put_nowait(pending)
         except queue.Full:

@@ -17,6 +17,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from core import errors
+from core.kube import timefmt
 from master.client import Client
 from master.controllers import podutil
 from master.scheduler.predicates import tolerates
@@ -39,7 +40,7 @@ def deadline(pod: Obj, taints: list[Obj], at: dt.datetime) -> dt.datetime | None
         seconds = [int(t["tolerationSeconds"]) for t in matching if isinstance(t.get("tolerationSeconds"), int)]
         if len(seconds) < len(matching):
             continue  # one toleration has no limit: this taint is tolerated for ever
-        added = podutil.parse_time(taint.get("timeAdded")) or at
+        added = timefmt.parse(taint.get("timeAdded")) or at
         when = added + dt.timedelta(seconds=max(min(seconds), 0))
         due = when if due is None or when < due else due
     return due
@@ -48,7 +49,7 @@ def deadline(pod: Obj, taints: list[Obj], at: dt.datetime) -> dt.datetime | None
 def enforce(env: Env, node: Obj, pods: list[Obj], gone: bool) -> float | None:
     """Delete what must go now; the seconds until the next pod must go, if any."""
     taints = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("effect") == "NoExecute"]
-    at = podutil.now()
+    at = timefmt.now()
     wait: float | None = None
     for pod in pods:
         if podutil.is_terminal(pod):
@@ -80,6 +81,6 @@ def mark_not_ready(client: Client, pod: Obj) -> None:
     new = copy.deepcopy(pod)
     for c in (new.get("status") or {}).get("conditions") or []:
         if c.get("type") == "Ready":
-            c.update({"status": "False", "lastTransitionTime": podutil.rfc3339(podutil.now())})
+            c.update({"status": "False", "lastTransitionTime": timefmt.rfc3339(timefmt.now())})
     with contextlib.suppress(errors.Conflict, errors.NotFound):
         client.update_status(client.kinds.pods, new)

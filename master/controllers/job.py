@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.kube import timefmt
 from master.client import Informer, obj_key, split_key
 from master.controllers import podutil
 from master.controllers.base import Controller, Env
@@ -71,7 +72,7 @@ class JobController(Controller):
             self._after_finish(key, job)
             return
         c = counts(job, pods)
-        verdict = c.verdict(job, podutil.now())
+        verdict = c.verdict(job, timefmt.now())
         if verdict is None and self.expectations.satisfied(key) and not podutil.meta(job).get("deletionTimestamp"):
             self._manage(key, job, c.active, c.wanted(job), c.failed)
         if verdict is not None:
@@ -86,7 +87,7 @@ class JobController(Controller):
             self.client.update_status(self.kinds.jobs, {**job, "status": status})
         deadline = spec.get("activeDeadlineSeconds")
         if verdict is None and isinstance(deadline, int):
-            self.queue.add_after(key, c.deadline_left(job, deadline, podutil.now()) + 0.5)
+            self.queue.add_after(key, c.deadline_left(job, deadline, timefmt.now()) + 0.5)
 
     def _manage(self, key: str, job: Obj, active: list[Obj], wanted: int, failed: list[Obj]) -> None:
         if len(active) > wanted:
@@ -95,7 +96,7 @@ class JobController(Controller):
             return
         if len(active) == wanted:
             return
-        wait = backoff_left(failed, self.env.settings.job_backoff_seconds, podutil.now())
+        wait = backoff_left(failed, self.env.settings.job_backoff_seconds, timefmt.now())
         if wait > 0:
             self.queue.add_after(key, wait)
             return
@@ -133,7 +134,7 @@ class JobController(Controller):
         if not isinstance(ttl, int) or podutil.meta(job).get("deletionTimestamp"):
             return
         done_at = finish_time(job)
-        left = ttl - (podutil.now() - done_at).total_seconds() if done_at else 0.0
+        left = ttl - (timefmt.now() - done_at).total_seconds() if done_at else 0.0
         if left > 0:
             self.queue.add_after(key, left)
             return

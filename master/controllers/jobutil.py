@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.kube import timefmt
 from master.controllers import podutil
 
 Obj = dict[str, Any]
@@ -26,18 +27,18 @@ def finished(job: Obj) -> bool:
 def finish_time(job: Obj) -> dt.datetime | None:
     status = job.get("status") or {}
     if status.get("completionTime"):
-        return podutil.parse_time(status["completionTime"])
+        return timefmt.parse(status["completionTime"])
     failed = podutil.condition(job, "Failed")
-    return podutil.parse_time(failed.get("lastTransitionTime")) if failed else None
+    return timefmt.parse(failed.get("lastTransitionTime")) if failed else None
 
 
 def _finished_at(pod: Obj) -> dt.datetime:
     latest: dt.datetime | None = None
     for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-        t = podutil.parse_time(((cs.get("state") or {}).get("terminated") or {}).get("finishedAt"))
+        t = timefmt.parse(((cs.get("state") or {}).get("terminated") or {}).get("finishedAt"))
         if t is not None and (latest is None or t > latest):
             latest = t
-    return latest or podutil.parse_time(podutil.meta(pod).get("creationTimestamp")) or podutil.now()
+    return latest or timefmt.parse(podutil.meta(pod).get("creationTimestamp")) or timefmt.now()
 
 
 def backoff_left(failed: list[Obj], base: float, at: dt.datetime) -> float:
@@ -69,7 +70,7 @@ class Counts:
         return max(min(parallelism, int(completions) - self.succeeded), 0)
 
     def deadline_left(self, job: Obj, deadline: int, at: dt.datetime) -> float:
-        start = podutil.parse_time((job.get("status") or {}).get("startTime")) or at
+        start = timefmt.parse((job.get("status") or {}).get("startTime")) or at
         return max((start + dt.timedelta(seconds=deadline) - at).total_seconds(), 0.0)
 
     def verdict(self, job: Obj, at: dt.datetime) -> Verdict | None:
@@ -109,7 +110,7 @@ def counts(job: Obj, pods: list[Obj]) -> Counts:
 
 def make_status(job: Obj, c: Counts, verdict: Verdict | None) -> Obj:
     old = job.get("status") or {}
-    stamp = podutil.rfc3339(podutil.now())
+    stamp = timefmt.rfc3339(timefmt.now())
     status: Obj = {"startTime": old.get("startTime") or stamp, "ready": 0 if verdict else c.ready,
                    "uncountedTerminatedPods": {}}
     if c.active and verdict is None:

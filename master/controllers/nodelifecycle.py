@@ -19,6 +19,7 @@ import datetime as dt
 import time
 from typing import Any
 
+from core.kube import timefmt
 from master.client import Informer, split_key
 from master.controllers import eviction, podutil
 from master.controllers.base import Controller, Env
@@ -95,7 +96,7 @@ class NodeLifecycleController(Controller):
             self.client.delete(self.kinds.pods, m["namespace"], m["name"], grace=0, uid=m["uid"])
 
     def _mark_unknown(self, node: Obj) -> None:
-        stamp = podutil.rfc3339(podutil.now())
+        stamp = timefmt.rfc3339(timefmt.now())
         status = node.setdefault("status", {})
         conditions = [c for c in status.get("conditions") or [] if isinstance(c, dict)]
         seen = {c.get("type") for c in conditions}
@@ -123,7 +124,7 @@ class NodeLifecycleController(Controller):
             # Unreachable counts from when the board was last heard from, not from when we noticed:
             # a pod's tolerationSeconds then measures the outage itself (see docs/controllers.md).
             since = heard_wall if key == UNREACHABLE else time.time()
-            stamp = podutil.rfc3339(dt.datetime.fromtimestamp(since, dt.UTC))
+            stamp = timefmt.rfc3339(dt.datetime.fromtimestamp(since, dt.UTC))
             taints.append(existing.get("NoSchedule") or {"key": key, "effect": "NoSchedule"})
             taints.append(existing.get("NoExecute") or {"key": key, "effect": "NoExecute", "timeAdded": stamp})
         if taints == (spec.get("taints") or []):

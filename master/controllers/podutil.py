@@ -14,6 +14,7 @@ import functools
 import json
 from typing import Any
 
+from core.kube import timefmt
 from core.kube.selectors import LabelSelector
 
 Obj = dict[str, Any]
@@ -23,23 +24,6 @@ _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
 def meta(obj: Obj) -> Obj:
     m: Obj = obj.get("metadata") or {}
     return m
-
-
-def parse_time(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def rfc3339(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def is_terminal(pod: Obj) -> bool:
@@ -70,8 +54,8 @@ def is_available(pod: Obj, min_ready_seconds: int, at: dt.datetime | None = None
         return False
     if min_ready_seconds <= 0:
         return True
-    since = parse_time(c.get("lastTransitionTime"))
-    return since is not None and since + dt.timedelta(seconds=min_ready_seconds) <= (at or now())
+    since = timefmt.parse(c.get("lastTransitionTime"))
+    return since is not None and since + dt.timedelta(seconds=min_ready_seconds) <= (at or timefmt.now())
 
 
 def controller_of(obj: Obj) -> Obj | None:

@@ -12,6 +12,7 @@ import contextlib
 from typing import Any
 
 from core import errors
+from core.kube import timefmt
 from master.client import Informer, obj_key, split_key
 from master.controllers import podutil
 from master.controllers.base import Controller, Env
@@ -128,7 +129,7 @@ class ReplicaSetController(Controller):
         spec, m = rs.get("spec") or {}, rs["metadata"]
         min_ready = int(spec.get("minReadySeconds") or 0)
         template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
-        at = podutil.now()
+        at = timefmt.now()
         status: Obj = {
             "replicas": len(active),
             "fullyLabeledReplicas": sum(1 for p in active if all(
@@ -141,7 +142,7 @@ class ReplicaSetController(Controller):
         conditions = [c for c in old.get("conditions") or [] if c.get("type") != "ReplicaFailure"]
         if error is not None and not isinstance(error, errors.Conflict):
             conditions.append({"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
-                               "message": str(error), "lastTransitionTime": podutil.rfc3339(at)})
+                               "message": str(error), "lastTransitionTime": timefmt.rfc3339(at)})
         if conditions:
             status["conditions"] = conditions
         status = {k: v for k, v in status.items() if v or k == "replicas"}  # zeros are omitted, as Kubernetes does

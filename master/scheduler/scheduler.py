@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from core import errors
+from core.kube import timefmt
 from core.workqueue import WorkQueue
 from master.client import Informer, obj_key, split_key
 from master.controllers.base import Env
@@ -176,7 +177,7 @@ class Scheduler:
         status = new.setdefault("status", {})
         status["conditions"] = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"] + [
             {"type": "PodScheduled", "status": "False", "lastProbeTime": None,
-             "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+             "lastTransitionTime": timefmt.rfc3339(),
              "reason": "Unschedulable", "message": message}]
         # A conflict means the pod changed meanwhile: its next attempt writes the condition again.
         with contextlib.suppress(errors.Conflict, errors.NotFound):

@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from core import errors
+from core import errors, wellknown
 from core.jointoken import split_server
 from core.kubeconfig import KubeConfig, auth_headers, ssl_context
 
 Obj = dict[str, Any]
 MASTER_ROLE = "node-role.kubernetes.io/master"
-BACKEND_LABEL = "pikube.io/network-backend"
+BACKEND_LABEL = wellknown.BACKEND_LABEL
 
 
 class Unreachable(Exception):

@@ -11,7 +11,9 @@ import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-NODE_LABEL = "pikube.io/node"
+from core import wellknown
+
+NODE_LABEL = wellknown.NODE_LABEL
 
 
 def stop(docker_host: str, node_name: str) -> int:

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core import wellknown
 from pikube.bootstrap.layout import Layout
 from pikube.dev.localmaster import ROOT, RunningMaster, free_port
 
-NODE_LABEL = "pikube.io/node"
+NODE_LABEL = wellknown.NODE_LABEL
 
 
 def checkout_dir() -> Path | None:

@@ -29,6 +29,7 @@ from typing import Any, Protocol, TypeVar
 
 import requests
 
+from core import wellknown
 from pikube.dev import boards, naming
 from pikube.dev.localagent import AgentProcess, make_token, remove_node_containers
 from pikube.dev.localmaster import RunningMaster, free_port, master_argv, spawn_master
@@ -241,9 +242,9 @@ class NetCluster:
     # -- inside pods -----------------------------------------------------------------------------
 
     def _container(self, pod: str, kind: str) -> str:
-        wanted = [f"io.kubernetes.pod.name={pod}", f"pikube.io/kind={kind}"]
+        wanted = [f"io.kubernetes.pod.name={pod}", f"{wellknown.KIND_LABEL}={kind}"]
         rows = self.docker.api.containers(filters={"label": wanted})
-        rows = [r for r in rows if str((r.get("Labels") or {}).get("pikube.io/node", "")).endswith(self.lan.run)]
+        rows = [r for r in rows if str((r.get("Labels") or {}).get(wellknown.NODE_LABEL, "")).endswith(self.lan.run)]
         if not rows:
             raise LookupError(f"no running {kind} container of pod {pod}")
         return str(rows[0]["Id"])

@@ -12,7 +12,6 @@ loses power does: no goodbye, nothing cleaned up.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import ipaddress
 import logging
 import socket
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import errors
+from core.kube import timefmt
 from pikube.sim.api import Api, Credentials, resource_path
 from pikube.sim.pods import SimPod
 
@@ -31,7 +31,7 @@ LEASE_NS = "kube-node-lease"
 
 
 def microtime(t: float | None = None) -> str:
-    return dt.datetime.fromtimestamp(time.time() if t is None else t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return timefmt.micro(t)
 
 
 @dataclass

@@ -11,16 +11,17 @@ containers and count `restartCount`, otherwise the pod ends Succeeded or Failed.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
+
+from core.kube import timefmt
 
 Obj = dict[str, Any]
 PREFIX = "sim.pikube.io/"
 
 
 def stamp(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return timefmt.rfc3339(t)
 
 
 def _float(annotations: dict[str, str], name: str) -> float | None:

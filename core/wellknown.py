@@ -1,0 +1,25 @@
+"""pikube's own wire names, defined once: every `pikube.io/*` label, annotation and API version.
+
+The master, the agents, the status page and the board tools all read and write
+these; they live below all of them so that no two copies can drift apart (a
+renamed annotation would otherwise silently blank the status page's board facts
+or break vxlan peering between boards of different versions).
+"""
+
+from __future__ import annotations
+
+# Labels on every Docker container an agent makes (with dockershim's io.kubernetes.* ones).
+NODE_LABEL = "pikube.io/node"  # the node whose agent owns the container: agents sharing an engine touch only theirs
+KIND_LABEL = "pikube.io/kind"  # sandbox, init or app
+SANDBOX_LABEL = "pikube.io/sandbox"  # an app container's pause container id
+
+# Node labels and annotations an agent publishes.
+BACKEND_LABEL = "pikube.io/network-backend"  # on the master board: workers read it to join with the same backend
+VTEP_MAC_ANNOTATION = "pikube.io/vtep-mac"  # the vxlan device's MAC, for the other boards' FDB entries
+SERVING_CERT_ANNOTATION = "pikube.io/serving-cert-sha256"  # pins the agent's :10250 certificate for the master
+MODEL_ANNOTATION = "pikube.io/board-model"  # /proc/device-tree/model
+TEMPERATURE_ANNOTATION = "pikube.io/soc-temperature"  # °C, one decimal
+THROTTLED_ANNOTATION = "pikube.io/throttled"  # `vcgencmd get_throttled` bits, hex
+
+# The join endpoint's answer (`POST /pikube/v1/join`).
+API_VERSION = "pikube.io/v1"
