@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from core.kube import quantity
-from master.scheduler.predicates import pod_requests
+from core.kube.scheduling import pod_requests
 from web import boardfacts
 from web.model import Board, Tone, Usage
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from master.api.printers import pod_status
+from core.kube.podstatus import pod_status
 from web.boards import natural_key
 from web.model import Pod, PodGroup, Tone
 

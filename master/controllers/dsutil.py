@@ -10,16 +10,15 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.kube import timefmt
+from core.kube import scheduling, timefmt
 from master.controllers import podutil
-from master.scheduler import predicates
 
 Obj = dict[str, Any]
 # Taints a DaemonSet pod always tolerates (Kubernetes adds these tolerations to every daemon pod).
 AUTO_TOLERATIONS = [{"key": k, "operator": "Exists", "effect": e} for k, e in (
-    (predicates.NOT_READY, "NoExecute"), (predicates.UNREACHABLE, "NoExecute"),
+    (scheduling.NOT_READY, "NoExecute"), (scheduling.UNREACHABLE, "NoExecute"),
     ("node.kubernetes.io/disk-pressure", "NoSchedule"), ("node.kubernetes.io/memory-pressure", "NoSchedule"),
-    ("node.kubernetes.io/pid-pressure", "NoSchedule"), (predicates.UNSCHEDULABLE, "NoSchedule"))]
+    ("node.kubernetes.io/pid-pressure", "NoSchedule"), (scheduling.UNSCHEDULABLE, "NoSchedule"))]
 
 
 @dataclass
@@ -35,18 +34,18 @@ def should_run(node: Obj, template: Obj) -> bool:
     if podutil.meta(node).get("deletionTimestamp"):
         return False
     spec = template.get("spec") or {}
-    if not predicates.selector_matches(spec, node):
+    if not scheduling.selector_matches(spec, node):
         return False
     tolerations = [t for t in spec.get("tolerations") or [] if isinstance(t, dict)] + AUTO_TOLERATIONS
     taints = (node.get("spec") or {}).get("taints") or []
-    return predicates.untolerated(taints, tolerations, ("NoSchedule", "NoExecute")) is None
+    return scheduling.untolerated(taints, tolerations, ("NoSchedule", "NoExecute")) is None
 
 
 def _pod_node(pod: Obj) -> str:
     name = (pod.get("spec") or {}).get("nodeName")
     if name:
         return str(name)
-    for term in predicates.required_terms(pod.get("spec") or {}) or []:
+    for term in scheduling.required_terms(pod.get("spec") or {}) or []:
         for req in term.get("matchFields") or []:
             if req.get("key") == "metadata.name" and req.get("operator") == "In" and req.get("values"):
                 return str(req["values"][0])

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from core import errors
 from core.kube import timefmt
+from core.kube.scheduling import tolerates
 from master.client import Client
 from master.controllers import podutil
-from master.scheduler.predicates import tolerates
 
 if TYPE_CHECKING:
     from master.controllers.base import Env

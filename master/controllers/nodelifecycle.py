@@ -20,10 +20,10 @@ import time
 from typing import Any
 
 from core.kube import timefmt
+from core.kube.scheduling import NOT_READY, UNREACHABLE, ready_status
 from master.client import Informer, split_key
 from master.controllers import eviction, podutil
 from master.controllers.base import Controller, Env
-from master.scheduler.predicates import NOT_READY, UNREACHABLE, ready_status
 
 Obj = dict[str, Any]
 COMPONENT = "node-controller"

@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from master.scheduler import predicates
+from core.kube import scheduling
 
 Obj = dict[str, Any]
 Port = tuple[str, str, int]
@@ -35,13 +35,13 @@ class Usage:
     @classmethod
     def of(cls, pod: Obj) -> Usage:
         spec = pod.get("spec") or {}
-        cpu, mem = predicates.pod_requests(spec)
+        cpu, mem = scheduling.pod_requests(spec)
         owner = ""
         for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
             if isinstance(ref, dict) and ref.get("controller"):
                 owner = str(ref.get("uid", ""))
-        return cls(cpu, mem, cpu or predicates.DEFAULT_CPU_MILLIS, mem or predicates.DEFAULT_MEMORY,
-                   frozenset(predicates.host_ports(spec)), owner)
+        return cls(cpu, mem, cpu or scheduling.DEFAULT_CPU_MILLIS, mem or scheduling.DEFAULT_MEMORY,
+                   frozenset(scheduling.host_ports(spec)), owner)
 
 
 @dataclass
@@ -78,7 +78,7 @@ class NodeInfo:
 def _static_view(node: Obj) -> tuple[Any, ...]:
     """What node filters look at, besides resources: a change re-opens cached verdicts."""
     return (node.get("metadata", {}).get("labels"), (node.get("spec") or {}).get("unschedulable"),
-            predicates.effective_taints(node), predicates.allocatable(node))
+            scheduling.effective_taints(node), scheduling.allocatable(node))
 
 
 class Cache:
@@ -103,7 +103,7 @@ class Cache:
                     info.add(u)
                 self.nodes[name] = info
             info.node = node
-            info.alloc_cpu, info.alloc_memory, info.alloc_pods = predicates.allocatable(node)
+            info.alloc_cpu, info.alloc_memory, info.alloc_pods = scheduling.allocatable(node)
             if self._views.get(name) == view:
                 return False
             self._views[name] = view

@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from master.scheduler import predicates
+from core.kube import scheduling
 from master.scheduler.cache import Cache, NodeInfo, Usage
 
 Obj = dict[str, Any]
@@ -26,7 +26,7 @@ UNSCHEDULABLE = "node(s) were unschedulable"
 AFFINITY = "node(s) didn't match Pod's node affinity/selector"
 PORTS = "node(s) didn't have free ports for the requested pod ports"
 SPREAD_WEIGHT = 2
-_UNSCHEDULABLE_TAINT = {"key": predicates.UNSCHEDULABLE, "effect": "NoSchedule"}
+_UNSCHEDULABLE_TAINT = {"key": scheduling.UNSCHEDULABLE, "effect": "NoSchedule"}
 
 
 @dataclass
@@ -49,12 +49,12 @@ def shape(spec: Obj) -> str:
 def static_reason(spec: Obj, tolerations: list[Obj], info: NodeInfo) -> str | None:
     node = info.node
     if (node.get("spec") or {}).get("unschedulable") and \
-            not any(predicates.tolerates(t, _UNSCHEDULABLE_TAINT) for t in tolerations):
+            not any(scheduling.tolerates(t, _UNSCHEDULABLE_TAINT) for t in tolerations):
         return UNSCHEDULABLE
-    taint = predicates.untolerated(predicates.effective_taints(node), tolerations, ("NoSchedule", "NoExecute"))
+    taint = scheduling.untolerated(scheduling.effective_taints(node), tolerations, ("NoSchedule", "NoExecute"))
     if taint is not None:
         return f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value', '')}}}"
-    if not predicates.selector_matches(spec, node):
+    if not scheduling.selector_matches(spec, node):
         return AFFINITY
     return None
 
@@ -92,7 +92,7 @@ class Fitter:
         cpu, memory, ports = usage.cpu, usage.memory, usage.ports
         feasible: list[NodeInfo] = []
         for info in candidates:  # the hot loop: kept flat on purpose
-            if ports and predicates.ports_conflict(set(ports), set(info.ports)):
+            if ports and scheduling.ports_conflict(set(ports), set(info.ports)):
                 reasons[PORTS] += 1
                 continue
             fits = True

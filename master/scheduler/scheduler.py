@@ -21,11 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from core import errors
-from core.kube import timefmt
+from core.kube import scheduling, timefmt
 from core.workqueue import WorkQueue
 from master.client import Informer, obj_key, split_key
 from master.controllers.base import Env
-from master.scheduler import predicates
 from master.scheduler.cache import Cache, Usage
 from master.scheduler.fit import Fitter, Placement
 
@@ -42,7 +41,7 @@ def _wants_us(pod: Obj) -> bool:
 
 def _node_view(node: Obj) -> tuple[Any, ...]:
     return ((node.get("metadata") or {}).get("labels"), (node.get("spec") or {}).get("unschedulable"),
-            (node.get("spec") or {}).get("taints"), predicates.allocatable(node), predicates.ready_status(node))
+            (node.get("spec") or {}).get("taints"), scheduling.allocatable(node), scheduling.ready_status(node))
 
 
 class Scheduler:

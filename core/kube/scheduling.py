@@ -1,4 +1,4 @@
-"""Pure node/pod predicates shared by the scheduler and the DaemonSet controller.
+"""Pure node/pod scheduling predicates shared by the scheduler, the DaemonSet and node controllers, and the status page.
 
 Taints and tolerations, node selectors and required node affinity, resource
 requests and host ports — each as Kubernetes defines them. A node that is not
