@@ -1,6 +1,6 @@
 """What the agent knows about its board: CPUs, memory, disk, kernel, and the Raspberry Pi's own facts.
 
-Everything is read through `Host`, a small seam (read a file, run a command,
+Everything is read through `core.host.Host` (read a file, run a command,
 measure a filesystem) so tests can fake a Pi with a dict: board model from
 `/proc/device-tree/model`, SoC temperature from the thermal zone, and the
 firmware's throttling flags from `vcgencmd get_throttled` where it exists.
@@ -8,59 +8,16 @@ firmware's throttling flags from `vcgencmd get_throttled` where it exists.
 
 from __future__ import annotations
 
-import os
 import platform
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+
+from core.host import Host, RealHost
 
 # `vcgencmd get_throttled` bits that mean "happening now" (16-19 mean "has happened since boot").
 _THROTTLE_NOW = {0: "under-voltage", 1: "ARM frequency capped", 2: "throttled", 3: "soft temperature limit"}
 _ARCH = {"aarch64": "arm64", "arm64": "arm64", "x86_64": "amd64", "armv7l": "arm", "armv6l": "arm",
          "i686": "386", "riscv64": "riscv64"}
-
-
-class Host(Protocol):
-    def read_text(self, path: str) -> str | None: ...
-
-    def run(self, argv: list[str]) -> str | None: ...
-
-    def disk(self, path: str) -> tuple[int, int]: ...
-
-    def machine(self) -> str: ...
-
-    def cpu_count(self) -> int: ...
-
-
-class RealHost:
-    """The machine the agent runs on."""
-
-    def read_text(self, path: str) -> str | None:
-        try:
-            return Path(path).read_text(errors="replace")
-        except OSError:
-            return None
-
-    def run(self, argv: list[str]) -> str | None:
-        if shutil.which(argv[0]) is None:
-            return None
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return proc.stdout if proc.returncode == 0 else None
-
-    def disk(self, path: str) -> tuple[int, int]:
-        st = os.statvfs(path)
-        return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
-
-    def machine(self) -> str:
-        return platform.machine()
-
-    def cpu_count(self) -> int:
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -99,6 +56,10 @@ def _os_image(text: str) -> str:
         if line.startswith("PRETTY_NAME="):
             return line.split("=", 1)[1].strip().strip('"')
     return "Linux"
+
+
+def _stdout(result: tuple[int, str] | None) -> str | None:
+    return result[1] if result is not None and result[0] == 0 else None
 
 
 def _throttled(output: str | None) -> int | None:
@@ -148,5 +109,8 @@ def collect(host: Host, data_dir: Path) -> Facts:
         boot_id=(host.read_text("/proc/sys/kernel/random/boot_id") or "").strip(),
         board_model=model,
         soc_temperature_c=_temperature(host.read_text("/sys/class/thermal/thermal_zone0/temp")),
-        throttled=_throttled(host.run(["vcgencmd", "get_throttled"])),
+        throttled=_throttled(_stdout(host.run(["vcgencmd", "get_throttled"], timeout=5))),
     )
+
+
+__all__ = ["Facts", "Host", "RealHost", "collect"]

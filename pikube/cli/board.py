@@ -75,13 +75,13 @@ def board_info(host: Any, data_dir: Path, docker: tuple[bool, str], docker_host:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from agent.hostfacts import RealHost as AgentHost
     from pikube.bootstrap import status
     from pikube.doctor import info
     from pikube.doctor.host import RealHost
 
     layout, rec, docker = _context(args)
-    facts = board_info(AgentHost(), layout.data_dir, RealHost().docker_version(docker), docker)
+    host = RealHost()
+    facts = board_info(host, layout.data_dir, host.docker_version(docker), docker)
     rows = info.render(facts)
     init = boardenv.make_init(rec.init if rec else boardenv.init_kind(None), layout)
     rows += [("role", status.role(rec)), ("services", status.services(rec, init)),

@@ -7,6 +7,7 @@ from pathlib import Path
 from agent.hostfacts import collect
 from agent.kubelet import node
 from core.settings import AgentSettings
+from tests.core.fakepi import FakePi
 
 PI_FILES = {
     "/proc/meminfo": "MemTotal:        3884096 kB\nMemFree: 100 kB\nMemAvailable:    2000000 kB\n",
@@ -21,25 +22,11 @@ PI_FILES = {
 }
 
 
-class FakePi:
-    def __init__(self, throttled: str | None = "throttled=0x50005\n", files: dict[str, str] | None = None) -> None:
-        self.files = dict(PI_FILES if files is None else files)
-        self.throttled = throttled
-
-    def read_text(self, path: str) -> str | None:
-        return self.files.get(path)
-
-    def run(self, argv: list[str]) -> str | None:
-        return self.throttled if argv[0] == "vcgencmd" else None
-
-    def disk(self, path: str) -> tuple[int, int]:
-        return 32 * 2**30, 20 * 2**30
-
-    def machine(self) -> str:
-        return "aarch64"
-
-    def cpu_count(self) -> int:
-        return 4
+def pi(throttled: str | None = "throttled=0x50005", files: dict[str, str] | None = None) -> FakePi:
+    """A Pi 4 with these files, whose firmware reports `throttled` (no vcgencmd when None)."""
+    commands = {} if throttled is None else {"vcgencmd get_throttled": (0, throttled)}
+    return FakePi(files=dict(PI_FILES if files is None else files), commands=commands,
+                  disk_bytes=(32 * 2**30, 20 * 2**30))
 
 
 def _settings(**kw: object) -> AgentSettings:
@@ -50,7 +37,7 @@ IDENT = node.NodeIdentity(node_ip="192.168.1.11", runtime_version="docker://20.1
 
 
 def test_a_pi_is_described_from_its_files_and_firmware() -> None:
-    facts = collect(FakePi(), Path("/tmp"))
+    facts = collect(pi(), Path("/tmp"))
     assert facts.board_model == "Raspberry Pi 4 Model B Rev 1.4"
     assert facts.soc_temperature_c == 61.8 or facts.soc_temperature_c == 61.9
     assert facts.throttled == 0x50005
@@ -61,7 +48,7 @@ def test_a_pi_is_described_from_its_files_and_firmware() -> None:
 
 
 def test_node_shows_pi_facts_as_annotations_and_throttling_as_a_condition() -> None:
-    facts = collect(FakePi(), Path("/tmp"))
+    facts = collect(pi(), Path("/tmp"))
     notes = node.node_annotations(IDENT, facts, facts.soc_temperature_c)
     assert notes["pikube.io/board-model"] == "Raspberry Pi 4 Model B Rev 1.4"
     assert notes["pikube.io/throttled"] == "0x50005"
@@ -74,10 +61,10 @@ def test_node_shows_pi_facts_as_annotations_and_throttling_as_a_condition() -> N
 
 
 def test_a_board_without_firmware_tools_has_no_throttling_condition() -> None:
-    facts = collect(FakePi(throttled=None), Path("/tmp"))
+    facts = collect(pi(throttled=None), Path("/tmp"))
     types = [c["type"] for c in node.conditions(_settings(), facts, None)]
     assert "Throttled" not in types
-    calm = collect(FakePi(throttled="throttled=0x0\n"), Path("/tmp"))
+    calm = collect(pi(throttled="throttled=0x0"), Path("/tmp"))
     conds = {c["type"]: c["status"] for c in node.conditions(_settings(), calm, None)}
     assert conds["Throttled"] == "False"
 
@@ -85,14 +72,14 @@ def test_a_board_without_firmware_tools_has_no_throttling_condition() -> None:
 def test_pressure_and_runtime_down() -> None:
     files = dict(PI_FILES)
     files["/proc/meminfo"] = "MemTotal: 1000000 kB\nMemAvailable: 50000 kB\n"
-    facts = collect(FakePi(files=files), Path("/tmp"))
+    facts = collect(pi(files=files), Path("/tmp"))
     conds = {c["type"]: c for c in node.conditions(_settings(), facts, "connection refused")}
     assert conds["MemoryPressure"]["status"] == "True"
     assert conds["Ready"]["status"] == "False" and "connection refused" in conds["Ready"]["message"]
 
 
 def test_master_board_labels_and_status_shape() -> None:
-    facts = collect(FakePi(), Path("/tmp"))
+    facts = collect(pi(), Path("/tmp"))
     labels = node.labels(_settings(master_board=True, node_labels=(("zone", "desk"),)), facts)
     assert labels["node-role.kubernetes.io/master"] == "" and labels["zone"] == "desk"
     assert labels["kubernetes.io/arch"] == "arm64"
@@ -127,7 +114,7 @@ class FakeApi:
 def test_node_status_is_written_on_change_or_once_a_minute() -> None:
     api = FakeApi()
     now = [0.0]
-    host = FakePi()
+    host = pi()
     reporter = node.NodeReporter(api, _settings(), IDENT, lambda: collect(host, Path("/tmp")),  # type: ignore[arg-type]
                                  lambda: None, lambda: now[0])
     reporter.register()
@@ -138,7 +125,7 @@ def test_node_status_is_written_on_change_or_once_a_minute() -> None:
     host.files["/sys/class/thermal/thermal_zone0/temp"] = "63000\n"  # a small move: no write at all
     now[0] = 20
     assert reporter.sync() is False and api.writes == []
-    host.throttled = "throttled=0x0\n"  # the condition flips: written at once
+    host.commands["vcgencmd get_throttled"] = (0, "throttled=0x0")  # the condition flips: written at once
     now[0] = 30
     assert reporter.sync() is True
     assert [w[0] for w in api.writes] == ["metadata", "status"]  # the throttled annotation changed too

@@ -9,7 +9,7 @@ import pytest
 
 from pikube.doctor import fixes
 from pikube.doctor.checks import Context, Finding, Run, Status, Write, blocking, run_checks
-from tests.cli.fakepi import NOW, FakePi, GiB
+from tests.core.fakepi import NOW, FakePi, GiB
 
 
 def _by_check(host: FakePi, ctx: Context | None = None) -> dict[str, Finding]:

@@ -15,33 +15,21 @@ from pikube.cli.board import board_info
 from pikube.cli.main import run
 from pikube.doctor import info
 from tests.bootstrap.fakes import FakeInit
-from tests.cli.fakepi import FakePi
+from tests.core.fakepi import PI4_COMMANDS, FakePi
 
 
-class AgentPi:
-    """A Pi 4 as `agent.hostfacts` reads it."""
-
-    def __init__(self, files: dict[str, str], throttled: str | None) -> None:
-        self.files, self.throttled = files, throttled
-
-    def read_text(self, path: str) -> str | None:
-        return self.files.get(path)
-
-    def run(self, argv: list[str]) -> str | None:
-        return self.throttled if argv[0] == "vcgencmd" else None
-
-    def disk(self, path: str) -> tuple[int, int]:
-        return 29 * 2**30, 20 * 2**30
-
-    def machine(self) -> str:
-        return "aarch64"
-
-    def cpu_count(self) -> int:
-        return 4
+def agent_pi(files: dict[str, str], throttled: str | None) -> FakePi:
+    """A Pi 4 whose firmware reports `throttled` (no vcgencmd when None)."""
+    commands = dict(PI4_COMMANDS)
+    if throttled is None:
+        del commands["vcgencmd get_throttled"]
+    else:
+        commands["vcgencmd get_throttled"] = (0, throttled)
+    return FakePi(files=files, commands=commands)
 
 
 def test_a_pi_4_at_a_glance(tmp_path: Path) -> None:
-    pi = AgentPi(FakePi().files, "throttled=0x50005\n")
+    pi = agent_pi(FakePi().files, "throttled=0x50005\n")
     rows = dict(info.render(board_info(pi, tmp_path / "not/yet", (True, "20.10.24+dfsg1"), "unix:///d.sock")))
     assert rows["board"] == "Raspberry Pi 4 Model B Rev 1.4"
     assert rows["arch"] == "arm64 (aarch64)"
@@ -56,7 +44,7 @@ def test_a_pi_4_at_a_glance(tmp_path: Path) -> None:
 def test_a_board_without_pi_parts_or_docker(tmp_path: Path) -> None:
     files = dict(FakePi().files)
     del files["/proc/device-tree/model"], files["/sys/class/thermal/thermal_zone0/temp"]
-    rows = dict(info.render(board_info(AgentPi(files, None), tmp_path, (False, "connection refused"),
+    rows = dict(info.render(board_info(agent_pi(files, None), tmp_path, (False, "connection refused"),
                                        "unix:///x.sock")))
     assert rows["board"].startswith("not a Raspberry Pi")
     assert rows["temperature"] == "unknown (no thermal zone)"

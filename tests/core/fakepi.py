@@ -1,4 +1,4 @@
-"""A Raspberry Pi as the doctor sees it: files, command outputs, Docker, disk and clock in plain dicts."""
+"""A Raspberry Pi behind `core.host.Host` (and the doctor's Docker question): files, commands, disk, clock in dicts."""
 
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ class FakePi:
     docker: tuple[bool, str] = (True, "20.10.24+dfsg1")
     disk_bytes: tuple[int, int] = (29 * GiB, 20 * GiB)
     clock: float = NOW
+    machine_name: str = "aarch64"
+    cpus: int = 4
     ran: list[str] = field(default_factory=list)
     written: dict[str, str] = field(default_factory=dict)
 
@@ -46,13 +48,19 @@ class FakePi:
     def exists(self, path: str) -> bool:
         return path in self.files
 
-    def run(self, argv: Sequence[str]) -> tuple[int, str] | None:
+    def run(self, argv: Sequence[str], timeout: float = 60.0) -> tuple[int, str] | None:
         line = " ".join(argv)
         self.ran.append(line)
         return self.commands.get(line)
 
     def disk(self, path: str) -> tuple[int, int]:
         return self.disk_bytes
+
+    def machine(self) -> str:
+        return self.machine_name
+
+    def cpu_count(self) -> int:
+        return self.cpus
 
     def docker_version(self, docker_host: str) -> tuple[bool, str]:
         return self.docker
