@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from core.host import Host
 from pikube.bootstrap import record
 from pikube.bootstrap.layout import CONFIG_DIR, DATA_DIR, Layout
 from pikube.cli import boardenv
@@ -53,7 +54,7 @@ def _context(args: argparse.Namespace) -> tuple[Layout, record.NodeRecord | None
     return Layout(config_dir=probe.config_dir, data_dir=data_dir.absolute()), rec, docker
 
 
-def board_info(host: Any, data_dir: Path, docker: tuple[bool, str], docker_host: str) -> Any:
+def board_info(host: Host, data_dir: Path, docker: tuple[bool, str], docker_host: str) -> Any:
     """The agent's reading of the board (`agent.hostfacts`, as the Node shows it) as `pikube info` shows it."""
     import platform
 
