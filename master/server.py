@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import gc
 import logging
-import signal
 import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import FrameType
 
 from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
@@ -33,7 +30,6 @@ from master.api.streaming import SocketGateway, serve_streams
 from master.pki import Pki, ensure_admin_kubeconfig, ensure_pki
 from master.store.sqlite import SqliteStore
 from master.tokens import TokenStore
-from web.serve import StatusServer
 
 log = logging.getLogger(__name__)
 POOL_START, POOL_STEP, POOL_SPARE = 8, 8, 2
@@ -74,7 +70,6 @@ class Master:
         self.app: Flask = create_app(self.ctx, JoinService(self.pki, self.tokens), stopping=self.stopping)
         self._server: wsgi.Server | None = None
         self._threads: list[threading.Thread] = []
-        self._web = StatusServer(self.ctx, self.stopping) if s.web_port else None
 
     def start(self) -> None:
         s = self.settings
@@ -89,8 +84,6 @@ class Master:
         t = threading.Thread(target=server.serve, name="api-server", daemon=True)
         t.start()
         self._threads.append(t)
-        if self._web is not None:
-            self._web.start()
         for target, name in ((self._compact_loop, "compactor"), (self._pool_loop, "thread-pool")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
@@ -125,23 +118,8 @@ class Master:
         self.stopping.set()
         if self._server is not None:
             self._server.stop()
-        if self._web is not None:
-            self._web.stop()
         controllers.stop_all(self._threads)
         self.store.close()
-
-    def run_forever(self) -> None:
-        done = threading.Event()
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            done.set()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        self.start()
-        done.wait()
-        log.info("pikube master stopping")
-        self.stop()
 
 
 def _freeze_startup_heap() -> None:
@@ -151,10 +129,3 @@ def _freeze_startup_heap() -> None:
     them it takes 2-3 ms (bench/RESULTS.md). They live as long as the process, so nothing is lost."""
     gc.collect()
     gc.freeze()
-
-
-def run(settings: MasterSettings) -> None:
-    Master(settings).run_forever()
-
-
-__all__ = ["Master", "Path", "run"]

@@ -1,4 +1,4 @@
-"""The status page's Flask app: built from the master's `ApiContext`, separate from the API app.
+"""The status page's Flask app: built from a state `Source` (`web/source.py`), separate from the API app.
 
 It is a second WSGI app on its own plain-HTTP port (see `web.serve`) so that
 the API's authentication, TLS and Status-object errors stay untouched, and so
@@ -14,9 +14,10 @@ from pathlib import Path
 
 from flask import Flask, Response
 
-from master.api.context import ApiContext
+from core.settings import MasterSettings
 from web import summary
 from web.feed import ChangeFeed, SummaryCache
+from web.source import Prefixes, Source
 from web.stream import Streams
 from web.views import StatusPage, blueprint
 
@@ -36,11 +37,13 @@ def _plain(code: int, text: str) -> Response:
     return Response(text + "\n", code, mimetype="text/plain")
 
 
-def create_web_app(ctx: ApiContext, stopping: threading.Event, max_streams: int = 8) -> Flask:
-    prefixes = summary.prefixes(ctx.catalog)
-    feed = ChangeFeed(ctx.store, prefixes.values(), stopping)
-    cache = SummaryCache(feed, functools.partial(summary.build, ctx.store, prefixes))
-    page = StatusPage(token=ctx.settings.web_token, feed=feed, cache=cache, streams=Streams(max_streams),
+def create_web_app(settings: MasterSettings, source: Source, prefixes: Prefixes, stopping: threading.Event,
+                   max_streams: int = 8) -> Flask:
+    """The page over `source`, reading the kinds of `summary.KINDS` under `prefixes`."""
+    summary.check_prefixes(prefixes)
+    feed = ChangeFeed(source, prefixes.values(), stopping)
+    cache = SummaryCache(feed, functools.partial(summary.build, source, prefixes))
+    page = StatusPage(token=settings.web_token, feed=feed, cache=cache, streams=Streams(max_streams),
                       stopping=stopping, asset_version=asset_version())
     app = Flask("pikube-status", static_folder=None)
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = ASSET_MAX_AGE

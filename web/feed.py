@@ -16,13 +16,13 @@ import threading
 from collections.abc import Callable, Iterable
 
 from core import errors
-from master.store.base import Store
+from web.source import Source
 
 log = logging.getLogger(__name__)
 
 
 class ChangeFeed:
-    def __init__(self, store: Store, prefixes: Iterable[str], stopping: threading.Event) -> None:
+    def __init__(self, store: Source, prefixes: Iterable[str], stopping: threading.Event) -> None:
         self._store = store
         self._prefixes = tuple(prefixes)
         self._stopping = stopping

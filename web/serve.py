@@ -1,4 +1,4 @@
-"""The status page's own small HTTP server, run inside `pikube master` beside the API server.
+"""The status page's own small HTTP server, run inside `pikube master` beside the API server (`pikube/run/master.py`).
 
 Plain HTTP on `settings.web_port` (browsers on a LAN have no way to trust the
 cluster's CA), a fixed pool of threads: `MAX_STREAMS` for live viewers and a
@@ -13,8 +13,9 @@ import threading
 
 from cheroot import wsgi
 
-from master.api.context import ApiContext
+from core.settings import MasterSettings
 from web.app import create_web_app
+from web.source import Prefixes, Source
 
 log = logging.getLogger(__name__)
 MAX_STREAMS = 8
@@ -22,10 +23,11 @@ SPARE_THREADS = 4
 
 
 class StatusServer:
-    def __init__(self, ctx: ApiContext, stopping: threading.Event) -> None:
-        self.settings = ctx.settings
+    def __init__(self, settings: MasterSettings, source: Source, prefixes: Prefixes,
+                 stopping: threading.Event) -> None:
+        self.settings = settings
         self.stopping = stopping
-        self.app = create_web_app(ctx, stopping, MAX_STREAMS)
+        self.app = create_web_app(settings, source, prefixes, stopping, MAX_STREAMS)
         self._server: wsgi.Server | None = None
         self._thread: threading.Thread | None = None
 

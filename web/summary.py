@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from core import __version__
-from master.api.catalog import Catalog
-from master.store.base import Store
 from web import boards, events, pods, services, workloads
 from web.model import SCHEMA_VERSION, Summary, Tone, Totals
+from web.source import Prefixes, Source
 
 Obj = dict[str, Any]
 
@@ -26,18 +25,14 @@ KINDS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def prefixes(catalog: Catalog) -> dict[str, str]:
-    """Plural → store key prefix, for every kind the page shows."""
-    out = {}
-    for group, version, plural in KINDS:
-        rt = catalog.lookup(group, version, plural)
-        if rt is None:
-            raise LookupError(f"the catalog serves no {group or 'core'}/{version} {plural}")
-        out[plural] = rt.prefix("")
-    return out
+def check_prefixes(kind_prefixes: Prefixes) -> None:
+    """Refuse a prefix table that misses a kind the page shows (a wiring mistake, found at start-up)."""
+    missing = [plural for _, _, plural in KINDS if plural not in kind_prefixes]
+    if missing:
+        raise LookupError(f"the status page was given no store prefix for {', '.join(missing)}")
 
 
-def read(store: Store, kind_prefixes: Mapping[str, str]) -> dict[str, list[Obj]]:
+def read(store: Source, kind_prefixes: Mapping[str, str]) -> dict[str, list[Obj]]:
     """The current objects of each kind."""
     return {plural: store.list(prefix)[0] for plural, prefix in kind_prefixes.items()}
 
@@ -66,7 +61,7 @@ def encode(summary: Summary) -> bytes:
     return json.dumps(summary, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def build(store: Store, kind_prefixes: Mapping[str, str]) -> bytes:
+def build(store: Source, kind_prefixes: Mapping[str, str]) -> bytes:
     return encode(summarize(read(store, kind_prefixes)))
 
 

@@ -53,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
     if not 0 <= args.web_port <= 65535 or args.web_port == args.port:
         raise CliError(f"--web-port must be 0 (off) or a free port other than --port, not {args.web_port}")
     settings = settings_from(args)
-    from master.server import run
+    from pikube.run.master import run
 
     try:
         run(settings)

@@ -24,6 +24,7 @@ from master.api.catalog import Catalog, builtin_resources
 from master.api.context import ApiContext
 from master.api.handlers import Handlers
 from master.store.sqlite import SqliteStore
+from pikube.run.master import page_prefixes
 from web.app import create_web_app
 
 Obj = dict[str, Any]
@@ -36,6 +37,11 @@ def make_ctx(path: Path, **settings: Any) -> ApiContext:
                      catalog=Catalog(builtin_resources()))
     bootstrap.ensure_defaults(ctx)
     return ctx
+
+
+def page_app(ctx: ApiContext, stopping: threading.Event) -> Flask:
+    """The page over this master's store, wired as `pikube master` wires it."""
+    return create_web_app(ctx.settings, ctx.store, page_prefixes(ctx.catalog), stopping)
 
 
 @pytest.fixture
@@ -54,7 +60,7 @@ def stopping() -> Iterator[threading.Event]:
 
 @pytest.fixture
 def app(ctx: ApiContext, stopping: threading.Event) -> Flask:
-    return create_web_app(ctx, stopping)
+    return page_app(ctx, stopping)
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from master.api.context import ApiContext
-from tests.web.conftest import TOKEN, Objects, make_ctx
-from web.app import create_web_app
+from tests.web.conftest import TOKEN, Objects, make_ctx, page_app
 from web.views import StatusPage
 
 SECRET_VALUE = "hunter2-do-not-show"
@@ -62,7 +61,7 @@ def test_no_secret_or_env_value_anywhere(ctx: ApiContext, objects: Objects, clie
 def locked(tmp_path: Path) -> Any:
     c = make_ctx(tmp_path, web_token=TOKEN)
     stop = threading.Event()
-    yield create_web_app(c, stop).test_client()
+    yield page_app(c, stop).test_client()
     stop.set()
     c.store.close()  # type: ignore[attr-defined]
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from master.api.context import ApiContext
-from master.store.base import Store, Watcher
+from pikube.run.master import page_prefixes
 from tests.web.conftest import Objects
 from web import boardfacts, summary
 from web.model import Summary
+from web.source import Source, Watch
 
 Obj = dict[str, Any]
 
 
 def build(ctx: ApiContext) -> Summary:
-    return summary.summarize(summary.read(ctx.store, summary.prefixes(ctx.catalog)))
+    return summary.summarize(summary.read(ctx.store, page_prefixes(ctx.catalog)))
 
 
 def test_temperature_levels() -> None:
@@ -168,15 +169,15 @@ def test_recent_events_warnings_first(ctx: ApiContext, objects: Objects) -> None
 class SpyStore:
     """A store that records which prefixes were read or watched."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Source) -> None:
         self.store = store
         self.read: list[str] = []
 
-    def list(self, prefix: str, start: str = "", limit: int = 0) -> tuple[list[Obj], int]:
+    def list(self, prefix: str) -> tuple[list[Obj], int]:
         self.read.append(prefix)
-        return self.store.list(prefix, start, limit)
+        return self.store.list(prefix)
 
-    def watch(self, prefix: str, since: int) -> Watcher:
+    def watch(self, prefix: str, since: int) -> Watch:
         self.read.append(prefix)
         return self.store.watch(prefix, since)
 
@@ -190,10 +191,10 @@ def test_never_reads_secrets(ctx: ApiContext, objects: Objects) -> None:
     from web.feed import ChangeFeed, SummaryCache
 
     spy = SpyStore(ctx.store)
-    prefixes = summary.prefixes(ctx.catalog)
+    prefixes = page_prefixes(ctx.catalog)
     stop = threading.Event()
-    feed = ChangeFeed(spy, prefixes.values(), stop)  # type: ignore[arg-type]
-    cache = SummaryCache(feed, lambda: summary.build(spy, prefixes))  # type: ignore[arg-type]
+    feed = ChangeFeed(spy, prefixes.values(), stop)
+    cache = SummaryCache(feed, lambda: summary.build(spy, prefixes))
     try:
         cache.current()
     finally:

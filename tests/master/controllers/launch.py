@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from core.settings import MasterSettings
-from master.server import run
+from pikube.run.master import run
 
 
 def main() -> None:

@@ -1,0 +1,43 @@
+"""What the status page needs from the cluster's state, declared here so that `web` depends on no part of the master.
+
+Three reads by key prefix — the newest revision, a listing, a watch — which the
+master's store provides as they are (`master.store.base.Store` fits this
+Protocol); the command layer hands the page that store and the key prefix of
+each kind it shows (`Prefixes`). Tests hand it an in-memory source instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+Obj = dict[str, Any]
+# Plural of every kind the page shows (`web.summary.KINDS`) → the key prefix its objects live under.
+Prefixes = Mapping[str, str]
+
+
+class Change(Protocol):
+    @property
+    def revision(self) -> int: ...
+
+
+class Watch(Protocol):
+    def next(self, timeout: float) -> Change | None:
+        """The next change, or None after `timeout` seconds; raises `core.errors.Gone` once dropped."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Source(Protocol):
+    def revision(self) -> int:
+        """The newest revision: a watch from it sees every later change."""
+        ...
+
+    def list(self, prefix: str) -> tuple[list[Obj], int]:
+        """The objects under `prefix`, and the revision the listing reflects."""
+        ...
+
+    def watch(self, prefix: str, since: int) -> Watch:
+        """Changes under `prefix` after revision `since`; raises `core.errors.Gone` when `since` is too old."""
+        ...
