@@ -24,21 +24,23 @@ from agent.kubelet.events import EventRecorder
 from agent.kubelet.images import ImagePuller
 from agent.kubelet.node import NodeIdentity, NodeReporter
 from agent.kubelet.objects import ObjectCache
-from agent.kubelet.podnetwork import BridgeNetwork, IsolatedNetwork, PodNetwork
+from agent.kubelet.podnetwork import IsolatedNetwork, PodNetwork
 from agent.kubelet.podsource import PodSource
 from agent.kubelet.podsync import PodSyncer, SyncDeps
 from agent.kubelet.probes import ProbeManager, Prober, Target
 from agent.kubelet.servicelinks import ServiceLinks
 from agent.kubelet.volumes import VolumeManager
 from agent.logserver import LogServer
+from agent.runtime import localimages
 from agent.runtime.docker import DockerRuntime
 from core import errors, jointoken
 from core.settings import AgentSettings
 from core.workqueue import WorkQueue
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the network side loads pyroute2: imported only when the pod network is on
     from agent.netsync.controller import NetworkSync
     from agent.netsync.node import NodeNetwork
+    from agent.netsync.podnet import BridgeNetwork
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +98,8 @@ class Agent:
             self.reporter.renew_lease()
         except (errors.ApiError, ConnectionFailed) as exc:
             raise AgentError(f"cannot register node {s.node_name}: {exc}") from exc
-        self.network = self._pod_network(node, node_net)
+        self.bridge: BridgeNetwork | None = self._bridge(node, node_net)
+        self.network: PodNetwork = self.bridge if self.bridge is not None else IsolatedNetwork()
         self.objects = ObjectCache(self.api, time.monotonic)
         self.events = EventRecorder(self.api, s.node_name)
         backoff = Backoff(s.backoff_initial_seconds, s.backoff_max_seconds, time.time)
@@ -125,10 +128,10 @@ class Agent:
         self._spawn("pod-watch", self.source.run, self.stop_event)
         self._spawn("services-watch", self.services.run, self.stop_event)
         self._spawn("docker-events", self._docker_events)
-        if isinstance(self.network, BridgeNetwork):
+        if self.bridge is not None:
             from agent.netsync.controller import NetworkSync
 
-            self.netsync = NetworkSync(self.api, s, self.network, self.source.pods, services=self.services)
+            self.netsync = NetworkSync(self.api, s, self.bridge, self.source.pods, services=self.services)
             self.netsync.start(self._spawn, self.stop_event)
         self._spawn("heartbeat", self._heartbeat)
         self._spawn("housekeeping", self._housekeeping)
@@ -152,9 +155,12 @@ class Agent:
         except (NetworkSetupError, NetnsCommandError, LookupError, ValueError, OSError) as exc:
             raise AgentError(f"cannot set up the {self.settings.backend} pod network on {node_ip}: {exc}") from exc
 
-    def _pod_network(self, node: dict[str, Any], node_net: NodeNetwork | None) -> PodNetwork:
+    def _bridge(self, node: dict[str, Any], node_net: NodeNetwork | None) -> BridgeNetwork | None:
+        """The pod network on this board's bridge (None without the pod network), once the master gave a podCIDR."""
         if node_net is None:
-            return IsolatedNetwork()
+            return None
+        from agent.netsync.podnet import BridgeNetwork
+
         deadline = time.monotonic() + 60
         while not (node.get("spec") or {}).get("podCIDR"):
             if time.monotonic() > deadline:
@@ -174,11 +180,9 @@ class Agent:
         if self.runtime.image_id(image):
             self._pause_present.add(image)  # a failed sandbox start clears it (see podsync)
             return
-        from pikube.dev import images  # the pause image is made locally from busybox, like the test images
-
-        if image != images.PAUSE_IMAGE:
+        if image != localimages.PAUSE_IMAGE:
             return  # someone else's image: the pull policy decides
-        images.ensure(self.runtime.api)
+        localimages.ensure(self.runtime.api)  # made here from busybox-static: a board needs no registry
 
     def _spawn(self, name: str, target: Any, *args: Any) -> None:
         t = threading.Thread(target=target, args=args, name=name, daemon=True)
@@ -273,9 +277,7 @@ class Agent:
 
 
 def _default_pause_image() -> str:
-    from pikube.dev.images import PAUSE_IMAGE
-
-    return PAUSE_IMAGE
+    return localimages.PAUSE_IMAGE
 
 
 def run(settings: AgentSettings) -> None:

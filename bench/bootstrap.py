@@ -26,7 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pikube.dev import boards, engine, images, launch, naming
+from agent.runtime import localimages as images
+from pikube.dev import boards, engine, launch, naming
 from pikube.dev.boards import Board, Lan
 
 

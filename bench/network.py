@@ -146,8 +146,8 @@ def main() -> None:
     for tool in ("iperf3", "nsenter", "nft", "ip"):
         if shutil.which(tool) is None:
             raise SystemExit(f"bench.network needs {tool}")
+    from agent.runtime import localimages as images
     from pikube.dev import engine as engines
-    from pikube.dev import images
 
     tmp = Path(tempfile.mkdtemp(prefix="pikube-netbench-"))
     engine = engines.connect(args.docker_host) if args.docker_host else engines.start(tmp / "engine")

@@ -115,8 +115,8 @@ def delete_pods(session: requests.Session, url: str, names: list[str]) -> None:
 
 
 def bench(args: argparse.Namespace) -> dict[str, float]:
+    from agent.runtime import localimages as images
     from pikube.dev import engine as engines
-    from pikube.dev import images
 
     tmp = Path(tempfile.mkdtemp(prefix="pikube-podstart-"))
     engine = engines.connect(args.docker_host) if args.docker_host else engines.start(tmp / "engine")

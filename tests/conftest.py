@@ -115,7 +115,7 @@ def docker_client(docker_engine: Any) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def dev_images(docker_client: Any) -> DevImages:
     """`pikube/busybox` and `pikube/pause`, made in the session's engine if missing."""
-    from pikube.dev import images
+    from agent.runtime import localimages as images
 
     images.ensure(docker_client)
     return DevImages(busybox=images.BUSYBOX_IMAGE, pause=images.PAUSE_IMAGE)

@@ -1,22 +1,15 @@
-"""The pod sandbox's network step: where the pod network (agent/network) plugs into pod start.
+"""The pod sandbox's network step as the kubelet sees it: a `PodNetwork` called once the pause container runs.
 
 `IsolatedNetwork` leaves a pod with the pause container's own namespace (loopback
-only, no pod IP); `BridgeNetwork` plugs a veth from the node's `pikube0` bridge
-into it with an address from the node's podCIDR. The node-wide part (forwarding,
-backend, routes to other boards, services) is `agent/netsync`'s; this is only the
-per-pod part, and it imports pyroute2 only when the pod network is used.
+only, no pod IP). The real pod network, `agent.netsync.podnet.BridgeNetwork`,
+lives with the rest of the node's network and fits this Protocol; the agent's
+wiring (`agent/main.py`) hands one or the other to the pod syncer, so the kubelet
+never imports the network side.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from ipaddress import IPv4Network
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from agent.netsync.node import NodeNetwork
+from typing import Protocol
 
 
 class PodNetwork(Protocol):
@@ -47,69 +40,3 @@ class IsolatedNetwork:
 
     def prune(self, live_uids: set[str]) -> None:
         return None
-
-
-class BridgeNetwork:
-    """The node's bridge and a veth per pod, addresses from the node's podCIDR (persisted in `data_dir`).
-
-    `on_change` is called after a pod got or lost its address (host ports follow pods).
-    """
-
-    def __init__(self, data_dir: Path, pod_cidr: str, node: NodeNetwork,
-                 on_change: Callable[[], None] = lambda: None) -> None:
-        from agent import network
-
-        self._net: Any = network
-        self.node = node
-        self.data_dir = data_dir
-        self._on_change = on_change
-        self._lock = threading.Lock()
-        self._cidr = IPv4Network(pod_cidr)
-        self._gateway = node.bridge(self._cidr)
-        self._ipam = network.Ipam(data_dir / "ipam.json", self._cidr)
-
-    @property
-    def pod_cidr(self) -> IPv4Network:
-        return self._cidr
-
-    @property
-    def ipam(self) -> Any:
-        return self._ipam
-
-    def retarget(self, pod_cidr: IPv4Network) -> bool:
-        """Use another podCIDR (the Node was deleted and registered again); False if it is the same."""
-        with self._lock:
-            if pod_cidr == self._cidr:
-                return False
-            self._gateway = self.node.bridge(pod_cidr)
-            self._ipam = self._net.Ipam(self.data_dir / "ipam.json", pod_cidr)  # drops the old allocations
-            self._cidr = pod_cidr
-            return True
-
-    def repair(self) -> None:
-        """Ensure the bridge again (someone may have removed or changed it)."""
-        with self._lock:
-            self._gateway = self.node.bridge(self._cidr)
-
-    def setup(self, pod_uid: str, sandbox_pid: int) -> str:
-        with self._lock:
-            gateway, ipam = self._gateway, self._ipam
-        address = ipam.allocate(pod_uid)
-        self._net.ensure_pod_interface(self.node.netns, self._net.pod_netns(sandbox_pid), pod_uid, address,
-                                       gateway.ip, self.node.mtu)
-        self._on_change()
-        return str(address.ip)
-
-    def address(self, pod_uid: str) -> str:
-        found = self._ipam.lookup(pod_uid)
-        return str(found.ip) if found is not None else ""
-
-    def teardown(self, pod_uid: str) -> None:
-        self._net.remove_pod_interface(self.node.netns, pod_uid)
-        if self._ipam.release(pod_uid) is not None:
-            self._on_change()
-
-    def prune(self, live_uids: set[str]) -> None:
-        self._net.prune_pod_interfaces(self.node.netns, live_uids)
-        if self._ipam.reconcile(live_uids):
-            self._on_change()

@@ -20,10 +20,10 @@ from typing import Any
 from agent import proxy
 from agent.client import ENDPOINTS, NODES, SERVICES, ApiClient
 from agent.informer import Informer
-from agent.kubelet.podnetwork import BridgeNetwork
 from agent.netsync.hostports import hostport_rules
 from agent.netsync.loop import SyncLoop
 from agent.netsync.peers import peers_from_nodes, pod_cidr
+from agent.netsync.podnet import BridgeNetwork
 from agent.netsync.services import service_rules
 from agent.network import Peer, RouteError, ensure_peers
 from core.settings import AgentSettings

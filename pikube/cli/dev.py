@@ -118,7 +118,7 @@ def _up(args: argparse.Namespace) -> int:
 
 def next_steps(up: Cluster, prog: str) -> list[str]:
     """What to try once the cluster is up: kubectl, the status page, a NodePort from inside a board."""
-    from pikube.dev.images import BUSYBOX_IMAGE
+    from agent.runtime.localimages import BUSYBOX_IMAGE
     from pikube.dev.state import ENV_FILE
 
     d = up.state_dir

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from agent.runtime import localimages as images
 from core import processes
-from pikube.dev import boards, engine, images, launch, naming
+from pikube.dev import boards, engine, launch, naming
 from pikube.dev.boards import Board, Lan
 from pikube.dev.engine import Engine
 from pikube.dev.errors import DevError
@@ -188,7 +189,10 @@ def _check_up(settings: DevSettings) -> Engine | None:
     if settings.docker_host:
         return engine.connect(settings.docker_host)
     engine.check_can_start(settings.state_dir / ENGINE_DIR)
-    images.find_busybox(settings.busybox)
+    try:
+        images.find_busybox(settings.busybox)
+    except images.ImageError as exc:
+        raise DevError(str(exc)) from exc
     return None
 
 
@@ -233,6 +237,8 @@ def _bring_up(
     client = cluster.engine.client()
     try:
         made = images.ensure(client, settings.busybox)
+    except images.ImageError as exc:
+        raise DevError(str(exc)) from exc
     finally:
         client.close()
     report(f"images: made {', '.join(made)}" if made else "images: already present")

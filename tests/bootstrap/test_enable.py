@@ -113,7 +113,7 @@ def test_a_failed_join_says_why_and_leaves_nothing(pis: Pis, case: str, expected
 
 
 def _pod(pis: Pis, name: str, node: str) -> dict[str, Any]:
-    from pikube.dev.images import BUSYBOX_IMAGE
+    from agent.runtime.localimages import BUSYBOX_IMAGE
 
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": {
         "nodeName": node, "containers": [{"name": "web", "image": BUSYBOX_IMAGE, "imagePullPolicy": "Never",

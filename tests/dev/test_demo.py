@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from agent.runtime.localimages import BUSYBOX_IMAGE
 from pikube.dev import cluster
-from pikube.dev.images import BUSYBOX_IMAGE
 from pikube.dev.state import State
 from tests.conftest import DevImages, HarnessMade
 from tests.master.conftest import kubectl_path

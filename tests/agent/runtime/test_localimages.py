@@ -1,4 +1,4 @@
-"""The local images: the rootfs recipe (unit) and real containers from it (integration)."""
+"""The images the agent makes from busybox-static: a static ELF check, the rootfs, the settings each image gets."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from pikube.dev import images
-from pikube.dev.errors import DevError
+from agent.runtime import localimages as images
 from tests.conftest import DevImages, require
 
 BUSYBOX = Path("/bin/busybox")
@@ -26,7 +25,7 @@ def test_is_static_tells_busybox_static_from_a_dynamic_binary() -> None:
 
 def test_a_missing_or_dynamic_busybox_says_what_to_install(tmp_path: Path) -> None:
     for path in (tmp_path / "busybox", Path(sys.executable).resolve()):
-        with pytest.raises(DevError, match="is not a static busybox; install Debian's busybox-static"):
+        with pytest.raises(images.ImageError, match="is not a static busybox; install Debian's busybox-static"):
             images.find_busybox(path)
 
 

@@ -1,10 +1,11 @@
-"""The two images pikube needs, made locally from Debian's busybox-static, no registry.
+"""The two images an agent makes itself from Debian's busybox-static, with no registry: pause and busybox.
 
 `pikube/busybox` is a small general-purpose image (shell, wget, nc, httpd...) for
-tests and demos; `pikube/pause` holds a pod's namespaces: its PID 1 sleeps until
+tests, demos and tutorials; `pikube/pause` holds every pod's namespaces: its PID 1 sleeps until
 SIGTERM or SIGINT and then exits at once with status 0. Both are `docker import`s
 of the same rootfs; their tag changes when `IMAGE_REVISION` (or pikube's version)
-does, so agents can name them by the constants below.
+does, so agents can name them by the constants below. The agent makes them when a
+pod first needs the pause image; the dev harness and the tests reuse `ensure`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from core import __version__
-from pikube.dev.errors import DevError
 
 BUSYBOX = Path("/bin/busybox")
 IMAGE_REVISION = 1  # bump when the rootfs or the image settings below change
@@ -69,6 +69,10 @@ _DIRS = {
 }
 
 
+class ImageError(Exception):
+    """The images cannot be made here (no static busybox, or one without the applets they need)."""
+
+
 @dataclass(frozen=True)
 class Busybox:
     """The host's busybox: where it is, its version, and its applets' install paths."""
@@ -100,12 +104,12 @@ def is_static(path: Path) -> bool:
 def find_busybox(path: Path = BUSYBOX) -> Busybox:
     """Describe the host's static busybox, or say how to install it."""
     if not path.exists() or not is_static(path):
-        raise DevError(f"{path} is not a static busybox; install Debian's busybox-static.")
+        raise ImageError(f"{path} is not a static busybox; install Debian's busybox-static.")
     listing = subprocess.run([str(path), "--list-full"], capture_output=True, text=True, check=True).stdout
     applets = tuple(sorted(line.strip().lstrip("/") for line in listing.splitlines() if line.strip()))
     missing = [a for a in REQUIRED_APPLETS if not any(p.rsplit("/", 1)[-1] == a for p in applets)]
     if missing:
-        raise DevError(f"{path} lacks the applets {', '.join(missing)}; install Debian's busybox-static.")
+        raise ImageError(f"{path} lacks the applets {', '.join(missing)}; install Debian's busybox-static.")
     banner = subprocess.run([str(path)], capture_output=True, text=True, check=False).stdout
     words = banner.split()
     version = words[1].lstrip("v") if len(words) > 1 and words[0] == "BusyBox" else "unknown"
