@@ -35,8 +35,8 @@ from core.jointoken import ca_hash
 from core.kubeconfig import read_kubeconfig
 from core.settings import MasterSettings
 from master import controllers
-from master.api.handlers import Handlers
 from master.client import Informer
+from master.registry.verbs import Handlers
 from master.server import Master
 from master.tokens import TokenStore
 from pikube.sim import Api, BoardSpec, Credentials, Fleet

@@ -6,9 +6,9 @@ import contextlib
 from typing import Any
 
 from core import errors
-from master.api.context import ApiContext
-from master.api.handlers import Handlers
+from master.registry.context import ApiContext
 from master.registry.services import first_service_ip
+from master.registry.verbs import Handlers
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 

@@ -30,10 +30,11 @@ from typing import Any
 
 from core import errors
 from core.kube.selectors import LabelSelector
-from master.api.binding import bind
-from master.api.catalog import Catalog
-from master.api.handlers import Handlers, ListOptions
-from master.api.resource import ResourceType
+from master.registry.binding import bind
+from master.registry.catalog import Catalog
+from master.registry.listing import ListOptions
+from master.registry.resource import ResourceType
+from master.registry.verbs import Handlers
 from master.store.base import Store
 
 log = logging.getLogger(__name__)

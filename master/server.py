@@ -22,12 +22,12 @@ from flask import Flask
 from core.settings import MasterSettings
 from master import bootstrap, controllers
 from master.api.app import create_app
-from master.api.catalog import Catalog, builtin_resources
-from master.api.context import ApiContext
-from master.api.handlers import Handlers
 from master.api.join import JoinService
 from master.api.streaming import SocketGateway, serve_streams
 from master.pki import Pki, ensure_admin_kubeconfig, ensure_pki
+from master.registry.catalog import Catalog, builtin_resources
+from master.registry.context import ApiContext
+from master.registry.verbs import Handlers
 from master.store.sqlite import SqliteStore
 from master.tokens import TokenStore
 

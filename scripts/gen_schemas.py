@@ -2,7 +2,7 @@
 """Generate the API schema data the master serves from the official `kubernetes` client's models.
 
 Run at development time (`.venv/bin/python scripts/gen_schemas.py`); the output is
-committed under `master/api/schemata/` so the master never imports the heavy client.
+committed under `master/registry/schemata/` so the master never imports the heavy client.
 
 The client's pydantic models carry the Kubernetes API definitions' type names, JSON
 names, descriptions and required fields: they decide which definitions and fields
@@ -23,7 +23,7 @@ exist. The client generator dropped some facts, put back here:
 Outputs (compact JSON, keys sorted, so a rerun is a no-op diff):
   definitions.json  every definition reachable from the served kinds, as Swagger 2.0 schemas
                     whose `$ref`s are bare definition names (the server adds the prefix);
-  structure.json    the field skeleton `master.api.schemas.unknown_fields` walks, and the
+  structure.json    the field skeleton `master.registry.schemas.unknown_fields` walks, and the
                     GVK → definition name index (no descriptions: cheap to load on every master).
 """
 
@@ -42,7 +42,7 @@ from typing import Any
 import kubernetes.client.models as models
 
 Obj = dict[str, Any]
-OUT = Path(__file__).resolve().parent.parent / "master" / "api" / "schemata"
+OUT = Path(__file__).resolve().parent.parent / "master" / "registry" / "schemata"
 
 META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 CORE = "io.k8s.api.core.v1."

@@ -16,11 +16,11 @@ from werkzeug.exceptions import HTTPException
 from core import errors
 from master.api import discovery, openapi
 from master.api.auth import authenticate
-from master.api.context import ApiContext
-from master.api.handlers import Handlers
 from master.api.join import JoinService
 from master.api.render import json_response
 from master.api.routes import group_blueprint
+from master.registry.context import ApiContext
+from master.registry.verbs import Handlers
 
 log = logging.getLogger(__name__)
 PUBLIC = ("/version", "/healthz", "/livez", "/readyz", "/cacerts", "/pikube/v1/join")

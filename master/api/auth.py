@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from core import errors
-from master.api.context import ApiContext, Identity
-from master.api.resource import ResourceType
+from master.registry.context import ApiContext, Identity
+from master.registry.resource import ResourceType
 
 Obj = dict[str, Any]
 

@@ -11,8 +11,8 @@ import platform
 from typing import Any
 
 from core import __version__
-from master.api.catalog import Catalog
-from master.api.resource import ResourceType
+from master.registry.catalog import Catalog
+from master.registry.resource import ResourceType
 
 Obj = dict[str, Any]
 

@@ -14,8 +14,8 @@ from flask import Request
 
 from core import errors, wellknown
 from master.api import body as bodies
-from master.api.handlers import Handlers
 from master.pki import Pki
+from master.registry.verbs import Handlers
 from master.tokens import TokenStore, issue_node_credentials
 
 Obj = dict[str, Any]

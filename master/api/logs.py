@@ -30,11 +30,11 @@ from flask import Response, request
 
 from core import errors, wellknown
 from core.kubeconfig import load_client_cert
-from master.api.context import ApiContext
-from master.api.handlers import Handlers
-from master.api.resource import ResourceType
 from master.api.streaming import STREAM_HEADER, TICK, client_gone
 from master.pki import ADMIN_GROUP, issue_client_cert, pki_paths
+from master.registry.context import ApiContext
+from master.registry.resource import ResourceType
+from master.registry.verbs import Handlers
 
 SERVING_CERT_ANNOTATION = wellknown.SERVING_CERT_ANNOTATION
 CLIENT_CN = "pikube-apiserver-kubelet-client"

@@ -19,8 +19,8 @@ import json
 from flask import Blueprint, Response, request
 
 from core import errors
-from master.api.context import ApiContext
 from master.api.schema_docs import Documents, Rendered, gv_path
+from master.registry.context import ApiContext
 
 # What kubectl asks for is `...spec.v2@v1.0+protobuf`, but "@" is not a token character: Go's
 # mime.ParseMediaType (which client-go runs on every Content-Type) rejects it, so the real

@@ -9,8 +9,8 @@ from typing import Any
 
 from flask import Response
 
-from master.api.resource import ResourceType
-from master.api.tables import DEFAULT, TableDef, row_cells
+from master.registry.resource import ResourceType
+from master.registry.tables import DEFAULT, TableDef, row_cells
 
 Obj = dict[str, Any]
 

@@ -17,11 +17,12 @@ from core import errors
 from master.api import body as bodies
 from master.api import discovery, scale, watch
 from master.api.auth import Attributes, authorize
-from master.api.context import ApiContext, Identity
-from master.api.handlers import FieldCheck, Handlers, ListOptions, parse_list_options, with_type
 from master.api.render import json_response, renderer
-from master.api.resource import ResourceType
 from master.api.streaming import STREAM_HEADER
+from master.registry.context import ApiContext, Identity
+from master.registry.listing import ListOptions, parse_list_options
+from master.registry.resource import ResourceType
+from master.registry.verbs import FieldCheck, Handlers, with_type
 
 Obj = dict[str, Any]
 _TRUE = ("1", "true", "True")
@@ -160,7 +161,7 @@ def dispatch(ctx: ApiContext, handlers: Handlers, target: Target, stopping: thre
     if sub == "scale":
         return scale.handle(handlers, rt, ns, name, verb, request, limit, dry_run)
     if sub == "binding":
-        from master.api import binding
+        from master.registry import binding
         body = bodies.decode_object(bodies.read(request, limit), bodies.media_type(request))
         return json_response(binding.bind(handlers, rt, ns, name, body), 201)
     if sub == "eviction":

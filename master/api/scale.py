@@ -11,9 +11,9 @@ from core.kube.jsonpatch import json_patch
 from core.kube.patch import json_merge_patch
 from core.kube.selectors import LabelSelector
 from master.api import body as bodies
-from master.api.handlers import Handlers
 from master.api.render import json_response
-from master.api.resource import ResourceType
+from master.registry.resource import ResourceType
+from master.registry.verbs import Handlers
 
 Obj = dict[str, Any]
 

@@ -24,8 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from master.api import discovery, schema_proto, schemas
-from master.api.catalog import Catalog
+from master.api import discovery, schema_proto
 from master.api.schema_paths import (
     JSON,
     PATCH_TYPES,
@@ -37,6 +36,8 @@ from master.api.schema_paths import (
     json_patch_schema,
     paths,
 )
+from master.registry import schemas
+from master.registry.catalog import Catalog
 
 Obj = dict[str, Any]
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from master.api import schemas
-from master.api.resource import ResourceType
+from master.registry import schemas
+from master.registry.resource import ResourceType
 
 Obj = dict[str, Any]
 

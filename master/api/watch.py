@@ -25,9 +25,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from core import errors
-from master.api.handlers import ListOptions, with_type
-from master.api.resource import ResourceType
 from master.api.streaming import TICK
+from master.registry.listing import ListOptions
+from master.registry.resource import ResourceType
+from master.registry.verbs import with_type
 from master.store.base import Event, Store
 
 Obj = dict[str, Any]

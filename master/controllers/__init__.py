@@ -13,8 +13,6 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from master.api.context import ApiContext
-from master.api.handlers import Handlers
 from master.client import Client, InformerFactory
 from master.controllers.base import Env
 from master.controllers.daemonset import DaemonSetController
@@ -28,6 +26,8 @@ from master.controllers.nodeipam import NodeIpamController
 from master.controllers.nodelifecycle import NodeLifecycleController
 from master.controllers.replicaset import ReplicaSetController
 from master.controllers.serviceaccount import ServiceAccountController
+from master.registry.context import ApiContext
+from master.registry.verbs import Handlers
 
 log = logging.getLogger(__name__)
 

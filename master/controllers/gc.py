@@ -33,10 +33,10 @@ from collections import OrderedDict
 from typing import Any
 
 from core import errors
-from master.api.resource import ResourceType
 from master.client import Informer
 from master.controllers import podutil
 from master.controllers.base import Controller, Env
+from master.registry.resource import ResourceType
 
 Obj = dict[str, Any]
 ORPHAN = "orphan"

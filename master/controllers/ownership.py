@@ -14,9 +14,9 @@ from typing import Any
 
 from core import errors
 from core.kube.selectors import LabelSelector
-from master.api.resource import ResourceType
 from master.client import Client
 from master.controllers.podutil import controller_of, meta, owner_ref
+from master.registry.resource import ResourceType
 
 Obj = dict[str, Any]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from core import errors
 from core.errors import Cause
-from master.api.resource import Strategy
+from master.registry.resource import Strategy
 
 Obj = dict[str, Any]
 _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")

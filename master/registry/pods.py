@@ -7,8 +7,8 @@ from typing import Any
 
 from core.errors import Cause
 from core.kube import quantity, validation
-from master.api.resource import Strategy
 from master.registry import volumes
+from master.registry.resource import Strategy
 
 Obj = dict[str, Any]
 

@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core import errors
 from core.errors import Cause
 from core.kube import validation
-from master.api.resource import Strategy
-
-if TYPE_CHECKING:
-    from master.api.context import ApiContext
+from master.registry.resource import Context, Strategy
 
 Obj = dict[str, Any]
 _TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 
 
-def _used(ctx: ApiContext, skip_key: str = "") -> tuple[set[str], set[int]]:
+def _used(ctx: Context, skip_key: str = "") -> tuple[set[str], set[int]]:
     items, _ = ctx.store.list("/core/services/")
     ips: set[str] = set()
     ports: set[int] = set()
@@ -128,12 +125,12 @@ class ServiceStrategy(Strategy):
             return [Cause("spec.clusterIP", f'Invalid value: "{ns.get("clusterIP")}": field is immutable')]
         return []
 
-    def prepare_create(self, obj: Obj, ctx: ApiContext) -> None:
+    def prepare_create(self, obj: Obj, ctx: Context) -> None:
         super().prepare_create(obj, ctx)
         obj["status"] = {"loadBalancer": {}}
         self._allocate(obj, None, ctx)
 
-    def prepare_update(self, new: Obj, old: Obj, ctx: ApiContext) -> None:
+    def prepare_update(self, new: Obj, old: Obj, ctx: Context) -> None:
         super().prepare_update(new, old, ctx)
         ns, os_ = new.setdefault("spec", {}), old.get("spec") or {}
         if not isinstance(ns, dict):
@@ -156,7 +153,7 @@ class ServiceStrategy(Strategy):
                     p.pop("nodePort", None)
         self._allocate(new, old, ctx)
 
-    def _allocate(self, obj: Obj, old: Obj | None, ctx: ApiContext) -> None:
+    def _allocate(self, obj: Obj, old: Obj | None, ctx: Context) -> None:
         spec = obj.get("spec")
         if not isinstance(spec, dict) or spec.get("type") == "ExternalName":
             return
@@ -218,7 +215,7 @@ def _pick_ip(net: ipaddress.IPv4Network | ipaddress.IPv6Network, used: set[str])
 
 
 def _invalid(obj: Obj, field: str, message: str) -> errors.Invalid:
-    from master.api.meta import invalid_message
+    from master.registry.meta import invalid_message
 
     name = str(obj.get("metadata", {}).get("name", ""))
     cause = Cause(field, message)

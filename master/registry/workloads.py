@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core.errors import Cause
 from core.kube import intstr
 from core.kube.selectors import LabelSelector
-from master.api.resource import Strategy
 from master.registry.pods import default_pod_spec, validate_pod_spec
-
-if TYPE_CHECKING:
-    from master.api.context import ApiContext
+from master.registry.resource import Context, Strategy
 
 Obj = dict[str, Any]
 
@@ -176,7 +173,7 @@ class JobStrategy(_Workload):
         spec.setdefault("suspend", False)
         _default_template(spec)
 
-    def prepare_create(self, obj: Obj, ctx: ApiContext) -> None:
+    def prepare_create(self, obj: Obj, ctx: Context) -> None:
         super().prepare_create(obj, ctx)
         spec = obj.get("spec")
         if not isinstance(spec, dict) or spec.get("manualSelector"):

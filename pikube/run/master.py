@@ -15,7 +15,7 @@ import threading
 from types import FrameType
 
 from core.settings import MasterSettings
-from master.api.catalog import Catalog
+from master.registry.catalog import Catalog
 from master.server import Master
 from web import summary
 from web.serve import StatusServer

@@ -12,8 +12,8 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
-from master.api.catalog import Catalog, builtin_resources
-from master.api.handlers import CONTINUE_EXPIRED
+from master.registry.catalog import Catalog, builtin_resources
+from master.registry.listing import CONTINUE_EXPIRED
 from master.store.sqlite import SqliteStore
 from tests.master.conftest import RunningMaster, kubectl
 
@@ -167,7 +167,7 @@ def test_kubectl_chunked_get_lists_every_object_once(master: RunningMaster, api:
 def local(tmp_path: Path) -> Iterator[tuple[Api, SqliteStore]]:
     from core.settings import MasterSettings
     from master.api.app import create_app
-    from master.api.context import ApiContext
+    from master.registry.context import ApiContext
 
     store = SqliteStore(tmp_path / "state.db")
     ctx = ApiContext(settings=MasterSettings(data_dir=tmp_path), store=store, catalog=Catalog(builtin_resources()))

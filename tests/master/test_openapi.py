@@ -13,8 +13,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from master.api import schema_proto
-from master.api.catalog import Catalog, builtin_resources
 from master.api.schema_docs import Documents
+from master.registry.catalog import Catalog, builtin_resources
 from tests.master.conftest import RunningMaster, kubectl
 
 CATALOG = Catalog(builtin_resources())
@@ -189,7 +189,7 @@ def test_protobuf_varints_round_trip() -> None:
 def client(tmp_path: Path) -> Iterator[FlaskClient]:
     from core.settings import MasterSettings
     from master.api.app import create_app
-    from master.api.context import ApiContext
+    from master.registry.context import ApiContext
     from master.store.sqlite import SqliteStore
 
     store = SqliteStore(tmp_path / "state.db")

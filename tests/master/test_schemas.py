@@ -1,4 +1,4 @@
-"""The generated API definitions and server-side field validation (`master.api.schemas`)."""
+"""The generated API definitions and server-side field validation (`master.registry.schemas`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from core.kube import schema as patch_table
-from master.api import schemas
-from master.api.catalog import Catalog, builtin_resources
+from master.registry import schemas
+from master.registry.catalog import Catalog, builtin_resources
 
 CATALOG = Catalog(builtin_resources())
 META = "io.k8s.apimachinery.pkg.apis.meta.v1."
@@ -187,7 +187,7 @@ def test_messages_match_kubernetes() -> None:
 
 def test_validation_loads_only_the_small_skeleton() -> None:
     """Writes must not pay for the descriptions: unknown_fields never reads definitions.json."""
-    code = ("import master.api.schemas as s, master.api.app\n"
+    code = ("import master.registry.schemas as s, master.api.app\n"
             "assert s.definitions.cache_info().currsize == 0 and s._structure.cache_info().currsize == 0\n"
             "assert s.unknown_fields('', 'v1', 'Pod', {'spec': {'containers': [{'nam': 1}]}}) == "
             "['spec.containers[0].nam']\n"

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from master.api import watch
-from master.api.catalog import Catalog, builtin_resources
+from master.registry.catalog import Catalog, builtin_resources
 from master.store.base import Event
 
 CONFIGMAPS = Catalog(builtin_resources()).by_kind("", "ConfigMap")

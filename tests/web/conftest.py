@@ -20,9 +20,9 @@ from flask.testing import FlaskClient
 
 from core.settings import MasterSettings
 from master import bootstrap
-from master.api.catalog import Catalog, builtin_resources
-from master.api.context import ApiContext
-from master.api.handlers import Handlers
+from master.registry.catalog import Catalog, builtin_resources
+from master.registry.context import ApiContext
+from master.registry.verbs import Handlers
 from master.store.sqlite import SqliteStore
 from pikube.run.master import page_prefixes
 from web.app import create_web_app

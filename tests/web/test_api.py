@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from master.api.context import ApiContext
+from master.registry.context import ApiContext
 from tests.web.conftest import TOKEN, Objects, make_ctx, page_app
 from web.views import StatusPage
 

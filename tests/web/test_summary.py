@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from master.api.context import ApiContext
+from master.registry.context import ApiContext
 from pikube.run.master import page_prefixes
 from tests.web.conftest import Objects
 from web import boardfacts, summary

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from core.settings import MasterSettings
-from master.api.catalog import Catalog, builtin_resources
-from master.api.context import ApiContext
-from master.api.handlers import Handlers
 from master.client import Client, InformerFactory, Kinds
 from master.controllers.base import Controller, Env
 from master.controllers.events import Recorder
+from master.registry.catalog import Catalog, builtin_resources
+from master.registry.context import ApiContext
+from master.registry.verbs import Handlers
 from master.store.sqlite import SqliteStore
 
 Obj = dict[str, Any]

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from core.settings import MasterSettings
-from master.api.catalog import Catalog, builtin_resources
-from master.api.context import ApiContext
-from master.api.handlers import Handlers, ListOptions
 from master.client import Client
 from master.controllers.events import Recorder
+from master.registry.catalog import Catalog, builtin_resources
+from master.registry.context import ApiContext
+from master.registry.listing import ListOptions
+from master.registry.verbs import Handlers
 from master.store.sqlite import SqliteStore
 
 

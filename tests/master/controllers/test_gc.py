@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 
 from core.settings import MasterSettings
-from master.api.catalog import Catalog, builtin_resources
-from master.api.context import ApiContext
-from master.api.handlers import Handlers
-from master.api.resource import ResourceType
 from master.client import Client, InformerFactory
 from master.controllers.base import Env
 from master.controllers.events import Recorder
 from master.controllers.gc import GarbageCollector
 from master.controllers.podutil import owner_ref
+from master.registry.catalog import Catalog, builtin_resources
+from master.registry.context import ApiContext
+from master.registry.resource import ResourceType
+from master.registry.verbs import Handlers
 from master.store.sqlite import SqliteStore
 
 Obj = dict[str, Any]

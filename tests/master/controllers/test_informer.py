@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from master.api.catalog import Catalog, builtin_resources
 from master.client import InformerFactory
+from master.registry.catalog import Catalog, builtin_resources
 from master.store.sqlite import SqliteStore
 
 

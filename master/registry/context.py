@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from core.settings import MasterSettings
-
-if TYPE_CHECKING:
-    from master.api.catalog import Catalog
-    from master.store.base import Store
+from master.registry.catalog import Catalog
+from master.store.base import Store
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from core.kube.podstatus import pod_status
-from master.api.tables import (
+from master.registry.tables import (
     AGE,
     NAME,
     Column,
@@ -214,7 +214,7 @@ def job_duration(o: Obj, now: dt.datetime) -> str:
     end = _get(o, "status", "completionTime")
     t0 = dt.datetime.fromisoformat(str(start).replace("Z", "+00:00"))
     t1 = dt.datetime.fromisoformat(str(end).replace("Z", "+00:00")) if end else now
-    from master.api.tables import human_duration
+    from master.registry.tables import human_duration
     return human_duration((t1 - t0).total_seconds())
 
 

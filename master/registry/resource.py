@@ -1,6 +1,6 @@
 """What the API server knows about one kind of resource, declared as data.
 
-Adding a resource is a `ResourceType(...)` line in `master/api/catalog.py` plus,
+Adding a resource is a `ResourceType(...)` line in `master/registry/catalog.py` plus,
 where the kind has rules of its own, a `Strategy` subclass: the handlers,
 discovery, OpenAPI and tables are generic over these declarations.
 """
@@ -8,15 +8,26 @@ discovery, OpenAPI and tables are generic over these declarations.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from core.errors import Cause
-
-if TYPE_CHECKING:
-    from master.api.context import ApiContext
-    from master.api.tables import TableDef
+from core.settings import MasterSettings
+from master.registry.tables import TableDef
+from master.store.base import Store
 
 Obj = dict[str, Any]
+
+
+
+class Context(Protocol):
+    """What a strategy may read while it prepares a write: the settings, and the store (to allocate
+    cluster IPs and node ports against what other objects hold). `ApiContext` is one."""
+
+    @property
+    def settings(self) -> MasterSettings: ...
+
+    @property
+    def store(self) -> Store: ...
 
 
 class Strategy:
@@ -35,7 +46,7 @@ class Strategy:
     def default(self, obj: Obj) -> None:
         """Fill in defaults in place (called on create and update)."""
 
-    def prepare_create(self, obj: Obj, ctx: ApiContext) -> None:
+    def prepare_create(self, obj: Obj, ctx: Context) -> None:
         """Adjust a new object before validation (clear status, allocate ...)."""
         if self.has_status:
             obj["status"] = self.initial_status(obj)
@@ -43,7 +54,7 @@ class Strategy:
     def initial_status(self, obj: Obj) -> Obj:
         return {}
 
-    def prepare_update(self, new: Obj, old: Obj, ctx: ApiContext) -> None:
+    def prepare_update(self, new: Obj, old: Obj, ctx: Context) -> None:
         """Adjust an update of the main resource: status is kept from the old object."""
         if self.has_status:
             new["status"] = old.get("status", {})
@@ -76,7 +87,7 @@ class Strategy:
     def check_delete(self, obj: Obj) -> None:
         """Raise (e.g. Forbidden) when this object may not be deleted at all."""
 
-    def release(self, obj: Obj, ctx: ApiContext) -> None:
+    def release(self, obj: Obj, ctx: Context) -> None:
         """Free what the object held (e.g. a NodePort) once it is deleted."""
 
     def is_volatile_update(self, new: Obj, old: Obj) -> bool:

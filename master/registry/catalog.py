@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from master.api import printers
-from master.api.resource import ResourceType
+from master.registry import printers
 from master.registry.core import (
     ConfigMapStrategy,
     EndpointsStrategy,
@@ -21,6 +20,7 @@ from master.registry.core import (
     ServiceAccountStrategy,
 )
 from master.registry.pods import PodStrategy
+from master.registry.resource import ResourceType
 from master.registry.services import ServiceStrategy
 from master.registry.workloads import DaemonSetStrategy, DeploymentStrategy, JobStrategy, ReplicaSetStrategy
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from core import errors
 from core.kube.timefmt import rfc3339
-from master.api.handlers import Handlers, not_found
-from master.api.resource import ResourceType
+from master.registry.resource import ResourceType
+from master.registry.verbs import Handlers, not_found
 
 Obj = dict[str, Any]
 

@@ -1,6 +1,6 @@
 """The Kubernetes API definitions of the served kinds, and server-side field validation against them.
 
-The data under `master/api/schemata/` is generated at development time by
+The data under `master/registry/schemata/` is generated at development time by
 `scripts/gen_schemas.py` from the official `kubernetes` client's models (derived
 from the Kubernetes API definitions, Apache-2.0); the master never imports the
 client. Two files, each loaded lazily and once:
@@ -32,7 +32,7 @@ _lock = threading.RLock()
 
 
 def _read(name: str) -> Obj:
-    text = resources.files("master.api").joinpath(_DATA, name).read_bytes()
+    text = resources.files("master.registry").joinpath(_DATA, name).read_bytes()
     data: Obj = json.loads(text)
     return data
 
