@@ -34,7 +34,7 @@ from typing import Any
 from core.jointoken import ca_hash
 from core.kubeconfig import read_kubeconfig
 from core.settings import MasterSettings
-from master import controllers
+from master import controllermanager
 from master.client import Informer
 from master.registry.verbs import Handlers
 from master.server import Master
@@ -124,13 +124,13 @@ def main() -> None:
     # The master's own controllers are replaced by ones started here, so that the scheduler can
     # join them late, on the same informers, once the pending pods exist.
     settings = MasterSettings(data_dir=data, bind="127.0.0.1", port=_free_port(),
-                              disabled_controllers=frozenset(controllers.CONTROLLERS))
+                              disabled_controllers=frozenset(controllermanager.CONTROLLERS))
     master = Master(settings)
     master.start()
     handlers = Handlers(master.ctx)
     ctx = dataclasses.replace(master.ctx, settings=dataclasses.replace(
         settings, disabled_controllers=frozenset({"scheduler"})))
-    running = controllers.start(ctx, handlers, master.stopping)
+    running = controllermanager.start(ctx, handlers, master.stopping)
     boards: multiprocessing.process.BaseProcess | None = None
     admin: Api | None = None
     try:

@@ -20,7 +20,7 @@ from cheroot.ssl.builtin import BuiltinSSLAdapter
 from flask import Flask
 
 from core.settings import MasterSettings
-from master import bootstrap, controllers
+from master import bootstrap, controllermanager
 from master.api.app import create_app
 from master.api.join import JoinService
 from master.api.streaming import SocketGateway, serve_streams
@@ -88,7 +88,7 @@ class Master:
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
-        self._threads += controllers.start_all(self.ctx, Handlers(self.ctx), self.stopping)
+        self._threads += controllermanager.start_all(self.ctx, Handlers(self.ctx), self.stopping)
         _freeze_startup_heap()
         log.info("pikube master serving on %s:%d (advertised as %s)", s.bind, s.port, self.server_url)
 
@@ -118,7 +118,7 @@ class Master:
         self.stopping.set()
         if self._server is not None:
             self._server.stop()
-        controllers.stop_all(self._threads)
+        controllermanager.stop_all(self._threads)
         self.store.close()
 
 

@@ -13,30 +13,12 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from core import errors
-from core.settings import MasterSettings
 from core.workqueue import WorkQueue
-from master.client import Client, Informer, InformerFactory, Kinds, obj_key
-from master.controllers.events import Recorder
+from master.client import Env, Informer, obj_key
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Env:
-    """Everything a controller is built from (one per master)."""
-
-    settings: MasterSettings
-    client: Client
-    informers: InformerFactory
-    recorder: Recorder
-    stopping: threading.Event
-
-    @property
-    def kinds(self) -> Kinds:
-        return self.client.kinds
 
 
 class Controller:

@@ -17,10 +17,10 @@ from typing import Any
 from core import errors
 from core.kube import timefmt
 from core.kube.selectors import LabelSelector
-from master.client import Informer, split_key
+from master.client import Env, Informer, split_key
 from master.controllers import podutil
-from master.controllers.base import Controller, Env
-from master.controllers.replicaset import by_namespace
+from master.controllers.base import Controller
+from master.controllers.keys import by_namespace
 
 Obj = dict[str, Any]
 TRIGGER = "endpoints.kubernetes.io/last-change-trigger-time"

@@ -14,16 +14,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core import errors
 from core.kube import timefmt
 from core.kube.scheduling import tolerates
-from master.client import Client
+from master.client import Client, Env
 from master.controllers import podutil
-
-if TYPE_CHECKING:
-    from master.controllers.base import Env
 
 Obj = dict[str, Any]
 COMPONENT = "taint-eviction-controller"

@@ -33,9 +33,9 @@ from collections import OrderedDict
 from typing import Any
 
 from core import errors
-from master.client import Informer
+from master.client import Env, Informer
 from master.controllers import podutil
-from master.controllers.base import Controller, Env
+from master.controllers.base import Controller
 from master.registry.resource import ResourceType
 
 Obj = dict[str, Any]

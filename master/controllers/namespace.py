@@ -14,9 +14,9 @@ import copy
 from typing import Any
 
 from core import errors
-from master.client import Informer, split_key
+from master.client import Env, Informer, split_key
 from master.controllers import podutil
-from master.controllers.base import Controller, Env
+from master.controllers.base import Controller
 
 Obj = dict[str, Any]
 FINALIZER = "kubernetes"

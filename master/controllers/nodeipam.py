@@ -14,8 +14,8 @@ import threading
 from typing import Any
 
 from core import errors
-from master.client import Informer, split_key
-from master.controllers.base import Controller, Env
+from master.client import Env, Informer, split_key
+from master.controllers.base import Controller
 
 Obj = dict[str, Any]
 COMPONENT = "cidrAllocator"

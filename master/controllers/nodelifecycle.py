@@ -21,9 +21,9 @@ from typing import Any
 
 from core.kube import timefmt
 from core.kube.scheduling import NOT_READY, UNREACHABLE, ready_status
-from master.client import Informer, split_key
+from master.client import Env, Informer, split_key
 from master.controllers import eviction, podutil
-from master.controllers.base import Controller, Env
+from master.controllers.base import Controller
 
 Obj = dict[str, Any]
 COMPONENT = "node-controller"

@@ -13,28 +13,17 @@ from typing import Any
 
 from core import errors
 from core.kube import timefmt
-from master.client import Informer, obj_key, split_key
+from master.client import Env, Informer, obj_key, split_key
 from master.controllers import podutil
-from master.controllers.base import Controller, Env
+from master.controllers.base import Controller
+from master.controllers.expectations import Expectations
+from master.controllers.keys import by_namespace, owner_key
 from master.controllers.ownership import claim
-from master.controllers.queue import Expectations
 from master.controllers.slowstart import slow_start
 
 Obj = dict[str, Any]
 BURST = 500  # at most this many creations or deletions per sync
 COMPONENT = "replicaset-controller"
-
-
-def by_namespace(obj: Obj) -> list[str]:
-    return [str((obj.get("metadata") or {}).get("namespace", ""))]
-
-
-def owner_key(obj: Obj, kind: str) -> str | None:
-    """`ns/name` of the object of `kind` that controls `obj`, if any."""
-    ref = podutil.controller_of(obj)
-    if ref is None or ref.get("kind") != kind:
-        return None
-    return f"{podutil.meta(obj).get('namespace', '')}/{ref.get('name', '')}"
 
 
 class ReplicaSetController(Controller):

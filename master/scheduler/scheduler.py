@@ -23,8 +23,7 @@ from typing import Any
 from core import errors
 from core.kube import scheduling, timefmt
 from core.workqueue import WorkQueue
-from master.client import Informer, obj_key, split_key
-from master.controllers.base import Env
+from master.client import Env, Informer, obj_key, split_key
 from master.scheduler.cache import Cache, Usage
 from master.scheduler.fit import Fitter, Placement
 

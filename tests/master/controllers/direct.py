@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from core.settings import MasterSettings
-from master.client import Client, InformerFactory, Kinds
-from master.controllers.base import Controller, Env
-from master.controllers.events import Recorder
+from master.client import Client, Env, InformerFactory, Kinds, Recorder
+from master.controllers.base import Controller
 from master.registry.catalog import Catalog, builtin_resources
 from master.registry.context import ApiContext
 from master.registry.verbs import Handlers

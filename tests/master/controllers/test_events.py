@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.settings import MasterSettings
-from master.client import Client
-from master.controllers.events import Recorder
+from master.client import Client, Recorder
 from master.registry.catalog import Catalog, builtin_resources
 from master.registry.context import ApiContext
 from master.registry.listing import ListOptions

@@ -16,9 +16,7 @@ from typing import Any
 import pytest
 
 from core.settings import MasterSettings
-from master.client import Client, InformerFactory
-from master.controllers.base import Env
-from master.controllers.events import Recorder
+from master.client import Client, Env, InformerFactory, Recorder
 from master.controllers.gc import GarbageCollector
 from master.controllers.podutil import owner_ref
 from master.registry.catalog import Catalog, builtin_resources
@@ -362,7 +360,7 @@ def test_the_collector_caches_metadata_and_writes_only_metadata(gc: GarbageColle
 
 
 def test_only_the_types_no_controller_reads_in_full_stay_metadata_only(tmp_path: Path) -> None:
-    from master.controllers import CONTROLLERS
+    from master.controllermanager import CONTROLLERS
 
     store = SqliteStore(tmp_path / "state.db")
     ctx = ApiContext(MasterSettings(data_dir=tmp_path), store, Catalog(builtin_resources()))

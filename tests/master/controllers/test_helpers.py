@@ -6,9 +6,12 @@ import datetime as dt
 import time
 from typing import Any
 
-from master.controllers import deployutil, dsutil, eviction, jobutil, podutil
+from master.controllers import eviction, podutil, templatehash
+from master.controllers.daemonset import plan as dsutil
+from master.controllers.deployment import util as deployutil
 from master.controllers.endpoints import subsets_for
-from master.controllers.queue import Expectations
+from master.controllers.expectations import Expectations
+from master.controllers.job import progress as jobutil
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -54,11 +57,11 @@ def test_template_hash_is_stable_and_semantic() -> None:
     t = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
     roundtrip = {"metadata": {"labels": {"app": "web"}, "creationTimestamp": None},
                  "spec": {"containers": [{"name": "c", "image": "i", "resources": {}}]}}
-    assert deployutil.template_hash(t) == deployutil.template_hash(roundtrip)
-    assert deployutil.template_hash(t) != deployutil.template_hash(t, collision_count=1)
+    assert templatehash.template_hash(t) == templatehash.template_hash(roundtrip)
+    assert templatehash.template_hash(t) != templatehash.template_hash(t, collision_count=1)
     assert deployutil.equal_ignore_hash(
         {**t, "metadata": {"labels": {"app": "web", "pod-template-hash": "x"}}}, roundtrip)
-    assert all(ch in "bcdfghjklmnpqrstvwxz2456789" for ch in deployutil.template_hash(t))
+    assert all(ch in "bcdfghjklmnpqrstvwxz2456789" for ch in templatehash.template_hash(t))
 
 
 def test_revision_annotations_and_change_cause_copied() -> None:

@@ -8,14 +8,15 @@ them. The annotation names and condition reasons are Kubernetes' own, because
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
 from core.kube import intstr
 from core.kube.timefmt import now, rfc3339
 from master.controllers.podutil import condition, meta
+from master.controllers.templatehash import semantic
 
 Obj = dict[str, Any]
+COMPONENT = "deployment-controller"
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
@@ -24,32 +25,6 @@ DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
 _NOT_COPIED = {"kubectl.kubernetes.io/last-applied-configuration", REVISION, REVISION_HISTORY, DESIRED_REPLICAS,
                MAX_REPLICAS, "deprecated.deployment.rollback.to"}
-_SAFE = "bcdfghjklmnpqrstvwxz2456789"
-
-
-def semantic(value: Any) -> Any:
-    """`value` without nulls and empty maps or lists: what Kubernetes' semantic equality ignores.
-
-    A client that round-trips a template through Go structs sends `creationTimestamp: null`
-    and `resources: {}`; the template is still the same one.
-    """
-    if isinstance(value, dict):
-        out = {k: semantic(v) for k, v in value.items()}
-        return {k: v for k, v in out.items() if v is not None and v != {} and v != []}
-    if isinstance(value, list):
-        return [semantic(v) for v in value]
-    return value
-
-
-def template_hash(template: Obj, collision_count: int = 0) -> str:
-    """A short, stable name suffix for a pod template (FNV-1a of its canonical JSON)."""
-    data = json.dumps(semantic(template), sort_keys=True, separators=(",", ":")).encode()
-    if collision_count:
-        data += str(collision_count).encode()
-    h = 0x811C9DC5
-    for byte in data:
-        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
-    return "".join(_SAFE[ord(ch) % len(_SAFE)] for ch in str(h))
 
 
 def without_hash(template: Obj) -> Obj:

@@ -19,7 +19,7 @@ from typing import Any
 
 from core import errors
 from core.kube.timefmt import rfc3339
-from master.client import Client
+from master.client.client import Client
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

@@ -14,13 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 from core.kube import timefmt
-from master.client import Informer, obj_key, split_key
+from master.client import Env, Informer, obj_key, split_key
 from master.controllers import podutil
-from master.controllers.base import Controller, Env
-from master.controllers.jobutil import backoff_left, counts, finish_time, finished, make_status
+from master.controllers.base import Controller
+from master.controllers.expectations import Expectations
+from master.controllers.job.progress import backoff_left, counts, finish_time, finished, make_status
+from master.controllers.keys import by_namespace, owner_key
 from master.controllers.ownership import claim
-from master.controllers.queue import Expectations
-from master.controllers.replicaset import by_namespace, owner_key
 from master.controllers.slowstart import slow_start
 
 Obj = dict[str, Any]

@@ -10,12 +10,13 @@ reported even when nothing else changes.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core.kube.timefmt import now
 from core.kube.timefmt import parse as parse_time
 from master.client import obj_key
-from master.controllers.deployutil import (
+from master.controllers.deployment.rscontrol import RSControl
+from master.controllers.deployment.util import (
     available,
     deadline,
     is_complete,
@@ -28,9 +29,6 @@ from master.controllers.deployutil import (
     status_of,
 )
 from master.controllers.podutil import condition, meta
-
-if TYPE_CHECKING:
-    from master.controllers.deployment import DeploymentController
 
 Obj = dict[str, Any]
 
@@ -59,14 +57,14 @@ def calculate(d: Obj, new_rs: Obj | None, old_sets: list[Obj]) -> Obj:
     return status
 
 
-def sync_status(dc: DeploymentController, d: Obj, new_rs: Obj | None, old_sets: list[Obj]) -> None:
+def sync_status(rsc: RSControl, d: Obj, new_rs: Obj | None, old_sets: list[Obj]) -> None:
     """Counts and Available only (deleting, paused or scaling deployments)."""
     status = calculate(d, new_rs, old_sets)
     if status != (d.get("status") or {}):
-        dc.write_status({**d, "status": status})
+        rsc.write_status({**d, "status": status})
 
 
-def sync_rollout(dc: DeploymentController, d: Obj, new_rs: Obj | None, old_sets: list[Obj]) -> None:
+def sync_rollout(rsc: RSControl, d: Obj, new_rs: Obj | None, old_sets: list[Obj]) -> None:
     """Counts, Available, and Progressing with the progress deadline."""
     status = calculate(d, new_rs, old_sets)
     limit = deadline(d)
@@ -90,8 +88,8 @@ def sync_rollout(dc: DeploymentController, d: Obj, new_rs: Obj | None, old_sets:
             set_condition(status, make_condition("Progressing", "False", "ProgressDeadlineExceeded",
                                                  f"{what} has timed out progressing."))
     if status != (d.get("status") or {}):
-        dc.write_status({**d, "status": status})
-    _requeue_stuck(dc, d, status, limit)
+        rsc.write_status({**d, "status": status})
+    _requeue_stuck(rsc, d, status, limit)
 
 
 def _timed_out(cond: Obj | None, limit: int) -> bool:
@@ -103,7 +101,7 @@ def _timed_out(cond: Obj | None, limit: int) -> bool:
     return since is not None and (now() - since).total_seconds() > limit
 
 
-def _requeue_stuck(dc: DeploymentController, d: Obj, status: Obj, limit: int | None) -> None:
+def _requeue_stuck(rsc: RSControl, d: Obj, status: Obj, limit: int | None) -> None:
     cond = condition({"status": status}, "Progressing")
     if limit is None or cond is None or cond.get("reason") in ("NewReplicaSetAvailable", "ProgressDeadlineExceeded"):
         return
@@ -111,4 +109,4 @@ def _requeue_stuck(dc: DeploymentController, d: Obj, status: Obj, limit: int | N
     if since is None:
         return
     left = limit - (now() - since).total_seconds()
-    dc.queue.add_after(obj_key(d), max(left, 0.0) + 1.0)
+    rsc.requeue_after(obj_key(d), max(left, 0.0) + 1.0)

@@ -10,10 +10,11 @@ zero and waits for its pods to be gone before the new ReplicaSet grows.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from master.controllers.deploystatus import sync_rollout
-from master.controllers.deployutil import (
+from master.controllers.deployment.rscontrol import RSControl
+from master.controllers.deployment.status import sync_rollout
+from master.controllers.deployment.util import (
     MAX_REPLICAS,
     available,
     is_complete,
@@ -26,9 +27,6 @@ from master.controllers.deployutil import (
 )
 from master.controllers.podutil import meta
 
-if TYPE_CHECKING:
-    from master.controllers.deployment import DeploymentController
-
 Obj = dict[str, Any]
 
 
@@ -36,28 +34,28 @@ def _by_age(sets: list[Obj]) -> list[Obj]:
     return sorted(sets, key=lambda rs: (meta(rs).get("creationTimestamp", ""), meta(rs).get("name", "")))
 
 
-def rolling(dc: DeploymentController, d: Obj, sets: list[Obj]) -> None:
-    new_rs, old_sets = dc.new_and_old(d, sets, create=True)
+def rolling(rsc: RSControl, d: Obj, sets: list[Obj]) -> None:
+    new_rs, old_sets = rsc.new_and_old(d, sets, create=True)
     assert new_rs is not None
-    if _reconcile_new(dc, d, [*old_sets, new_rs], new_rs) or _reconcile_old(dc, d, old_sets, new_rs):
-        sync_rollout(dc, d, new_rs, old_sets)
+    if _reconcile_new(rsc, d, [*old_sets, new_rs], new_rs) or _reconcile_old(rsc, d, old_sets, new_rs):
+        sync_rollout(rsc, d, new_rs, old_sets)
         return
     if is_complete(d, d.get("status") or {}):
-        cleanup(dc, d, old_sets)
-    sync_rollout(dc, d, new_rs, old_sets)
+        cleanup(rsc, d, old_sets)
+    sync_rollout(rsc, d, new_rs, old_sets)
 
 
-def _reconcile_new(dc: DeploymentController, d: Obj, all_sets: list[Obj], new_rs: Obj) -> bool:
+def _reconcile_new(rsc: RSControl, d: Obj, all_sets: list[Obj], new_rs: Obj) -> bool:
     want = replicas(d)
     if replicas(new_rs) == want:
         return False
     target = want if replicas(new_rs) > want else new_rs_replicas(d, all_sets, new_rs)
-    scaled, updated = dc.scale_rs(d, new_rs, target)
+    scaled, updated = rsc.scale_rs(d, new_rs, target)
     new_rs.update(updated)
     return scaled
 
 
-def _reconcile_old(dc: DeploymentController, d: Obj, old_sets: list[Obj], new_rs: Obj) -> bool:
+def _reconcile_old(rsc: RSControl, d: Obj, old_sets: list[Obj], new_rs: Obj) -> bool:
     active_old = [rs for rs in old_sets if replicas(rs) > 0]
     if not active_old:
         return False
@@ -73,7 +71,7 @@ def _reconcile_old(dc: DeploymentController, d: Obj, old_sets: list[Obj], new_rs
         if cleaned >= budget or unhealthy <= 0:
             continue
         n = min(budget - cleaned, unhealthy)
-        _, updated = dc.scale_rs(d, rs, replicas(rs) - n)
+        _, updated = rsc.scale_rs(d, rs, replicas(rs) - n)
         rs.update(updated)
         cleaned += n
     scaled_down = 0
@@ -84,35 +82,35 @@ def _reconcile_old(dc: DeploymentController, d: Obj, old_sets: list[Obj], new_rs
         if replicas(rs) == 0:
             continue
         n = min(replicas(rs), can_remove - scaled_down)
-        _, updated = dc.scale_rs(d, rs, replicas(rs) - n)
+        _, updated = rsc.scale_rs(d, rs, replicas(rs) - n)
         rs.update(updated)
         scaled_down += n
     return cleaned + scaled_down > 0
 
 
-def recreate(dc: DeploymentController, d: Obj, sets: list[Obj]) -> None:
-    new_rs, old_sets = dc.new_and_old(d, sets, create=False)
+def recreate(rsc: RSControl, d: Obj, sets: list[Obj]) -> None:
+    new_rs, old_sets = rsc.new_and_old(d, sets, create=False)
     scaled = False
     for rs in old_sets:
         if replicas(rs) > 0:
-            s, updated = dc.scale_rs(d, rs, 0)
+            s, updated = rsc.scale_rs(d, rs, 0)
             rs.update(updated)
             scaled = scaled or s
-    if scaled or dc.old_pods_running(new_rs, old_sets):
-        sync_rollout(dc, d, new_rs, old_sets)
+    if scaled or rsc.old_pods_running(new_rs, old_sets):
+        sync_rollout(rsc, d, new_rs, old_sets)
         return
     if new_rs is None:
-        new_rs, old_sets = dc.new_and_old(d, sets, create=True)
+        new_rs, old_sets = rsc.new_and_old(d, sets, create=True)
         assert new_rs is not None
     if replicas(new_rs) != replicas(d):
-        _, updated = dc.scale_rs(d, new_rs, replicas(d))
+        _, updated = rsc.scale_rs(d, new_rs, replicas(d))
         new_rs.update(updated)
     if is_complete(d, d.get("status") or {}):
-        cleanup(dc, d, old_sets)
-    sync_rollout(dc, d, new_rs, old_sets)
+        cleanup(rsc, d, old_sets)
+    sync_rollout(rsc, d, new_rs, old_sets)
 
 
-def scale(dc: DeploymentController, d: Obj, new_rs: Obj | None, old_sets: list[Obj]) -> None:
+def scale(rsc: RSControl, d: Obj, new_rs: Obj | None, old_sets: list[Obj]) -> None:
     """A scaling event (or a paused deployment): resize the ReplicaSets, proportionally when several are active."""
     want = replicas(d)
     everything = [*old_sets, *([new_rs] if new_rs is not None else [])]
@@ -120,12 +118,12 @@ def scale(dc: DeploymentController, d: Obj, new_rs: Obj | None, old_sets: list[O
     if len(active) <= 1:
         target = active[0] if active else (new_rs or (_by_age(old_sets)[-1] if old_sets else None))
         if target is not None and replicas(target) != want:
-            dc.scale_rs(d, target, want)
+            rsc.scale_rs(d, target, want)
         return
     if new_rs is not None and replicas(new_rs) == want and status_of(new_rs, "availableReplicas") == want:
         for rs in old_sets:
             if replicas(rs) > 0:
-                dc.scale_rs(d, rs, 0)
+                rsc.scale_rs(d, rs, 0)
         return
     allowed = want + max_surge(d) if want > 0 else 0
     to_add = allowed - sum(replicas(rs) for rs in active)
@@ -143,7 +141,7 @@ def scale(dc: DeploymentController, d: Obj, new_rs: Obj | None, old_sets: list[O
     first = order[0]["metadata"]["name"]
     sizes[first] = max(sizes[first] + to_add - added, 0)
     for rs in order:
-        dc.scale_rs(d, rs, sizes[rs["metadata"]["name"]])
+        rsc.scale_rs(d, rs, sizes[rs["metadata"]["name"]])
 
 
 def _proportion(d: Obj, rs: Obj, to_add: int, added: int) -> int:
@@ -159,7 +157,7 @@ def _proportion(d: Obj, rs: Obj, to_add: int, added: int) -> int:
     return min(fraction, allowed) if to_add > 0 else max(fraction, allowed)
 
 
-def cleanup(dc: DeploymentController, d: Obj, old_sets: list[Obj]) -> None:
+def cleanup(rsc: RSControl, d: Obj, old_sets: list[Obj]) -> None:
     """Delete the oldest empty ReplicaSets beyond `revisionHistoryLimit`."""
     limit = (d.get("spec") or {}).get("revisionHistoryLimit")
     if not isinstance(limit, int):
@@ -172,4 +170,4 @@ def cleanup(dc: DeploymentController, d: Obj, old_sets: list[Obj]) -> None:
         if status_of(rs, "replicas") or replicas(rs) or \
                 int(meta(rs).get("generation") or 1) > status_of(rs, "observedGeneration"):
             continue
-        dc.client.delete(dc.kinds.replicasets, meta(rs)["namespace"], meta(rs)["name"], uid=meta(rs)["uid"])
+        rsc.client.delete(rsc.kinds.replicasets, meta(rs)["namespace"], meta(rs)["name"], uid=meta(rs)["uid"])

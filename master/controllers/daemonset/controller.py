@@ -16,14 +16,14 @@ import copy
 from typing import Any
 
 from core.kube import intstr, timefmt
-from master.client import Informer, obj_key, split_key
+from master.client import Env, Informer, obj_key, split_key
 from master.controllers import podutil
-from master.controllers.base import Controller, Env
-from master.controllers.deployutil import template_hash
-from master.controllers.dsutil import AUTO_TOLERATIONS, NodePlan, plan_nodes, status_for, strays
-from master.controllers.queue import Expectations
-from master.controllers.replicaset import by_namespace, owner_key
+from master.controllers.base import Controller
+from master.controllers.daemonset.plan import AUTO_TOLERATIONS, NodePlan, plan_nodes, status_for, strays
+from master.controllers.expectations import Expectations
+from master.controllers.keys import by_namespace, owner_key
 from master.controllers.slowstart import slow_start
+from master.controllers.templatehash import template_hash
 
 Obj = dict[str, Any]
 HASH_LABEL = "controller-revision-hash"
