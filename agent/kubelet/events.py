@@ -1,86 +1,41 @@
 """Events about pods (Pulled, Created, Started, Killing, BackOff, Unhealthy ...) for `kubectl describe`.
 
-Recording never blocks a pod's sync: events go to a bounded queue that one thread
-posts. A repeat of the same event bumps its count (as the kubelet's correlator
-does) instead of making a new object; when the master is unreachable, events are
-dropped rather than piling up in memory.
+`core.events.Recorder` does the queueing and the deduplication (a repeat bumps
+the count, as the kubelet's correlator does); here events are posted through
+the agent's HTTPS client as the `kubelet` on this node, and dropped rather than
+piled up in memory while the master is unreachable.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import queue
-import secrets
-import threading
-from collections import OrderedDict
 from typing import Any
 
 from agent.client import EVENTS, ApiClient, ConnectionFailed
-from core import errors
-from core.kube.timefmt import rfc3339
+from core import events
+from core.events import NORMAL, WARNING
 
-log = logging.getLogger(__name__)
 Obj = dict[str, Any]
-NORMAL, WARNING = "Normal", "Warning"
-_REMEMBERED = 256
+__all__ = ["NORMAL", "WARNING", "EventRecorder"]
 
 
-class EventRecorder:
+class ApiSink:
+    def __init__(self, api: ApiClient) -> None:
+        self._api = api
+
+    def create_event(self, namespace: str, event: Obj) -> None:
+        self._api.create(EVENTS, event, namespace=namespace)
+
+    def bump_event(self, namespace: str, name: str, count: int, last_timestamp: str) -> None:
+        self._api.patch(EVENTS, name, {"count": count, "lastTimestamp": last_timestamp}, namespace=namespace)
+
+
+class EventRecorder(events.Recorder):
     def __init__(self, api: ApiClient, node_name: str) -> None:
-        self.api, self.node_name = api, node_name
-        self._queue: queue.Queue[tuple[Obj, str, str, str, str] | None] = queue.Queue(maxsize=200)
-        self._seen: OrderedDict[tuple[str, str, str, str], tuple[str, str, int]] = OrderedDict()
-        self._thread = threading.Thread(target=self._loop, name="events", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(None)
+        super().__init__(ApiSink(api), component="kubelet", host=node_name, max_queue=200, remembered=256,
+                         quiet=(ConnectionFailed,), drops_log_level=logging.DEBUG)
 
     def pod(self, pod: Obj, kind: str, reason: str, message: str, container: str = "") -> None:
-        meta = pod.get("metadata") or {}
-        ref = {"kind": "Pod", "apiVersion": "v1", "namespace": meta.get("namespace"), "name": meta.get("name"),
-               "uid": meta.get("uid")}
-        if container:
-            ref["fieldPath"] = f"spec.containers{{{container}}}"
-        try:
-            self._queue.put_nowait((ref, kind, reason, message, str(meta.get("namespace", "default"))))
-        except queue.Full:
-            log.debug("event queue full; dropped %s %s", reason, message)
-
-    def _loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            try:
-                self._post(*item)
-            except (errors.ApiError, ConnectionFailed) as exc:
-                log.debug("event not recorded: %s", exc)
-
-    def _post(self, ref: Obj, kind: str, reason: str, message: str, ns: str) -> None:
-        key = (str(ref.get("uid")), str(ref.get("fieldPath", "")), reason, message)
-        now = rfc3339()
-        seen = self._seen.get(key)
-        if seen is not None:
-            name, first, count = seen
-            try:
-                self.api.patch(EVENTS, name, {"count": count + 1, "lastTimestamp": now}, namespace=ns)
-                self._seen[key] = (name, first, count + 1)
-                self._seen.move_to_end(key)
-                return
-            except errors.NotFound:
-                pass
-        name = f"{ref.get('name')}.{secrets.token_hex(8)}"
-        self.api.create(EVENTS, {
-            "apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": ns},
-            "involvedObject": ref, "reason": reason, "message": message, "type": kind,
-            "source": {"component": "kubelet", "host": self.node_name}, "firstTimestamp": now,
-            "lastTimestamp": now, "count": 1, "reportingComponent": "kubelet",
-            "reportingInstance": self.node_name}, namespace=ns)
-        self._seen[key] = (name, now, 1)
-        while len(self._seen) > _REMEMBERED:
-            self._seen.popitem(last=False)
+        """An event about `pod`, or about one of its containers when `container` is named."""
+        self.event({**pod, "kind": "Pod", "apiVersion": "v1"}, kind, reason, message,
+                   field_path=f"spec.containers{{{container}}}" if container else "")
