@@ -1,11 +1,13 @@
-"""A small list-then-watch cache of one kind across the cluster (Nodes, Services, Endpoints) for the network sync.
+"""The agent's one list-then-watch loop: a cache of one kind, kept current, naming each changed object to its listeners.
 
-The pod source (`kubelet/podsource.py`) watches only this node's pods, keyed by
-uid, and names each changed pod to the sync loop; the network sync instead
-re-reads whole kinds (every Node, every Service) on each sync, so this cache
-keeps objects by namespace/name and only says "something changed". A broken or
-expired watch (410 Gone) is followed by a relist, which also drops objects
-deleted while nobody was watching.
+Used for this node's pods (`kubelet/podsource.py`: keyed by uid, because a pod
+deleted and re-created under the same name is another pod, and filtered with
+`fieldSelector=spec.nodeName=NODE`) and for the kinds the network sync and the
+service variables read whole (every Node, Service, Endpoints: keyed by
+namespace/name). A broken or expired watch (410 Gone) is followed by a relist,
+which also reports objects that changed or vanished while nobody was watching.
+Listeners are called with the key of each changed object and must only note it
+(enqueue a key, kick a loop): they run on the watch's thread.
 """
 
 from __future__ import annotations
@@ -20,48 +22,78 @@ from core import errors
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
+Listener = Callable[[str], None]
 
 
-def _key(obj: Obj) -> tuple[str, str]:
+def by_name(obj: Obj) -> str:
+    """`namespace/name` (just `name` for cluster-scoped objects)."""
     meta = obj.get("metadata") or {}
-    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+    ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+    return f"{ns}/{name}" if ns else name
+
+
+def by_uid(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("uid") or "")
+
+
+def _rv(obj: Obj | None) -> str:
+    return str(((obj or {}).get("metadata") or {}).get("resourceVersion") or "")
 
 
 class Informer:
-    """Every object of `resource` (all namespaces), kept current; `on_change()` after each change."""
+    """Every object of `resource` (all namespaces, or those `field_selector` picks), kept current."""
 
-    def __init__(self, api: ApiClient, resource: Resource, on_change: Callable[[], None],
-                 watch_timeout: int = 300) -> None:
+    def __init__(self, api: ApiClient, resource: Resource, on_change: Listener | None = None, *,
+                 key: Callable[[Obj], str] = by_name, field_selector: str = "", watch_timeout: int = 300) -> None:
         self.api, self.resource = api, resource
-        self._listeners: list[Callable[[], None]] = [on_change]
+        self._listeners: list[Listener] = [on_change] if on_change is not None else []
+        self._key = key
+        self._query = {"fieldSelector": field_selector} if field_selector else {}
         self.watch_timeout = watch_timeout
-        self._items: dict[tuple[str, str], Obj] = {}
+        self._items: dict[str, Obj] = {}
         self._lock = threading.Lock()
         self.synced = threading.Event()
 
-    def add_listener(self, on_change: Callable[[], None]) -> None:
-        """Also call `on_change()` after each change (one watch can serve several users)."""
+    def add_listener(self, on_change: Listener) -> None:
+        """Also call `on_change(key)` after each change (one watch can serve several users)."""
         self._listeners = [*self._listeners, on_change]
 
-    def _notify(self) -> None:
+    def _notify(self, key: str) -> None:
         for listener in self._listeners:
-            listener()
+            listener(key)
 
     def items(self) -> list[Obj]:
         with self._lock:
             return list(self._items.values())
 
-    def get(self, namespace: str, name: str) -> Obj | None:
+    def keys(self) -> set[str]:
         with self._lock:
-            return self._items.get((namespace, name))
+            return set(self._items)
+
+    def get_key(self, key: str) -> Obj | None:
+        with self._lock:
+            return self._items.get(key)
+
+    def get(self, namespace: str, name: str) -> Obj | None:
+        if self._key is by_name:
+            return self.get_key(f"{namespace}/{name}" if namespace else name)
+        with self._lock:
+            for obj in self._items.values():
+                meta = obj.get("metadata") or {}
+                if meta.get("name") == name and (meta.get("namespace") or "") == namespace:
+                    return obj
+        return None
 
     def relist(self) -> str:
-        listing = self.api.list(self.resource)
-        fresh = {_key(obj): obj for obj in listing.get("items") or []}
+        """Replace the cache with a fresh listing; listeners hear of every object that differs."""
+        listing = self.api.list(self.resource, **self._query)
+        fresh = {k: obj for obj in listing.get("items") or [] if (k := self._key(obj))}
         with self._lock:
-            self._items = fresh
+            old, self._items = self._items, fresh
         self.synced.set()
-        self._notify()
+        for k in sorted(set(old) | set(fresh)):
+            if _rv(old.get(k)) != _rv(fresh.get(k)) or (k in old) != (k in fresh):
+                self._notify(k)
         return str((listing.get("metadata") or {}).get("resourceVersion") or "")
 
     def run(self, stop: threading.Event) -> None:
@@ -72,7 +104,8 @@ class Informer:
             try:
                 if not rv:
                     rv = self.relist()
-                for event in self.api.watch(self.resource, resource_version=rv, timeout_seconds=self.watch_timeout):
+                for event in self.api.watch(self.resource, resource_version=rv, timeout_seconds=self.watch_timeout,
+                                            **self._query):
                     if stop.is_set():
                         return
                     rv = self._apply(event) or rv
@@ -87,13 +120,16 @@ class Informer:
 
     def _apply(self, event: Obj) -> str:
         kind, obj = event.get("type"), event.get("object") or {}
-        rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+        rv = _rv(obj)
         if kind not in ("ADDED", "MODIFIED", "DELETED"):
+            return rv
+        k = self._key(obj)
+        if not k:
             return rv
         with self._lock:
             if kind == "DELETED":
-                self._items.pop(_key(obj), None)
+                self._items.pop(k, None)
             else:
-                self._items[_key(obj)] = obj
-        self._notify()
+                self._items[k] = obj
+        self._notify(k)
         return rv

@@ -111,7 +111,7 @@ class Agent:
         self.probes = ProbeManager(Prober(self.runtime, self.probe_pool), self.queue.add, self._probe_failed)
         pause = s.pause_image or _default_pause_image()
         # One services watch serves both the pods' service variables and the service proxy.
-        self.services = Informer(self.api, SERVICES, lambda: None)
+        self.services = Informer(self.api, SERVICES)
         links = ServiceLinks(self.api, informer=self.services)
         self.syncer = PodSyncer(SyncDeps(
             settings=s, api=self.api, runtime=self.runtime, volumes=self.volumes, network=self.network,

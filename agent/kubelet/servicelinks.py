@@ -113,7 +113,7 @@ class ServiceLinks:
     def __init__(self, api: ApiClient, sync_wait: float = SYNC_WAIT_SECONDS,
                  informer: Informer | None = None) -> None:
         """With `informer`, read a services informer somebody else runs (the agent shares one watch)."""
-        self.informer = informer or Informer(api, SERVICES, lambda: None)
+        self.informer = informer or Informer(api, SERVICES)
         self.sync_wait = sync_wait
         self._stop = threading.Event()
         self._started = informer is not None

@@ -41,14 +41,14 @@ class NetworkSync:
         self.settings, self.pods, self._node_pods = settings, pods, node_pods
         self.node = pods.node
         self.loop = SyncLoop(self.sync, settings.network_debounce_seconds, settings.network_resync_seconds)
-        self.nodes = Informer(api, NODES, self.loop.kick)
+        self.nodes = Informer(api, NODES, lambda _key: self.loop.kick())
         self._own_services = services is None
         if services is None:
-            services = Informer(api, SERVICES, self.loop.kick)
+            services = Informer(api, SERVICES, lambda _key: self.loop.kick())
         else:
-            services.add_listener(self.loop.kick)
+            services.add_listener(lambda _key: self.loop.kick())
         self.services = services
-        self.endpoints = Informer(api, ENDPOINTS, self.loop.kick)
+        self.endpoints = Informer(api, ENDPOINTS, lambda _key: self.loop.kick())
         self.config = proxy.ProxyConfig(node_addresses=(self.node.node_ip,),
                                         pod_cidr=IPv4Network(settings.cluster_cidr),
                                         service_cidr=IPv4Network(settings.service_cidr),

@@ -9,6 +9,7 @@ from typing import Any
 
 from agent.client import NODES, ConnectionFailed
 from agent.informer import Informer
+from agent.kubelet.podsource import PodSource
 from agent.netsync.loop import SyncLoop
 from core import errors
 
@@ -54,25 +55,46 @@ def test_periodic_full_resync_and_retry_after_a_failure() -> None:
 
 
 class FakeApi:
-    """list returns a snapshot; watch replays scripted event batches (an exception ends a batch)."""
+    """list returns a snapshot; watch replays scripted event batches (an exception ends a batch).
+
+    Once the script is used up, a watch blocks until the test says `done` (as a quiet watch would).
+    """
 
     def __init__(self, lists: list[dict[str, Any]], watches: list[list[Any]]) -> None:
         self.lists, self.watches = lists, watches
         self.listed = 0
+        self.params: list[dict[str, str]] = []
+        self.idle = threading.Event()
+        self.done = threading.Event()
 
     def list(self, res: Any, namespace: str = "", **params: str) -> dict[str, Any]:
         self.listed += 1
+        self.params.append(params)
         return self.lists.pop(0)
 
     def watch(self, res: Any, namespace: str = "", resource_version: str = "", timeout_seconds: int = 300,
               **params: str) -> Iterator[dict[str, Any]]:
+        self.params.append(params)
         if not self.watches:
-            time.sleep(0.05)
+            self.idle.set()
+            self.done.wait(5)
             return
         for item in self.watches.pop(0):
             if isinstance(item, Exception):
                 raise item
             yield item
+
+
+def run_until_idle(informer: Any, api: FakeApi) -> None:
+    """Run the informer's loop until the scripted lists and watches are used up, then stop it."""
+    stop = threading.Event()
+    t = threading.Thread(target=informer.run, args=(stop,), daemon=True)
+    t.start()
+    assert api.idle.wait(5), "the informer did not reach the end of the script"
+    stop.set()
+    api.done.set()
+    t.join(5)
+    assert not t.is_alive()
 
 
 def obj(name: str, rv: str, ns: str = "") -> dict[str, Any]:
@@ -82,36 +104,37 @@ def obj(name: str, rv: str, ns: str = "") -> dict[str, Any]:
 def test_informer_lists_watches_and_relists_after_gone() -> None:
     api = FakeApi(
         lists=[{"metadata": {"resourceVersion": "1"}, "items": [obj("a", "1"), obj("b", "1")]},
-               {"metadata": {"resourceVersion": "9"}, "items": [obj("c", "9")]}],
+               {"metadata": {"resourceVersion": "9"}, "items": [obj("b", "1"), obj("c", "9")]}],
         watches=[[{"type": "ADDED", "object": obj("d", "2")}, {"type": "DELETED", "object": obj("a", "3")},
                   {"type": "BOOKMARK", "object": obj("", "4")}, errors.Gone(message="too old")]])
-    changes = []
-    informer = Informer(api, NODES, lambda: changes.append(sorted(o["metadata"]["name"] for o in informer.items())))
-    stop = threading.Event()
-    t = threading.Thread(target=informer.run, args=(stop,), daemon=True)
-    t.start()
-    deadline = time.monotonic() + 3
-    while api.listed < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.05)
-    stop.set()
-    t.join(2)
+    changes: list[str] = []
+    informer = Informer(api, NODES, changes.append)  # type: ignore[arg-type]
+    run_until_idle(informer, api)
     assert informer.synced.is_set()
-    assert changes == [["a", "b"], ["a", "b", "d"], ["b", "d"], ["c"]]  # the relist drops what went unseen
-    assert informer.get("", "c") is not None and informer.get("", "a") is None
+    # The relist after Gone reports d (gone unseen) and c (new), not b (unchanged).
+    assert changes == ["a", "b", "d", "a", "c", "d"]
+    assert informer.get("", "c") is not None and informer.get("", "a") is None and informer.get("", "d") is None
+
+
+def test_pod_source_keys_by_uid_and_asks_for_this_node_only() -> None:
+    def pod(name: str, uid: str, rv: str) -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": "default", "uid": uid, "resourceVersion": rv}}
+
+    api = FakeApi(lists=[{"metadata": {"resourceVersion": "1"}, "items": [pod("web", "u1", "1")]}],
+                  watches=[[{"type": "DELETED", "object": pod("web", "u1", "2")},
+                            {"type": "ADDED", "object": pod("web", "u2", "3")}]])
+    changed: list[str] = []
+    source = PodSource(api, "pi-1", changed.append)  # type: ignore[arg-type]
+    run_until_idle(source, api)
+    assert changed == ["u1", "u1", "u2"]  # the same name twice is two pods
+    assert source.uids() == {"u2"} and source.find("default", "web") == pod("web", "u2", "3")
+    assert all(p == {"fieldSelector": "spec.nodeName=pi-1"} for p in api.params)
 
 
 def test_informer_retries_after_the_master_is_unreachable() -> None:
     api = FakeApi(lists=[{"metadata": {"resourceVersion": "1"}, "items": []},
                          {"metadata": {"resourceVersion": "2"}, "items": [obj("x", "2")]}],
                   watches=[[ConnectionFailed("refused")]])
-    informer = Informer(api, NODES, lambda: None)
-    stop = threading.Event()
-    t = threading.Thread(target=informer.run, args=(stop,), daemon=True)
-    t.start()
-    deadline = time.monotonic() + 3
-    while api.listed < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    stop.set()
-    t.join(3)
+    informer = Informer(api, NODES)  # type: ignore[arg-type]
+    run_until_idle(informer, api)
     assert [o["metadata"]["name"] for o in informer.items()] == ["x"]
