@@ -1,4 +1,4 @@
-"""The agent's HTTPS log endpoint (10250), which the master proxies `kubectl logs` to.
+"""The agent's HTTPS log endpoint (10250), which the master proxies `kubectl logs` to, served by `core.httpserver`.
 
 `GET /containerLogs/<namespace>/<pod>/<container>?follow=&tailLines=&previous=&timestamps=&sinceSeconds=`
 as the kubelet serves it. Only the master may call it: the client must present a
@@ -9,18 +9,19 @@ master pins its sha256, which the agent publishes on its Node.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import select
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
 
 from agent.runtime import labels as L
 from agent.runtime.docker import Container, DockerRuntime, RuntimeError_
+from core.httpserver import SOCKET_KEY, Limits, Server
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -34,12 +35,12 @@ class LogRequestError(Exception):
         self.code = code
 
 
-def _subject(cert: Obj, field: str) -> list[str]:
-    return [str(value) for rdn in cert.get("subject") or () for key, value in rdn if key == field]
-
-
-def allowed(cert: Obj | None) -> bool:
-    return bool(cert) and ADMIN_GROUP in _subject(cert or {}, "organizationName")
+def allowed(environ: Obj) -> bool:
+    """Whether the client presented a cluster certificate in the group `system:masters`."""
+    if environ.get("SSL_CLIENT_VERIFY") != "SUCCESS":
+        return False
+    return any(str(v) == ADMIN_GROUP for k, v in environ.items()
+               if k == "SSL_CLIENT_S_DN_O" or k.startswith("SSL_CLIENT_S_DN_O_"))
 
 
 def pick(found: list[Container], name: str, previous: bool) -> Container:
@@ -64,26 +65,38 @@ class LogServer:
         ctx.load_cert_chain(cert, key)
         ctx.load_verify_locations(cafile=ca)
         ctx.verify_mode = ssl.CERT_REQUIRED
-        server = self
-
-        class Handler(_Handler):
-            owner = server
-
-        self.httpd = ThreadingHTTPServer((bind, port), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True, do_handshake_on_connect=False)
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="logserver", daemon=True)
+        # Only the master(s) call this port: a few connections, and nobody else gets past the handshake.
+        self.server = Server(self.wsgi, bind, port, ssl_context=ctx, name="logserver",
+                             limits=Limits(max_connections=64, max_per_client=32, max_header_bytes=64 * 1024))
+        self.server.bind()
 
     @property
     def port(self) -> int:
-        return int(self.httpd.server_address[1])
+        return self.server.port
 
     def start(self) -> None:
-        self._thread.start()
+        self.server.start()
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()
+
+    def wsgi(self, environ: Obj, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not allowed(environ):
+            return _error(start_response, 403, "only the master may read logs from this node")
+        if environ["REQUEST_METHOD"] != "GET":
+            return _error(start_response, 405, "only GET is served here")
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        streams: list[Any] = []
+        try:
+            chunks = self.stream(environ["PATH_INFO"], query, streams.append)
+            first = next(chunks, b"")
+        except LogRequestError as exc:
+            return _error(start_response, exc.code, str(exc))
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Cache-Control", "no-cache")])
+        sock = environ.get(SOCKET_KEY)
+        if streams and (query.get("follow") or [""])[0] in _TRUE and sock is not None:
+            threading.Thread(target=_close_when_client_leaves, args=(sock, streams[0]), daemon=True).start()
+        return itertools.chain([first] if first else [], chunks)
 
     def stream(self, path: str, query: dict[str, list[str]],
                opened: Callable[[Any], None] = lambda _stream: None) -> Iterator[bytes]:
@@ -132,46 +145,8 @@ def _close_when_client_leaves(conn: Any, stream: Any) -> None:
     stream.close()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    owner: LogServer
-    protocol_version = "HTTP/1.0"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("logs: " + format, *args)
-
-    def do_GET(self) -> None:
-        conn: Any = self.connection
-        if not allowed(conn.getpeercert()):
-            self._error(403, "only the master may read logs from this node")
-            return
-        url = urlsplit(self.path)
-        streams: list[Any] = []
-        try:
-            chunks = self.owner.stream(url.path, parse_qs(url.query), streams.append)
-            first = next(chunks, b"")
-        except LogRequestError as exc:
-            self._error(exc.code, str(exc))
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Cache-Control", "no-cache")
-        self.end_headers()
-        if streams and (parse_qs(url.query).get("follow") or [""])[0] in _TRUE:
-            threading.Thread(target=_close_when_client_leaves, args=(conn, streams[0]), daemon=True).start()
-        try:
-            if first:
-                self.wfile.write(first)
-                self.wfile.flush()
-            for chunk in chunks:
-                self.wfile.write(chunk)
-                self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
-            pass
-
-    def _error(self, code: int, message: str) -> None:
-        body = (message + "\n").encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+def _error(start_response: Callable[..., Any], code: int, message: str) -> list[bytes]:
+    body = (message + "\n").encode()
+    reason = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed"}.get(code, "Error")
+    start_response(f"{code} {reason}", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]

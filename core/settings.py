@@ -28,8 +28,10 @@ class MasterSettings:
     max_body_bytes: int = 3 * 1024 * 1024
     # Revisions of history kept for watches to resume from.
     history_revisions: int = 10000
-    # Threads serving requests (watches hold one each).
-    max_threads: int = 256
+    # Open connections to the API in total and from one client address (core/httpserver.py): beyond them new
+    # connections are closed at once and those already open keep being served. Each holds a thread.
+    max_connections: int = 1024
+    max_connections_per_client: int = 256
     # Controllers switched off by name (e.g. {"scheduler"}).
     disabled_controllers: frozenset[str] = field(default_factory=frozenset)
     # Status page (web/) port; 0 disables it.

@@ -1,9 +1,9 @@
-"""The master process: PKI, store, bootstrap objects, the API app served over TLS by cheroot.
+"""The master process: PKI, store, bootstrap objects, the API app served over TLS by `core.httpserver`.
 
-cheroot is the WSGI server because it runs in-process with a thread pool,
-does TLS with client certificates through Python's `ssl`, and streams
-chunked responses (watches) without buffering; gunicorn would add worker
-processes a 1 GB board cannot spare.
+The server runs in-process (gunicorn would add worker processes a 1 GB board
+cannot spare), does TLS with client certificates through Python's `ssl`, and
+streams chunked responses (watches); why it is pikube's own and what it bounds
+is in `core/httpserver.py` and docs/api.md.
 """
 
 from __future__ import annotations
@@ -15,15 +15,14 @@ import ssl
 import threading
 from dataclasses import dataclass, field
 
-from cheroot import wsgi
-from cheroot.ssl.builtin import BuiltinSSLAdapter
 from flask import Flask
 
+from core.httpserver import Limits, Server
 from core.settings import MasterSettings
 from master import bootstrap, controllermanager
 from master.api.app import create_app
 from master.api.join import JoinService
-from master.api.streaming import SocketGateway, serve_streams
+from master.api.streaming import serve_streams
 from master.pki import Pki, ensure_admin_kubeconfig, ensure_pki
 from master.registry.catalog import Catalog, builtin_resources
 from master.registry.context import ApiContext
@@ -32,7 +31,6 @@ from master.store.sqlite import SqliteStore
 from master.tokens import TokenStore
 
 log = logging.getLogger(__name__)
-POOL_START, POOL_STEP, POOL_SPARE = 8, 8, 2
 
 
 def tls_context(pki: Pki) -> ssl.SSLContext:
@@ -68,26 +66,18 @@ class Master:
         self.ctx = ApiContext(settings=s, store=self.store, catalog=self.catalog)
         bootstrap.ensure_defaults(self.ctx)
         self.app: Flask = create_app(self.ctx, JoinService(self.pki, self.tokens), stopping=self.stopping)
-        self._server: wsgi.Server | None = None
+        self._server: Server | None = None
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         s = self.settings
-        server = wsgi.Server((s.bind, s.port), serve_streams(self.app), numthreads=POOL_START, max=s.max_threads,
-                             server_name="pikube-master", timeout=30)
-        server.gateway = SocketGateway  # streams need the socket to see a client leave (master/api/streaming.py)
-        adapter = BuiltinSSLAdapter(str(self.pki.serving_cert), str(self.pki.serving_key))
-        adapter.context = tls_context(self.pki)
-        server.ssl_adapter = adapter
-        server.prepare()
+        server = Server(serve_streams(self.app), s.bind, s.port, ssl_context=tls_context(self.pki), name="api",
+                        limits=Limits(max_connections=s.max_connections, max_per_client=s.max_connections_per_client))
+        server.start()
         self._server = server
-        t = threading.Thread(target=server.serve, name="api-server", daemon=True)
+        t = threading.Thread(target=self._compact_loop, name="compactor", daemon=True)
         t.start()
         self._threads.append(t)
-        for target, name in ((self._compact_loop, "compactor"), (self._pool_loop, "thread-pool")):
-            t = threading.Thread(target=target, name=name, daemon=True)
-            t.start()
-            self._threads.append(t)
         self._threads += controllermanager.start_all(self.ctx, Handlers(self.ctx), self.stopping)
         _freeze_startup_heap()
         log.info("pikube master serving on %s:%d (advertised as %s)", s.bind, s.port, self.server_url)
@@ -98,21 +88,6 @@ class Master:
                 self.store.compact_older_than(self.settings.history_revisions)
             except Exception:  # a failed compaction only delays the next one
                 log.exception("compaction failed")
-
-    def _pool_loop(self) -> None:
-        """Grow cheroot's thread pool while requests wait (each watch holds a thread); shrink when idle.
-
-        cheroot starts `numthreads` workers and never grows on its own.
-        """
-        while not self.stopping.wait(0.1):
-            pool = self._server.requests if self._server is not None else None
-            if pool is None:
-                continue
-            idle = pool.idle
-            if idle < POOL_SPARE:
-                pool.grow(POOL_STEP)
-            elif idle > 4 * POOL_STEP:
-                pool.shrink(POOL_STEP)
 
     def stop(self) -> None:
         self.stopping.set()

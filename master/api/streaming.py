@@ -6,10 +6,10 @@ API marks as streams (`STREAM_HEADER`) get their headers flushed through WSGI's
 `write` callable.
 
 WSGI also gives an application no sign that its client hung up: a stream that
-sends nothing would hold its cheroot worker (and its store watcher, or its
+sends nothing would hold its connection's thread (and its store watcher, or its
 connection to an agent) until it next wrote and failed, which on a quiet
 cluster may be never. So the server looks at the connection itself, as Go's
-net/http does for the real API server: `SocketGateway` hands the application
+net/http does for the real API server: `core.httpserver` hands the application
 the accepted socket (`environ[SOCKET_KEY]`), and `client_gone` asks the kernel,
 without reading or writing a byte, whether the peer has closed its side (FIN,
 also the one after a TLS close_notify), reset the connection, or died
@@ -17,7 +17,8 @@ also the one after a TLS close_notify), reset the connection, or died
 Stream bodies yield `b""` about every `TICK` seconds while they have nothing to
 send; `serve_streams` checks the client before every chunk, empty or not, and
 ends the response (closing the body, so it releases what it holds) when the
-client is gone. Empty chunks never reach the wire: a zero-length chunk would
+client is gone, noting it in `environ[CLIENT_LEFT_KEY]` so the server writes
+nothing more and closes the connection. Empty chunks never reach the wire: a zero-length chunk would
 end a chunked response, and no client has to tolerate anything between events.
 See "Streams and clients that leave" in docs/api.md.
 """
@@ -29,35 +30,15 @@ import socket
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from cheroot import wsgi
+from core.httpserver import CLIENT_LEFT_KEY, SOCKET_KEY
 
 STREAM_HEADER = "X-Pikube-Stream"
-SOCKET_KEY = "pikube.socket"
-CLIENT_LEFT_KEY = "pikube.client_left"  # set by serve_streams when it ended a stream for that reason
 TICK = 1.0  # how often a stream with nothing to send looks at its client
 # A client that vanished without closing (a board lost power, a cable pulled) is found by TCP keepalive:
 # probes after KEEPALIVE_IDLE quiet seconds, every KEEPALIVE_INTERVAL, given up after KEEPALIVE_COUNT.
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 30, 10, 3
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 _HUNG_UP = select.POLLRDHUP | select.POLLHUP | select.POLLERR | select.POLLNVAL
-
-
-class SocketGateway(wsgi.Gateway_10):
-    """cheroot's WSGI 1.0 gateway, also giving the application the connection's socket.
-
-    After a stream that ended because its client left, nothing more is written (cheroot would write the
-    last chunk and log the failure) and the connection is closed rather than kept for another request.
-    """
-
-    def __init__(self, req: Any) -> None:
-        super().__init__(req)  # builds self.env
-        self.env[SOCKET_KEY] = req.conn.socket
-
-    def respond(self) -> None:
-        super().respond()
-        if self.env.get(CLIENT_LEFT_KEY):
-            self.req.chunked_write = False
-            self.req.close_connection = True
 
 
 def client_gone(environ: dict[str, Any]) -> Callable[[], bool]:

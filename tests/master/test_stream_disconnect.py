@@ -6,8 +6,8 @@ seen from outside the master process:
 
 - the master's end of the TCP connection: a connection the client closed stays in CLOSE_WAIT for as long
   as the master has not closed its side, which it does only once the request's worker is done with it;
-- the master's thread count: cheroot's pool keeps idle workers, so it does not drop back when streams end,
-  but a second round of as many watches must then be served by the freed workers without the pool growing.
+- the master's thread count: each connection has a thread of its own that ends with it, so a second round
+  of as many watches must not raise the count beyond the first round's peak (leaked threads would add up).
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def test_abandoned_watches_free_their_threads_without_an_event(master: RunningMa
     wait_for(released(master, ports), RELEASE_WITHIN, "the master closes the connections of watches whose "
                                                       "clients left")
 
-    # The freed workers serve the next round: the pool does not grow (with leaked workers it grows by ROUND).
+    # The first round's threads are gone: the next round does not add to them (leaked ones would add ROUND).
     second = quiet_watches(master, ROUND)
     assert settled_thread_count(master.proc.pid) <= peak + 4
     for w in second:
