@@ -6,10 +6,19 @@ more than 10,000 operations a 413, and every failure while applying (unknown
 op, missing member, path that does not exist, failed `test`) a 422
 (`Invalid`), worded as the Go json-patch library the API server uses words it.
 The input is never modified: a failed patch leaves nothing half-applied.
+
+The work a patch may cause is bounded too: `copy` duplicates a subtree, so 30
+operations of a 1.5 kB body could double an object past gigabytes. With
+`max_bytes`, the size of everything an operation adds (its value, or the
+subtree it copies, as JSON) is added up from the target's own size, and the
+patch is refused with a 413 as soon as that passes `max_bytes` — before the
+operation that would cross it runs, so the serializing it costs is bounded by
+`max_bytes` as well.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -166,12 +175,29 @@ def _apply_one(doc: Any, op: Mapping[str, Any]) -> Any:
         raise missing("key" if kind == "replace" else "path", path, exc) from None
 
 
-def json_patch(target: Any, ops: Any) -> Any:
+def _size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+
+
+def _added(doc: Any, op: Mapping[str, Any]) -> int:
+    """About how many bytes of JSON `op` adds to `doc` (0 for operations that cannot grow it)."""
+    kind = op.get("op")
+    if kind in ("add", "replace"):
+        return _size(op.get("value"))
+    if kind == "copy":
+        try:
+            return _size(_get(doc, parse_pointer(str(op.get("from")))))
+        except _Failed:
+            return 0  # the operation fails with its own message
+    return 0
+
+
+def json_patch(target: Any, ops: Any, max_bytes: int | None = None) -> Any:
     """`target` with the RFC 6902 operations applied, as a new value.
 
     Raises `errors.BadRequest` if `ops` is not a list of objects,
-    `errors.RequestEntityTooLarge` past 10,000 operations and
-    `errors.Invalid` (422) when an operation does not apply.
+    `errors.RequestEntityTooLarge` past 10,000 operations or when what the operations add would take the
+    document past `max_bytes`, and `errors.Invalid` (422) when an operation does not apply.
     """
     if not isinstance(ops, list) or not all(isinstance(op, Mapping) for op in ops):
         raise errors.BadRequest(
@@ -182,7 +208,13 @@ def json_patch(target: Any, ops: Any) -> Any:
             message=f"The allowed maximum operations in a JSON patch is {MAX_OPERATIONS}, got {len(ops)}"
         )
     doc = copy_json(target)
+    size = _size(doc) if max_bytes is not None else 0
     for op in ops:
+        if max_bytes is not None:
+            size += _added(doc, op)
+            if size > max_bytes:
+                raise errors.RequestEntityTooLarge(
+                    message=f"Request entity too large: the patched object would exceed the limit of {max_bytes}")
         try:
             doc = _apply_one(doc, op)
         except _Failed as exc:  # a malformed member (path, from, value) of the operation itself

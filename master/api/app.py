@@ -2,18 +2,25 @@
 
 Every request is authenticated before it reaches a handler (only /version,
 the health checks and /cacerts are public), and every error leaves as a
-Kubernetes `Status` through one handler.
+Kubernetes `Status` through one handler. Every response carries an `Audit-Id`
+(as kube-apiserver's do); a request that fails inside the master answers a
+`Status` 500 and leaves one log line with that id, the identity, the path and
+the exception's type, and a traceback only while `TRACEBACKS` allows (a client
+that can provoke a failure must not be able to fill the SD card with them).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import threading
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from core import errors
+from core.ratelimit import TokenBucket
 from master.api import discovery, openapi
 from master.api.auth import authenticate
 from master.api.join import JoinService
@@ -24,6 +31,9 @@ from master.registry.verbs import Handlers
 
 log = logging.getLogger(__name__)
 PUBLIC = ("/version", "/healthz", "/livez", "/readyz", "/cacerts", "/pikube/v1/join")
+TRACEBACKS = TokenBucket(rate=1 / 60, burst=5)  # at most 5 at once, then one a minute
+_PREFIX = os.urandom(3).hex()
+_COUNTER = itertools.count(1)
 
 
 def create_app(ctx: ApiContext, join: JoinService | None = None, admin_token: str = "",
@@ -35,6 +45,7 @@ def create_app(ctx: ApiContext, join: JoinService | None = None, admin_token: st
 
     @app.before_request
     def authn() -> Response | None:
+        g.request_id = f"{_PREFIX}-{next(_COUNTER)}"
         path = request.path.rstrip("/") or "/"
         if path in PUBLIC or path.startswith(("/healthz/", "/livez/", "/readyz/")):
             return None
@@ -57,10 +68,21 @@ def create_app(ctx: ApiContext, join: JoinService | None = None, admin_token: st
         err = cls(message=message)
         return json_response(err.status(), err.code)
 
+    @app.after_request
+    def audit_id(response: Response) -> Response:
+        rid = g.get("request_id")
+        if rid:
+            response.headers["Audit-Id"] = rid
+        return response
+
     @app.errorhandler(Exception)
     def crash(exc: Exception) -> Response:
-        log.exception("unhandled error serving %s %s", request.method, request.path)
-        err = errors.InternalError(message=f"Internal error occurred: {type(exc).__name__}: {exc}")
+        identity = g.get("identity")
+        who = identity.user if identity is not None else "anonymous"
+        log.error("request %s from %s: %s %s failed: %s", g.get("request_id", "-"), who, request.method,
+                  request.path[:200], type(exc).__name__, exc_info=exc if TRACEBACKS.take() else None)
+        text = " ".join(str(exc).split())[:200]
+        err = errors.InternalError(message=f"Internal error occurred: {type(exc).__name__}: {text}")
         return json_response(err.status(), 500)
 
     @app.get("/version")

@@ -1,8 +1,22 @@
-"""Reading request bodies: size limit, media types, JSON and YAML, with Kubernetes' messages."""
+"""Reading request bodies: size limit, media types, JSON and YAML, with Kubernetes' messages.
+
+What a body may cost is bounded before and after parsing. The size limit is
+applied while reading, before any parser sees a byte. YAML anchors and aliases
+make shared references, so a 500-byte "billion laughs" document parses into a
+small graph that explodes only when something walks it (validation, JSON
+encoding, a deep copy); JSON may nest thousands of levels (RecursionError in
+the parser or anything after it) and carry lone UTF-16 surrogates that no
+encoder can write back. So every decoded body is walked once, iteratively,
+with a budget: at most one value per byte of the body plus `NODE_SLACK` (a
+document without aliases cannot exceed that), at most `MAX_DEPTH` levels, and
+no string that is not valid Unicode. Kubernetes' Go decoders refuse excessive
+aliasing and depth the same way.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import yaml
@@ -20,6 +34,12 @@ PATCH_TYPES = {
     "application/apply-patch+yaml": "apply",
 }
 
+
+MAX_DEPTH = 100  # nesting levels of a decoded body (Kubernetes objects use about 20)
+NODE_SLACK = 1000  # values a body may decode to beyond one per byte
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# PyYAML's safe loader; the C one where libyaml is there (the same rules, faster).
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # A refused body up to this size is read and thrown away, so the client sees the
 # 413 instead of a connection reset in the middle of its upload.
@@ -62,14 +82,23 @@ def decode(data: bytes, mtype: str) -> Any:
         return decode_protobuf(data)
     if mtype in YAML_TYPES or mtype == "application/apply-patch+yaml":
         try:
-            return yaml.safe_load(data)
+            value = yaml.load(data, Loader=_YAML_LOADER)
         except yaml.YAMLError as exc:
             raise errors.BadRequest(message=f"error converting YAML to JSON: {_one_line(exc)}") from None
+        except RecursionError:
+            raise errors.BadRequest(message="error converting YAML to JSON: the document nests too deeply") from None
+        check_tree(value, len(data), "YAML")
+        return value
     if mtype in JSON_TYPES or mtype in PATCH_TYPES or mtype.endswith("+json"):
         try:
-            return json.loads(data)
+            value = json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise errors.BadRequest(message=f"couldn't get version/kind; json parse error: {exc}") from None
+        except RecursionError:
+            raise errors.BadRequest(message="couldn't get version/kind; json parse error: exceeded max depth "
+                                            f"{MAX_DEPTH}") from None
+        check_tree(value, len(data), "JSON")
+        return value
     raise errors.UnsupportedMediaType(
         message=f'the body of the request was in an unknown format - accepted media types include: '
                 f'application/json, application/yaml, {PROTOBUF} (got "{mtype}")')
@@ -81,6 +110,36 @@ def decode_object(data: bytes, mtype: str) -> dict[str, Any]:
         raise errors.BadRequest(message="the body of the request must be a JSON or YAML object, "
                                         f"not {type(obj).__name__}")
     return obj
+
+
+def check_tree(value: Any, size: int, what: str) -> None:
+    """Refuse a decoded body deeper than `MAX_DEPTH`, with more values than its `size` in bytes allows
+    (aliases), or with strings that are not valid Unicode; one iterative walk with a budget, so a
+    bomb costs at most that budget."""
+    budget = size + NODE_SLACK
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise errors.BadRequest(message=f"error decoding {what}: the document expands to too many values "
+                                            "(excessive aliasing)")
+        if depth > MAX_DEPTH:
+            raise errors.BadRequest(message=f"error decoding {what}: exceeded max depth {MAX_DEPTH}")
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if isinstance(k, str) and not k.isascii() and _SURROGATE.search(k):
+                    raise _not_unicode(what)
+                stack.append((v, depth + 1))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+        elif isinstance(node, str) and not node.isascii() and _SURROGATE.search(node):
+            raise _not_unicode(what)
+
+
+def _not_unicode(what: str) -> errors.BadRequest:
+    return errors.BadRequest(message=f"error decoding {what}: a string is not valid Unicode "
+                                     "(a lone UTF-16 surrogate)")
 
 
 def _one_line(exc: Exception) -> str:

@@ -92,17 +92,25 @@ def stream(store: Store, rt: ResourceType, ns: str, opts: ListOptions, resource_
            timeout: float, bookmarks: bool, encode: Encoder, stopping: threading.Event,
            shared: LineCache | None = None) -> Iterator[bytes]:
     """The watch's lines. `shared`: the cache to take plain JSON lines from (None when `encode` renders
-    something request-specific, such as a Table)."""
+    something request-specific, such as a Table).
+
+    A resourceVersion that is not a revision is refused here, before any line (and so before the response's
+    200 and headers): a 400, never an empty stream."""
+    if resource_version not in ("", "0") and not resource_version.isdigit():
+        raise errors.BadRequest(message=f'invalid resourceVersion "{resource_version}"')
+    return _lines(store, rt, ns, opts, resource_version, timeout, bookmarks, encode, stopping, shared)
+
+
+def _lines(store: Store, rt: ResourceType, ns: str, opts: ListOptions, resource_version: str,
+           timeout: float, bookmarks: bool, encode: Encoder, stopping: threading.Event,
+           shared: LineCache | None) -> Iterator[bytes]:
     prefix = rt.prefix(ns)
     initial: list[Obj] = []
     if resource_version in ("", "0"):
         items, since = store.list(prefix)
         initial = [o for o in items if opts.matches(o)]
     else:
-        try:
-            since = int(resource_version)
-        except ValueError:
-            raise errors.BadRequest(message=f'invalid resourceVersion "{resource_version}"') from None
+        since = int(resource_version)
     try:
         watcher = store.watch(prefix, since)
     except errors.Gone:

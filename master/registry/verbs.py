@@ -307,7 +307,7 @@ class Handlers:
             if patch_type == "merge":
                 result = json_merge_patch(original, patch_body)
             elif patch_type == "json":
-                result = json_patch(original, patch_body)
+                result = json_patch(original, patch_body, max_bytes=self.ctx.settings.max_body_bytes)
             else:
                 result = strategic_merge_patch(original, patch_body, rt.kind)
             if not isinstance(result, dict):

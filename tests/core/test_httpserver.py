@@ -208,18 +208,16 @@ def test_caps_refuse_new_connections_at_once_and_spare_other_clients(plain: Runn
     while plain.server.open_connections("127.0.0.1") < 20 and time.monotonic() < deadline:
         time.sleep(0.01)
     extra = raw(plain.port)
-    extra.settimeout(2)
-    start = time.monotonic()
-    with pytest.raises((ConnectionResetError, OSError)):
-        if extra.recv(1) == b"":
-            raise ConnectionResetError("closed")
-    assert time.monotonic() - start < 1
+    extra.settimeout(5)
+    # Refused at accept: reset (SO_LINGER 0), not the clean close an idle connection gets at its deadline.
+    with pytest.raises(ConnectionResetError):
+        extra.recv(1)
+    assert plain.server.refused == 1
     other = raw(plain.port, source="127.0.0.2")  # another client is still served
     other.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert other.recv(100).startswith(b"HTTP/1.1 200")
     for s in held:
         s.close()
-    assert plain.server.refused >= 1
 
 
 def test_idle_connections_without_a_request_are_closed(plain: Running) -> None:
