@@ -3,7 +3,12 @@
 A node is eligible when the pod template's nodeSelector and required node
 affinity match it and the pod tolerates its NoSchedule/NoExecute taints
 (DaemonSet pods get Kubernetes' automatic tolerations: not-ready and
-unreachable NoExecute, unschedulable and pressure NoSchedule). As in modern
+unreachable NoExecute, unschedulable and pressure NoSchedule, network-unavailable
+for hostNetwork pods). A running pod stays on a node that gains an untolerated
+NoSchedule taint (only NoExecute evicts); it counts as misscheduled. Pods are
+found as the ReplicaSet controller finds them: those it controls, and orphans
+its selector matches, which it adopts (after `--cascade=orphan` and a
+re-apply, the old pods are taken over rather than doubled). As in modern
 Kubernetes, pods are not bound here: each carries a required node affinity
 on `metadata.name` of its node and the scheduler binds it, so resource
 checks and `kubectl describe` look the same as for any pod. A template change
@@ -19,9 +24,10 @@ from core.kube import intstr, timefmt
 from master.client import Env, Informer, obj_key, split_key
 from master.controllers import podutil
 from master.controllers.base import Controller
-from master.controllers.daemonset.plan import AUTO_TOLERATIONS, NodePlan, plan_nodes, status_for, strays
+from master.controllers.daemonset.plan import NodePlan, daemon_tolerations, plan_nodes, status_for, strays
 from master.controllers.expectations import Expectations
 from master.controllers.keys import by_namespace, owner_key
+from master.controllers.ownership import claim
 from master.controllers.slowstart import slow_start
 from master.controllers.templatehash import template_hash
 
@@ -39,7 +45,7 @@ class DaemonSetController(Controller):
         self.sets: Informer = env.informers.informer(self.kinds.daemonsets)
         self.nodes: Informer = env.informers.informer(self.kinds.nodes)
         self.pods: Informer = env.informers.informer(self.kinds.pods)
-        self.pods.add_indexer("controller", lambda p: [podutil.controller_uid(p)])
+        self.pods.add_indexer("namespace", by_namespace)
         self.sets.add_indexer("namespace", by_namespace)
         self.primary = self.sets
         self.sets.add_handler(lambda old, new: self.enqueue(new or old))
@@ -54,14 +60,22 @@ class DaemonSetController(Controller):
         pod = new or old
         assert pod is not None
         key = owner_key(pod, "DaemonSet")
-        if key is None:
-            return
-        if new is None or (podutil.meta(new).get("deletionTimestamp") and
-                           not (old and podutil.meta(old).get("deletionTimestamp"))):
-            self.expectations.deletion_observed(key, obj_key(pod))
-        elif old is None:
-            self.expectations.creation_observed(key)
-        self.queue.add(key)
+        before = owner_key(old, "DaemonSet") if old is not None and new is not None else None
+        if key is not None:
+            if new is None or (podutil.meta(new).get("deletionTimestamp") and
+                               not (old and podutil.meta(old).get("deletionTimestamp"))):
+                self.expectations.deletion_observed(key, obj_key(pod))
+            elif old is None:
+                self.expectations.creation_observed(key)
+            self.queue.add(key)
+        if before is not None and before != key:
+            self.queue.add(before)
+        if podutil.controller_of(pod) is None and new is not None:  # an orphan: a matching DaemonSet may adopt it
+            labels = podutil.meta(new).get("labels") or {}
+            for ds in self.sets.by_index("namespace", podutil.meta(new).get("namespace", "")):
+                selector = (ds.get("spec") or {}).get("selector")
+                if selector and podutil.selector(selector).matches(labels):
+                    self.enqueue(ds)
 
     def sync(self, key: str) -> None:
         ns, name = split_key(key)
@@ -72,7 +86,9 @@ class DaemonSetController(Controller):
         spec = ds.get("spec") or {}
         template = spec.get("template") or {}
         current_hash = template_hash(template)
-        pods = self.pods.by_index("controller", ds["metadata"]["uid"])
+        candidates = self.pods.by_index("namespace", ns)
+        pods = claim(self.client, self.kinds.pods, self.kinds.daemonsets, ds, candidates,
+                     podutil.selector(spec.get("selector")))
         nodes = self.nodes.list()
         plans = plan_nodes(nodes, pods, template, int(spec.get("minReadySeconds") or 0))
         if self.expectations.satisfied(key) and not podutil.meta(ds).get("deletionTimestamp"):
@@ -89,7 +105,7 @@ class DaemonSetController(Controller):
         create_on = [p.node for p in plans if p.should_run and not p.pods and not p.terminating]
         delete: list[Obj] = list(stray)  # their node is gone
         for p in plans:
-            if not p.should_run:
+            if not p.may_stay:
                 delete += p.pods
                 continue
             failed = [pod for pod in p.pods if (pod.get("status") or {}).get("phase") == "Failed"]
@@ -129,12 +145,13 @@ class DaemonSetController(Controller):
         desired = sum(1 for p in plans if p.should_run)
         budget = intstr.scaled_value((strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1), desired, True)
         budget = max(budget, 1)
-        unavailable = sum(1 for p in plans if p.should_run and not p.available)
+        # As Kubernetes does, pods left on a node that only may keep them (misscheduled) are rolled too.
+        unavailable = sum(1 for p in plans if (p.should_run or (p.may_stay and p.pods)) and not p.available)
         victims = []
         for p in plans:
             old = [pod for pod in p.pods if (podutil.meta(pod).get("labels") or {}).get(HASH_LABEL) != current_hash
                    and pod not in doomed]
-            if not p.should_run or not old:
+            if not p.may_stay or not old:
                 continue
             if not p.available:
                 victims += old  # already unavailable: replacing it costs nothing
@@ -152,12 +169,5 @@ class DaemonSetController(Controller):
         node_affinity = affinity.setdefault("nodeAffinity", {})
         node_affinity["requiredDuringSchedulingIgnoredDuringExecution"] = {"nodeSelectorTerms": [term]}
         spec["affinity"] = affinity
-        tolerations = list(spec.get("tolerations") or [])
-        auto = list(AUTO_TOLERATIONS)
-        if spec.get("hostNetwork"):
-            auto.append({"key": "node.kubernetes.io/network-unavailable", "operator": "Exists", "effect": "NoSchedule"})
-        for t in auto:
-            if not any(x.get("key") == t["key"] and x.get("effect") == t["effect"] for x in tolerations):
-                tolerations.append(dict(t))
-        spec["tolerations"] = tolerations
+        spec["tolerations"] = daemon_tolerations(spec)
         return pod

@@ -167,16 +167,28 @@ def test_host_network_pods_also_tolerate_network_unavailable(h: Harness, dsc: Da
         pod["spec"]["tolerations"]
 
 
-@pytest.mark.xfail(strict=True, reason="the network-unavailable toleration a hostNetwork daemon pod gets is not "
-                   "counted when deciding whether the node is eligible (dsutil.should_run only adds "
-                   "AUTO_TOLERATIONS); Kubernetes checks eligibility with the pod it would create (NewPod), so a "
-                   "CNI DaemonSet runs on a node whose network is not up yet")
 def test_a_host_network_daemon_runs_on_a_node_whose_network_is_not_up(h: Harness,
                                                                        dsc: DaemonSetController) -> None:
     add_node(h, "n1", taints=[{"key": "node.kubernetes.io/network-unavailable", "effect": "NoSchedule"}])
     make_ds(h, template(hostNetwork=True))
     h.settle(dsc)
     assert nodes_with_pods(h) == {"n1": 1}
+
+
+def test_an_automatic_toleration_replaces_the_template_s_matching_one(h: Harness, dsc: DaemonSetController) -> None:
+    """Kubernetes' AddOrUpdateTolerationInPodSpec: a template toleration with the same key, operator, value and
+    effect gives way to the automatic one, so a daemon pod rides out a lost node for ever like every other."""
+    add_node(h, "n1")
+    make_ds(h, template(tolerations=[{"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+                                      "effect": "NoExecute", "tolerationSeconds": 60},
+                                     {"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+                                      "effect": "NoSchedule", "tolerationSeconds": 60}]))
+    h.settle(dsc)
+    [pod] = live_pods(h)
+    assert [t for t in pod["spec"]["tolerations"] if t["key"] == "node.kubernetes.io/not-ready"] == [
+        {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"},
+        {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoSchedule",
+         "tolerationSeconds": 60}], "replaced in place; the one no automatic toleration matches is kept"
 
 
 def test_node_selector_and_required_affinity_choose_the_nodes(h: Harness, dsc: DaemonSetController) -> None:
@@ -259,9 +271,6 @@ def test_a_node_with_a_new_untolerated_no_execute_taint_loses_its_pod(h: Harness
     assert nodes_with_pods(h) == {"n1": 1}
 
 
-@pytest.mark.xfail(strict=True, reason="Kubernetes keeps a running daemon pod on a node that gains an untolerated "
-                   "NoSchedule taint (shouldContinueRunning: only NoExecute evicts) and counts it misscheduled; "
-                   "pikube's should_run is one verdict for both placing and keeping, so the pod is deleted")
 def test_a_new_no_schedule_taint_keeps_the_running_pod(h: Harness, dsc: DaemonSetController) -> None:
     add_node(h, "n1")
     add_node(h, "n2")
@@ -274,6 +283,21 @@ def test_a_new_no_schedule_taint_keeps_the_running_pod(h: Harness, dsc: DaemonSe
     assert after == before, "NoSchedule only keeps new pods off"
     st = status(h)
     assert (st["desiredNumberScheduled"], st["numberMisscheduled"]) == (1, 1)
+
+
+def test_a_misscheduled_pod_goes_when_a_no_execute_taint_follows(h: Harness, dsc: DaemonSetController) -> None:
+    add_node(h, "n1")
+    add_node(h, "n2")
+    make_ds(h)
+    h.settle(dsc)
+    h.client.patch(h.kinds.nodes, "", "n2", {"spec": {"taints": [{"key": "dedicated", "effect": "NoSchedule"}]}})
+    h.settle(dsc)
+    assert nodes_with_pods(h) == {"n1": 1, "n2": 1}
+    h.client.patch(h.kinds.nodes, "", "n2", {"spec": {"taints": [{"key": "dedicated", "effect": "NoSchedule"},
+                                                                 {"key": "dedicated", "effect": "NoExecute"}]}})
+    h.settle(dsc)
+    assert nodes_with_pods(h) == {"n1": 1}
+    assert status(h)["numberMisscheduled"] == 0
 
 
 def test_a_deleted_node_loses_its_pod(h: Harness, dsc: DaemonSetController) -> None:
@@ -379,9 +403,6 @@ def test_pods_of_another_owner_are_not_counted(h: Harness, dsc: DaemonSetControl
     assert h.client.get(h.kinds.pods, NS, "other-x") is not None
 
 
-@pytest.mark.xfail(strict=True, reason="Kubernetes' DaemonSet controller adopts orphaned pods its selector matches "
-                   "(ControllerRefManager.ClaimPods), e.g. after `kubectl delete ds --cascade=orphan` and a re-apply; "
-                   "pikube's finds pods only by controller uid, so it creates a second pod on every node")
 def test_orphaned_daemon_pods_are_adopted_not_doubled(h: Harness, dsc: DaemonSetController) -> None:
     add_node(h, "n1")
     add_node(h, "n2")
@@ -396,6 +417,34 @@ def test_orphaned_daemon_pods_are_adopted_not_doubled(h: Harness, dsc: DaemonSet
     assert nodes_with_pods(h) == {"n1": 1, "n2": 1}
     assert all(p["metadata"].get("ownerReferences") == [owner_ref(again, "apps/v1", "DaemonSet")]
                for p in live_pods(h))
+
+
+def test_a_pod_orphaned_by_hand_is_adopted_again(h: Harness, dsc: DaemonSetController) -> None:
+    add_node(h, "n1")
+    ds = make_ds(h)
+    h.settle(dsc)
+    [pod] = live_pods(h)
+    h.client.patch(h.kinds.pods, NS, pod["metadata"]["name"], {"metadata": {"ownerReferences": None}})
+    h.catch_up("pods")
+    assert h.run(dsc) == [KEY], "an orphan the selector matches brings the DaemonSet for a look"
+    h.settle(dsc)
+    [again] = live_pods(h)
+    assert again["metadata"]["uid"] == pod["metadata"]["uid"]
+    assert again["metadata"]["ownerReferences"] == [owner_ref(ds, "apps/v1", "DaemonSet")]
+
+
+def test_a_pod_that_stops_matching_is_released_and_replaced(h: Harness, dsc: DaemonSetController) -> None:
+    add_node(h, "n1")
+    make_ds(h)
+    h.settle(dsc)
+    [pod] = live_pods(h)
+    name = pod["metadata"]["name"]
+    h.client.patch(h.kinds.pods, NS, name, {"metadata": {"labels": {"app": "debug"}}})
+    h.settle(dsc)
+    released = h.client.get(h.kinds.pods, NS, name)
+    assert released is not None and not released["metadata"].get("ownerReferences"), "released, not deleted"
+    mine = [p for p in live_pods(h) if p["metadata"]["name"] != name]
+    assert [pinned_node(p) for p in mine] == ["n1"], "the node gets a pod of the DaemonSet again"
 
 
 def test_a_daemonset_being_deleted_creates_no_pods(h: Harness, dsc: DaemonSetController) -> None:
@@ -496,6 +545,23 @@ def test_unavailable_old_pods_are_replaced_without_waiting(h: Harness, dsc: Daem
     h.settle(dsc)
     assert hashes_by_node(h) == {"n1": [old], "n2": [new], "n3": [new]}, \
         "both pending pods replaced at once; the one available pod waits, n2 and n3 already use the budget"
+
+
+def test_a_rolling_update_also_removes_misscheduled_pods(h: Harness, dsc: DaemonSetController) -> None:
+    """As in Kubernetes, an old pod left on a node that now only keeps it (an untolerated NoSchedule taint) is an
+    update candidate like any other: it is deleted, and no new pod is placed there."""
+    add_node(h, "n1")
+    add_node(h, "n2")
+    make_ds(h, updateStrategy={"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 2}})
+    h.settle(dsc)
+    ready_everywhere(h)
+    h.client.patch(h.kinds.nodes, "", "n2", {"spec": {"taints": [{"key": "dedicated", "effect": "NoSchedule"}]}})
+    h.settle(dsc)
+    set_image(h, "busybox:2")
+    h.settle(dsc)
+    assert hashes_by_node(h) == {"n1": [current_hash(h)]}
+    st = status(h)
+    assert (st["desiredNumberScheduled"], st["numberMisscheduled"], st["updatedNumberScheduled"]) == (1, 0, 1)
 
 
 def test_on_delete_waits_for_the_user(h: Harness, dsc: DaemonSetController) -> None:

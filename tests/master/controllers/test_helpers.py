@@ -127,6 +127,7 @@ def test_daemonset_plan() -> None:
     on_c = {"metadata": {"name": "p"}, "spec": {"nodeName": "c"}, "status": {}}
     plans = {p.node["metadata"]["name"]: p for p in dsutil.plan_nodes(nodes, [on_c], template)}
     assert [n for n, p in plans.items() if p.should_run] == ["a", "d"]
+    assert [n for n, p in plans.items() if p.may_stay] == ["a", "b", "d"], "a NoSchedule taint only keeps new pods off"
     assert plans["c"].pods == [on_c] and not plans["c"].should_run
     status = dsutil.status_for({"metadata": {}, "spec": {}}, list(plans.values()), "h", NOW)
     assert status["desiredNumberScheduled"] == 2 and status["numberMisscheduled"] == 1
