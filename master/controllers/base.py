@@ -64,25 +64,29 @@ class Controller:
                 for k in self.resync_keys():
                     self.queue.add(k)
             key = self.queue.get(timeout=min(0.5, self.resync_period()))
-            if key is None:
-                continue
-            try:
-                self.sync(key)
-                self.queue.forget(key)
-            except errors.ApiError as exc:
-                if stopping.is_set():
-                    return
-                log.log(logging.DEBUG if isinstance(exc, errors.Conflict) else logging.INFO,
-                        "%s: sync %s: %s (will retry)", self.name, key, exc.message)
-                self.queue.add_rate_limited(key)
-            except Exception:
-                if stopping.is_set():
-                    return
-                log.exception("%s: sync %s failed (will retry)", self.name, key)
-                self.queue.add_rate_limited(key)
-            finally:
-                self.queue.done(key)
+            if key is not None:
+                self.process(key)
         self.queue.shutdown()
+
+    def process(self, key: str) -> None:
+        """Sync a key taken from the queue, as a worker does: on success its back-off starts over; on failure
+        it is queued again after a back-off that doubles with each failure in a row."""
+        try:
+            self.sync(key)
+            self.queue.forget(key)
+        except errors.ApiError as exc:
+            if self.env.stopping.is_set():
+                return
+            log.log(logging.DEBUG if isinstance(exc, errors.Conflict) else logging.INFO,
+                    "%s: sync %s: %s (will retry)", self.name, key, exc.message)
+            self.queue.add_rate_limited(key)
+        except Exception:
+            if self.env.stopping.is_set():
+                return
+            log.exception("%s: sync %s failed (will retry)", self.name, key)
+            self.queue.add_rate_limited(key)
+        finally:
+            self.queue.done(key)
 
     def resync_period(self) -> float:
         return self.env.settings.controller_resync_seconds

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from core.workqueue import WorkQueue
 from master.controllers.endpoints import TRIGGER, EndpointsController
 from tests.master.controllers.direct import Harness, harness
 
@@ -183,9 +184,6 @@ def test_publish_not_ready_addresses_lists_every_pod_as_ready(h: Harness, epc: E
     assert summary(h)[0][1:] == (["10.244.0.11", "10.244.0.12"], [])
 
 
-@pytest.mark.xfail(strict=True, reason="Kubernetes keeps terminating pods in the Endpoints of a Service with "
-                   "publishNotReadyAddresses (ShouldPodBeInEndpoints(pod, includeTerminating=true)), so peers still "
-                   "find a StatefulSet member while it shuts down; pikube drops every terminating pod")
 def test_publish_not_ready_addresses_keeps_terminating_pods(h: Harness, epc: EndpointsController) -> None:
     make_service(h, selector={"app": "web"}, publishNotReadyAddresses=True)
     make_pod(h, "going", "10.244.0.12", node="n1")
@@ -254,9 +252,6 @@ def test_a_headless_service_lists_its_pods(h: Harness, epc: EndpointsController)
     assert summary(h) == [([{"port": 8080, "protocol": "TCP"}], ["10.244.0.11"], [])]
 
 
-@pytest.mark.xfail(strict=True, reason="a headless Service may have no ports (DNS-only discovery); Kubernetes then "
-                   "lists its pods in a subset without ports, pikube lists none (subsets_for skips pods that resolve "
-                   "no port), so the Service's DNS name resolves to nothing")
 def test_a_headless_service_without_ports_lists_its_pods(h: Harness, epc: EndpointsController) -> None:
     make_service(h, selector={"app": "web"}, clusterIP="None", ports=[])
     make_pod(h, "a", "10.244.0.11")
@@ -265,9 +260,6 @@ def test_a_headless_service_without_ports_lists_its_pods(h: Harness, epc: Endpoi
     assert ips(subset) == ["10.244.0.11"] and not subset.get("ports")
 
 
-@pytest.mark.xfail(strict=True, reason="Kubernetes labels the Endpoints of a headless Service "
-                   "`service.kubernetes.io/headless` (and removes the label otherwise); pikube copies only the "
-                   "Service's labels")
 def test_headless_endpoints_carry_the_headless_label(h: Harness, epc: EndpointsController) -> None:
     make_service(h, selector={"app": "web"}, clusterIP="None", labels={"tier": "db"})
     h.settle(epc)
@@ -275,8 +267,6 @@ def test_headless_endpoints_carry_the_headless_label(h: Harness, epc: EndpointsC
     assert ep is not None and ep["metadata"]["labels"] == {"tier": "db", "service.kubernetes.io/headless": ""}
 
 
-@pytest.mark.xfail(strict=True, reason="Kubernetes gives ExternalName Services no Endpoints even with a selector "
-                   "(issue 105986); pikube creates them")
 def test_an_external_name_service_gets_no_endpoints(h: Harness, epc: EndpointsController) -> None:
     make_service(h, selector={"app": "web"}, type="ExternalName", externalName="db.example.com")
     make_pod(h, "a", "10.244.0.11")
@@ -308,10 +298,6 @@ def test_a_selector_removed_leaves_the_endpoints_as_they_were(h: Harness, epc: E
     assert endpoints(h) == before, "no longer managed: neither updated nor deleted"
 
 
-@pytest.mark.xfail(strict=True, reason="Kubernetes' controller only reacts to Endpoints *deletions* (and sweeps "
-                   "leftovers once at start-up), so Endpoints applied just before their selector-less Service "
-                   "survive; pikube syncs on every Endpoints event and deletes them when the Service is not (yet) "
-                   "in its cache")
 def test_endpoints_created_before_their_selectorless_service_survive(h: Harness, epc: EndpointsController) -> None:
     h.client.create(h.kinds.endpoints, NS, {"metadata": {"name": "web"}, "subsets": [
         {"addresses": [{"ip": "192.168.1.50"}], "ports": [{"port": 5432, "protocol": "TCP"}]}]})
@@ -320,6 +306,40 @@ def test_endpoints_created_before_their_selectorless_service_survive(h: Harness,
     make_service(h, ports=[{"port": 5432}])
     h.settle(epc)
     assert summary(h) == [([{"port": 5432, "protocol": "TCP"}], ["192.168.1.50"], [])]
+
+
+def test_endpoints_of_unmanaged_services_bring_nothing_up(h: Harness, epc: EndpointsController) -> None:
+    """Writes to Endpoints the controller does not manage are not its business; a deletion always is."""
+    make_service(h, "manual", ports=[{"port": 5432}])
+    make_service(h, "alias", selector={"app": "web"}, type="ExternalName", externalName="db.example.com")
+    h.settle(epc)
+    for name in ("manual", "alias", "orphan"):
+        h.client.create(h.kinds.endpoints, NS, {"metadata": {"name": name}, "subsets": [
+            {"addresses": [{"ip": "192.168.1.50"}], "ports": [{"port": 5432, "protocol": "TCP"}]}]})
+    h.catch_up()
+    assert h.run(epc) == []
+    h.client.delete(h.kinds.endpoints, NS, "manual")
+    h.catch_up()
+    assert h.run(epc) == [f"{NS}/manual"]
+    assert endpoints(h, "manual") is None, "not the controller's to put back"
+    assert endpoints(h, "orphan") is not None
+
+
+def test_leftover_endpoints_are_swept_once_at_start_up(h: Harness, epc: EndpointsController) -> None:
+    """Endpoints whose Service was deleted while no controller watched have no event left to bring them up."""
+    make_service(h, selector={"app": "web"})
+    make_service(h, "manual", ports=[{"port": 5432}])
+    for name in ("manual", "gone"):
+        h.client.create(h.kinds.endpoints, NS, {"metadata": {"name": name}})
+    h.client.create(h.kinds.endpoints, NS, {"metadata": {"name": "lock", "annotations": {
+        "control-plane.alpha.kubernetes.io/leader": "{}"}}})
+    h.settle(epc)
+    assert endpoints(h, "gone") is not None
+    epc.queue_leftovers()  # what `start` does once the caches have synced
+    h.settle(epc)
+    assert endpoints(h, "gone") is None
+    assert endpoints(h, "manual") is not None and endpoints(h, "lock") is not None, "a Service's, a leader lock"
+    assert endpoints(h) is not None
 
 
 # --- the Endpoints object -----------------------------------------------------------------------------
@@ -384,9 +404,12 @@ def test_endpoints_edited_by_hand_are_put_right(h: Harness, epc: EndpointsContro
     assert summary(h) == [([{"port": 8080, "protocol": "TCP"}], ["10.244.0.11"], [])]
 
 
-def test_a_lagging_endpoints_cache_retries_instead_of_failing(h: Harness, epc: EndpointsController) -> None:
+def test_a_lagging_endpoints_cache_retries_after_a_back_off(h: Harness, epc: EndpointsController) -> None:
     """Created, but the Endpoints informer has not seen it: the next sync's create is refused, and the key comes
-    back until the cache has caught up; then the update goes through."""
+    back after the queue's back-off (longer with each refusal, not at once) until the cache has caught up; then
+    the update goes through and the back-off starts over."""
+    now = [0.0]
+    epc.queue = WorkQueue(epc.name, clock=lambda: now[0])
     make_service(h, selector={"app": "web"})
     make_pod(h, "a", "10.244.0.11")
     h.catch_up()
@@ -394,12 +417,17 @@ def test_a_lagging_endpoints_cache_retries_instead_of_failing(h: Harness, epc: E
     assert summary(h)[0][1] == ["10.244.0.11"]
     make_pod(h, "b", "10.244.0.12")
     h.catch_up("pods")  # the endpoints informer still does not know its own creation
-    key = epc.queue.get(timeout=0)
-    assert key == KEY
-    epc.sync(key)  # AlreadyExists: queued again, not raised
-    epc.queue.done(key)
-    assert len(epc.queue) == 1
+    for failures in (1, 2):
+        key = epc.queue.get(timeout=0)
+        assert key == KEY
+        epc.process(key)  # AlreadyExists: as a worker runs it
+        assert epc.queue.failures(KEY) == failures
+        assert epc.queue.get(timeout=0) is None, "not again at once"
+        now[0] += 60.0  # the longest back-off
     assert summary(h)[0][1] == ["10.244.0.11"], "nothing overwritten on the word of a stale cache"
     h.catch_up("endpoints")
-    h.run(epc)
+    key = epc.queue.get(timeout=0)
+    assert key == KEY, "back after the back-off"
+    epc.process(key)
     assert summary(h)[0][1] == ["10.244.0.11", "10.244.0.12"]
+    assert epc.queue.failures(KEY) == 0
