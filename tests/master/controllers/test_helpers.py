@@ -140,6 +140,13 @@ def test_eviction_deadlines() -> None:
     assert eviction.deadline({"spec": {"tolerations": [tolerate]}}, [taint], NOW) is None
     timed = {**tolerate, "tolerationSeconds": 30}
     assert eviction.deadline({"spec": {"tolerations": [timed]}}, [taint], NOW) == NOW + dt.timedelta(seconds=30)
+    blanket = {"operator": "Exists"}
+    assert eviction.deadline({"spec": {"tolerations": [timed, blanket]}}, [taint], NOW) == \
+        NOW + dt.timedelta(seconds=30), "the first toleration that matches a taint is the one that counts"
+    assert eviction.deadline({"spec": {"tolerations": [blanket, timed]}}, [taint], NOW) is None
+    other = {"key": "maintenance", "effect": "NoExecute", "timeAdded": "2026-01-01T00:00:10Z"}
+    assert eviction.deadline({"spec": {"tolerations": [timed, {**blanket, "tolerationSeconds": 5}]}},
+                             [taint, other], NOW) == NOW + dt.timedelta(seconds=15), "the earliest over the taints"
 
 
 def test_endpoint_subsets() -> None:

@@ -2,10 +2,10 @@
 
 Driven through `direct.py`: an in-process store written through the API's handlers,
 informers that relist only when the test says so, and the controller's queued keys
-run by hand. The controller reads time in three places — `time.monotonic()` for how
-long a heartbeat has been still, `time.time()` for the taints' `timeAdded`, and
-`core.kube.timefmt.now()` for condition stamps and eviction deadlines — so the test swaps all
-three (and its work queue's clock) for one fake clock: a 40 s grace period is a
+run by hand. The controller reads all its time — monotonic, for how long a heartbeat
+has been still, and wall-clock, for the taints' `timeAdded`, condition stamps and
+eviction deadlines — from the clock it is built with, and its work queue's timers
+follow the same clock; the test hands it one fake clock: a 40 s grace period is a
 `clock.advance(41)`, not a sleep.
 
 What it promises: a node whose heartbeat (Lease `renewTime` or Ready
@@ -17,6 +17,8 @@ reporting Ready=False is tainted `not-ready`; a Ready node loses both. Pods that
 not tolerate a NoExecute taint go at once, those that tolerate it for
 `tolerationSeconds` when that runs out, those that tolerate it for ever stay; on a
 node that is not Ready they go with grace 0. Pods bound to a deleted node are deleted.
+A node that has never posted its status is left alone (no taint) for the same grace,
+then becomes Ready=Unknown (NodeStatusNeverUpdated) and is tainted like a silent one.
 """
 
 from __future__ import annotations
@@ -31,8 +33,7 @@ import pytest
 
 from core.kube import timefmt
 from core.kube.scheduling import NOT_READY, UNREACHABLE
-from core.workqueue import WorkQueue
-from master.controllers import nodelifecycle, podutil
+from master.controllers import podutil
 from master.controllers.nodelifecycle import NodeLifecycleController
 from tests.master.controllers.direct import Harness, harness
 
@@ -56,9 +57,6 @@ class Clock:
     def time(self) -> float:
         return self.wall
 
-    def now(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.wall, dt.UTC)
-
     def advance(self, seconds: float) -> None:
         self.mono += seconds
         self.wall += seconds
@@ -69,11 +67,8 @@ def stamp(wall: float) -> str:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    c = Clock()
-    monkeypatch.setattr(nodelifecycle, "time", c)  # the module's `time.monotonic()` / `time.time()`
-    monkeypatch.setattr(timefmt, "now", c.now)  # eviction deadlines and condition stamps
-    return c
+def clock() -> Clock:
+    return Clock()
 
 
 @pytest.fixture
@@ -85,9 +80,7 @@ def h(tmp_path: Path) -> Iterator[Harness]:
 
 @pytest.fixture
 def nlc(h: Harness, clock: Clock) -> NodeLifecycleController:
-    c = h.build(NodeLifecycleController)
-    c.queue = WorkQueue(c.name, clock=clock.monotonic)  # its `add_after` timers on the test's clock too
-    return c
+    return h.build(lambda env: NodeLifecycleController(env, clock=clock))
 
 
 _beats = itertools.count()
@@ -277,9 +270,6 @@ def test_an_old_heartbeat_is_timed_from_when_the_master_first_sees_it(h: Harness
     assert taints(h, "n1") == []
 
 
-@pytest.mark.xfail(strict=True, reason="a node without a Ready condition already reads as Unknown, so `sync` never "
-                   "calls _mark_unknown for it and its NodeStatusNeverUpdated branch is dead: Kubernetes writes "
-                   "Ready=Unknown (NodeStatusNeverUpdated) once the grace runs out")
 def test_a_node_that_never_reported_becomes_unknown(h: Harness, nlc: NodeLifecycleController, clock: Clock) -> None:
     h.client.create(h.kinds.nodes, "", {"metadata": {"name": "n1"}})
     resync(h, nlc)
@@ -287,12 +277,14 @@ def test_a_node_that_never_reported_becomes_unknown(h: Harness, nlc: NodeLifecyc
     resync(h, nlc)
     ready = podutil.condition(node(h, "n1"), "Ready")
     assert ready is not None and (ready["status"], ready["reason"]) == ("Unknown", "NodeStatusNeverUpdated")
+    assert ready["message"] == "Kubelet never posted node status."
+    assert ready["lastTransitionTime"] == stamp(clock.wall)
+    for kind in ("MemoryPressure", "DiskPressure", "PIDPressure"):
+        assert (cond(node(h, "n1"), kind)["status"], cond(node(h, "n1"), kind)["reason"]) == (
+            "Unknown", "NodeStatusNeverUpdated"), kind
     assert taint_keys(h, "n1") == {(UNREACHABLE, "NoSchedule"), (UNREACHABLE, "NoExecute")}
 
 
-@pytest.mark.xfail(strict=True, reason="a node that has not posted its status yet is tainted unreachable:NoExecute "
-                   "on first sight (no Ready condition reads as Unknown), so pods bound to it start their toleration "
-                   "countdown before its grace period; Kubernetes taints only once the (startup) grace has run out")
 def test_a_node_that_has_not_reported_yet_is_not_evicting_during_its_grace(h: Harness, nlc: NodeLifecycleController,
                                                                           clock: Clock) -> None:
     h.client.create(h.kinds.nodes, "", {"metadata": {"name": "n1"}})
@@ -300,6 +292,21 @@ def test_a_node_that_has_not_reported_yet_is_not_evicting_during_its_grace(h: Ha
     clock.advance(GRACE - 1)
     resync(h, nlc)
     assert (UNREACHABLE, "NoExecute") not in taint_keys(h, "n1")
+
+
+def test_a_node_that_reports_within_its_grace_is_judged_by_its_report(h: Harness, nlc: NodeLifecycleController,
+                                                                       clock: Clock) -> None:
+    h.client.create(h.kinds.nodes, "", {"metadata": {"name": "n1"}})
+    bound_pod(h, "p", "n1")
+    resync(h, nlc)
+    clock.advance(GRACE - 1)
+    post_status(h, "n1", "True")
+    resync(h, nlc)
+    clock.advance(GRACE - 1)
+    resync(h, nlc)
+    assert cond(node(h, "n1"), "Ready")["status"] == "True"
+    assert taints(h, "n1") == []
+    assert pod(h, "p") is not None
 
 
 def test_a_node_reporting_not_ready_is_tainted_not_ready(h: Harness, nlc: NodeLifecycleController,
@@ -398,9 +405,6 @@ def test_pods_of_a_lost_node_go_when_their_toleration_runs_out(h: Harness, nlc: 
     assert pod(h, "daemon") is not None
 
 
-@pytest.mark.xfail(strict=True, reason="Kubernetes' taint eviction takes the smallest tolerationSeconds among all "
-                   "tolerations that match (getMinTolerationTime); pikube lets a matching toleration without a "
-                   "limit (here a blanket `operator: Exists`) override a limited one and keeps the pod for ever")
 def test_the_shortest_matching_toleration_wins(h: Harness, nlc: NodeLifecycleController, clock: Clock) -> None:
     register(h, "n1")
     bound_pod(h, "p", "n1", tolerations=[for_seconds(UNREACHABLE, 10), {"operator": "Exists"}])
