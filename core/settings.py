@@ -32,6 +32,11 @@ class MasterSettings:
     # connections are closed at once and those already open keep being served. Each holds a thread.
     max_connections: int = 1024
     max_connections_per_client: int = 256
+    # Fairness (master/api/fairness.py): long-running requests (watches, streams) of all identities but the admin
+    # together and of one identity; short requests one identity may have in flight. Beyond them: 429.
+    max_long_running: int = 768
+    max_long_running_per_identity: int = 64
+    max_in_flight_per_identity: int = 32
     # Controllers switched off by name (e.g. {"scheduler"}).
     disabled_controllers: frozenset[str] = field(default_factory=frozenset)
     # Status page (web/) port; 0 disables it.

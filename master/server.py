@@ -21,6 +21,7 @@ from core.httpserver import Limits, Server
 from core.settings import MasterSettings
 from master import bootstrap, controllermanager
 from master.api.app import create_app
+from master.api.fairness import Fairness, Shares
 from master.api.join import JoinService
 from master.api.streaming import serve_streams
 from master.pki import Pki, ensure_admin_kubeconfig, ensure_pki
@@ -71,8 +72,10 @@ class Master:
 
     def start(self) -> None:
         s = self.settings
-        server = Server(serve_streams(self.app), s.bind, s.port, ssl_context=tls_context(self.pki), name="api",
-                        limits=Limits(max_connections=s.max_connections, max_per_client=s.max_connections_per_client))
+        shares = Shares(s.max_long_running, s.max_long_running_per_identity, s.max_in_flight_per_identity)
+        limits = Limits(max_connections=s.max_connections, max_per_client=s.max_connections_per_client)
+        server = Server(serve_streams(Fairness(self.app, shares=shares)), s.bind, s.port,
+                        ssl_context=tls_context(self.pki), limits=limits, name="api")
         server.start()
         self._server = server
         t = threading.Thread(target=self._compact_loop, name="compactor", daemon=True)

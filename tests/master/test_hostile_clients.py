@@ -89,7 +89,6 @@ def test_idle_and_stalled_connections_starve_nobody(cluster: Cluster) -> None:
             worst = max(worst, admin_get_and_readyz(cluster))
             assert all_ready(cluster)
         assert worst < 1.0
-        assert not any(b.api is None for b in cluster.fleet.boards.values())
     finally:
         for s in idle + stalled:
             s.close()
@@ -97,9 +96,6 @@ def test_idle_and_stalled_connections_starve_nobody(cluster: Cluster) -> None:
 
 def test_a_yaml_bomb_to_the_open_join_endpoint_is_refused_at_once(cluster: Cluster) -> None:
     before = rss_mb(cluster)
-    took = timed(lambda: answer.append(requests.post(
-        f"{cluster.master.url}/pikube/v1/join", data=BOMB, headers={"Content-Type": "application/yaml"},
-        verify=str(cluster.master.ca), timeout=5)))
     answer: list[requests.Response] = []
     took = timed(lambda: answer.append(requests.post(
         f"{cluster.master.url}/pikube/v1/join", data=BOMB, headers={"Content-Type": "application/yaml"},
@@ -149,8 +145,8 @@ def test_bodies_no_encoder_could_write_back_are_refused(cluster: Cluster, body: 
 def test_a_node_cannot_double_its_node_with_copies(cluster: Cluster) -> None:
     board = next(iter(cluster.fleet.boards.values()))
     api: Api = board.api
-    ops = [{"op": "add", "path": "/metadata/annotations/x", "value": "y" * 1000}]
-    ops += [{"op": "copy", "from": "/metadata/annotations", "path": f"/metadata/labels/c{i}"} for i in range(40)]
+    ops: list[Obj] = [{"op": "add", "path": "/metadata/annotations", "value": {"x": "y" * 1000}}]
+    ops += [{"op": "copy", "from": "/metadata/annotations", "path": f"/metadata/annotations/c{i}"} for i in range(40)]
     start = time.monotonic()
     with pytest.raises(errors.RequestEntityTooLarge):
         api.patch(resource_path("v1", "nodes", name=board.name), ops, kind="json")
@@ -185,3 +181,33 @@ def test_a_hundred_tls_clients_at_once_all_complete(cluster: Cluster) -> None:
         t.join(10)
     assert not failed and len(done) == 100
     assert max(done) < 5.0
+
+
+def test_a_thousand_watches_from_one_node_get_429s_beyond_its_share(cluster: Cluster) -> None:
+    board = next(iter(cluster.fleet.boards.values()))
+    ctx = ssl.create_default_context(cafile=str(cluster.master.ca))
+    ctx.load_cert_chain(str(board.api._dir / "cert.pem"), str(board.api._dir / "key.pem"))
+    request = (f"GET /api/v1/pods?watch=true&fieldSelector=spec.nodeName%3D{board.name} HTTP/1.1\r\n"
+               "Host: x\r\n\r\n").encode()
+    held: list[ssl.SSLSocket] = []
+    statuses: dict[bytes, int] = {}
+    worst = 0.0
+    try:
+        for i in range(1000):
+            s = ctx.wrap_socket(connect_from(cluster, "127.0.0.2"), server_hostname="localhost")
+            s.sendall(request)
+            code = s.recv(12)[9:12]
+            statuses[code] = statuses.get(code, 0) + 1
+            if code == b"200":
+                held.append(s)
+            else:
+                s.close()
+            if i % 100 == 99:
+                worst = max(worst, admin_get_and_readyz(cluster))
+                assert all_ready(cluster)
+    finally:
+        for s in held:
+            s.close()
+    # The share is 64 long-running requests; the board's own agent already holds one (its pod watch).
+    assert set(statuses) == {b"200", b"429"} and 60 <= statuses[b"200"] <= 63 and sum(statuses.values()) == 1000
+    assert worst < 1.0
