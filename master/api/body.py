@@ -15,6 +15,8 @@ aliasing and depth the same way.
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import json
 import re
 from typing import Any
@@ -88,7 +90,7 @@ def decode(data: bytes, mtype: str) -> Any:
         except RecursionError:
             raise errors.BadRequest(message="error converting YAML to JSON: the document nests too deeply") from None
         check_tree(value, len(data), "YAML")
-        return value
+        return _as_json(value)
     if mtype in JSON_TYPES or mtype in PATCH_TYPES or mtype.endswith("+json"):
         try:
             value = json.loads(data)
@@ -135,6 +137,34 @@ def check_tree(value: Any, size: int, what: str) -> None:
             stack.extend((v, depth + 1) for v in node)
         elif isinstance(node, str) and not node.isascii() and _SURROGATE.search(node):
             raise _not_unicode(what)
+
+
+def _as_json(node: Any) -> Any:
+    """A YAML document as JSON has it, the way Kubernetes' YAML-to-JSON conversion makes it: timestamps as
+    RFC 3339 strings, `!!binary` as base64, keys as strings. Called after `check_tree`, so its depth and size
+    are bounded."""
+    if isinstance(node, dict):
+        return {_key(k): _as_json(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_as_json(v) for v in node]
+    if isinstance(node, dt.datetime):
+        when = node if node.tzinfo else node.replace(tzinfo=dt.UTC)
+        return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(node, dt.date):
+        return f"{node.isoformat()}T00:00:00Z"
+    if isinstance(node, bytes):
+        return base64.b64encode(node).decode()
+    if isinstance(node, set):  # !!set
+        return {_key(k): None for k in node}
+    return node
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if key is None:
+        return "null"
+    return key if isinstance(key, str) else str(_as_json(key))
 
 
 def _not_unicode(what: str) -> errors.BadRequest:

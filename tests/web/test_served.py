@@ -144,3 +144,26 @@ def test_master_stops_promptly_with_viewers_connected(tmp_path: Path) -> None:
         for s in streams:
             s.close()
         m.stop(9)
+
+
+@pytest.mark.integration
+def test_slow_and_idle_connections_do_not_take_the_page_down(served: tuple[RunningMaster, str]) -> None:
+    """A dozen (here two hundred) idle or trickling connections from one address used to hold every thread."""
+    _, url = served
+    port = int(url.rsplit(":", 1)[1])
+    held = []
+    for i in range(200):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.0.2", 0))
+        if i % 2:
+            s.sendall(b"GET /api/summary HTTP/1.1\r\nHost: x\r\n")  # headers that never end
+        held.append(s)
+    try:
+        for _ in range(5):
+            start = time.monotonic()
+            page = requests.get(url + "/", params={"token": TOKEN}, timeout=2)
+            summary = requests.get(url + "/api/summary", params={"token": TOKEN}, timeout=2)
+            assert page.status_code == 200 and summary.status_code == 200
+            assert time.monotonic() - start < 1.0
+    finally:
+        for s in held:
+            s.close()
