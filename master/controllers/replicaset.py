@@ -134,9 +134,9 @@ class ReplicaSetController(Controller):
                                "message": str(error), "lastTransitionTime": timefmt.rfc3339(at)})
         if conditions:
             status["conditions"] = conditions
-        status = {k: v for k, v in status.items() if v or k == "replicas"}  # zeros are omitted, as Kubernetes does
         if min_ready and status["readyReplicas"] != status["availableReplicas"]:
             self.queue.add_after(obj_key(rs), float(min_ready))
+        status = {k: v for k, v in status.items() if v or k == "replicas"}  # zeros are omitted, as Kubernetes does
         if {k: v for k, v in old.items() if v or k == "replicas"} == status:
             return
         with contextlib.suppress(errors.NotFound):

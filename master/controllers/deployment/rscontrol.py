@@ -42,10 +42,8 @@ class RSControl:
         new_revision = deployutil.max_revision(old_sets) + 1
         if existing is not None:
             if deployutil.set_new_rs_annotations(d, existing, new_revision, exists=True) or \
-                    (existing.get("spec") or {}).get("minReadySeconds") != (d.get("spec") or {}).get(
-                        "minReadySeconds"):
-                spec = existing.setdefault("spec", {})
-                spec["minReadySeconds"] = (d.get("spec") or {}).get("minReadySeconds") or 0
+                    _min_ready(existing) != _min_ready(d):
+                existing.setdefault("spec", {})["minReadySeconds"] = _min_ready(d)
                 existing = self.client.update(self.kinds.replicasets, existing)
             self._record_revision(d, existing, found=True)
             return existing, old_sets
@@ -64,7 +62,7 @@ class RSControl:
         rs: Obj = {"metadata": {"name": f"{m['name']}-{h}", "namespace": m["namespace"],
                                 "labels": dict(rs_template["metadata"]["labels"]),
                                 "ownerReferences": [podutil.owner_ref(d, "apps/v1", "Deployment")]},
-                   "spec": {"replicas": 0, "minReadySeconds": (d.get("spec") or {}).get("minReadySeconds") or 0,
+                   "spec": {"replicas": 0, "minReadySeconds": _min_ready(d),
                             "selector": selector, "template": rs_template}}
         rs["spec"]["replicas"] = deployutil.new_rs_replicas(d, [*old_sets, rs], rs)
         deployutil.set_new_rs_annotations(d, rs, new_revision, exists=False)
@@ -132,3 +130,8 @@ class RSControl:
                 if not podutil.is_terminal(pod):
                     return True
         return False
+
+
+def _min_ready(obj: Obj) -> int:
+    """`spec.minReadySeconds`, unset read as the 0 it defaults to (as Kubernetes compares it)."""
+    return int((obj.get("spec") or {}).get("minReadySeconds") or 0)

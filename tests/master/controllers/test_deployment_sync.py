@@ -420,10 +420,6 @@ def test_adopts_a_matching_orphan_replicaset_instead_of_making_another(
     assert len(live_pods(h)) == 2
 
 
-@pytest.mark.xfail(strict=True, raises=errors.Conflict, reason=(
-    "DeploymentController.new_and_old updates the existing new ReplicaSet whenever its spec.minReadySeconds (0) "
-    "differs from the Deployment's (unset, None): every sync writes the ReplicaSet, and on a cache one status "
-    "write behind it fails with Conflict although nothing needs changing (Kubernetes compares the defaulted 0)"))
 def test_a_sync_with_nothing_to_change_does_not_write_the_replicaset(
         h: Harness, dc: DeploymentController, rsc: ReplicaSetController) -> None:
     make_deployment(h, 2)

@@ -354,7 +354,7 @@ def test_status_counts_replicas_labels_readiness_and_generation(h: Harness, rsc:
 
 def test_a_pod_is_available_only_min_ready_seconds_after_it_became_ready(
         h: Harness, rsc: ReplicaSetController) -> None:
-    make_rs(h, 2)  # minReadySeconds only once a pod is ready: see the xfail test below
+    make_rs(h, 2)  # minReadySeconds only once a pod is ready (from the start: the test below)
     step(h, rsc)
     old, fresh = sorted(active_names(h))
     make_running(h, old, ready=True, since=LONG_AGO)
@@ -365,10 +365,6 @@ def test_a_pod_is_available_only_min_ready_seconds_after_it_became_ready(
     assert status["readyReplicas"] == 2 and status["availableReplicas"] == 1
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError, reason=(
-    "replicaset._update_status reads status['readyReplicas'] / ['availableReplicas'] after zero counts were "
-    "dropped from the dict: with minReadySeconds > 0 and no ready (or no available) pod, every sync raises "
-    "KeyError and the status is never written"))
 def test_a_set_with_min_ready_seconds_and_no_ready_pod_reports_its_replicas(
         h: Harness, rsc: ReplicaSetController) -> None:
     make_rs(h, 2, min_ready=30)
