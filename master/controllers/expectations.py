@@ -2,8 +2,11 @@
 
 `Expectations` (client-go's ControllerExpectations) remember the creations and
 deletions a controller made but has not yet seen through its informer, so a sync
-never acts twice on a cache that lags its writes. The work queue the controllers
-share with the kubelet is `core.workqueue.WorkQueue`.
+never acts twice on a cache that lags its writes. `UidExpectations` (the Job
+controller's uidTrackingExpectations) remember the pods whose tracking finalizer
+a controller removed, until its informer shows the removal: a pod counted once
+must not look uncounted to the next sync. The work queue the controllers share
+with the kubelet is `core.workqueue.WorkQueue`.
 """
 
 from __future__ import annotations
@@ -56,3 +59,34 @@ class Expectations:
             self._adds.pop(key, None)
             self._dels.pop(key, None)
             self._stamp.pop(key, None)
+
+
+class UidExpectations:
+    """Per controller key: uids of objects whose change (a removed finalizer) the informer has yet to show.
+
+    No expiry, as in client-go: the informer reports every change, or the deletion, of each object.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._uids: dict[str, set[str]] = {}
+
+    def expect(self, key: str, uids: set[str]) -> None:
+        with self._lock:
+            self._uids.setdefault(key, set()).update(uids)
+
+    def observed(self, key: str, uid: str) -> None:
+        with self._lock:
+            uids = self._uids.get(key)
+            if uids is not None:
+                uids.discard(uid)
+                if not uids:
+                    del self._uids[key]
+
+    def expected(self, key: str) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._uids.get(key, ()))
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._uids.pop(key, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import time
 from typing import Any
 
@@ -84,8 +85,12 @@ def job(**spec: Any) -> dict[str, Any]:
             "status": {"startTime": "2026-01-01T00:00:00Z"}}
 
 
+_uids = itertools.count()
+
+
 def pod(phase: str = "Running", ready: bool = False, restarts: int = 0, **meta: Any) -> dict[str, Any]:
-    return {"metadata": {"name": "p", "uid": "u", **meta},
+    """A pod as the Job controller makes it: a uid of its own, and the finalizer that has its end counted."""
+    return {"metadata": {"name": "p", "uid": f"u{next(_uids)}", "finalizers": [jobutil.TRACKING_FINALIZER], **meta},
             "status": {"phase": phase, "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
                        "containerStatuses": [{"restartCount": restarts}]}}
 
@@ -96,7 +101,7 @@ def test_job_verdicts() -> None:
     assert c.wanted(j) == 2 and c.verdict(j, NOW) is None
     c = jobutil.counts(j, [pod("Failed"), pod("Failed")])
     assert c.verdict(j, NOW) == ("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
-    c = jobutil.counts(j, [pod("Succeeded")] * 3)
+    c = jobutil.counts(j, [pod("Succeeded") for _ in range(3)])
     assert c.verdict(j, NOW) is not None and c.verdict(j, NOW)[0] == "Complete"  # type: ignore[index]
     late = job(activeDeadlineSeconds=10)
     assert jobutil.counts(late, []).verdict(late, NOW) is None
@@ -108,6 +113,26 @@ def test_job_verdicts() -> None:
     assert jobutil.counts(flaky, [pod(restarts=2)]).verdict(flaky, NOW) is not None
     work_queue = job(parallelism=3)
     assert jobutil.counts(work_queue, []).wanted(work_queue) == 3
+
+
+def test_job_counts_each_finished_pod_once() -> None:
+    """The status's counts, plus its uncounted uids, plus pods that finished and still carry the finalizer."""
+    j = job(completions=5)
+    j["status"].update({"succeeded": 2, "failed": 1, "uncountedTerminatedPods": {"succeeded": ["s1"]}})
+    listed = pod("Succeeded", uid="s1")
+    fresh, failed, deleted = pod("Succeeded"), pod("Failed"), pod("Running", deletionTimestamp="2026-01-01T00:00:00Z")
+    untracked = {**pod("Succeeded"), "metadata": {"name": "p", "uid": "old"}}  # counted before, finalizer gone
+    c = jobutil.counts(j, [listed, fresh, failed, deleted, untracked, pod("Running")])
+    assert (c.succeeded, c.failures, len(c.active)) == (4, 3, 1), "a pod deleted before it finished failed"
+    assert c.uncounted.succeeded == ["s1", fresh["metadata"]["uid"]]
+    assert c.uncounted.failed == [failed["metadata"]["uid"], deleted["metadata"]["uid"]]
+    assert c.untrack == [listed, fresh, failed, deleted]
+    c.uncounted.keep(c.carrying - {"s1", failed["metadata"]["uid"]})  # these two finalizers are gone now
+    assert c.uncounted.doc() == {"succeeded": [fresh["metadata"]["uid"]], "failed": [deleted["metadata"]["uid"]]}
+    status = jobutil.make_status(j, c, None, 1, 0, managed=True)
+    assert (status["succeeded"], status["failed"]) == (3, 2) and status["uncountedTerminatedPods"] == c.uncounted.doc()
+    lagging = jobutil.counts(j, [fresh], removing=frozenset({fresh["metadata"]["uid"]}))
+    assert lagging.succeeded == 3 and not lagging.untrack, "a removal the cache has not shown yet: counted already"
 
 
 def test_job_backoff_doubles() -> None:

@@ -1,11 +1,13 @@
-"""The Job controller (`job.py`, `jobutil.py`), one `sync(key)` at a time over an in-process store (`direct.py`).
+"""The Job controller (`job/controller.py`, `job/progress.py`), one `sync(key)` at a time over an in-process store.
 
 Pods never run here: the test writes their phase (Succeeded, Failed) or restart counts through
 the client, as a kubelet would, and then lets the controller look. Covered: how many pods run at
-once (parallelism, completions left, suspend), counting successes and failures into the status,
+once (parallelism, completions left, suspend and the Suspended condition), counting each finished
+pod once into the status (the job-tracking finalizer, uncountedTerminatedPods, pods deleted since),
 the Complete and Failed conditions `kubectl wait` looks for (backoffLimit, restarts with
 OnFailure, activeDeadlineSeconds), the back-off before a failed pod is replaced, stopping a
-finished Job's pods, ttlSecondsAfterFinished, and expectations against a lagging pod cache.
+finished Job's pods, ttlSecondsAfterFinished, orphans (adopted, or let go of), and expectations
+against a lagging pod cache (`direct.py` is the harness).
 Times that matter (a pod's finish, the Job's start) are written into the objects, never waited for.
 """
 
@@ -25,6 +27,7 @@ from tests.master.controllers.direct import Harness, harness
 Obj = dict[str, Any]
 NS = "default"
 KEY = f"{NS}/pi"
+TRACKING = "batch.kubernetes.io/job-tracking"
 LONG_AGO = "2020-01-01T00:00:00Z"
 
 
@@ -327,10 +330,6 @@ def test_a_deleted_job_is_a_noop_that_forgets_its_expectations(h: Harness, jc: J
     assert len(mine) == 1, "the new Job starts its pod at once"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "jobutil.counts takes max(succeeded pods present, status.succeeded): once a counted pod is deleted, the next "
-    "success is not added to the count (Kubernetes counts each finished pod once, tracked by a finalizer), so the "
-    "Job runs one more pod than it needs and completes late"))
 def test_a_success_after_a_counted_pod_was_removed_is_counted_too(h: Harness, jc: JobController) -> None:
     make_job(h, completions=2, parallelism=1)
     step(h, jc)
@@ -347,9 +346,6 @@ def test_a_success_after_a_counted_pod_was_removed_is_counted_too(h: Harness, jc
     assert running(h) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "jobutil.counts takes max(failed pods present, status.failed): when failed pods are deleted as they are "
-    "counted, the count never grows past 1 and backoffLimit never fails the Job; it retries for ever"))
 def test_failures_of_pods_removed_since_still_reach_the_backoff_limit(h: Harness, jc: JobController) -> None:
     make_job(h, completions=1, backoffLimit=1)
     step(h, jc)
@@ -364,9 +360,6 @@ def test_failures_of_pods_removed_since_still_reach_the_backoff_limit(h: Harness
     assert running(h) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "JobController.sync writes status.active as counted before _manage creates pods; Kubernetes writes the count "
-    "after (manageJob returns it), so the status lags one sync behind the pods just created"))
 def test_the_status_written_by_the_sync_that_creates_pods_counts_them(h: Harness, jc: JobController) -> None:
     make_job(h, completions=4, parallelism=3)
     h.catch_up()
@@ -375,12 +368,144 @@ def test_the_status_written_by_the_sync_that_creates_pods_counts_them(h: Harness
     assert status(h).get("active") == 3
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a suspended Job gets no Suspended condition (Kubernetes sets type Suspended, status True, reason "
-    "JobSuspended, which `kubectl wait --for=condition=Suspended` waits for)"))
 def test_a_suspended_job_says_so_in_its_conditions(h: Harness, jc: JobController) -> None:
     make_job(h, completions=1, suspend=True)
     step(h, jc)
     assert running(h) == []
     suspended = conditions(h)["Suspended"]
     assert suspended["status"] == "True" and suspended["reason"] == "JobSuspended"
+
+
+def test_resuming_a_suspended_job_says_so_and_starts_its_deadline_clock_again(h: Harness, jc: JobController) -> None:
+    """Kubernetes: Suspended False (JobResumed), and startTime reset so the suspended time is not active time."""
+    make_job(h, completions=1, activeDeadlineSeconds=600, suspend=True)
+    step(h, jc)
+    assert "startTime" not in status(h), "a Job created suspended has not started"
+    h.client.patch(h.kinds.jobs, NS, "pi", {"spec": {"suspend": False}})
+    step(h, jc)
+    j = job(h)
+    h.client.update_status(h.kinds.jobs, {**j, "status": {**j["status"], "startTime": ago(3600)}})
+    h.client.patch(h.kinds.jobs, NS, "pi", {"spec": {"suspend": True}})
+    step(h, jc)
+    assert conditions(h)["Suspended"]["status"] == "True" and running(h) == []
+    assert "Failed" not in conditions(h), "no deadline while suspended"
+    h.client.patch(h.kinds.jobs, NS, "pi", {"spec": {"suspend": False}})
+    step(h, jc)
+    resumed = conditions(h)["Suspended"]
+    assert (resumed["status"], resumed["reason"], resumed["message"]) == ("False", "JobResumed", "Job resumed")
+    assert "Failed" not in conditions(h) and len(running(h)) == 1
+    started = dt.datetime.fromisoformat(status(h)["startTime"].replace("Z", "+00:00"))
+    assert now() - started < dt.timedelta(seconds=60), "the clock starts again at the resume"
+
+
+def test_its_pods_carry_the_tracking_finalizer_until_they_are_counted(h: Harness, jc: JobController) -> None:
+    make_job(h, completions=2, parallelism=2)
+    step(h, jc)
+    assert all(p["metadata"]["finalizers"] == [TRACKING] for p in pods(h))
+    done, busy = running(h)
+    finish(h, done, "Succeeded")
+    step(h, jc)
+    assert status(h)["succeeded"] == 1 and not status(h)["uncountedTerminatedPods"]
+    finalizers = {p["metadata"]["name"]: p["metadata"].get("finalizers") or [] for p in pods(h)}
+    assert finalizers == {done: [], busy: [TRACKING]}
+
+
+def test_a_pod_deleted_before_it_finished_is_a_failure_and_let_go(h: Harness, jc: JobController) -> None:
+    """Someone else deletes a running pod (`kubectl delete pod`, a lost node): Kubernetes counts a failure."""
+    make_job(h, completions=1, backoffLimit=3)
+    step(h, jc)
+    [victim] = running(h)
+    h.client.delete(h.kinds.pods, NS, victim)
+    assert h.client.get(h.kinds.pods, NS, victim) is not None, "the finalizer holds it until it is counted"
+    step(h, jc)
+    assert status(h)["failed"] == 1
+    assert h.client.get(h.kinds.pods, NS, victim) is None, "counted: the finalizer went, and the pod with it"
+    assert len(running(h)) == 1, "and it is replaced"
+
+
+def test_a_pod_the_job_stops_itself_is_no_failure(h: Harness, jc: JobController) -> None:
+    make_job(h, completions=4, parallelism=3)
+    step(h, jc)
+    h.client.patch(h.kinds.jobs, NS, "pi", {"spec": {"parallelism": 1}})
+    step(h, jc)
+    assert len(running(h)) == 1 and len(pods(h)) == 1
+    step(h, jc)
+    assert "failed" not in status(h) and status(h)["active"] == 1
+
+
+def test_a_cache_behind_the_finalizer_removal_does_not_count_a_pod_twice(h: Harness, jc: JobController) -> None:
+    make_job(h, completions=3, parallelism=1)
+    step(h, jc)
+    [first] = running(h)
+    finish(h, first, "Succeeded")
+    h.catch_up()
+    jc.sync(KEY)
+    assert status(h)["succeeded"] == 1
+    jc.sync(KEY)  # the pod cache still shows the pod succeeded and carrying the finalizer
+    assert status(h)["succeeded"] == 1
+    step(h, jc)
+    assert status(h)["succeeded"] == 1 and len(running(h)) == 1
+
+
+def test_a_pod_listed_as_uncounted_is_counted_once_its_finalizer_is_gone(h: Harness, jc: JobController) -> None:
+    """A controller that stopped between letting go of a pod and counting it: the next sync counts it."""
+    make_job(h, completions=2, parallelism=1)
+    step(h, jc)
+    step(h, jc)  # the pod cache has seen the pod
+    [first] = running(h)
+    finish(h, first, "Succeeded")
+    uid = h.client.get(h.kinds.pods, NS, first)["metadata"]["uid"]  # type: ignore[index]
+    j = job(h)
+    h.client.update_status(h.kinds.jobs, {**j, "status": {**j["status"], "uncountedTerminatedPods": {
+        "succeeded": [uid]}}})
+    h.client.patch(h.kinds.pods, NS, first, {"metadata": {"finalizers": None}})
+    h.client.delete(h.kinds.pods, NS, first)
+    step(h, jc)
+    assert status(h)["succeeded"] == 1 and not status(h)["uncountedTerminatedPods"]
+    assert len(running(h)) == 1
+
+
+def test_the_pods_of_a_deleted_job_are_let_go(h: Harness, jc: JobController) -> None:
+    """No garbage collector here: the pods are deleted by hand; without their Job nothing else removes the finalizer."""
+    make_job(h, completions=2, parallelism=2)
+    step(h, jc)
+    h.client.delete(h.kinds.jobs, NS, "pi")
+    for name in running(h):
+        h.client.delete(h.kinds.pods, NS, name)
+    assert len(pods(h)) == 2
+    step(h, jc)
+    assert pods(h) == []
+
+
+def test_a_released_pod_loses_the_finalizer(h: Harness, jc: JobController) -> None:
+    """A pod relabelled out of the selector is released, and no longer held for a count that will not come."""
+    make_job(h, completions=1)
+    step(h, jc)
+    [name] = running(h)
+    h.client.patch(h.kinds.pods, NS, name, {"metadata": {"labels": {"batch.kubernetes.io/controller-uid": "x"}}})
+    step(h, jc)
+    released = h.client.get(h.kinds.pods, NS, name)
+    assert released is not None and not released["metadata"].get("ownerReferences")
+    assert not released["metadata"].get("finalizers")
+    assert len(running(h)) == 2, "the Job runs a pod of its own instead"
+
+
+def test_a_matching_orphan_wakes_its_job_which_adopts_it(tmp_path: Path) -> None:
+    """As Kubernetes' addPod: a new orphan enqueues the Jobs whose selector matches it."""
+    with harness(tmp_path, job_backoff_seconds=3600) as h:
+        jc = h.build(JobController)
+        j = make_job(h, completions=1, backoffLimit=2)
+        step(h, jc)
+        finish(h, running(h)[0], "Failed", at=rfc3339(now()))
+        step(h, jc)
+        step(h, jc)
+        assert running(h) == [] and status(h)["failed"] == 1, "its replacement waits out an hour of back-off"
+        labels = j["spec"]["template"]["metadata"]["labels"]
+        h.client.create(h.kinds.pods, NS, {"metadata": {"name": "stray", "labels": labels},
+                                           "spec": {"containers": [{"name": "pi", "image": "perl"}]}})
+        h.catch_up()
+        assert KEY in h.run(jc)
+        stray = h.client.get(h.kinds.pods, NS, "stray")
+        assert stray is not None and stray["metadata"]["ownerReferences"][0]["uid"] == j["metadata"]["uid"]
+        assert stray["metadata"]["finalizers"] == [TRACKING], "adopted pods are tracked too"
+        assert running(h) == ["stray"]
