@@ -3,8 +3,10 @@
 Starts its own master on loopback, fills it with objects, and prints, in one run:
 GET / LIST / CREATE latency p50/p99 at a fixed rate (targets: GET p99 <= 20 ms,
 CREATE p99 <= 50 ms), watch event delivery p99 with many watchers, the master's
-RSS with 3 nodes and 30 pods (target <= 60 MB), and bytes the master wrote while
-simulated nodes heartbeat (target <= 1 MB per hour for 5 nodes).
+RSS with 3 nodes and 30 pods (target <= 60 MB), the admin's GET p99 while 200
+idle connections and 500 watches are held against the same run's quiet p99
+(target <= 2x), and bytes the master wrote while simulated nodes heartbeat
+(target <= 1 MB per hour for 5 nodes).
 
 Latency is measured in rounds: each round runs /healthz (the baseline: TLS, the
 WSGI server and the client, no API work), GET, LIST and CREATE windows one after
@@ -23,6 +25,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import socket
+import ssl
 import statistics
 import tempfile
 import threading
@@ -143,6 +147,7 @@ def bench(args: argparse.Namespace) -> dict[str, float]:
             results.update(latency_rounds(args, m, s, base))
             results.update(watch_fanout(m, s, args.watchers))
             results["rss_mb_after_load"] = rss_mb(m.proc.pid)
+            results.update(under_pressure(args, m, s, base))
         except _SkipLoad:
             pass
         finally:
@@ -237,6 +242,44 @@ def watch_fanout(m: RunningMaster, s: requests.Session, watchers: int) -> dict[s
     return {"watchers": float(watchers), "watch_delivery_p50_ms": statistics.median(delays),
             "watch_delivery_p99_ms": pct(delays, 99), "watch_events_delivered": float(len(delays)),
             "watch_events_expected": float(watchers * events)}
+
+
+def _hold(m: RunningMaster, s: requests.Session, source: str, watch: bool) -> socket.socket:
+    """A connection from `source` that sits idle, or an admin watch that stays open."""
+    raw = socket.create_connection(("127.0.0.1", m.port), timeout=10, source_address=(source, 0))
+    if not watch:
+        return raw
+    ctx = ssl.create_default_context(cafile=str(s.verify))
+    cert, key = s.cert if isinstance(s.cert, tuple) else (str(s.cert), None)
+    ctx.load_cert_chain(cert, key)
+    tls = ctx.wrap_socket(raw, server_hostname="localhost")
+    tls.sendall(f"GET /api/v1/namespaces/{NS}/configmaps?watch=1&resourceVersion=0&labelSelector=w%3Dnone "
+                "HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    head = tls.recv(12)
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(f"watch refused: {head!r}")
+    return tls
+
+
+def under_pressure(args: argparse.Namespace, m: RunningMaster, s: requests.Session, base: str) -> dict[str, float]:
+    """Admin GET p99 while 200 idle connections and 500 watches are held, against the same run's quiet p99."""
+    def get_window() -> float:
+        return pct(paced(args.rate, args.seconds, lambda i: s.get(f"{base}/cm-{i % args.objects}")
+                         .raise_for_status()), 99)
+
+    quiet = [get_window()]
+    held: list[socket.socket] = []
+    try:
+        held += [_hold(m, s, "127.0.0.2", watch=False) for _ in range(200)]
+        held += [_hold(m, s, f"127.0.0.{3 + i % 2}", watch=True) for i in range(500)]
+        loaded = [get_window() for _ in range(2)]
+    finally:
+        for c in held:
+            c.close()
+    quiet.append(get_window())
+    q, p = statistics.mean(quiet), statistics.mean(loaded)
+    print(f"# admin GET p99 quiet {q:.1f} ms, with 200 idle connections and 500 watches held {p:.1f} ms", flush=True)
+    return {"get_p99_ms_quiet": q, "get_p99_ms_200_idle_500_watches": p, "get_p99_pressure_over_quiet": p / q}
 
 
 def idle_writes(m: RunningMaster, s: requests.Session, minutes: float) -> dict[str, float]:
