@@ -9,7 +9,8 @@ headers (slowloris), or the headers' size before they are buffered.
 
 Here every accepted connection is counted against a total and a per-address cap
 (beyond either it is closed at once, so clients already connected keep being
-served) and gets a thread of its own, in which — never on the accepting thread —
+served; past the total, a reserve is kept for clients that present a cluster
+certificate in their handshake) and gets a thread of its own, in which — never on the accepting thread —
 the TLS handshake must finish within `handshake_timeout`, each request's line and
 headers within `header_timeout` (a deadline for the whole head, not per read),
 its body within `body_timeout`, and the next request on a kept-alive connection
@@ -59,6 +60,10 @@ class Limits:
 
     max_connections: int = 1024  # open connections in total
     max_per_client: int = 256  # open connections from one address
+    # Beyond max_connections, this many more are let in to finish a TLS handshake, and kept only if the client
+    # proved an identity with a certificate of the cluster (boards, the admin): a flood of anonymous connections
+    # can then fill the server without locking the cluster's own clients out.
+    reserved_for_certified: int = 64
     backlog: int = 1024  # the kernel's queue of connections not yet accepted (a switch reboot reconnects all)
     handshake_timeout: float = 5.0  # the whole TLS handshake
     header_timeout: float = 10.0  # request line and headers, once the request's first byte has arrived
@@ -324,9 +329,12 @@ class Server:
                 time.sleep(0.01)  # e.g. EMFILE: let connections close before trying again
                 continue
             client = str(addr[0])
+            lim = self.limits
+            reserve = lim.reserved_for_certified if self.ssl_context is not None else 0
             with self._lock:
-                over = self._open >= self.limits.max_connections or \
-                    self._per_client.get(client, 0) >= self.limits.max_per_client
+                overflow = self._open >= lim.max_connections
+                over = self._open >= lim.max_connections + reserve or \
+                    self._per_client.get(client, 0) >= lim.max_per_client
                 if over:
                     self._refused += 1
                 else:
@@ -338,7 +346,7 @@ class Server:
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
                     conn.close()
                 continue
-            t = threading.Thread(target=self._serve_connection, args=(conn, addr), daemon=True,
+            t = threading.Thread(target=self._serve_connection, args=(conn, addr, overflow), daemon=True,
                                  name=f"{self.name}-conn")
             try:
                 t.start()
@@ -358,7 +366,7 @@ class Server:
                 self._per_client.pop(client, None)
 
     # --- one connection ----------------------------------------------------------------------
-    def _serve_connection(self, raw: socket.socket, addr: Any) -> None:
+    def _serve_connection(self, raw: socket.socket, addr: Any, overflow: bool = False) -> None:
         client = str(addr[0])
         sock: socket.socket = raw
         try:
@@ -370,6 +378,10 @@ class Server:
                 if tls is None:
                     return
                 sock = tls
+                if overflow and not tls.getpeercert():
+                    with self._lock:
+                        self._refused += 1
+                    return  # a reserved place, and no certificate to earn it
                 with self._lock:
                     self._sockets.discard(raw)
                     self._sockets.add(sock)

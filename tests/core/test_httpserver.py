@@ -266,3 +266,27 @@ def test_a_burst_of_honest_tls_clients_all_complete(tls: Running) -> None:
         t.join(10)
     assert not errors and len(results) == 100
     assert time.monotonic() - start < 5
+
+
+def test_a_full_server_keeps_room_for_clients_with_a_cluster_certificate(tmp_path: Path) -> None:
+    r = Running(tmp_path, True, Limits(max_connections=10, reserved_for_certified=5, handshake_timeout=5.0,
+                                       max_per_client=100))
+    try:
+        flood = [raw(r.port, source="127.0.0.2") for _ in range(10)]  # silent: they fill the server
+        deadline = time.monotonic() + 5
+        while r.server.open_connections() < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        anonymous = r.conn(timeout=5)
+        with pytest.raises((ConnectionError, ssl.SSLError, OSError)):
+            anonymous.request("GET", "/")
+            anonymous.getresponse()
+        assert r.server.refused == 1  # let into the reserve, then dropped: it showed no certificate
+        assert r.pki is not None
+        cert = issue_client_cert(r.pki, "system:node:pi-1", ["system:nodes"])
+        board = r.conn(timeout=5, context=r.client_context(cert, tmp_path))
+        board.request("GET", "/whoami")
+        assert board.getresponse().read().startswith(b"SUCCESS system:node:pi-1")
+        for s in flood:
+            s.close()
+    finally:
+        r.server.stop()
