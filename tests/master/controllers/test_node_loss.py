@@ -74,8 +74,13 @@ def test_lost_board_with_short_timings(tmp_path_factory: pytest.TempPathFactory)
             "subsets") or [] for a in s.get("addresses") or []}, what="endpoints before the loss")
 
         c.fleet[lost].halt()
-        n = wait_for(lambda: (x := node(c, lost)) and ready_of(x) == "Unknown" and x, timeout=20,
-                     what="the silent board Ready=Unknown")
+        def unreachable() -> dict[str, Any] | None:
+            x = node(c, lost)  # the condition and the taints are written one after the other, as Kubernetes does
+            effects = {t["effect"] for t in (x or {}).get("spec", {}).get("taints") or []
+                       if t["key"] == "node.kubernetes.io/unreachable"}
+            return x if x and ready_of(x) == "Unknown" and effects == {"NoExecute", "NoSchedule"} else None
+
+        n = wait_for(unreachable, timeout=20, what="the silent board Ready=Unknown and tainted")
         taints = {(t["key"], t["effect"]) for t in n["spec"].get("taints") or []}
         assert ("node.kubernetes.io/unreachable", "NoExecute") in taints
         assert ("node.kubernetes.io/unreachable", "NoSchedule") in taints
