@@ -2,7 +2,8 @@
 
 `run(settings)` is what `pikube agent` calls; `Agent` wires the parts so tests
 can build one with fakes. Threads: pod watch, Docker events, N sync workers,
-heartbeat (Lease + node status), housekeeping, probes, events, log server.
+heartbeat (Lease + node status), runtime health, housekeeping, probes, events,
+log server.
 """
 
 from __future__ import annotations
@@ -21,18 +22,20 @@ from agent.hostfacts import Facts, Host, RealHost, collect
 from agent.informer import Informer
 from agent.kubelet.backoff import Backoff
 from agent.kubelet.events import EventRecorder
+from agent.kubelet.failures import Complaints, describe
 from agent.kubelet.images import ImagePuller
 from agent.kubelet.node import NodeIdentity, NodeReporter
-from agent.kubelet.objects import ObjectCache
+from agent.kubelet.objects import ObjectCache, references
 from agent.kubelet.podnetwork import IsolatedNetwork, PodNetwork
 from agent.kubelet.podsource import PodSource
 from agent.kubelet.podsync import PodSyncer, SyncDeps
 from agent.kubelet.probes import ProbeManager, Prober, Target
+from agent.kubelet.runtimehealth import PING_TIMEOUT_SECONDS, RuntimeHealth
 from agent.kubelet.servicelinks import ServiceLinks
 from agent.kubelet.volumes import VolumeManager
 from agent.logserver import LogServer
 from agent.runtime import localimages
-from agent.runtime.docker import DockerRuntime
+from agent.runtime.docker import DockerRuntime, RuntimeError_
 from core import errors, jointoken
 from core.settings import AgentSettings
 from core.workqueue import WorkQueue
@@ -64,8 +67,9 @@ class Agent:
         self.stop_event = threading.Event()
         self.queue = WorkQueue()
         self._threads: list[threading.Thread] = []
-        self._runtime_error: str | None = None
         self._pause_present: set[str] = set()
+        self._node_changed = threading.Event()  # wakes the heartbeat to write the Node's status now
+        self.complaints = Complaints(log, time.monotonic)
         self.netsync: NetworkSync | None = None
 
     # -- start -----------------------------------------------------------------------------------
@@ -84,6 +88,8 @@ class Agent:
         problem = self.runtime.ping()
         if problem:
             raise AgentError(f"no Docker engine answers at {s.docker_host}: {problem}")
+        runtime = self.runtime
+        self.health = RuntimeHealth(lambda: runtime.ping(PING_TIMEOUT_SECONDS), self._runtime_changed)
         node_ip = s.node_ip or route_address(cfg.server)
         serving = credentials.ensure_serving_cert(s.data_dir, s.node_name, [node_ip])
         self.node_ip = node_ip
@@ -92,7 +98,7 @@ class Agent:
         ident = NodeIdentity(node_ip=node_ip, runtime_version=self.runtime.version(),
                              serving_cert_sha256=serving.sha256,
                              extra_annotations=node_net.annotations() if node_net is not None else ())
-        self.reporter = NodeReporter(self.api, s, ident, self.facts, lambda: self._runtime_error, time.monotonic)
+        self.reporter = NodeReporter(self.api, s, ident, self.facts, self.health.error, time.monotonic)
         try:
             node = self.reporter.register()
             self.reporter.renew_lease()
@@ -108,7 +114,8 @@ class Agent:
         from concurrent.futures import ThreadPoolExecutor
 
         self.probe_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="probe")
-        self.probes = ProbeManager(Prober(self.runtime, self.probe_pool), self.queue.add, self._probe_failed)
+        self.probes = ProbeManager(Prober(self.runtime, self.probe_pool, self.health.down), self.queue.add,
+                                   self._probe_failed)
         pause = s.pause_image or _default_pause_image()
         # One services watch serves both the pods' service variables and the service proxy.
         self.services = Informer(self.api, SERVICES)
@@ -119,7 +126,8 @@ class Agent:
             events=self.events, lookup=self.objects.lookup(), node_ip=node_ip, node_cpus=facts.cpus,
             node_memory=facts.memory_bytes, pause_image=pause,
             ensure_pause_image=lambda: self._ensure_pause(pause),
-            forget_pause_image=self._pause_present.clear, clock=time.time, service_env=links.env))
+            forget_pause_image=self._pause_present.clear, clock=time.time, service_env=links.env,
+            runtime_error=self.health.error, refresh_objects=self.objects.expire))
         self.logs = LogServer(self.runtime, self.source.find, s.log_bind, s.log_port, str(serving.cert),
                               str(serving.key), str(credentials.ca_path(s.data_dir)))
         self.events.start()
@@ -134,6 +142,7 @@ class Agent:
             self.netsync = NetworkSync(self.api, s, self.bridge, self.source.pods, services=self.services)
             self.netsync.start(self._spawn, self.stop_event)
         self._spawn("heartbeat", self._heartbeat)
+        self._spawn("runtime-health", self.health.run, self.stop_event)
         self._spawn("housekeeping", self._housekeeping)
         for i in range(max(1, s.workers)):
             self._spawn(f"sync-{i}", self._worker)
@@ -197,11 +206,12 @@ class Agent:
             if uid is None:
                 return
             delay: float | None = None
-            try:
+            try:  # sync() reports its own failures; this is the last resort
                 delay = self.syncer.sync(uid, self.source.get(uid)) if self.source.synced.is_set() else 0.5
-            except Exception:
-                log.exception("sync of pod %s failed", uid)
-                delay = 2.0
+            except Exception as exc:
+                self.complaints.failed(f"sync/{uid}", f"pod {uid}", f"sync failed: {describe(exc)}", exc,
+                                       unexpected=True)
+                delay = 10.0
             finally:
                 self.queue.done(uid)
             if delay is not None and not self.stop_event.is_set():
@@ -210,22 +220,52 @@ class Agent:
     def _docker_events(self) -> None:
         while not self.stop_event.is_set():
             try:
-                for event in self.runtime.events():
+                stream = self.runtime.events()
+                self.complaints.recovered("docker-events", "docker events", "stream open again")
+                for event in stream:
                     uid = ((event.get("Actor") or {}).get("Attributes") or {}).get("io.kubernetes.pod.uid")
                     if uid:
                         self.queue.add(uid)
                     if self.stop_event.is_set():
                         return
+                problem = "the stream ended"
             except Exception as exc:
-                log.info("docker events stream ended: %s", exc)
+                problem = f"the stream failed: {_runtime_reason(exc)}"
+            self.complaints.failed("docker-events", "docker events", f"{problem}; reopening it every second")
             self.stop_event.wait(1.0)
 
+    def _runtime_changed(self, error: str | None) -> None:
+        """The runtime went down or came back: the Node says so now, and every pod's status follows."""
+        if error is not None:
+            log.warning("container runtime is down: %s; the node and its pods are reported not ready", error)
+        else:
+            log.info("container runtime is up again")
+        self._node_changed.set()
+        if error is not None:  # at once, here: the sync workers may be stuck in calls to a hung engine
+            for pod in self.source.pods():
+                uid = str((pod.get("metadata") or {}).get("uid") or "")
+                try:
+                    self.syncer.report_not_ready(uid, pod)
+                except (errors.ApiError, ConnectionFailed) as exc:  # the syncs retry it
+                    self.complaints.failed(f"not-ready/{uid}", f"pod {uid}", f"not reported not ready: {exc}")
+                else:
+                    self.complaints.recovered(f"not-ready/{uid}", f"pod {uid}", "reported not ready")
+        for uid in self.source.uids() | self.syncer.known():
+            self.queue.add(uid)
+
     def _heartbeat(self) -> None:
+        """Renew the Lease every `lease_renew_seconds`; write the Node's status then, or at once when woken."""
         s = self.settings
-        while not self.stop_event.wait(s.lease_renew_seconds):
-            self._runtime_error = self.runtime.ping()
+        next_lease = time.monotonic() + s.lease_renew_seconds
+        while not self.stop_event.is_set():
+            self._node_changed.wait(max(0.0, next_lease - time.monotonic()))
+            if self.stop_event.is_set():
+                return
+            self._node_changed.clear()
             try:
-                self.reporter.renew_lease()
+                if time.monotonic() >= next_lease:
+                    next_lease = time.monotonic() + s.lease_renew_seconds
+                    self.reporter.renew_lease()
                 self.reporter.sync()
             except errors.NotFound:
                 log.warning("node %s was deleted; registering it again", s.node_name)
@@ -240,14 +280,19 @@ class Agent:
         """Pods gone while nobody watched: containers, volumes and addresses of unknown pods are removed."""
         self.source.synced.wait()
         while True:
-            try:
-                self.housekeep()
-            except Exception:
-                log.exception("housekeeping failed")
+            if not self.health.down():  # nothing can be looked at while the runtime is down
+                try:
+                    self.housekeep()
+                except Exception as exc:
+                    self.complaints.failed("housekeeping", "housekeeping", f"failed: {describe(exc)}", exc,
+                                           unexpected=not isinstance(exc, RuntimeError_))
+                else:
+                    self.complaints.recovered("housekeeping", "housekeeping", "works again")
             if self.stop_event.wait(self.settings.housekeeping_seconds):
                 return
 
     def housekeep(self) -> None:
+        self.objects.retain(set().union(*(references(pod) for pod in self.source.pods())))
         live = self.source.uids()
         seen = {c.pod_uid for c in self.runtime.containers() if c.pod_uid}
         seen |= self.volumes.known_uids() | self.syncer.known() | self.probes.pods()
@@ -268,12 +313,17 @@ class Agent:
     def stop(self) -> None:
         """Stop the agent's threads; pods keep running (an agent restart adopts them)."""
         self.stop_event.set()
+        self._node_changed.set()
         self.queue.shutdown()
         if self.netsync is not None:
             self.netsync.stop()
         self.probes.stop()
         self.events.stop()
         self.logs.stop()
+
+
+def _runtime_reason(exc: Exception) -> str:
+    return exc.detail if isinstance(exc, RuntimeError_) else describe(exc)
 
 
 def _default_pause_image() -> str:

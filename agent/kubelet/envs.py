@@ -139,8 +139,8 @@ def build(pod: Obj, container: Obj, lookup: Lookup, host_ip: str, pod_ip: str,
                     continue
                 if data is None:
                     raise ConfigError(f'{what} "{ref.get("name")}" not found')
-                raise ConfigError(f"couldn't find key {ref.get('key')} in {what.capitalize()} "
-                                  f"{ns}/{ref.get('name')}")
+                kind = "ConfigMap" if is_cm else "Secret"
+                raise ConfigError(f"couldn't find key {ref.get('key')} in {kind} {ns}/{ref.get('name')}")
             env[name] = data[str(ref["key"])]
     for key, value in services.items():
         env.setdefault(key, value)  # the container's own variable of the same name wins

@@ -3,7 +3,9 @@
 There may be no registry at all (a board offline, the test machine), so a failed
 pull under `Always` of an image that is present falls back to it with a warning
 event; a missing image gives `ErrImagePull` naming the image, then
-`ImagePullBackOff` while the pull backs off (10 s doubling to 5 minutes).
+`ImagePullBackOff` while the pull backs off (10 s doubling to 5 minutes). A
+reference Docker cannot parse is `InvalidImageName` and is never pulled; an image
+Docker fails to inspect is `ImageInspectError`; both with an `InspectFailed` event.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from agent.kubelet.status import Waiting
 from agent.runtime.docker import DockerRuntime, ImageNotFound, RuntimeError_
 
 Event = Callable[[str, str, str], None]  # (type, reason, message)
+INSPECT_RETRY_SECONDS = 10.0
+_INVALID = "invalid reference format"
 
 
 class ImageUnavailable(Exception):
@@ -30,7 +34,17 @@ class ImagePuller:
 
     def ensure(self, key: str, image: str, policy: str, event: Event) -> str:
         """The image's ID, pulling as `policy` says; `ImageUnavailable` when it cannot be had (yet)."""
-        present = self.runtime.image_id(image)
+        try:
+            present = self.runtime.image_id(image)
+        except RuntimeError_ as exc:
+            if _INVALID in exc.detail:  # the kubelet parses the reference itself; Docker's words are the same
+                why = exc.detail[exc.detail.index(_INVALID):]
+                waiting = Waiting("InvalidImageName", f'Failed to apply default image tag "{image}": '
+                                                      f'couldn\'t parse image reference "{image}": {why}')
+            else:
+                waiting = Waiting("ImageInspectError", f'Failed to inspect image "{image}": {exc.detail}')
+            event("Warning", "InspectFailed", waiting.message)
+            raise ImageUnavailable(waiting, INSPECT_RETRY_SECONDS) from exc
         if policy == "Never":
             if present:
                 return present

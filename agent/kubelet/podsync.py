@@ -7,6 +7,15 @@ start or restart app containers as the restartPolicy and back-off allow, kill
 what failed its liveness probe, stop everything of a pod being deleted and then
 delete it for good (`gracePeriodSeconds=0`), and remove every trace of a pod
 that is gone. It returns when it wants to look again.
+
+A step that fails (a volume that cannot be set up, a container Docker will not
+create or start) leaves the reason in the pod's status and an event, as the
+kubelet words them (`FailedMount`, `CreateContainerConfigError`,
+`CreateContainerError`, `RunContainerError`), and is tried again with a back-off
+(1 s doubling to 10 s, the kubelet's pod worker back-off) however often the pod
+is woken meanwhile. The log gets one line per change of cause (`failures.py`).
+While the container runtime is down nothing is tried: the pod's status says it
+is not ready, and every pod is synced again when the runtime answers.
 """
 
 from __future__ import annotations
@@ -14,21 +23,25 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import requests
 
 from agent.client import PODS, ApiClient, ConnectionFailed
 from agent.kubelet import containers as specs
 from agent.kubelet.backoff import Backoff, format_duration
 from agent.kubelet.envs import ConfigError, Lookup, build
 from agent.kubelet.events import NORMAL, WARNING, EventRecorder
+from agent.kubelet.failures import Complaints, describe
 from agent.kubelet.images import ImagePuller, ImageUnavailable
 from agent.kubelet.podnetwork import PodNetwork
 from agent.kubelet.probes import ProbeKind, ProbeManager, Target
 from agent.kubelet.servicelinks import ServiceLinks
-from agent.kubelet.status import TERMINAL, Observed, Waiting, instances, pod_status
-from agent.kubelet.volumes import PodVolumes, VolumeManager
+from agent.kubelet.status import TERMINAL, Observed, Waiting, instances, not_ready, pod_status
+from agent.kubelet.volumes import PodVolumes, VolumeError, VolumeManager
 from agent.runtime import labels as L
 from agent.runtime.docker import Container, DockerRuntime, RuntimeError_
 from core import errors, wellknown
@@ -39,6 +52,20 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 VOLUME_REFRESH_SECONDS = 60.0
 SANDBOX_STOP_SECONDS = 2
+# A failed step (volumes, sandbox, creating or configuring a container, a whole sync) is retried after
+# 1 s, 2 s, 4 s ... at most 10 s apart (the kubelet's pod workers wait 10 s after a failed sync).
+RETRY_INITIAL_SECONDS = 1.0
+RETRY_MAX_SECONDS = 10.0
+SANDBOX_STEP = "sandbox"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A step of a pod that failed: Kubernetes' reason, its message, and when (wall clock)."""
+
+    reason: str
+    message: str
+    at: float
 
 
 @dataclass
@@ -51,6 +78,10 @@ class PodMemory:
     volumes_at: float = 0.0
     reported: Obj | None = None
     retry: float | None = None
+    failures: dict[str, Failure] = field(default_factory=dict)  # step -> its last failure, while it keeps failing
+    force_report: bool = False  # write the next status whatever the API seems to hold (after a not-ready patch)
+    down_reported: bool = False  # the pod was reported not ready for the runtime being down
+    seen: bool = False  # synced once with its spec (its config maps and secrets were read afresh then)
 
     def want_retry(self, delay: float) -> None:
         self.retry = delay if self.retry is None else min(self.retry, delay)
@@ -77,6 +108,10 @@ class SyncDeps:
     clock: Callable[[], float]  # wall clock (container times are wall clock)
     # A pod's service variables (may raise ConfigError); None: the syncer watches services itself through `api`.
     service_env: Callable[[Obj], dict[str, str]] | None = None
+    # None while the container runtime answers, else why it is down (agent/kubelet/runtimehealth.py).
+    runtime_error: Callable[[], str | None] = lambda: None
+    # The next lookups of the config maps and secrets a pod references ask the master afresh.
+    refresh_objects: Callable[[Obj], None] = lambda pod: None
 
 
 class PodSyncer:
@@ -86,15 +121,26 @@ class PodSyncer:
         self._lock = threading.Lock()
         self._links: ServiceLinks | None = None
         self._service_env: Callable[[Obj], dict[str, str]]
+        self.complaints = Complaints(log, time.monotonic)
+        self._retry = Backoff(RETRY_INITIAL_SECONDS, RETRY_MAX_SECONDS, deps.clock)
         if deps.service_env is not None:
             self._service_env = deps.service_env
         else:
             self._links = ServiceLinks(deps.api)
             self._service_env = self._links.env
 
-    def memory(self, uid: str) -> PodMemory:
+    def memory(self, uid: str, pod: Obj | None = None) -> PodMemory:
+        """What is remembered of pod `uid`; a pod new to the agent (given as `pod`) reads its objects afresh."""
         with self._lock:
-            return self._memory.setdefault(uid, PodMemory())
+            mem = self._memory.get(uid)
+            if mem is None:
+                mem = self._memory[uid] = PodMemory()
+            elif pod is None or mem.seen:
+                return mem
+            mem.seen = pod is not None
+        if pod is not None:
+            self.d.refresh_objects(pod)
+        return mem
 
     def known(self) -> set[str]:
         with self._lock:
@@ -103,15 +149,43 @@ class PodSyncer:
     # -- entry -----------------------------------------------------------------------------------
 
     def sync(self, uid: str, pod: Obj | None) -> float | None:
-        """Converge pod `uid`; return seconds until it wants another look (None: only on change)."""
+        """Converge pod `uid`; return seconds until it wants another look (None: only on change).
+
+        Never raises: a failure is logged once per cause and retried with back-off.
+        """
         if self._links is not None:
             self._links.start()  # at the first sync: services are listed while the first sandbox starts
+        try:
+            delay = self._sync(uid, pod)
+        except Exception as exc:
+            return self._sync_failed(uid, pod, exc)
+        key = f"{uid}/sync"
+        if self.complaints.recovered(key, _subject(uid, pod), "synced again"):
+            self._retry.reset(key)
+        return delay
+
+    def _sync_failed(self, uid: str, pod: Obj | None, exc: Exception) -> float:
+        key = f"{uid}/sync"
+        expected = isinstance(exc, (RuntimeError_, ConnectionFailed, errors.ApiError, requests.RequestException))
+        if not (expected and self.d.runtime_error() is not None):  # a runtime that is down was reported once
+            self.complaints.failed(key, _subject(uid, pod), f"sync failed: {describe(exc)}", exc,
+                                   unexpected=not expected)
+        self._retry.next(key)
+        return self._retry.delay(key)
+
+    def _sync(self, uid: str, pod: Obj | None) -> float | None:
+        if self.d.runtime_error() is not None:
+            if pod is not None:
+                self.report_not_ready(uid, pod)
+            # Nothing else until the runtime is back (the agent then syncs every pod it knows, removals too).
+            return self.d.settings.resync_seconds
         found = self.d.runtime.containers(uid)
         if pod is None:
             self._remove(uid, found)
             return None
-        mem = self.memory(uid)
+        mem = self.memory(uid, pod)
         mem.retry = None
+        mem.down_reported = False
         if (pod.get("metadata") or {}).get("deletionTimestamp"):
             self._terminate(pod, found, mem)
             return None
@@ -125,6 +199,55 @@ class PodSyncer:
             return None
         return min(mem.retry if mem.retry is not None else self.d.settings.resync_seconds,
                    self.d.settings.resync_seconds)
+
+    def report_not_ready(self, uid: str, pod: Obj) -> None:
+        """The runtime does not answer: have the pod's status say it is not ready (once per outage).
+
+        Called by the agent as soon as the runtime is found down, outside the sync
+        workers (which may be stuck in a call to a hung engine), and by every sync
+        while it stays down.
+        """
+        mem = self.memory(uid)
+        mem.force_report = True  # the API's copy may lag behind what is written here: rewrite it when back
+        if mem.down_reported:
+            return
+        patch = not_ready(pod, rfc3339())
+        if patch is not None:
+            with contextlib.suppress(errors.NotFound, errors.Conflict):
+                self.d.api.patch(PODS, pod["metadata"]["name"], {"status": patch},
+                                 namespace=pod["metadata"].get("namespace", "default"), sub="status")
+        mem.down_reported = True
+
+    # -- failures ----------------------------------------------------------------------------------
+
+    def _blocked(self, pod: Obj, mem: PodMemory, step: str) -> Failure | None:
+        """The last failure of `step` while its back-off lasts (the step must not be tried yet), else None."""
+        failure = mem.failures.get(step)
+        if failure is None:
+            return None
+        left = self._retry.in_backoff_since(f"{pod['metadata']['uid']}/{step}", failure.at)
+        if left <= 0:
+            return None
+        mem.want_retry(left + 0.05)
+        return failure
+
+    def _failed(self, pod: Obj, mem: PodMemory, step: str, reason: str, message: str, container: str = "",
+                exc: BaseException | None = None, unexpected: bool = False) -> None:
+        """`step` failed: remember why, back off, and log it if the cause changed."""
+        key = f"{pod['metadata']['uid']}/{step}"
+        self._retry.next(key)
+        mem.failures[step] = Failure(reason, message, self.d.clock())
+        if reason in ("FailedMount", "CreateContainerConfigError"):
+            self.d.refresh_objects(pod)  # the retry must not find the same copy that failed
+        mem.want_retry(self._retry.delay(key))
+        self.complaints.failed(key, _subject(pod["metadata"]["uid"], pod, container), f"{reason}: {message}",
+                               exc, unexpected)
+
+    def _succeeded(self, pod: Obj, mem: PodMemory, step: str, what: str, container: str = "") -> None:
+        key = f"{pod['metadata']['uid']}/{step}"
+        if mem.failures.pop(step, None) is not None:
+            self._retry.reset(key)
+        self.complaints.recovered(key, _subject(pod["metadata"]["uid"], pod, container), what)
 
     # -- running a pod ---------------------------------------------------------------------------
 
@@ -143,24 +266,28 @@ class PodSyncer:
 
     def _sandbox(self, pod: Obj, found: list[Container], mem: PodMemory) -> Container | None:
         uid = pod["metadata"]["uid"]
+        host_network = bool((pod.get("spec") or {}).get("hostNetwork"))
         boxes = instances(found, L.SANDBOX_NAME, L.Kind.SANDBOX)
         running = next((b for b in boxes if b.running), None)
         if running is not None:
             self._refresh_volumes(pod, running, mem)
             if not mem.pod_ip:
-                mem.pod_ip = self.d.network.address(uid)
+                mem.pod_ip = self.d.node_ip if host_network else self.d.network.address(uid)
             return running
         if not self._should_run(pod, found):
             return None
         for c in found:  # the pod's namespaces are gone: nothing of the old sandbox may keep running
             if c.running:
                 self._stop(pod, c, self._grace(pod), "the pod sandbox changed")
+        if self._blocked(pod, mem, SANDBOX_STEP) is not None:
+            return None  # the pod waits in ContainerCreating; its event says why
         try:
             mem.volumes = self.d.volumes.prepare(pod)
             mem.volumes_at = self.d.clock()
-        except (ConfigError, OSError) as exc:
-            self.d.events.pod(pod, WARNING, "FailedMount", f"MountVolume.SetUp failed: {exc}")
-            mem.want_retry(5.0)
+        except ConfigError as exc:  # prepare() names the volume (VolumeError)
+            message = exc.event_message if isinstance(exc, VolumeError) else f"MountVolume.SetUp failed: {exc}"
+            self.d.events.pod(pod, WARNING, "FailedMount", message)
+            self._failed(pod, mem, SANDBOX_STEP, "FailedMount", message)
             return None
         attempt = (boxes[0].restart_count + 1) if boxes else 0
         try:
@@ -172,27 +299,36 @@ class PodSyncer:
             box = self.d.runtime.inspect(cid)
             if box is None or not box.running:
                 raise RuntimeError_("the pause container exited at once")
-            mem.pod_ip = self.d.network.setup(uid, box.pid)
+            # A pod in the host's network has the host's address, and no interface of its own to set up.
+            mem.pod_ip = self.d.node_ip if host_network else self.d.network.setup(uid, box.pid)
             self.d.volumes.populate(box.id, mem.volumes, force=True)
         except Exception as exc:
             self.d.forget_pause_image()
-            log.warning("pod %s: sandbox failed: %s", _name(pod), exc)
-            self.d.events.pod(pod, WARNING, "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}")
-            mem.want_retry(5.0)
+            message = f"Failed to create pod sandbox: {_reason(exc)}"
+            self.d.events.pod(pod, WARNING, "FailedCreatePodSandBox", message)
+            self._failed(pod, mem, SANDBOX_STEP, "FailedCreatePodSandBox", message, exc=exc,
+                         unexpected=not isinstance(exc, _EXTERNAL))
             return None
+        self._succeeded(pod, mem, SANDBOX_STEP, "pod sandbox started")
         for old in boxes:
             self._remove_container(old)
         found.append(box)
         return box
 
     def _refresh_volumes(self, pod: Obj, sandbox: Container, mem: PodMemory) -> None:
+        """Follow changes of config maps and secrets into a running pod's volumes (at most once a minute)."""
         if mem.volumes is not None and self.d.clock() - mem.volumes_at < VOLUME_REFRESH_SECONDS:
             return
+        key, subject = f"{pod['metadata']['uid']}/volumes", _subject(pod["metadata"]["uid"], pod)
         try:
             mem.volumes = self.d.volumes.prepare(pod)
             self.d.volumes.populate(sandbox.id, mem.volumes)
-        except (ConfigError, OSError, RuntimeError_) as exc:
-            log.info("pod %s: volumes not refreshed: %s", _name(pod), exc)
+        except _VOLUME_FAILURES as exc:
+            message = exc.event_message if isinstance(exc, VolumeError) else f"MountVolume.SetUp failed: {_reason(exc)}"
+            self.d.events.pod(pod, WARNING, "FailedMount", message)
+            self.complaints.failed(key, subject, f"FailedMount: {message}")
+        else:
+            self.complaints.recovered(key, subject, "volumes updated again")
         mem.volumes_at = self.d.clock()
 
     def _should_run(self, pod: Obj, found: list[Container]) -> bool:
@@ -267,6 +403,10 @@ class PodSyncer:
     def _restart_after_backoff(self, pod: Obj, c: Obj, kind: L.Kind, dead: Container, sandbox: Container,
                                mem: PodMemory) -> None:
         uid, name = pod["metadata"]["uid"], str(c["name"])
+        blocked = self._blocked(pod, mem, f"container/{name}")
+        if blocked is not None:  # it could not even be started a moment ago: say so until its retry
+            mem.waiting[name] = Waiting(blocked.reason, blocked.message)
+            return
         key = f"{uid}/{name}"
         if dead.ran_seconds >= self.d.settings.backoff_reset_seconds:
             self.d.backoff.reset(key)
@@ -287,41 +427,56 @@ class PodSyncer:
 
     def _start(self, pod: Obj, c: Obj, kind: L.Kind, attempt: int, sandbox: Container, mem: PodMemory) -> bool:
         name, uid = str(c["name"]), pod["metadata"]["uid"]
+        step = f"container/{name}"
         event = self._event(pod, name)
+        blocked = self._blocked(pod, mem, step)
+        if blocked is not None:  # it failed a moment ago: show why until the back-off ends
+            mem.waiting[name] = Waiting(blocked.reason, blocked.message)
+            return False
         try:
             self.d.images.ensure(uid, str(c.get("image", "")), str(c.get("imagePullPolicy") or "IfNotPresent"),
                                  event)
         except ImageUnavailable as exc:
             mem.waiting[name] = exc.waiting
             mem.want_retry(max(exc.retry_after, 1.0))
+            if exc.waiting.reason != "ImagePullBackOff":  # the back-off between pulls is no news
+                self.complaints.failed(f"{uid}/image/{name}", _subject(uid, pod, name),
+                                       f"{exc.waiting.reason}: {exc.waiting.message}")
             return False
-        try:
+        self.complaints.recovered(f"{uid}/image/{name}", _subject(uid, pod, name), "image ready")
+        try:  # the kubelet's generateContainerConfig: what fails here is CreateContainerConfigError
             env = build(pod, c, self.d.lookup, self.d.node_ip, mem.pod_ip, self.d.node_cpus, self.d.node_memory,
                         self._service_env(pod))
             binds = self.d.volumes.binds(c, mem.volumes or PodVolumes())
-        except ConfigError as exc:
-            mem.waiting[name] = Waiting("CreateContainerConfigError", str(exc))
-            event(WARNING, "Failed", f"Error: {exc}")
-            mem.want_retry(5.0)
+            args = specs.create_args(pod, c, kind, attempt, self.d.settings.node_name, sandbox.id, env, binds)
+        except (ConfigError, OSError, ValueError) as exc:
+            message = str(exc)
+            mem.waiting[name] = Waiting("CreateContainerConfigError", message)
+            event(WARNING, "Failed", f"Error: {message}")
+            self._failed(pod, mem, step, "CreateContainerConfigError", message, container=name)
             return False
-        args = specs.create_args(pod, c, kind, attempt, self.d.settings.node_name, sandbox.id, env, binds)
         try:
             cid = self.d.runtime.create(args.name, args.image, args.labels, args.host_config, **args.config)
         except RuntimeError_ as exc:
             if "Conflict" in str(exc) or "already in use" in str(exc):
                 self._remove_by_name(args.name)
-            mem.waiting[name] = Waiting("CreateContainerError", str(exc))
-            event(WARNING, "Failed", f"Error: {exc}")
-            mem.want_retry(5.0)
+            mem.waiting[name] = Waiting("CreateContainerError", exc.detail)  # Docker's own words
+            event(WARNING, "Failed", f"Error: {exc.detail}")
+            self._failed(pod, mem, step, "CreateContainerError", exc.detail, container=name)
             return False
         event(NORMAL, "Created", f"Created container {name}")
         try:
             self.d.runtime.start(cid)
         except RuntimeError_ as exc:
-            event(WARNING, "Failed", f"Error: failed to start container {name!r}: {exc}")
-            mem.want_retry(1.0)
+            # The container stays, exited (ContainerCannotRun): after this step's retry back-off, the restart
+            # policy and the CrashLoopBackOff back-off decide when it is tried again.
+            message = f'failed to start container "{name}": {exc.detail}'
+            mem.waiting[name] = Waiting("RunContainerError", message)
+            event(WARNING, "Failed", f"Error: {message}")
+            self._failed(pod, mem, step, "RunContainerError", message, container=name)
             return False
         event(NORMAL, "Started", f"Started container {name}")
+        self._succeeded(pod, mem, step, "started", container=name)
         if attempt > 1:
             self._prune_dead(uid, name, kind)
         return True
@@ -372,17 +527,22 @@ class PodSyncer:
     def _report(self, pod: Obj, found: list[Container], mem: PodMemory) -> Obj | None:
         status = pod_status(pod, self.observed(pod, found, mem), rfc3339())
         current = pod.get("status") or {}
-        if all(current.get(k) == v for k, v in status.items()) or mem.reported == status:
+        if not mem.force_report and (all(current.get(k) == v for k, v in status.items()) or mem.reported == status):
             return status
+        if self.d.runtime_error() is not None:
+            return status  # seen before the runtime went down: no longer true, and reported not ready instead
+        key, subject = f"{pod['metadata']['uid']}/status", _subject(pod["metadata"]["uid"], pod)
         try:
             self.d.api.patch(PODS, pod["metadata"]["name"], {"status": status},
                              namespace=pod["metadata"].get("namespace", "default"), sub="status")
-            mem.reported = status
+            mem.reported, mem.force_report = status, False
         except (errors.NotFound, errors.Conflict):
             pass
         except (errors.ApiError, ConnectionFailed) as exc:
-            log.warning("pod %s: status not written: %s", _name(pod), exc)
+            self.complaints.failed(key, subject, f"status not written: {exc}")
             mem.want_retry(2.0)
+        else:
+            self.complaints.recovered(key, subject, "status written again")
         return status
 
     # -- stopping --------------------------------------------------------------------------------
@@ -447,6 +607,8 @@ class PodSyncer:
         self.d.network.teardown(uid)
         self.d.volumes.cleanup(uid)
         self.d.backoff.forget_prefix(f"{uid}/")
+        self._retry.forget_prefix(f"{uid}/")
+        self.complaints.forget(f"{uid}/")
         self.d.images.forget(uid)
         with self._lock:
             self._memory.pop(uid, None)
@@ -465,3 +627,20 @@ def _failed(c: Container) -> bool:
 def _name(pod: Obj) -> str:
     meta = pod.get("metadata") or {}
     return f"{meta.get('namespace')}/{meta.get('name')}"
+
+
+def _subject(uid: str, pod: Obj | None, container: str = "") -> str:
+    """What a log line is about: `pod NS/NAME` (its uid when the pod is gone), with the container if one."""
+    who = f"pod {_name(pod)}" if pod is not None else f"pod {uid}"
+    return f"{who} container {container}" if container else who
+
+
+# Failures from outside the agent (Docker, the disk, the API): one line each, never a traceback.
+_EXTERNAL: tuple[type[Exception], ...] = (RuntimeError_, OSError, requests.RequestException, ConnectionFailed,
+                                          errors.ApiError)
+_VOLUME_FAILURES: tuple[type[Exception], ...] = (ConfigError, *_EXTERNAL)
+
+
+def _reason(exc: BaseException) -> str:
+    """Docker's own words for a runtime failure, else the exception's message."""
+    return exc.detail if isinstance(exc, RuntimeError_) else (str(exc) or type(exc).__name__)

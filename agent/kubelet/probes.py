@@ -63,12 +63,20 @@ class _State:
 
 
 class Prober:
-    """Runs one probe once: (success, message)."""
+    """Runs one probe once: (success, message); success None when the probe could not be run at all.
 
-    def __init__(self, runtime: DockerRuntime, pool: ThreadPoolExecutor) -> None:
-        self.runtime, self.pool = runtime, pool
+    As the kubelet's prober, an exec probe that the runtime fails to run (an
+    error, not a command exiting non-zero) has no result: it counts neither as a
+    success nor as a failure, so Docker going away for a while kills no container
+    for failed liveness once it is back. The same holds for an exec probe timing
+    out while `runtime_down()` says the runtime is not answering.
+    """
 
-    def run(self, t: Target) -> tuple[bool, str]:
+    def __init__(self, runtime: DockerRuntime, pool: ThreadPoolExecutor,
+                 runtime_down: Callable[[], bool] = lambda: False) -> None:
+        self.runtime, self.pool, self._runtime_down = runtime, pool, runtime_down
+
+    def run(self, t: Target) -> tuple[bool | None, str]:
         probe = t.probe
         timeout = float(probe.get("timeoutSeconds") or 1)
         try:
@@ -93,7 +101,7 @@ class Prober:
     def _host(self, t: Target, spec: Obj) -> str:
         return str(spec.get("host") or t.pod_ip or "127.0.0.1")
 
-    def _exec(self, t: Target, argv: list[str], timeout: float) -> tuple[bool, str]:
+    def _exec(self, t: Target, argv: list[str], timeout: float) -> tuple[bool | None, str]:
         box: dict[str, Any] = {}
 
         def run() -> None:
@@ -106,9 +114,11 @@ class Prober:
         worker.start()
         worker.join(timeout)
         if worker.is_alive():
+            if self._runtime_down():
+                return None, f"command {argv!r} timed out after {timeout:g}s while the container runtime is down"
             return False, f"command {argv!r} timed out after {timeout:g}s"
         if "error" in box:
-            return False, str(box["error"])
+            return None, f"command {argv!r} could not be run: {box['error']}"
         code, out = box["result"]
         if code == 0:
             return True, ""
@@ -235,6 +245,7 @@ class ProbeManager:
             startup.result is not True
 
     def _probe(self, key: tuple[str, str, ProbeKind], st: _State) -> None:
+        ok: bool | None
         try:
             ok, message = self.prober.run(st.target)
         except Exception as exc:  # a probe must never kill the prober
@@ -245,6 +256,11 @@ class ProbeManager:
             if self._states.get(key) is not st:
                 return
             probe = st.target.probe
+            if ok is None:  # errored: no verdict either way; try again next period
+                st.due = self._clock() + float(probe.get("periodSeconds") or 10)
+                self._push(key, st.due)
+                log.debug("%s probe of %s/%s errored: %s", key[2].value, key[0], key[1], message)
+                return
             if ok:
                 st.successes, st.failures = st.successes + 1, 0
                 if st.result is not True and st.successes >= int(probe.get("successThreshold") or 1):

@@ -235,3 +235,32 @@ def pod_status(pod: Obj, obs: Observed, now: str) -> Obj:
     if old.get("qosClass"):
         out["qosClass"] = old["qosClass"]
     return out
+
+
+def not_ready(pod: Obj, now: str) -> Obj | None:
+    """The part of the pod's status to write when its containers can no longer be seen (the runtime is down).
+
+    Ready and ContainersReady turn False and no container is ready any more, as the
+    node lifecycle controller's MarkPodsNotReady does for a board that stopped
+    reporting, so the Endpoints controller moves the pod out of its Services at once.
+    None when there is nothing to change: a finished pod, or one already reported so.
+    """
+    old = pod.get("status") or {}
+    if old.get("phase") in TERMINAL:
+        return None
+    statuses = [{**cs, "ready": False} for cs in old.get("containerStatuses") or []]
+    names = [str(cs.get("name")) for cs in statuses] or \
+        [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or []]
+    message = f"containers with unready status: [{' '.join(names)}]"
+    conditions = []
+    for c in old.get("conditions") or []:
+        if c.get("type") in ("Ready", "ContainersReady") and c.get("status") != "False":
+            c = {**c, "status": "False", "reason": "ContainersNotReady", "message": message,
+                 "lastTransitionTime": now}
+        conditions.append(c)
+    if conditions == (old.get("conditions") or []) and statuses == (old.get("containerStatuses") or []):
+        return None
+    out: Obj = {"conditions": conditions}
+    if statuses:
+        out["containerStatuses"] = statuses
+    return out

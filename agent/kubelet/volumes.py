@@ -37,9 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from agent.kubelet.envs import ConfigError, Lookup
 from agent.runtime import labels as L
-from agent.runtime.docker import DockerRuntime
+from agent.runtime.docker import DockerRuntime, RuntimeError_
 from core.fsutil import write_atomic
 
 Obj = dict[str, Any]
@@ -48,6 +50,27 @@ Files = dict[str, tuple[bytes, int]]  # path in the volume -> (content, mode)
 DATA_LINK = "..data"
 GENERATIONS = ("..a", "..b")
 DIR_MODE = 0o755
+
+
+class VolumeError(ConfigError):
+    """Volume `volume` cannot be set up; the pod waits in ContainerCreating with a FailedMount event."""
+
+    def __init__(self, volume: str, message: str) -> None:
+        super().__init__(message)
+        self.volume = volume
+
+    @property
+    def event_message(self) -> str:
+        """The kubelet's words for a FailedMount event."""
+        return f'MountVolume.SetUp failed for volume "{self.volume}" : {self}'
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RuntimeError_):
+        return exc.detail
+    if isinstance(exc, requests.RequestException):  # the Docker SDK's errors are requests' errors
+        return str(getattr(exc, "explanation", None) or exc)
+    return str(exc)
 
 
 @dataclass
@@ -81,7 +104,7 @@ def _check_path(path: str) -> str:
     return path
 
 
-def _items(data: dict[str, bytes], src: Obj) -> Files:
+def _items(data: dict[str, bytes], src: Obj, kind: str = "configmap", key_kind: str = "config") -> Files:
     default = _mode(src.get("defaultMode"), 0o644)
     items = src.get("items")
     if not items:
@@ -92,7 +115,7 @@ def _items(data: dict[str, bytes], src: Obj) -> Files:
         if key not in data:
             if src.get("optional"):
                 continue
-            raise ConfigError(f"configmap references non-existent config key: {key}")
+            raise ConfigError(f"{kind} references non-existent {key_kind} key: {key}")
         out[_check_path(str(item.get("path") or key))] = (data[key], _mode(item.get("mode"), default))
     return out
 
@@ -135,46 +158,56 @@ class VolumeManager:
         return f"pikube-{uid}-{name}"
 
     def prepare(self, pod: Obj) -> PodVolumes:
-        """Make every volume of `pod` ready (ConfigError when a source is missing)."""
+        """Make every volume of `pod` ready; `VolumeError` names the first that cannot be, and why."""
         meta, spec = pod["metadata"], pod.get("spec") or {}
         uid, ns = str(meta["uid"]), str(meta.get("namespace", "default"))
         out = PodVolumes()
         for vol in spec.get("volumes") or []:
             name = str(vol.get("name", ""))
-            base = self.pod_dir(uid) / "volumes" / name
-            if "emptyDir" in vol:
-                if (vol.get("emptyDir") or {}).get("medium") == "Memory":
-                    docker_vol = self._tmpfs_volume(uid, name, (vol.get("emptyDir") or {}).get("sizeLimit"))
-                    out.sources[name] = docker_vol
-                    out.memory[docker_vol] = None
-                else:
-                    base.mkdir(parents=True, exist_ok=True)
-                    os.chmod(base, 0o777)
-                    out.sources[name] = str(base)
-            elif "hostPath" in vol:
-                out.sources[name] = self._host_path(vol["hostPath"])
-            elif "configMap" in vol:
-                src = vol["configMap"]
-                data = self.lookup.config_map(ns, str(src.get("name", "")))
-                if data is None and not src.get("optional"):
-                    raise ConfigError(f'configmap "{src.get("name")}" not found')
-                files = _items({k: v.encode() for k, v in (data or {}).items()}, src)
-                _write_dir(base, files)
-                out.sources[name] = str(base)
-                out.read_only.add(name)
-            elif "secret" in vol:
-                src = vol["secret"]
-                data = self.lookup.secret(ns, str(src.get("secretName", "")))
-                if data is None and not src.get("optional"):
-                    raise ConfigError(f'secret "{src.get("secretName")}" not found')
-                docker_vol = self._tmpfs_volume(uid, name, None)
-                out.sources[name] = docker_vol
-                out.memory[docker_vol] = _items({k: v.encode() for k, v in (data or {}).items()}, src)
-                out.read_only.add(name)
-            else:
-                kinds = [k for k in vol if k != "name"]
-                raise ConfigError(f'volume "{name}": type {", ".join(kinds) or "unknown"} is not supported by pikube')
+            try:
+                self._prepare_one(uid, ns, vol, name, out)
+            except ConfigError as exc:
+                raise VolumeError(name, str(exc)) from exc
+            except (OSError, ValueError, RuntimeError_, requests.RequestException) as exc:
+                # a file that cannot be written, a value that cannot be encoded, Docker refusing a volume
+                raise VolumeError(name, _reason(exc)) from exc
         return out
+
+    def _prepare_one(self, uid: str, ns: str, vol: Obj, name: str, out: PodVolumes) -> None:
+        base = self.pod_dir(uid) / "volumes" / name
+        if "emptyDir" in vol:
+            if (vol.get("emptyDir") or {}).get("medium") == "Memory":
+                docker_vol = self._tmpfs_volume(uid, name, (vol.get("emptyDir") or {}).get("sizeLimit"))
+                out.sources[name] = docker_vol
+                out.memory[docker_vol] = None
+            else:
+                base.mkdir(parents=True, exist_ok=True)
+                os.chmod(base, 0o777)
+                out.sources[name] = str(base)
+        elif "hostPath" in vol:
+            out.sources[name] = self._host_path(vol["hostPath"])
+        elif "configMap" in vol:
+            src = vol["configMap"]
+            data = self.lookup.config_map(ns, str(src.get("name", "")))
+            if data is None and not src.get("optional"):
+                raise ConfigError(f'configmap "{src.get("name")}" not found')
+            files = _items({k: v.encode() for k, v in (data or {}).items()}, src, "configmap", "config")
+            _write_dir(base, files)
+            out.sources[name] = str(base)
+            out.read_only.add(name)
+        elif "secret" in vol:
+            src = vol["secret"]
+            data = self.lookup.secret(ns, str(src.get("secretName", "")))
+            if data is None and not src.get("optional"):
+                raise ConfigError(f'secret "{src.get("secretName")}" not found')
+            files = _items({k: v.encode() for k, v in (data or {}).items()}, src, "secret", "secret")
+            docker_vol = self._tmpfs_volume(uid, name, None)
+            out.sources[name] = docker_vol
+            out.memory[docker_vol] = files
+            out.read_only.add(name)
+        else:
+            kinds = [k for k in vol if k != "name"]
+            raise ConfigError(f'type {", ".join(kinds) or "unknown"} is not supported by pikube')
 
     def _host_path(self, src: Obj) -> str:
         path, kind = Path(str(src.get("path", ""))), str(src.get("type") or "")

@@ -9,6 +9,7 @@ and only a few inspects.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,7 +23,15 @@ Obj = dict[str, Any]
 
 
 class RuntimeError_(Exception):
-    """Docker refused or failed an operation; the message is Docker's, with what we asked."""
+    """Docker refused or failed an operation; the message is Docker's, with what we asked.
+
+    `detail` is Docker's own words alone (what a pod's status shows), the message
+    prefixed with the operation (what a log line shows).
+    """
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail or message
 
 
 class ImageNotFound(RuntimeError_):
@@ -102,6 +111,7 @@ class DockerRuntime:
     node: str
     timeout: int = 60
     _client: Any = None
+    _pinger: Any = None
     _cache: dict[str, tuple[str, Container]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -116,16 +126,31 @@ class DockerRuntime:
 
     def close(self) -> None:
         self._client.close()
+        if self._pinger is not None:
+            self._pinger.close()
 
     def version(self) -> str:
         return f"docker://{self._client.version().get('Version', 'unknown')}"
 
-    def ping(self) -> str | None:
-        """None when the engine answers, else why not."""
+    def ping(self, timeout: float | None = None) -> str | None:
+        """None when the engine answers (within `timeout` seconds if given), else why not.
+
+        The reason is worded from the kind of failure only (refused, no socket, no
+        answer in time, an error status), so it stays the same while the engine stays
+        down: the Node's Ready condition, which quotes it, is written only on change.
+        """
+        import docker
+
         try:
-            self._client.ping()
+            if timeout is None:
+                self._client.ping()
+            else:
+                if self._pinger is None:  # the version given: no request to learn it (which could fail)
+                    self._pinger = docker.APIClient(base_url=self.host, timeout=timeout, max_pool_size=1,
+                                                    version=self._client.api_version)
+                self._pinger.ping()
         except Exception as exc:
-            return str(exc)
+            return _unreachable(self.host, exc, timeout)
         return None
 
     # -- containers ------------------------------------------------------------------------------
@@ -172,7 +197,10 @@ class DockerRuntime:
         return c
 
     def create(self, name: str, image: str, labels: dict[str, str], host_config: Obj, **config: Any) -> str:
-        hc = self._client.create_host_config(**host_config)
+        try:  # checked by the SDK before anything is sent
+            hc = self._client.create_host_config(**host_config)
+        except Exception as exc:
+            raise RuntimeError_(f"create container {name}: {exc}", str(exc)) from exc
         doc = self._call(f"create container {name}", self._client.create_container, image=image, name=name,
                          labels=labels, host_config=hc, **config)
         return str(doc["Id"])
@@ -226,7 +254,7 @@ class DockerRuntime:
     def events(self) -> Iterator[Obj]:
         """Container start/die/oom events of this node's containers, as they happen."""
         filters = {"type": ["container"], "event": ["start", "die", "oom"], "label": [f"{L.NODE}={self.node}"]}
-        return iter(self._client.events(decode=True, filters=filters))
+        return iter(self._call("events", self._client.events, decode=True, filters=filters))
 
     # -- images ----------------------------------------------------------------------------------
 
@@ -259,11 +287,49 @@ class DockerRuntime:
         try:
             return fn(*args, **kw)
         except docker.errors.ImageNotFound as exc:
-            raise ImageNotFound(f"{what}: {exc.explanation or exc}") from exc
+            detail = str(exc.explanation or exc)
+            raise ImageNotFound(f"{what}: {detail}", detail) from exc
         except docker.errors.APIError as exc:
-            raise RuntimeError_(f"{what}: {exc.explanation or exc}") from exc
+            detail = str(exc.explanation or exc)
+            raise RuntimeError_(f"{what}: {detail}", detail) from exc
         except Exception as exc:  # connection errors from requests
-            raise RuntimeError_(f"{what}: {exc}") from exc
+            detail = _unreachable(self.host, exc, None)
+            raise RuntimeError_(f"{what}: {detail}", detail) from exc
+
+
+def _unreachable(host: str, exc: BaseException, timeout: float | None) -> str:
+    """Why the engine at `host` did not answer, in words that do not change from one attempt to the next."""
+    import docker
+    import requests
+
+    if isinstance(exc, docker.errors.APIError):
+        return f"the Docker engine at {host} answered {exc.status_code}: {exc.explanation or exc}"
+    if isinstance(exc, requests.exceptions.Timeout) or _os_error(exc, TimeoutError) is not None:
+        within = f" within {timeout:g}s" if timeout is not None else ""
+        return f"the Docker engine at {host} did not answer{within}"
+    cause = _os_error(exc, OSError)
+    why = os.strerror(cause.errno) if cause is not None and cause.errno else type(exc).__name__
+    return f"cannot connect to the Docker engine at {host}: {why}"
+
+
+def _os_error(exc: BaseException, kind: type[OSError]) -> OSError | None:
+    """The first `kind` among `exc`, its causes and its arguments (requests nests urllib3, which nests sockets).
+
+    requests' own exceptions are OSErrors too, without an errno: they are looked into, not returned.
+    """
+    import requests
+
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop(0)
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, kind) and not isinstance(item, requests.RequestException):
+            return item
+        todo.extend([item.__cause__, item.__context__, *item.args, getattr(item, "reason", None)])
+    return None
 
 
 def _split_ref(ref: str) -> tuple[str, str | None]:
