@@ -51,6 +51,13 @@ class MasterSettings:
     node_monitor_period_seconds: float = 5.0
     # The NoExecute toleration pods get by default for not-ready/unreachable nodes.
     default_toleration_seconds: int = 30
+    # Zone disruption (master/controllers/disruption.py): a zone whose unhealthy nodes are more than 2 and at least
+    # this fraction is PartialDisruption (all of them: FullDisruption, and nothing there is evicted); in a partially
+    # disrupted zone clusters of at most `large_cluster_size_threshold` nodes evict nothing, larger ones taint one
+    # node for eviction per 1 / `secondary_node_eviction_rate` seconds (Kubernetes' defaults).
+    unhealthy_zone_threshold: float = 0.55
+    large_cluster_size_threshold: int = 50
+    secondary_node_eviction_rate: float = 0.01
     # Every controller re-queues all of its objects this often, backing up the watches.
     controller_resync_seconds: float = 300.0
     # Worker threads per controller.

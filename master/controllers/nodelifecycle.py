@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import logging
 import time
 from typing import Any, Protocol
 
@@ -32,10 +33,11 @@ from core.kube import timefmt
 from core.kube.scheduling import NOT_READY, UNREACHABLE, ready_status
 from core.workqueue import WorkQueue
 from master.client import Env, Informer, split_key
-from master.controllers import eviction, podutil
+from master.controllers import disruption, eviction, podutil
 from master.controllers.base import Controller
 
 Obj = dict[str, Any]
+log = logging.getLogger(__name__)
 COMPONENT = "node-controller"
 _CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
 
@@ -62,6 +64,10 @@ class NodeLifecycleController(Controller):
         self.pods.add_indexer("node", lambda p: [str((p.get("spec") or {}).get("nodeName") or "")])
         # node -> (heartbeat signature, monotonic time it last changed, wall-clock time of that)
         self._probes: dict[str, tuple[tuple[str, ...], float, float]] = {}
+        # zone -> its last eviction mode (disruption.py); zone -> monotonic time a node there was last tainted
+        # NoExecute while the zone evicts at the secondary rate
+        self._zones: dict[str, disruption.EvictionMode] = {}
+        self._zone_tainted: dict[str, float] = {}
         self.primary = self.nodes
         self.nodes.add_handler(lambda old, new: self.enqueue(new or old))
         self.leases.add_handler(self._lease_changed)
@@ -96,6 +102,9 @@ class NodeLifecycleController(Controller):
                 self._collect_orphans(name)
             return
         node = copy.deepcopy(cached)
+        self._heard(node)
+        zone = disruption.zone_of(node)
+        mode = self._zone_mode(zone)  # may give every node of the zone a fresh grace: read the heartbeat after it
         heard, heard_wall = self._heard(node)
         grace = self.env.settings.node_monitor_grace_seconds
         lost = self.clock.monotonic() - heard > grace
@@ -107,11 +116,54 @@ class NodeLifecycleController(Controller):
         # such a node no verdict: no taints, and (below) no grace-0 deletions as if no kubelet were coming.
         reported = podutil.condition(node, "Ready") is not None
         if reported:
-            self._update_taints(node, ready_status(node), heard_wall)
+            retry = self._update_taints(node, ready_status(node), heard_wall, lost, zone, mode)
+            if retry is not None:
+                self.queue.add_after(key, retry)
         pods = self.pods.by_index("node", name)
-        wait = eviction.enforce(self.env, node, pods, reported and ready_status(node) != "True", self._now())
+        # In a zone whose evictions are stopped nothing is force-deleted either: its boards may well be running.
+        gone = reported and ready_status(node) != "True" and mode != "stopped"
+        wait = eviction.enforce(self.env, node, pods, gone, self._now())
         if wait is not None:
             self.queue.add_after(key, wait)
+
+    def _unhealthy(self, node: Obj) -> bool:
+        """Counts against its zone: Ready not True, or silent for over half the grace period.
+
+        The second is pikube's: boards that lose the network together fall silent within one lease interval of
+        each other, but their grace periods run out one by one; counting a node that is well on its way to being
+        lost (a live board renews its lease every quarter grace) lets the first of them already see the zone
+        disrupted, instead of being evicted before the others are noticed.
+        """
+        if podutil.condition(node, "Ready") is not None and ready_status(node) != "True":
+            return True
+        heard, _ = self._heard(node)
+        return self.clock.monotonic() - heard > self.env.settings.node_monitor_grace_seconds / 2
+
+    def _zone_mode(self, zone: str) -> disruption.EvictionMode:
+        """The zone's eviction mode now; on a change every node of the zone is looked at again, and when
+        evictions resume every node there gets a fresh grace period from now (as Kubernetes resets its probe
+        timestamps on leaving disruption), so boards coming back one by one are not evicted before the rest."""
+        s = self.env.settings
+        nodes = self.nodes.list()
+        members = [n for n in nodes if disruption.zone_of(n) == zone]
+        unhealthy = sum(1 for n in members if self._unhealthy(n))
+        state = disruption.zone_state(len(members) - unhealthy, unhealthy, s.unhealthy_zone_threshold)
+        mode = disruption.eviction_mode(state, len(nodes), s.large_cluster_size_threshold)
+        before = self._zones.get(zone)
+        if before == mode:
+            return mode
+        self._zones[zone] = mode
+        if before is None:
+            return mode
+        log.warning("zone %r: %s (%d of %d nodes unhealthy), evictions %s", zone, state, unhealthy, len(members),
+                    mode)
+        now, wall = self.clock.monotonic(), self.clock.time()
+        for n in members:
+            member = podutil.meta(n).get("name", "")
+            if before == "stopped" and member in self._probes:
+                self._probes[member] = (self._probes[member][0], now, wall)
+            self.queue.add(member)
+        return mode
 
     def _now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.clock.time(), dt.UTC)
@@ -145,9 +197,12 @@ class NodeLifecycleController(Controller):
         for pod in self.pods.by_index("node", node["metadata"]["name"]):
             eviction.mark_not_ready(self.client, pod, at)
 
-    def _update_taints(self, node: Obj, ready: str, heard_wall: float) -> None:
+    def _update_taints(self, node: Obj, ready: str, heard_wall: float, lost: bool, zone: str,
+                       mode: disruption.EvictionMode) -> float | None:
+        """Write the node's not-ready/unreachable taints; the seconds until a withheld NoExecute may be added."""
         spec = node.setdefault("spec", {})
         taints = [t for t in spec.get("taints") or [] if t.get("key") not in (NOT_READY, UNREACHABLE)]
+        retry: float | None = None
         if ready != "True":
             key = NOT_READY if ready == "False" else UNREACHABLE
             existing = {t.get("effect"): t for t in spec.get("taints") or [] if t.get("key") == key}
@@ -156,11 +211,30 @@ class NodeLifecycleController(Controller):
             since = heard_wall if key == UNREACHABLE else self.clock.time()
             stamp = timefmt.rfc3339(dt.datetime.fromtimestamp(since, dt.UTC))
             taints.append(existing.get("NoSchedule") or {"key": key, "effect": "NoSchedule"})
-            taints.append(existing.get("NoExecute") or {"key": key, "effect": "NoExecute", "timeAdded": stamp})
+            # NoExecute is what evicts: none in a zone whose evictions are stopped (one already there is lifted,
+            # as Kubernetes marks every node reachable again); a new one only for a node silent past its grace
+            # (or reporting NotReady), at most one per secondary-rate interval in a zone evicting at that rate.
+            if mode != "stopped" and "NoExecute" in existing:
+                taints.append(existing["NoExecute"])
+            elif mode != "stopped" and (lost or key == NOT_READY):
+                retry = self._secondary_wait(zone) if mode == "secondary" else None
+                if retry is None:
+                    taints.append({"key": key, "effect": "NoExecute", "timeAdded": stamp})
         if taints == (spec.get("taints") or []):
-            return
+            return retry
         if taints:
             spec["taints"] = taints
         else:
             spec.pop("taints", None)
         node["metadata"] = self.client.update(self.kinds.nodes, node)["metadata"]
+        return retry
+
+    def _secondary_wait(self, zone: str) -> float | None:
+        """None (and the slot taken) if a node of `zone` may be tainted NoExecute now, else seconds to wait."""
+        interval = 1.0 / max(self.env.settings.secondary_node_eviction_rate, 1e-9)
+        now = self.clock.monotonic()
+        last = self._zone_tainted.get(zone)
+        if last is not None and now - last < interval:
+            return last + interval - now + 0.05
+        self._zone_tainted[zone] = now
+        return None
