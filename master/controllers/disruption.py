@@ -22,13 +22,13 @@ unhealthy and acts on the answer.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 
-NORMAL = "Normal"
-PARTIAL = "PartialDisruption"
-FULL = "FullDisruption"
+NORMAL: Final = "Normal"
+PARTIAL: Final = "PartialDisruption"
+FULL: Final = "FullDisruption"
 ZoneState = Literal["Normal", "PartialDisruption", "FullDisruption"]
 
 # Eviction modes: "normal" (as if nothing were wrong), "secondary" (rate-limited), "stopped" (none at all).

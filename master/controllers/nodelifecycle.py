@@ -29,6 +29,7 @@ import logging
 import time
 from typing import Any, Protocol
 
+from core import errors
 from core.kube import timefmt
 from core.kube.scheduling import NOT_READY, UNREACHABLE, ready_status
 from core.workqueue import WorkQueue
@@ -101,7 +102,15 @@ class NodeLifecycleController(Controller):
             if self.client.get(self.kinds.nodes, "", name) is None:
                 self._collect_orphans(name)
             return
-        node = copy.deepcopy(cached)
+        try:
+            self._sync_node(key, copy.deepcopy(cached))
+        except errors.Conflict:
+            # Our cached copy is behind (a zone change queued this node while its last write was still on its way):
+            # the newer version's watch event queues it again.
+            log.debug("%s: node %s changed meanwhile; looking again when the cache has it", self.name, name)
+
+    def _sync_node(self, key: str, node: Obj) -> None:
+        name = node["metadata"]["name"]
         self._heard(node)
         zone = disruption.zone_of(node)
         mode = self._zone_mode(zone)  # may give every node of the zone a fresh grace: read the heartbeat after it
