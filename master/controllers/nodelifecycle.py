@@ -16,6 +16,11 @@ unreachable like any silent node. The NoExecute taints are then enforced by
 `eviction`; pods bound to a node that was deleted are deleted too (Kubernetes'
 PodGC).
 
+Eviction is gated per zone (`disruption.py`): while a zone is fully disrupted
+(or partially, in a small cluster) its nodes get no NoExecute taint — one
+already there is lifted — so none of its pods is evicted; when evictions resume
+every node of the zone gets a fresh grace period from that moment.
+
 Time is read from one `Clock` given to the constructor (the `time` module by
 default), which the work queue's timers share, so a test can move a grace
 period forward without sleeping or patching modules.
