@@ -17,6 +17,7 @@ from agent.client import LEASES, NODES, ApiClient
 from agent.credentials import SERVING_CERT_ANNOTATION
 from agent.hostfacts import Facts
 from core import __version__, errors, wellknown
+from core.kube.nodelabels import node_may_set
 from core.kube.timefmt import micro, rfc3339
 from core.settings import AgentSettings
 
@@ -52,10 +53,20 @@ def labels(settings: AgentSettings, facts: Facts) -> dict[str, str]:
         "beta.kubernetes.io/os": "linux",
     }
     if settings.master_board:
-        found["node-role.kubernetes.io/master"] = ""
-        found["node-role.kubernetes.io/control-plane"] = ""
-    found.update(dict(settings.node_labels))
+        # The master turns this into node-role.kubernetes.io/master and control-plane: a node may
+        # not set node-role labels itself (NodeRestriction).
+        found[wellknown.BOARD_ROLE_LABEL] = "master"
+    for key, value in settings.node_labels:
+        if node_may_set(key):
+            found[key] = value
+        elif key not in _REFUSED_WARNED:
+            _REFUSED_WARNED.add(key)
+            log.warning("not setting node label %s: a node may not set labels in that domain "
+                        "(the master refuses them)", key)
     return found
+
+
+_REFUSED_WARNED: set[str] = set()
 
 
 def node_annotations(ident: NodeIdentity, facts: Facts, temperature: float | None) -> dict[str, str]:

@@ -181,11 +181,12 @@ def dispatch(ctx: ApiContext, handlers: Handlers, target: Target, stopping: thre
                         headers={"Cache-Control": "no-cache, private", STREAM_HEADER: "1"})
     fields = FieldCheck.parse(request.args.get("fieldValidation"))
     if verb == "create" and created is not None:
-        return _warned(json_response(render.one(handlers.create(rt, ns, created, dry_run, fields)), 201), fields)
+        made = handlers.create(rt, ns, created, dry_run, fields, identity)
+        return _warned(json_response(render.one(made), 201), fields)
     if verb == "update":
         body = bodies.decode_object(bodies.read(request, limit), bodies.media_type(request))
-        return _warned(json_response(render.one(handlers.update(rt, ns, name, body, sub, dry_run, fields))),
-                       fields)
+        updated = handlers.update(rt, ns, name, body, sub, dry_run, fields, identity)
+        return _warned(json_response(render.one(updated)), fields)
     if verb == "patch":
         mtype = bodies.media_type(request)
         kind = bodies.PATCH_TYPES.get(mtype)
@@ -194,7 +195,7 @@ def dispatch(ctx: ApiContext, handlers: Handlers, target: Target, stopping: thre
                 message=f'the body of the request was in an unknown format - accepted media types include: '
                         f'{", ".join(bodies.PATCH_TYPES)} (got "{mtype}")')
         patch_body = bodies.decode(bodies.read(request, limit), mtype)
-        patched = handlers.patch(rt, ns, name, kind, patch_body, sub, dry_run, fields)
+        patched = handlers.patch(rt, ns, name, kind, patch_body, sub, dry_run, fields, identity)
         return _warned(json_response(render.one(patched)), fields)
     if verb == "delete":
         options = _delete_options(limit)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import ipaddress
 import re
 from typing import Any
 
 from core import errors
 from core.errors import Cause
-from master.registry.resource import Strategy
+from master.registry.resource import Context, Strategy
 
 Obj = dict[str, Any]
 _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
@@ -47,6 +48,15 @@ class NamespaceStrategy(Strategy):
 class NodeStrategy(Strategy):
     has_status = True
 
+    def prepare_create(self, obj: Obj, ctx: Context) -> None:
+        super().prepare_create(obj, ctx)
+        _check_cidr_unique(obj, ctx)
+
+    def prepare_update(self, new: Obj, old: Obj, ctx: Context) -> None:
+        super().prepare_update(new, old, ctx)
+        if _cidrs(new) - _cidrs(old):
+            _check_cidr_unique(new, ctx)
+
     def spec_changed(self, new: Obj, old: Obj) -> bool:
         return False
 
@@ -61,6 +71,48 @@ class NodeStrategy(Strategy):
     def is_volatile_update(self, new: Obj, old: Obj) -> bool:
         """True when only heartbeat timestamps moved: kept in memory, not written to the SD card."""
         return _without_heartbeats(new) == _without_heartbeats(old)
+
+
+def _cidrs(node: Obj) -> set[str]:
+    spec = node.get("spec") if isinstance(node.get("spec"), dict) else {}
+    assert isinstance(spec, dict)
+    found = {str(spec["podCIDR"])} if spec.get("podCIDR") else set()
+    if isinstance(spec.get("podCIDRs"), list):
+        found |= {str(c) for c in spec["podCIDRs"] if c}
+    return found
+
+
+def _check_cidr_unique(node: Obj, ctx: Context) -> None:
+    """422 if the node's pod range overlaps one another node holds: two boards would route one range."""
+    mine = _cidrs(node)
+    if not mine:
+        return
+    name = str((node.get("metadata") or {}).get("name") or "")
+    nets = []
+    for text in sorted(mine):
+        try:
+            nets.append((text, ipaddress.ip_network(text, strict=False)))
+        except ValueError:
+            continue  # malformed: validation's business, not a clash
+    others, _ = ctx.store.list("/core/nodes/")
+    for other in others:
+        other_name = str(other.get("metadata", {}).get("name") or "")
+        if other_name == name:
+            continue
+        for held in sorted(_cidrs(other)):
+            try:
+                held_net = ipaddress.ip_network(held, strict=False)
+            except ValueError:
+                continue
+            for text, net in nets:
+                if net.version == held_net.version and net.overlaps(held_net):
+                    path = "spec.podCIDR" if text == (node.get("spec") or {}).get("podCIDR") else "spec.podCIDRs"
+                    raise errors.Invalid(
+                        message=f'Node "{name}" is invalid: {path}: Invalid value: "{text}": '
+                                f'already held by node "{other_name}" ({held})',
+                        kind="Node", name=name,
+                        causes=[Cause(path, f'Invalid value: "{text}": already held by node "{other_name}" '
+                                            f"({held})", "FieldValueInvalid")])
 
 
 def _without_heartbeats(obj: Obj) -> Obj:

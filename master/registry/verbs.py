@@ -22,8 +22,8 @@ from core.kube import timefmt
 from core.kube.jsonpatch import json_patch
 from core.kube.patch import json_merge_patch
 from core.kube.strategic import strategic_merge_patch
-from master.registry import meta, schemas
-from master.registry.context import ApiContext
+from master.registry import admission, meta, schemas
+from master.registry.context import ApiContext, Identity
 from master.registry.listing import CONTINUE_EXPIRED, ContinueExpired, ListOptions, encode_continue
 from master.registry.resource import ResourceType
 
@@ -194,7 +194,8 @@ class Handlers:
 
     # ---- create --------------------------------------------------------------
     def create(self, rt: ResourceType, ns: str, body: Obj, dry_run: bool = False,
-               fields: FieldCheck | None = None) -> Obj:
+               fields: FieldCheck | None = None, requester: Identity | None = None) -> Obj:
+        """`requester`: who asks, for admission (None: the master itself, no restrictions)."""
         obj = self._check_type(rt, body)
         (fields or FieldCheck()).apply(rt, obj)
         m = obj.setdefault("metadata", {})
@@ -225,6 +226,7 @@ class Handlers:
         try:
             strategy.prepare_create(obj, self.ctx)
             self._raise_invalid(rt, obj, strategy.validate(obj))
+            admission.admit_create(rt, obj, requester)
             if dry_run:
                 return with_type(rt, obj)
             try:
@@ -270,7 +272,8 @@ class Handlers:
 
     # ---- update and patch ----------------------------------------------------
     def update(self, rt: ResourceType, ns: str, name: str, body: Obj, subresource: str = "",
-               dry_run: bool = False, fields: FieldCheck | None = None) -> Obj:
+               dry_run: bool = False, fields: FieldCheck | None = None,
+               requester: Identity | None = None) -> Obj:
         new_body = self._check_type(rt, body)
         (fields or FieldCheck()).apply(rt, new_body)
         m = new_body.get("metadata")
@@ -284,10 +287,11 @@ class Handlers:
                                             "namespace sent on the request")
         expect = m.get("resourceVersion")
         return self._write(rt, ns, name, lambda old: new_body, expect_rv=str(expect) if expect else "",
-                           subresource=subresource, dry_run=dry_run)
+                           subresource=subresource, dry_run=dry_run, requester=requester)
 
     def patch(self, rt: ResourceType, ns: str, name: str, patch_type: str, patch_body: Any,
-              subresource: str = "", dry_run: bool = False, fields: FieldCheck | None = None) -> Obj:
+              subresource: str = "", dry_run: bool = False, fields: FieldCheck | None = None,
+              requester: Identity | None = None) -> Obj:
         check = fields or FieldCheck()
         if patch_type == "apply":
             raise errors.UnsupportedMediaType(message="server-side apply is not supported by pikube; "
@@ -316,10 +320,11 @@ class Handlers:
             check.apply(rt, typed)
             return typed
 
-        return self._write(rt, ns, name, apply, expect_rv=expect, subresource=subresource, dry_run=dry_run)
+        return self._write(rt, ns, name, apply, expect_rv=expect, subresource=subresource, dry_run=dry_run,
+                           requester=requester)
 
     def _write(self, rt: ResourceType, ns: str, name: str, build: Any, expect_rv: str,
-               subresource: str, dry_run: bool) -> Obj:
+               subresource: str, dry_run: bool, requester: Identity | None = None) -> Obj:
         strategy = rt.strategy
         key = rt.key(ns, name)
         result: dict[str, Obj] = {}
@@ -355,6 +360,7 @@ class Handlers:
                 strategy.default(new)
                 self._raise_invalid(rt, new, strategy.validate(new))
             self._raise_invalid(rt, new, meta.validate_meta_update(new, old) + strategy.validate_update(new, old))
+            admission.admit_update(rt, new, old, requester)
             if subresource != "status" and strategy.spec_changed(new, old):
                 nm["generation"] = int(om.get("generation") or 1) + 1
             result["new"] = new

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.wellknown import BOARD_ROLE_LABEL
 from pikube.bootstrap.api import BACKEND_LABEL
 from pikube.bootstrap.layout import AGENT_UNIT, MASTER_UNIT, Layout
 from pikube.bootstrap.units import Unit
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
-WORKER_ROLE_LABEL = "node-role.kubernetes.io/worker="
+WORKER_ROLE_LABEL = f"{BOARD_ROLE_LABEL}=worker"  # the master adds node-role.kubernetes.io/worker
 
 
 @dataclass(frozen=True)

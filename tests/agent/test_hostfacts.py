@@ -80,8 +80,11 @@ def test_pressure_and_runtime_down() -> None:
 
 def test_master_board_labels_and_status_shape() -> None:
     facts = collect(pi(), Path("/tmp"))
-    labels = node.labels(_settings(master_board=True, node_labels=(("zone", "desk"),)), facts)
-    assert labels["node-role.kubernetes.io/master"] == "" and labels["zone"] == "desk"
+    labels = node.labels(_settings(master_board=True, node_labels=(("zone", "desk"),
+                                                                   ("node-role.kubernetes.io/worker", ""))), facts)
+    # The board announces its role; the master turns it into node-role labels, which a node may not set.
+    assert labels["pikube.io/board-role"] == "master" and labels["zone"] == "desk"
+    assert not [k for k in labels if k.startswith("node-role.kubernetes.io/")]
     assert labels["kubernetes.io/arch"] == "arm64"
     status = node.status(_settings(), IDENT, facts, None)
     assert status["capacity"]["cpu"] == "4" and status["capacity"]["memory"] == "3884096Ki"

@@ -41,9 +41,13 @@ def _nothing_installed(pis: Pis, board: str) -> None:
 def test_the_master_board_is_ready_with_its_roles(pis: Pis) -> None:
     lay = pis.layout("pi-1")
     assert pis.node_ready("pi-1")
+    # The board announces its role; the master gives it the node-role labels (a node may not).
+    wait(lambda: "node-role.kubernetes.io/control-plane" in pis.api("/api/v1/nodes/pi-1")["metadata"]["labels"],
+         what="the master's role labels on pi-1")
     node = pis.api("/api/v1/nodes/pi-1")
     labels = node["metadata"]["labels"]
     assert "node-role.kubernetes.io/master" in labels and labels["pikube.io/network-backend"] == "host-gw"
+    assert labels["pikube.io/board-role"] == "master"
     assert {a["type"]: a["address"] for a in node["status"]["addresses"]}["InternalIP"] == str(pis.master.address)
     # The admin kubeconfig names the advertised address; kubectl's copy is the same file.
     assert lay.admin_kubeconfig.read_bytes() == pis.kubeconfig.read_bytes()

@@ -40,7 +40,7 @@ def test_units_survive_a_reboot_and_keep_python_small(tmp_path: Path) -> None:
 def test_worker_agent_unit_has_the_worker_role_and_no_master_ordering(tmp_path: Path) -> None:
     flags = AgentFlags(server="https://m:6443", node_name="pi-2", docker_host="unix:///d.sock", backend="host-gw")
     text = render(agent_unit(PIKUBE, Layout(), flags))
-    assert "--node-label node-role.kubernetes.io/worker=" in text
+    assert "--node-label pikube.io/board-role=worker" in text
     assert "pikube-master.service" not in text and "--master-board" not in text and "--node-ip" not in text
     assert "--backend host-gw" in text
 
