@@ -8,6 +8,7 @@ and only a few inspects.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -113,6 +114,9 @@ class DockerRuntime:
     _client: Any = None
     _pinger: Any = None
     _cache: dict[str, tuple[str, Container]] = field(default_factory=dict)
+    # Containers Docker reported an `oom` event for. dockerd may mark State.OOMKilled only after the container
+    # shows as exited (its OOM and exit notices race), so an inspect at the exit can miss it; the event does not.
+    _oom: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -193,6 +197,8 @@ class DockerRuntime:
         except docker.errors.APIError as exc:
             raise RuntimeError_(f"inspect {cid[:12]}: {exc.explanation or exc}") from exc
         with self._lock:
+            if cid in self._oom and not c.oom_killed:
+                c = dataclasses.replace(c, oom_killed=True)
             self._cache[cid] = (c.state, c)
         return c
 
@@ -254,7 +260,18 @@ class DockerRuntime:
     def events(self) -> Iterator[Obj]:
         """Container start/die/oom events of this node's containers, as they happen."""
         filters = {"type": ["container"], "event": ["start", "die", "oom"], "label": [f"{L.NODE}={self.node}"]}
-        return iter(self._call("events", self._client.events, decode=True, filters=filters))
+        return self._noting_oom(iter(self._call("events", self._client.events, decode=True, filters=filters)))
+
+    def _noting_oom(self, stream: Iterator[Obj]) -> Iterator[Obj]:
+        for event in stream:
+            if (event.get("Action") or event.get("status")) == "oom":
+                cid = str((event.get("Actor") or {}).get("ID") or event.get("id") or "")
+                with self._lock:
+                    if len(self._oom) > 4096:
+                        self._oom.clear()
+                    self._oom.add(cid)
+                    self._cache.pop(cid, None)  # inspected at the exit, it may say OOMKilled false
+            yield event
 
     # -- images ----------------------------------------------------------------------------------
 
