@@ -22,7 +22,7 @@ from agent.client import ENDPOINTS, NODES, SERVICES, ApiClient
 from agent.informer import Informer
 from agent.netsync.hostports import hostport_rules
 from agent.netsync.loop import SyncLoop
-from agent.netsync.peers import peers_from_nodes, pod_cidr
+from agent.netsync.peers import describe_clashes, peers_from_nodes, pod_cidr
 from agent.netsync.podnet import BridgeNetwork
 from agent.netsync.services import service_rules
 from agent.network import Peer, RouteError, ensure_peers
@@ -54,6 +54,7 @@ class NetworkSync:
                                         service_cidr=IPv4Network(settings.service_cidr),
                                         bridge_netfilter=self.node.bridge_netfilter)
         self._peers: list[Peer] | None = None
+        self._clashes = ""  # the podCIDR clashes last logged
         self._rules: list[proxy.ServiceRule] | None = None
         self.synced = threading.Event()
         """Set after the first sync that saw every informer listed."""
@@ -97,7 +98,15 @@ class NetworkSync:
                         "are replaced", self.settings.node_name, cidr)
 
     def _sync_peers(self, full: bool) -> None:
-        peers = peers_from_nodes(self.nodes.items(), self.settings.node_name)
+        nodes = self.nodes.items()
+        clashes = describe_clashes(nodes)
+        if clashes != self._clashes:
+            if clashes:
+                log.warning("podCIDR clash, no route to these nodes until it is resolved: %s", clashes)
+            else:
+                log.info("podCIDR clashes resolved")
+            self._clashes = clashes
+        peers = peers_from_nodes(nodes, self.settings.node_name)
         if not full and peers == self._peers:
             return
         try:

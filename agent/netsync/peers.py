@@ -4,6 +4,10 @@ Pure: the sync loop hands over every Node it knows and gets `agent.network.Peer`
 back. A Node that has no InternalIP or no podCIDR yet (a board that is still
 joining) is left out until it has both; a vxlan peer without a published VTEP MAC
 is kept, and the vxlan backend skips it until the MAC appears.
+
+A Node whose podCIDR overlaps another Node's (this board's own included) is left
+out too. The master refuses such a range, so only a store older than that check
+can hold one; routing it would send one board's pod traffic to the other.
 """
 
 from __future__ import annotations
@@ -50,11 +54,35 @@ def peer_of(node: Obj) -> Peer | None:
         return None
 
 
+def pod_cidr_clashes(nodes: Iterable[Obj]) -> dict[str, list[str]]:
+    """Node name -> the other nodes whose podCIDR overlaps its own (nodes without a range clash with none)."""
+    ranges = sorted((str((n.get("metadata") or {}).get("name") or ""), cidr)
+                    for n in nodes if (cidr := pod_cidr(n)) is not None)
+    clashes: dict[str, list[str]] = {}
+    for i, (name, cidr) in enumerate(ranges):
+        for other, other_cidr in ranges[i + 1:]:
+            if cidr.overlaps(other_cidr):
+                clashes.setdefault(name, []).append(other)
+                clashes.setdefault(other, []).append(name)
+    return clashes
+
+
+def describe_clashes(nodes: Iterable[Obj]) -> str:
+    """One line naming every clash ("" if none), for the agent's log."""
+    nodes = list(nodes)
+    cidrs = {str((n.get("metadata") or {}).get("name") or ""): pod_cidr(n) for n in nodes}
+    return "; ".join(f"{name} {cidrs[name]} overlaps {', '.join(others)}"
+                     for name, others in sorted(pod_cidr_clashes(nodes).items()))
+
+
 def peers_from_nodes(nodes: Iterable[Obj], own_name: str) -> list[Peer]:
-    """Every other node that can be routed to, sorted by name."""
+    """Every other node that can be routed to and holds a range no other node (nor this one) overlaps, by name."""
+    nodes = list(nodes)
+    clashes = pod_cidr_clashes(nodes)
     found = []
     for node in nodes:
-        if (node.get("metadata") or {}).get("name") == own_name:
+        name = (node.get("metadata") or {}).get("name")
+        if name == own_name or name in clashes:
             continue
         peer = peer_of(node)
         if peer is not None:

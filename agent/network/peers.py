@@ -100,16 +100,14 @@ def plan_entries(current: Iterable[T], desired: Iterable[T]) -> tuple[set[T], se
 
 
 def usable_peers(peers: Iterable[Peer], local_addresses: Iterable[IPv4Address]) -> list[Peer]:
-    """Peers minus this node itself (by address) and duplicates of a podCIDR (first one wins)."""
+    """Peers minus this node itself (by address) and every peer whose podCIDR overlaps another's.
+
+    Of two boards claiming one range neither is routed: which one really holds it cannot be told
+    from here, and a route to the wrong board would hand it the other's pod traffic.
+    """
     local = set(local_addresses)
-    seen: set[IPv4Network] = set()
-    result: list[Peer] = []
-    for peer in sorted(peers, key=lambda p: p.name):
-        if peer.node_ip in local or peer.pod_cidr in seen:
-            continue
-        seen.add(peer.pod_cidr)
-        result.append(peer)
-    return result
+    others = sorted((p for p in peers if p.node_ip not in local), key=lambda p: p.name)
+    return [p for p in others if not any(q is not p and q.pod_cidr.overlaps(p.pod_cidr) for q in others)]
 
 
 def hostgw_routes(peers: Iterable[Peer]) -> list[Route]:

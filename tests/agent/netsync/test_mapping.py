@@ -6,7 +6,7 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from agent.netsync.hostports import hostport_rules
-from agent.netsync.peers import peers_from_nodes
+from agent.netsync.peers import describe_clashes, peers_from_nodes, pod_cidr_clashes
 from agent.netsync.services import DEFAULT_AFFINITY_SECONDS, service_rules
 from agent.network import VTEP_MAC_ANNOTATION, Peer
 from agent.proxy import Protocol
@@ -27,6 +27,22 @@ def test_peers_are_the_other_nodes_with_an_address_and_a_podcidr() -> None:
              node("no-ip", None, "10.244.5.0/24"), node("v6", "10.0.0.6", "fd00::/64")]
     assert peers_from_nodes(nodes, "me") == [Peer.of("b", "10.0.0.2", "10.244.1.0/24"),
                                              Peer.of("c", "10.0.0.3", "10.244.2.0/24", "0e:58:0a:00:00:03")]
+
+
+def test_nodes_with_clashing_pod_ranges_are_not_peers() -> None:
+    nodes = [node("me", "10.0.0.1", "10.244.0.0/24"), node("b", "10.0.0.2", "10.244.1.0/24"),
+             node("takes-b", "10.0.0.3", "10.244.1.0/24"), node("takes-mine", "10.0.0.4", "10.244.0.0/23"),
+             node("d", "10.0.0.5", "10.244.3.0/24"), node("joining", None, "10.244.3.0/24")]
+    # Not b (its range is claimed twice), nor a node overlapping this board's own range; nor d, whose range a
+    # node without an address yet also holds.
+    assert peers_from_nodes(nodes, "me") == []
+    assert pod_cidr_clashes(nodes) == {"me": ["takes-mine"], "takes-mine": ["b", "me", "takes-b"],
+                                       "b": ["takes-b", "takes-mine"], "takes-b": ["b", "takes-mine"],
+                                       "d": ["joining"], "joining": ["d"]}
+    fine = [node("me", "10.0.0.1", "10.244.0.0/24"), node("b", "10.0.0.2", "10.244.1.0/24")]
+    assert [p.name for p in peers_from_nodes(fine, "me")] == ["b"] and describe_clashes(fine) == ""
+    assert describe_clashes(nodes[:3]) == ("b 10.244.1.0/24 overlaps takes-b; "
+                                           "takes-b 10.244.1.0/24 overlaps b")
 
 
 def service(name: str, ports: list[Obj], kind: str = "ClusterIP", ip: str = "10.96.0.10", **spec: Any) -> Obj:

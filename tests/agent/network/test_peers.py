@@ -93,9 +93,13 @@ def test_removing_a_peer_removes_its_route() -> None:
     assert plan.replace == ()
 
 
-def test_usable_peers_skips_self_and_duplicate_cidrs() -> None:
-    clash = Peer.of("z-clash", "10.251.7.13", "10.244.1.0/24")
-    assert usable_peers([B, A, clash], [ip("10.251.7.11"), ip("127.0.0.1")]) == [A]
+def test_usable_peers_skips_self_and_every_holder_of_a_clashing_cidr() -> None:
+    assert usable_peers([B, A, C], [ip("10.251.7.11"), ip("127.0.0.1")]) == [A, C]
+    # Neither holder of a range is routed: the one sorting first is not more likely the rightful one.
+    clash = Peer.of("0-clash", "10.251.7.13", "10.244.1.0/24")
+    narrower = Peer.of("z-narrower", "10.251.7.14", "10.244.2.128/25")  # inside b's range, not equal
+    assert usable_peers([B, A, C, clash], [ip("127.0.0.1")]) == [B, C]
+    assert usable_peers([B, A, C, narrower], [ip("127.0.0.1")]) == [A, C]
 
 
 def test_vxlan_entries_only_for_peers_with_a_mac() -> None:
