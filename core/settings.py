@@ -24,6 +24,10 @@ class MasterSettings:
     advertise_address: str = "127.0.0.1"
     service_cidr: str = "10.96.0.0/12"
     pod_cidr: str = "10.244.0.0/16"
+    # The Node name of the board this master runs on ("" = none): the master gives that Node the labels
+    # node-role.kubernetes.io/master and control-plane (master/controllers/noderoles.py). It is the master's
+    # word, not the board's: a node may not set node-role labels itself (NodeRestriction).
+    board_node: str = ""
     node_port_range: tuple[int, int] = (30000, 32767)
     max_body_bytes: int = 3 * 1024 * 1024
     # Revisions of history kept for watches to resume from.
@@ -85,7 +89,8 @@ class AgentSettings:
     # Only needed until the node has credentials in `data_dir`.
     token: str = ""
     docker_host: str = "unix:///var/run/docker.sock"
-    # This board also runs the master: labelled node-role.kubernetes.io/master (and control-plane).
+    # This board also runs the master: announced as pikube.io/board-role=master (information only: the master
+    # gives node-role.kubernetes.io/master to the board named by its own `board_node` setting).
     master_board: bool = False
     # Address reported as InternalIP (and where the log server is reached); "" = the one routing to the master.
     node_ip: str = ""

@@ -24,7 +24,8 @@ THROTTLED_ANNOTATION = "pikube.io/throttled"  # `vcgencmd get_throttled` bits, h
 # The join endpoint's answer (`POST /pikube/v1/join`).
 API_VERSION = "pikube.io/v1"
 
-# The board's role, set by its agent ("master" on the board running the master, "worker" on a joined
-# board). A node may not set node-role.kubernetes.io/* labels itself (NodeRestriction): the master's
-# node IPAM controller turns this label into them (master: master + control-plane; worker: worker).
+# The board's role, announced by its agent ("master" on the board running the master, "worker" on a joined
+# board). A node may not set node-role.kubernetes.io/* labels itself (NodeRestriction): the master's node roles
+# controller gives "worker" boards node-role.kubernetes.io/worker; the master role goes to the board the
+# master's own settings name (MasterSettings.board_node), never to a board for saying "master".
 BOARD_ROLE_LABEL = "pikube.io/board-role"

@@ -23,6 +23,7 @@ from master.controllers.job.controller import JobController
 from master.controllers.namespace import NamespaceController
 from master.controllers.nodeipam import NodeIpamController
 from master.controllers.nodelifecycle import NodeLifecycleController
+from master.controllers.noderoles import NodeRolesController
 from master.controllers.replicaset import ReplicaSetController
 from master.controllers.serviceaccount import ServiceAccountController
 from master.registry.context import ApiContext
@@ -44,6 +45,7 @@ CONTROLLERS: dict[str, Callable[[Env], _Startable]] = {
     "job": JobController,
     "endpoints": EndpointsController,
     "nodeipam": NodeIpamController,
+    "noderoles": NodeRolesController,
     "nodelifecycle": NodeLifecycleController,
     "garbagecollector": GarbageCollector,
     "namespace": NamespaceController,

@@ -7,7 +7,6 @@ from typing import Any
 
 from core.kube import quantity
 from core.kube.scheduling import pod_requests
-from core.wellknown import BOARD_ROLE_LABEL
 from web import boardfacts
 from web.model import Board, Tone, Usage
 
@@ -28,8 +27,7 @@ def is_terminal(pod: Obj) -> bool:
 def role(node: Obj) -> str:
     labels = (node.get("metadata") or {}).get("labels") or {}
     roles = {k.removeprefix(ROLE_PREFIX) for k in labels if k.startswith(ROLE_PREFIX)}
-    # The board's own announcement counts too, before the master has turned it into node-role labels.
-    if roles & {"master", "control-plane"} or labels.get(BOARD_ROLE_LABEL) == "master":
+    if roles & {"master", "control-plane"}:  # given by the master: a board cannot claim them (NodeRestriction)
         return "master"
     return sorted(roles)[0] if roles else "worker"
 

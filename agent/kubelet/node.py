@@ -53,8 +53,8 @@ def labels(settings: AgentSettings, facts: Facts) -> dict[str, str]:
         "beta.kubernetes.io/os": "linux",
     }
     if settings.master_board:
-        # The master turns this into node-role.kubernetes.io/master and control-plane: a node may
-        # not set node-role labels itself (NodeRestriction).
+        # Information only: a node may not set node-role labels itself (NodeRestriction); the master
+        # gives them to the board its settings name (MasterSettings.board_node), whatever this says.
         found[wellknown.BOARD_ROLE_LABEL] = "master"
     for key, value in settings.node_labels:
         if node_may_set(key):

@@ -6,9 +6,12 @@ taken is read from the nodes themselves, so a deleted node's range is free
 again and nothing extra has to survive a master restart; ranges handed out
 but not yet seen in the cache are remembered so two nodes never share one.
 
-It also gives a board its `node-role.kubernetes.io/*` labels from the role its
-agent announces (`pikube.io/board-role`): a node may not set those itself
-(NodeRestriction, master/registry/admission.py), the master may.
+The API server refuses a Node whose range overlaps one another node holds
+(master/registry/core.py), so two holders can only come from a store written
+before that check. Such a clash is reported (a Warning event on each node, once)
+and left alone: moving a live board's range would strand its running pods, and
+the agents route neither holder (agent/netsync/peers.py) until the admin
+deletes or re-creates one of the Nodes.
 """
 
 from __future__ import annotations
@@ -18,23 +21,11 @@ import threading
 from typing import Any
 
 from core import errors
-from core.wellknown import BOARD_ROLE_LABEL
 from master.client import Env, Informer, split_key
 from master.controllers.base import Controller
 
 Obj = dict[str, Any]
 COMPONENT = "cidrAllocator"
-# The node-role labels each announced board role gets (what `kubectl get nodes` shows as ROLES).
-ROLE_LABELS = {
-    "master": ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master"),
-    "worker": ("node-role.kubernetes.io/worker",),
-}
-
-
-def missing_role_labels(node: Obj) -> dict[str, str]:
-    labels = (node.get("metadata") or {}).get("labels") or {}
-    wanted = ROLE_LABELS.get(str(labels.get(BOARD_ROLE_LABEL) or ""), ())
-    return {k: "" for k in wanted if k not in labels}
 
 
 class NodeIpamController(Controller):
@@ -48,6 +39,7 @@ class NodeIpamController(Controller):
         self.nodes: Informer = env.informers.informer(self.kinds.nodes)
         self._lock = threading.Lock()
         self._handed_out: dict[str, str] = {}  # node name -> CIDR not yet seen in the cache
+        self._clashes_reported: dict[str, str] = {}  # node name -> the clash its last event described
         self.primary = self.nodes
         self.nodes.add_handler(self._node_changed)
 
@@ -56,17 +48,18 @@ class NodeIpamController(Controller):
             assert old is not None
             with self._lock:
                 self._handed_out.pop(old["metadata"]["name"], None)
+                self._clashes_reported.pop(old["metadata"]["name"], None)
             return
         self.enqueue(new)
 
     def sync(self, key: str) -> None:
         _, name = split_key(key)
         node = self.nodes.get("", name)
-        if node is not None and (roles := missing_role_labels(node)):
-            self.client.patch(self.kinds.nodes, "", name, {"metadata": {"labels": roles}})
         if node is None or (node.get("spec") or {}).get("podCIDR"):
             with self._lock:
                 self._handed_out.pop(name, None)
+            if node is not None:
+                self._report_clash(node)
             return
         with self._lock:
             cidr = self._handed_out.get(name) or self._allocate(name)
@@ -83,18 +76,30 @@ class NodeIpamController(Controller):
                 self._handed_out.pop(name, None)
             raise
 
+    def _report_clash(self, node: Obj) -> None:
+        """A Warning event, once per clash, if another node holds a range overlapping this node's."""
+        name = node["metadata"]["name"]
+        mine = _networks(_cidrs(node))
+        holders = sorted(str(other["metadata"]["name"]) for other in self.nodes.list()
+                         if other["metadata"]["name"] != name and _overlap(mine, _networks(_cidrs(other))))
+        clash = ", ".join(holders)
+        with self._lock:
+            if self._clashes_reported.get(name, "") == clash:
+                return
+            self._clashes_reported[name] = clash
+        if clash:
+            self.env.recorder.event(
+                node, "Warning", "CIDRNotAvailable",
+                f"Node {name}'s podCIDR {node['spec']['podCIDR']} overlaps the range of {clash}: boards do not "
+                "route either until one of the Nodes is deleted or re-created", COMPONENT)
+
     def _allocate(self, name: str) -> str | None:
         held = [c for n in self.nodes.list() if n["metadata"]["name"] != name for c in _cidrs(n)]
         held += [c for other, c in self._handed_out.items() if other != name]
-        used = []
-        for text in held:
-            try:
-                used.append(ipaddress.ip_network(text, strict=False))
-            except ValueError:
-                continue
+        used = _networks(held)
         for subnet in self.network.subnets(new_prefix=self.prefix_length):
             # Overlap, not equality: a range set by hand may be wider or narrower than ours.
-            if not any(subnet.version == u.version and subnet.overlaps(u) for u in used):
+            if not _overlap([subnet], used):
                 self._handed_out[name] = str(subnet)
                 return str(subnet)
         return None
@@ -104,3 +109,20 @@ def _cidrs(node: Obj) -> list[str]:
     spec = node.get("spec") or {}
     found = [str(spec["podCIDR"])] if spec.get("podCIDR") else []
     return found + [str(c) for c in spec.get("podCIDRs") or [] if c]
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(texts: list[str]) -> list[Network]:
+    found = []
+    for text in texts:
+        try:
+            found.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            continue  # malformed: validation's business, not a clash
+    return found
+
+
+def _overlap(some: list[Network], others: list[Network]) -> bool:
+    return any(a.version == b.version and a.overlaps(b) for a in some for b in others)

@@ -224,9 +224,11 @@ class Handlers:
         if lock:
             lock.acquire()
         try:
+            # Admission first, as Kubernetes' NodeRestriction: a node told it may not set a field at all
+            # learns that, not what is wrong with the value (nor that another node holds it).
+            admission.admit_create(rt, obj, requester)
             strategy.prepare_create(obj, self.ctx)
             self._raise_invalid(rt, obj, strategy.validate(obj))
-            admission.admit_create(rt, obj, requester)
             if dry_run:
                 return with_type(rt, obj)
             try:
@@ -344,7 +346,10 @@ class Handlers:
                 new["metadata"]["namespace"] = ns
             if subresource == "status":
                 new = strategy.prepare_status_update(new, old)
-            else:
+            # Before prepare_update and validation (see create); after the status reset, which keeps the
+            # old labels and spec, so a status write is never judged on fields it cannot change.
+            admission.admit_update(rt, new, old, requester)
+            if subresource != "status":
                 strategy.prepare_update(new, old, self.ctx)
             nm, om = new["metadata"], old["metadata"]
             for fld in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
@@ -360,7 +365,6 @@ class Handlers:
                 strategy.default(new)
                 self._raise_invalid(rt, new, strategy.validate(new))
             self._raise_invalid(rt, new, meta.validate_meta_update(new, old) + strategy.validate_update(new, old))
-            admission.admit_update(rt, new, old, requester)
             if subresource != "status" and strategy.spec_changed(new, old):
                 nm["generation"] = int(om.get("generation") or 1) + 1
             result["new"] = new

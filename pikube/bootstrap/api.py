@@ -20,8 +20,6 @@ from core.kubeconfig import KubeConfig, auth_headers, ssl_context
 
 Obj = dict[str, Any]
 MASTER_ROLE = "node-role.kubernetes.io/master"
-# What the master board's agent sets itself (the master derives MASTER_ROLE from it).
-MASTER_BOARD = f"{wellknown.BOARD_ROLE_LABEL}=master"
 BACKEND_LABEL = wellknown.BACKEND_LABEL
 
 
@@ -103,13 +101,13 @@ def ensure_taint(cfg: KubeConfig, name: str, key: str, effect: str = "NoSchedule
 
 
 def cluster_backend(cfg: KubeConfig) -> str | None:
-    """The pod network backend the master board announced (its node label), if it did."""
-    # By the label the board sets itself (no wait for the master to add its role), then by the role
-    # (a master board labelled by an older agent).
-    for selector in (MASTER_BOARD, MASTER_ROLE):
-        nodes = request(cfg, "GET", f"/api/v1/nodes?labelSelector={selector}")
-        for node in nodes.get("items") or []:
-            backend = ((node.get("metadata") or {}).get("labels") or {}).get(BACKEND_LABEL)
-            if backend:
-                return str(backend)
+    """The pod network backend the master board announced (its node label), if it did.
+
+    The master board is found by the role the master gave it (MasterSettings.board_node), not by
+    `pikube.io/board-role=master`, which any board could set on itself."""
+    nodes = request(cfg, "GET", f"/api/v1/nodes?labelSelector={MASTER_ROLE}")
+    for node in nodes.get("items") or []:
+        backend = ((node.get("metadata") or {}).get("labels") or {}).get(BACKEND_LABEL)
+        if backend:
+            return str(backend)
     return None

@@ -115,7 +115,7 @@ class _Run:
 
     def master(self) -> None:
         s, lay = self.setup, self.layout
-        self.service(master_unit(s.pikube, lay, s.advertise_address, s.port, s.web_port))
+        self.service(master_unit(s.pikube, lay, s.advertise_address, s.port, s.web_port, s.node_name))
         up = api.wait_for(lambda: lay.master_kubeconfig.exists() and api.healthy(read_kubeconfig(
             lay.master_kubeconfig)), s.timeout, interval=0.2)
         if not up:

@@ -30,9 +30,11 @@ class AgentFlags:
     node_ip: str = ""
 
 
-def master_unit(pikube: tuple[str, ...], layout: Layout, advertise: str, port: int, web_port: int) -> Unit:
+def master_unit(pikube: tuple[str, ...], layout: Layout, advertise: str, port: int, web_port: int,
+                board_node: str) -> Unit:
+    """`board_node`: the master board's Node name, which the master (not the board) gives its role labels."""
     argv = (*pikube, "master", "--data-dir", str(layout.master_data), "--bind", "0.0.0.0", "--port", str(port),
-            "--advertise-address", advertise, "--web-port", str(web_port))
+            "--advertise-address", advertise, "--web-port", str(web_port), "--board-node", board_node)
     return Unit(name=MASTER_UNIT, description="pikube master (API server, store, scheduler, controllers)",
                 exec_start=argv)
 

@@ -21,6 +21,8 @@ def register(sub: Any) -> None:
     p.add_argument("--web-port", type=int, default=8080, help="status page port (plain HTTP, read-only); 0 = off")
     p.add_argument("--web-bind", default="0.0.0.0", help="address the status page listens on")
     p.add_argument("--web-token", default="", help="access token the status page asks for (default: none)")
+    p.add_argument("--board-node", default="",
+                   help="Node name of the board this master runs on (labelled node-role.kubernetes.io/master)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=_run)
 
@@ -31,7 +33,7 @@ def settings_from(args: argparse.Namespace) -> MasterSettings:
     ips = tuple(s for s in args.tls_san if _is_ip(s))
     return MasterSettings(data_dir=args.data_dir, bind=args.bind, port=args.port, hostnames=names,
                           addresses=ips, advertise_address=advertise, web_port=args.web_port, web_bind=args.web_bind,
-                          web_token=args.web_token)
+                          web_token=args.web_token, board_node=args.board_node)
 
 
 def _is_ip(text: str) -> bool:

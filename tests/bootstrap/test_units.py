@@ -21,7 +21,7 @@ def _units(tmp_path: Path) -> list[Unit]:
     lay = Layout(config_dir=tmp_path / "etc", data_dir=tmp_path / "var lib")
     flags = AgentFlags(server="https://192.168.1.10:6443", node_name="pi-1", docker_host="unix:///var/run/docker.sock",
                        backend="vxlan", master_board=True, node_ip="192.168.1.10")
-    return [master_unit(PIKUBE, lay, "192.168.1.10", 6443, 8080), agent_unit(PIKUBE, lay, flags)]
+    return [master_unit(PIKUBE, lay, "192.168.1.10", 6443, 8080, "pi-1"), agent_unit(PIKUBE, lay, flags)]
 
 
 def test_units_survive_a_reboot_and_keep_python_small(tmp_path: Path) -> None:
@@ -34,6 +34,7 @@ def test_units_survive_a_reboot_and_keep_python_small(tmp_path: Path) -> None:
         assert "WantedBy=multi-user.target\n" in text
     assert "After=docker.service network-online.target pikube-master.service\n" in agent
     assert "--backend vxlan" in agent and "--master-board" in agent and "--pod-network bridge" in agent
+    assert "--board-node pi-1" in master  # the master, not the board, gives it the master role
     assert "token" not in agent.lower()  # unit files are world-readable
 
 
@@ -83,7 +84,7 @@ def _examples() -> dict[str, str]:
     py = ("/usr/bin/python3", "-m", "pikube")
     server, address, docker = "https://192.168.1.10:6443", "192.168.1.10", "unix:///var/run/docker.sock"
     return {
-        "master-board/pikube-master.service": render(master_unit(py, Layout(), address, 6443, 8080)),
+        "master-board/pikube-master.service": render(master_unit(py, Layout(), address, 6443, 8080, "pi-1")),
         "master-board/pikube-agent.service": render(agent_unit(py, Layout(), AgentFlags(
             server=server, node_name="pi-1", docker_host=docker, backend="host-gw", master_board=True,
             node_ip=address))),

@@ -12,12 +12,13 @@ from core import errors
 from core.kube.nodelabels import node_may_set
 from core.settings import MasterSettings
 from master.controllers.nodeipam import NodeIpamController
+from master.controllers.noderoles import NodeRolesController
 from master.registry.catalog import Catalog, builtin_resources
 from master.registry.context import ApiContext, Identity
 from master.registry.resource import ResourceType
 from master.registry.verbs import Handlers
 from master.store.sqlite import SqliteStore
-from tests.master.controllers.direct import harness
+from tests.master.controllers.direct import Harness, harness
 
 Obj = dict[str, Any]
 PI1 = Identity("system:node:pi-1", ("system:nodes", "system:authenticated"))
@@ -94,7 +95,7 @@ def test_a_node_may_not_change_roles_cidrs_or_taints(api: tuple[Handlers, Resour
         if message is None:
             h.patch(rt, "", "pi-1", kind, body, requester=PI1)
             continue
-        with pytest.raises((errors.Forbidden, errors.Invalid)) as e:
+        with pytest.raises(errors.Forbidden) as e:  # 403 before validation's 422, as in Kubernetes
             h.patch(rt, "", "pi-1", kind, body, requester=PI1)
         assert message in e.value.message
     after = h.get(rt, "", "pi-1")
@@ -109,6 +110,31 @@ def test_a_node_may_not_change_roles_cidrs_or_taints(api: tuple[Handlers, Resour
     h.patch(rt, "", "pi-1", "merge", {"metadata": {"labels": {"node-role.kubernetes.io/y": ""}}})
     labels = h.get(rt, "", "pi-1")["metadata"]["labels"]
     assert {"node-role.kubernetes.io/x", "node-role.kubernetes.io/y"} <= set(labels)
+
+
+def test_a_node_may_not_take_another_nodes_range(api: tuple[Handlers, ResourceType]) -> None:
+    h, rt = api
+    h.create(rt, "", node("pi-2", podCIDR="10.244.2.0/24", podCIDRs=["10.244.2.0/24"]), requester=ADMIN)
+    h.create(rt, "", node("pi-1"), requester=PI1)
+    with pytest.raises(errors.Forbidden, match=r'node "pi-1" is not allowed to modify spec\.podCIDR'):
+        h.patch(rt, "", "pi-1", "merge", {"spec": {"podCIDR": "10.244.2.0/24", "podCIDRs": ["10.244.2.0/24"]}},
+                requester=PI1)
+    h.delete(rt, "", "pi-1", {})
+    with pytest.raises(errors.Forbidden, match=r"is not allowed to set spec\.podCIDR"):
+        h.create(rt, "", node("pi-1", podCIDR="10.244.2.0/24"), requester=PI1)
+    assert h.store.get(rt.key("", "pi-1")) is None
+
+
+def test_a_status_write_is_not_judged_on_what_it_cannot_change(api: tuple[Handlers, ResourceType]) -> None:
+    h, rt = api
+    taints = [{"key": "a", "effect": "NoSchedule"}]
+    h.create(rt, "", node("pi-1", {"node-role.kubernetes.io/master": ""}, podCIDR="10.244.0.0/24", taints=taints),
+             requester=ADMIN)
+    # A board writing its status from a stale copy: the labels and spec it sends are ignored, not refused.
+    stale = {"metadata": {"labels": {}}, "spec": {"taints": []}, "status": {"capacity": {"cpu": "4"}}}
+    written = h.patch(rt, "", "pi-1", "merge", stale, subresource="status", requester=PI1)
+    assert written["status"]["capacity"] == {"cpu": "4"} and written["spec"]["taints"] == taints
+    assert "node-role.kubernetes.io/master" in written["metadata"]["labels"]
 
 
 def test_other_kinds_are_not_restricted_here(api: tuple[Handlers, ResourceType]) -> None:
@@ -136,21 +162,72 @@ def test_a_pod_range_another_node_holds_is_refused(api: tuple[Handlers, Resource
     h.patch(rt, "", "pi-1", "merge", {"metadata": {"labels": {"a": "b"}}})
 
 
-def test_ipam_skips_held_ranges_and_gives_board_roles(tmp_path: Path) -> None:
+def test_ipam_skips_held_ranges(tmp_path: Path) -> None:
     with harness(tmp_path, pod_cidr="10.244.0.0/16") as hs:
         c = hs.client
         c.create(c.kinds.nodes, "", node("hand", podCIDR="10.244.0.0/23"))  # set by hand, wider than a /24
-        c.create(c.kinds.nodes, "", node("pi-1", {"pikube.io/board-role": "master"}))
-        c.create(c.kinds.nodes, "", node("pi-2", {"pikube.io/board-role": "worker"}))
-        c.create(c.kinds.nodes, "", node("pi-3"))
+        for name in ("pi-1", "pi-2", "pi-3"):
+            c.create(c.kinds.nodes, "", node(name))
         ipam = hs.build(NodeIpamController)
         hs.settle(ipam)
-        got = {n: c.get(c.kinds.nodes, "", n) for n in ("pi-1", "pi-2", "pi-3")}
-        cidrs = [o["spec"]["podCIDR"] for o in got.values()]
+        cidrs = [c.get(c.kinds.nodes, "", n)["spec"]["podCIDR"] for n in ("pi-1", "pi-2", "pi-3")]
         assert len(set(cidrs)) == 3 and not {"10.244.0.0/24", "10.244.1.0/24"} & set(cidrs)
+
+
+def _events(hs: Harness, reason: str) -> list[Obj]:
+    hs.env.recorder.flush()
+    c = hs.client
+    return [e for e in c.list(c.kinds.events, "default") if e.get("reason") == reason]
+
+
+def test_roles_come_from_the_masters_settings_not_from_the_board(tmp_path: Path) -> None:
+    with harness(tmp_path, board_node="pi-1") as hs:
+        hs.env.recorder.start()
+        c = hs.client
+        c.create(c.kinds.nodes, "", node("pi-1"))  # the master's board, whatever it announces
+        c.create(c.kinds.nodes, "", node("pi-2", {"pikube.io/board-role": "worker"}))
+        c.create(c.kinds.nodes, "", node("pi-3"))
+        c.create(c.kinds.nodes, "", node("pi-4", {"pikube.io/board-role": "master"}))  # a claim, not a fact
+        roles_ctl = hs.build(NodeRolesController)
+        hs.settle(roles_ctl)
+        got = {n: c.get(c.kinds.nodes, "", n) for n in ("pi-1", "pi-2", "pi-3", "pi-4")}
         roles = {n: sorted(k for k in o["metadata"]["labels"] if k.startswith("node-role.")) for n, o in got.items()}
         assert roles == {"pi-1": ["node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master"],
-                         "pi-2": ["node-role.kubernetes.io/worker"], "pi-3": []}
+                         "pi-2": ["node-role.kubernetes.io/worker"], "pi-3": [], "pi-4": []}
+        roles_ctl.queue.add("pi-4")  # synced again: still no role, and no second event
+        hs.run(roles_ctl)
+        [event] = _events(hs, "RoleNotGranted")
+        assert event["type"] == "Warning" and event["involvedObject"]["name"] == "pi-4"
+        assert event.get("count", 1) == 1 and "master runs on pi-1" in event["message"]
+
+
+def test_a_master_without_a_board_gives_no_master_role(tmp_path: Path) -> None:
+    with harness(tmp_path) as hs:
+        c = hs.client
+        c.create(c.kinds.nodes, "", node("pi-1", {"pikube.io/board-role": "master"}))
+        roles_ctl = hs.build(NodeRolesController)
+        hs.settle(roles_ctl)
+        assert not any(k.startswith("node-role.") for k in c.get(c.kinds.nodes, "", "pi-1")["metadata"]["labels"])
+
+
+def test_ipam_reports_a_clash_it_finds_and_moves_no_range(tmp_path: Path) -> None:
+    with harness(tmp_path, pod_cidr="10.244.0.0/16") as hs:
+        hs.env.recorder.start()
+        c = hs.client
+        c.create(c.kinds.nodes, "", node("pi-1", podCIDR="10.244.1.0/24", podCIDRs=["10.244.1.0/24"]))
+        # A store written before ranges were checked: the same range on a second node.
+        clash = node("pi-2", podCIDR="10.244.1.0/24", podCIDRs=["10.244.1.0/24"])
+        clash["metadata"].update(uid="u-2", creationTimestamp="2026-01-01T00:00:00Z")
+        hs.store.create(c.kinds.nodes.key("", "pi-2"), clash)
+        ipam = hs.build(NodeIpamController)
+        hs.settle(ipam)
+        ipam.queue.add("pi-1")
+        ipam.queue.add("pi-2")
+        hs.run(ipam)  # again: the same clash is not reported twice
+        events = _events(hs, "CIDRNotAvailable")
+        assert sorted(e["involvedObject"]["name"] for e in events) == ["pi-1", "pi-2"]
+        assert all(e["type"] == "Warning" and e.get("count", 1) == 1 for e in events)
+        assert [c.get(c.kinds.nodes, "", n)["spec"]["podCIDR"] for n in ("pi-1", "pi-2")] == ["10.244.1.0/24"] * 2
 
 
 def test_ipam_picks_again_when_the_api_refuses_a_range_its_cache_missed(tmp_path: Path) -> None:
