@@ -41,7 +41,8 @@ def _nothing_installed(pis: Pis, board: str) -> None:
 def test_the_master_board_is_ready_with_its_roles(pis: Pis) -> None:
     lay = pis.layout("pi-1")
     assert pis.node_ready("pi-1")
-    # The board announces its role; the master gives it the node-role labels (a node may not).
+    # The master gives its own board (named in its unit) the node-role labels: a node may not set them.
+    assert "--board-node pi-1" in (lay.supervised_units / MASTER_UNIT).read_text()
     wait(lambda: "node-role.kubernetes.io/control-plane" in pis.api("/api/v1/nodes/pi-1")["metadata"]["labels"],
          what="the master's role labels on pi-1")
     node = pis.api("/api/v1/nodes/pi-1")

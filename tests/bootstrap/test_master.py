@@ -45,6 +45,7 @@ def test_first_run_makes_everything_and_prints_the_join_command(
     agent = init.units[AGENT_UNIT]
     assert "--master-board" in agent and "--node-label pikube.io/network-backend=vxlan" in agent
     assert "--node-ip 10.0.0.1" in agent and "--backend vxlan" in agent
+    assert "--board-node pi-1" in init.units[MASTER_UNIT]  # the master gives its board the master role
     rec = record.load(lay.record)
     assert rec is not None and (rec.role, rec.server, rec.backend) == (Role.MASTER, "https://10.0.0.1:6443", "vxlan")
 
