@@ -7,7 +7,12 @@ cd "$(dirname "$0")/.."
 
 # chromium (+ a font) drives the status page's end-to-end test (tests/web/test_browser.py).
 # systemd: `systemd-analyze verify` checks the unit files (tests/bootstrap/test_units.py); it is not started.
-APT_PACKAGES=(docker.io busybox-static iproute2 nftables iperf3 ca-certificates chromium fonts-dejavu-core systemd)
+# The SD-card image (pikube image build, its tests and bench/board.py): mmdebstrap + qemu-user-static make the
+# arm64 rootfs; dosfstools, mtools, e2fsprogs, fdisk, bmap-tools and zstd assemble it without loop devices;
+# qemu-system-arm boots it; openssh-client logs in to the booted board.
+APT_PACKAGES=(docker.io busybox-static iproute2 nftables iperf3 ca-certificates chromium fonts-dejavu-core systemd
+              mmdebstrap qemu-user-static qemu-system-arm dosfstools mtools e2fsprogs fdisk bmap-tools zstd
+              openssh-client)
 TOOLS=.tools
 VENV=.venv
 PYTHON=${PYTHON:-python3}
