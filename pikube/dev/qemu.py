@@ -195,3 +195,15 @@ def grow(image: Path, size_bytes: int) -> None:
     """Make the image file `size_bytes` long (sparse): a bigger card, for first boot to grow the root onto."""
     with image.open("r+b") as f:
         f.truncate(size_bytes)
+
+
+def card(built: Path, dest: Path, pikube_yaml: str, size_bytes: int = 4 << 30) -> Path:
+    """A sparse copy of the image grown to a `size_bytes` card, `pikube_yaml` on its FAT (what pikube flash leaves)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    img = dest / "card.img"
+    subprocess.run(["cp", "--sparse=always", str(built), str(img)], check=True)
+    grow(img, size_bytes)
+    (dest / "pikube.yaml").write_text(pikube_yaml)
+    subprocess.run(["mcopy", "-o", "-i", f"{img}@@{BOOT_OFFSET}", str(dest / "pikube.yaml"), "::/pikube.yaml"],
+                   check=True, env={**os.environ, "MTOOLS_SKIP_CHECK": "1"})
+    return img

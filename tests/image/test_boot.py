@@ -47,15 +47,7 @@ def built_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def card(built: Path, dest: Path, pikube_yaml: str) -> Path:
-    """A copy of the image grown to a 4 GiB card, with `pikube_yaml` on its FAT, as `pikube flash` leaves it."""
-    dest.mkdir(parents=True, exist_ok=True)
-    img = dest / "card.img"
-    subprocess.run(["cp", "--sparse=always", str(built), str(img)], check=True)
-    qemu.grow(img, CARD)
-    (dest / "pikube.yaml").write_text(pikube_yaml)
-    subprocess.run(["mcopy", "-o", "-i", f"{img}@@{qemu.BOOT_OFFSET}", str(dest / "pikube.yaml"), "::/pikube.yaml"],
-                   check=True, env={**os.environ, "MTOOLS_SKIP_CHECK": "1"})
-    return img
+    return qemu.card(built, dest, pikube_yaml, CARD)
 
 
 def boot(img: Path, work: Path, ports: tuple[int, ...], host_service: tuple[str, int] | None = None) -> qemu.Vm:
