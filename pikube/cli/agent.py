@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import socket
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from core.settings import AgentSettings
+from pikube.bootstrap.layout import CONFIG_DIR
+from pikube.cli import boardfile
 
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("agent", help="run the node agent (pods in Docker)")
-    p.add_argument("--server", required=True, help="the master, https://HOST:PORT")
-    p.add_argument("--token", default="", help="join token (only needed until the node has credentials)")
-    p.add_argument("--node-name", required=True, help="this board's node name")
+    p.add_argument("--server", default="", help="the master, https://HOST:PORT (default: $PIKUBE_MASTER, else "
+                                                "master: in the configuration file)")
+    p.add_argument("--token", default="", help="join token, only needed until the node has credentials "
+                                               "(default: $PIKUBE_TOKEN, else token: in the configuration file)")
+    p.add_argument("--node-name", default="", help="this board's node name (default: $PIKUBE_NODE_NAME, else "
+                                                   "hostname: in the configuration file, else the host name)")
+    p.add_argument("--config", type=Path, default=None,
+                   help=f"the board's configuration file (default: $PIKUBE_CONFIG, else "
+                        f"{CONFIG_DIR / boardfile.CONFIG_NAME} if it exists); flags and PIKUBE_* win over it")
     p.add_argument("--data-dir", type=Path, default=Path("/var/lib/pikube/agent"))
     p.add_argument("--docker-host", default="unix:///var/run/docker.sock")
     p.add_argument("--master-board", action="store_true", help="label the node as the master board")
@@ -35,9 +46,23 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_run)
 
 
-def settings_from(args: argparse.Namespace) -> AgentSettings:
+def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> AgentSettings:
+    """Flags, then PIKUBE_* in `env` (default: the process's), then the configuration file, then defaults."""
     from pikube.cli.main import CliError
 
+    try:
+        layers = boardfile.load(args.config, CONFIG_DIR / boardfile.CONFIG_NAME, env)
+    except boardfile.BoardFileError as exc:
+        if not (args.server and args.node_name):
+            raise CliError(str(exc)) from None
+        # The unit enable-* wrote gives every value it needs: a typo in the file must not stop a running node.
+        print(f"pikube agent: ignoring the configuration file: {exc}", file=sys.stderr, flush=True)
+        layers = boardfile.Layers(env=dict(os.environ if env is None else env))
+    server = layers.server_url(args.server)
+    if not server:
+        raise CliError(f"give the master with --server https://HOST:PORT (or set {boardfile.ENV_MASTER}, or "
+                       f"master: in {CONFIG_DIR / boardfile.CONFIG_NAME}).")
+    node_name = layers.node_name(args.node_name, socket.gethostname().split(".")[0].lower())
     labels = []
     for item in args.node_label:
         key, eq, value = item.partition("=")
@@ -46,7 +71,7 @@ def settings_from(args: argparse.Namespace) -> AgentSettings:
         labels.append((key, value))
     if not 1 <= args.log_port <= 65535:
         raise CliError(f"--log-port must be between 1 and 65535, not {args.log_port}")
-    return AgentSettings(server=args.server, node_name=args.node_name, data_dir=args.data_dir, token=args.token,
+    return AgentSettings(server=server, node_name=node_name, data_dir=args.data_dir, token=layers.token(args.token),
                          docker_host=args.docker_host, master_board=args.master_board, node_ip=args.node_ip,
                          node_labels=tuple(labels), log_bind=args.log_bind, log_port=args.log_port,
                          pause_image=args.pause_image, pod_network=args.pod_network, backend=args.backend,

@@ -15,7 +15,7 @@ from typing import Any
 
 from pikube.bootstrap.common import UserFile
 from pikube.bootstrap.layout import CONFIG_DIR, DATA_DIR, Layout
-from pikube.cli import boardenv
+from pikube.cli import boardenv, boardfile
 
 BACKENDS = ("host-gw", "vxlan")
 
@@ -42,14 +42,21 @@ def register(sub: Any) -> None:
     w: argparse.ArgumentParser = sub.add_parser(
         "enable-worker", help="join this board to a master",
         description="Join this board to the cluster whose master is MASTER, with the token enable-master printed.")
-    w.add_argument("master", metavar="MASTER", help="the master's address (HOST, HOST:PORT or https://HOST:PORT)")
-    w.add_argument("--token", required=True, help="join token, pikube-<sha256 of the CA>::<id>.<secret>")
+    w.add_argument("master", metavar="MASTER", nargs="?", default="",
+                   help="the master's address (HOST, HOST:PORT or https://HOST:PORT; default: $PIKUBE_MASTER, "
+                        "else master: in the configuration file)")
+    w.add_argument("--token", default="", help="join token, pikube-<sha256 of the CA>::<id>.<secret> (default: "
+                                               "$PIKUBE_TOKEN, else token: in the configuration file)")
     _common(w)
     w.set_defaults(func=_worker)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--node-name", default="", help="this board's node name (default: its hostname)")
+    p.add_argument("--node-name", default="", help="this board's node name (default: $PIKUBE_NODE_NAME, else "
+                                                   "hostname: in the configuration file, else the host name)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="the board's configuration file, keys as in pikube.yaml (default: $PIKUBE_CONFIG, else "
+                        "config.yaml in --config-dir, if it exists); flags and PIKUBE_* variables win over it")
     p.add_argument("--init", choices=("systemd", "none"), default=None,
                    help="run the services with systemd, or with pikube's own supervisor "
                         "(default: systemd when it is running)")
@@ -64,8 +71,20 @@ def _layout(args: argparse.Namespace) -> Layout:
     return Layout(config_dir=args.config_dir.absolute(), data_dir=args.data_dir.absolute())
 
 
-def _node_name(flag: str) -> str:
-    return flag or socket.gethostname().split(".")[0].lower()
+def _host_name() -> str:
+    return socket.gethostname().split(".")[0].lower()
+
+
+def _layers(args: argparse.Namespace, role: str, command: str) -> boardfile.Layers:
+    """What the flags leave open comes from PIKUBE_* and then the configuration file (pikube/cli/boardfile.py)."""
+    from pikube.cli.main import CliError
+
+    try:
+        layers = boardfile.load(args.config, args.config_dir / boardfile.CONFIG_NAME)
+        boardfile.refuse_other_role(layers, role, command)
+    except boardfile.BoardFileError as exc:
+        raise CliError(str(exc)) from None
+    return layers
 
 
 def _say(prog: str) -> Any:
@@ -110,6 +129,7 @@ def _master(args: argparse.Namespace) -> int:
         raise CliError("enable-master must run as root (it installs system services): run it with sudo.")
     if not 1 <= args.port <= 65535 or not 0 <= args.web_port <= 65535 or args.web_port == args.port:
         raise CliError("--port must be 1-65535 and --web-port 0 (off) or another port.")
+    layers = _layers(args, "master", "enable-master")
     address = args.advertise_address or default_address()
     if not address:
         raise CliError("this board has no IPv4 address to advertise: give one with --advertise-address.")
@@ -119,7 +139,8 @@ def _master(args: argparse.Namespace) -> int:
     kind = boardenv.init_kind(args.init)
     user = (boardenv.invoking_user_kubeconfig() if args.user_kubeconfig is None
             else UserFile(args.user_kubeconfig.absolute()))
-    setup = MasterSetup(layout=layout, advertise_address=address, node_name=_node_name(args.node_name),
+    setup = MasterSetup(layout=layout, advertise_address=address,
+                        node_name=layers.node_name(args.node_name, _host_name()),
                         pikube=boardenv.pikube_command(), backend=args.backend, port=args.port,
                         web_port=args.web_port, taint_master=args.taint_master, docker_host=docker,
                         user_kubeconfig=user, timeout=args.timeout)
@@ -140,12 +161,22 @@ def _master(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from pikube.bootstrap.worker import WorkerSetup, enable_worker
+    from pikube.cli.main import CliError
 
     started = time.monotonic()
+    layers = _layers(args, "worker", "enable-worker")
+    master, token = layers.master(args.master), layers.token(args.token)
+    source = f"{boardfile.ENV_MASTER}, or master: in {layers.path}" if layers.path else boardfile.ENV_MASTER
+    if not master:
+        raise CliError(f"give the master's address: enable-worker MASTER --token TOKEN (or set {source}).")
+    if not token:
+        where = f"{boardfile.ENV_TOKEN}, or token: in {layers.path}" if layers.path else boardfile.ENV_TOKEN
+        raise CliError(f"give the join token that enable-master printed: --token TOKEN (or set {where}).")
     layout = _layout(args)
     docker = boardenv.docker_host(args.docker_host)
     say = _say("enable-worker")
-    setup = WorkerSetup(layout=layout, master=args.master, token=args.token, node_name=_node_name(args.node_name),
+    setup = WorkerSetup(layout=layout, master=master, token=token,
+                        node_name=layers.node_name(args.node_name, _host_name()),
                         pikube=boardenv.pikube_command(), is_root=boardenv.is_root(), docker_host=docker,
                         timeout=args.timeout)
     kind = boardenv.init_kind(args.init)
