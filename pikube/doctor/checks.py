@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from core import firstboot
 from pikube.doctor.host import Host
 
 GiB = 1024**3
@@ -259,9 +260,33 @@ def check_disk(host: Host, ctx: Context) -> Finding:
     return _ok("disk", detail)
 
 
+def check_first_boot(host: Host, ctx: Context) -> Finding:
+    """What first boot made of the card's pikube.yaml (never FAIL: it must not keep enable-* from running)."""
+    text = host.read_text(str(Path(ctx.data_dir) / firstboot.STATE_PATH.name))
+    rec = firstboot.from_json(text) if text else None
+    if rec is None:
+        return _ok("first-boot", "no first-boot record (this board was not set up from a pikube image)")
+    source = rec.source or "pikube.yaml"
+    again = Fix(f"see `journalctl -u pikube-firstboot`; correct {source} (docs/firstboot.md) and reboot, or run "
+                "`sudo pikube firstboot`")
+    if rec.result == firstboot.INVALID:
+        return Finding("first-boot", Status.WARN, f"{source} is not valid, so none of it was applied: "
+                       + " ".join(rec.problems), again)
+    if rec.result == firstboot.FAILED:
+        failed = "; ".join(f"{s.name}: {s.error}" for s in rec.failed_steps)
+        return Finding("first-boot", Status.WARN, f"first boot could not apply all of {source} ({failed})", again)
+    if rec.result == firstboot.RUNNING:
+        last = rec.steps[-1].name if rec.steps else "the start"
+        return Finding("first-boot", Status.WARN, f"first boot has been applying {source} since {rec.started} "
+                       f"(done up to {last}; the role step may be waiting for its master)", again)
+    if rec.result == firstboot.ABSENT:
+        return _ok("first-boot", "first boot found no pikube.yaml and only grew the root file system")
+    return _ok("first-boot", f"first boot applied {source} at {rec.finished} ({len(rec.steps)} steps)")
+
+
 CHECKS: tuple[Callable[[Host, Context], Finding], ...] = (
     check_memory_cgroup, check_cgroup_version, check_iptables, check_nftables, check_vxlan, check_ip_forward,
-    check_bridge_netfilter, check_swap, check_clock, check_docker, check_disk,
+    check_bridge_netfilter, check_swap, check_clock, check_docker, check_disk, check_first_boot,
 )
 
 

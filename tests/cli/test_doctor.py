@@ -20,7 +20,7 @@ def test_a_well_set_up_pi_passes_every_check() -> None:
     found = _by_check(FakePi())
     assert {name: f.status for name, f in found.items() if f.status is not Status.OK} == {}
     assert set(found) == {"memory-cgroup", "cgroups", "iptables", "nftables", "vxlan", "ip-forward",
-                          "bridge-netfilter", "swap", "clock", "docker", "disk"}
+                          "bridge-netfilter", "swap", "clock", "docker", "disk", "first-boot"}
     assert found["cgroups"].detail.startswith("cgroup v2")
     assert blocking(list(found.values())) == []
 
@@ -163,3 +163,38 @@ def test_this_machine_passes_the_preflight(backend: str) -> None:
     found = run_checks(RealHost(), Context(backend=backend, data_dir="/tmp"), [c for c in CHECKS if c is not
                                                                                 check_docker])
     assert blocking(found) == []
+
+
+def _first_boot(pi: FakePi, record: object) -> Finding:
+    from core import firstboot
+
+    assert isinstance(record, firstboot.Record)
+    pi.files["/var/lib/pikube/firstboot.json"] = record.to_json()
+    return _by_check(pi)["first-boot"]
+
+
+def test_a_malformed_pikube_yaml_is_reported_as_a_warning_with_each_problem() -> None:
+    from core import firstboot
+
+    found = _first_boot(FakePi(), firstboot.Record(
+        result=firstboot.INVALID, source="/boot/firmware/pikube.yaml",
+        problems=("hostname: a host name is written in lowercase: write 'pi-1'.",
+                  "wifi.country: write the country code in capitals: 'GB'.")))
+    assert found.status is Status.WARN  # never FAIL: enable-* still run on this board
+    assert found.detail == ("/boot/firmware/pikube.yaml is not valid, so none of it was applied: hostname: a host "
+                            "name is written in lowercase: write 'pi-1'. wifi.country: write the country code in "
+                            "capitals: 'GB'.")
+    assert found.fix is not None and "journalctl -u pikube-firstboot" in found.fix.text and not found.fix.safe
+
+
+def test_a_failed_first_boot_step_is_named() -> None:
+    from core import firstboot
+
+    found = _first_boot(FakePi(), firstboot.Record(result=firstboot.FAILED, steps=(
+        firstboot.StepRecord("hostname", firstboot.DONE),
+        firstboot.StepRecord("role", firstboot.STEP_FAILED, error="enable-worker failed 4 times"))))
+    assert found.status is Status.WARN and "(role: enable-worker failed 4 times)" in found.detail
+    applied = _first_boot(FakePi(), firstboot.Record(result=firstboot.APPLIED, finished="2026-05-28T10:00:00Z",
+                                                     source="/boot/firmware/pikube.yaml"))
+    assert applied.status is Status.OK and "2026-05-28T10:00:00Z" in applied.detail
+    assert _by_check(FakePi())["first-boot"].status is Status.OK  # set up by hand: nothing to say
