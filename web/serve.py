@@ -16,7 +16,7 @@ import threading
 from core.httpserver import Limits, Server
 from core.settings import MasterSettings
 from web.app import create_web_app
-from web.source import Prefixes, Source
+from web.source import FirstBootRecord, Prefixes, Source, no_first_boot
 
 log = logging.getLogger(__name__)
 MAX_STREAMS = 8
@@ -26,10 +26,10 @@ MAX_PER_CLIENT = 16
 
 class StatusServer:
     def __init__(self, settings: MasterSettings, source: Source, prefixes: Prefixes,
-                 stopping: threading.Event) -> None:
+                 stopping: threading.Event, first_boot: FirstBootRecord = no_first_boot) -> None:
         self.settings = settings
         self.stopping = stopping
-        self.app = create_web_app(settings, source, prefixes, stopping, MAX_STREAMS)
+        self.app = create_web_app(settings, source, prefixes, stopping, MAX_STREAMS, first_boot)
         self._server: Server | None = None
 
     def start(self) -> bool:

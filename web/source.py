@@ -8,12 +8,21 @@ each kind it shows (`Prefixes`). Tests hand it an in-memory source instead.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
+
+from core import firstboot
 
 Obj = dict[str, Any]
 # Plural of every kind the page shows (`web.summary.KINDS`) → the key prefix its objects live under.
 Prefixes = Mapping[str, str]
+# The first-boot record of the board the page runs on (`core/firstboot.py`), read when asked; None when the
+# board was set up by hand. The command layer hands it a reader of /var/lib/pikube/firstboot.json.
+FirstBootRecord = Callable[[], firstboot.Record | None]
+
+
+def no_first_boot() -> firstboot.Record | None:
+    return None
 
 
 class Change(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 
@@ -10,6 +11,7 @@ from flask import Blueprint, Response, render_template, request
 from core.kube.timefmt import rfc3339
 from web import access, stream, summary
 from web.feed import ChangeFeed, SummaryCache
+from web.source import FirstBootRecord, no_first_boot
 
 # The page loads nothing from elsewhere, and nothing may frame it or learn its URL (which may hold the token).
 SECURITY_HEADERS = {
@@ -32,6 +34,7 @@ class StatusPage:
     streams: stream.Streams
     stopping: threading.Event
     asset_version: str
+    first_boot: FirstBootRecord = no_first_boot
 
 
 def stamp(body: bytes) -> bytes:
@@ -75,5 +78,12 @@ def blueprint(page: StatusPage) -> Blueprint:
             raise
         response.call_on_close(page.streams.close)
         return response
+
+    @bp.get("/api/firstboot")
+    def api_first_boot() -> Response:
+        """What first boot did on this board (each step, or why pikube.yaml was not applied); null if nothing."""
+        rec = page.first_boot()
+        doc = {"record": None if rec is None else json.loads(rec.to_json())}
+        return Response(json.dumps(doc), mimetype="application/json", headers={"Cache-Control": "no-store"})
 
     return bp

@@ -4,16 +4,19 @@ The master (`master.server.Master`) knows nothing of the page; the page
 (`web.serve.StatusServer`) knows nothing of the master but the three reads it
 declares (`web.source.Source`), which the master's store provides. This module
 hands the one to the other, with the store key prefix of each kind the page
-shows, and runs both until SIGTERM or SIGINT.
+shows (and a reader of this board's first-boot record, beside the master's data
+directory), and runs both until SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
 from types import FrameType
 
+from core import firstboot
 from core.settings import MasterSettings
 from master.registry.catalog import Catalog
 from master.server import Master
@@ -39,8 +42,9 @@ class MasterProcess:
 
     def __init__(self, settings: MasterSettings) -> None:
         self.master = Master(settings)
-        self.web = (StatusServer(settings, self.master.store, page_prefixes(self.master.catalog), self.master.stopping)
-                    if settings.web_port else None)
+        first_boot = functools.partial(firstboot.load, settings.data_dir.parent / firstboot.STATE_PATH.name)
+        self.web = (StatusServer(settings, self.master.store, page_prefixes(self.master.catalog), self.master.stopping,
+                                 first_boot) if settings.web_port else None)
 
     def start(self) -> None:
         if self.web is not None:

@@ -281,7 +281,35 @@
     };
   }
 
+  // --- first boot of the board the page runs on (/api/firstboot; fetched once) ------------------
+  const STEP_TONE = { done: "ok", unchanged: "done", skipped: "done", failed: "bad" };
+  const RESULT_TONE = { applied: "ok", absent: "done", running: "busy", failed: "bad", invalid: "bad" };
+
+  async function firstBoot() {
+    const headers = token ? { Authorization: "Bearer " + token } : {};
+    let rec = null;
+    try {
+      const r = await fetch("api/firstboot", { headers, cache: "no-store" });
+      if (r.ok) rec = (await r.json()).record;
+    } catch (err) {
+      return;
+    }
+    if (!rec) return;
+    const rows = (rec.steps || []).map((s) => el("tr", {},
+      el("td", {}, s.name),
+      el("td", {}, el("span", { class: "pill tone-" + (STEP_TONE[s.status] || "done") }, s.status)),
+      el("td", { class: s.error ? "reason" : null }, s.error || s.message)));
+    const problems = (rec.problems || []).map((p) => el("li", { class: "reason" }, p));
+    document.getElementById("firstboot").replaceChildren(
+      el("p", {}, el("span", { class: "pill tone-" + (RESULT_TONE[rec.result] || "done") }, rec.result), " ",
+        (rec.source || "pikube.yaml") + (rec.finished ? " · " + rec.finished : rec.started ? " · since " + rec.started : "")),
+      problems.length ? el("ul", {}, problems) : null,
+      rows.length ? el("table", {}, el("tbody", {}, rows)) : null);
+    document.getElementById("firstboot-section").hidden = false;
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    firstBoot();
     connect();
     setInterval(tick, 1000);
     setTimeout(() => { if (!live) startPolling(); }, 3000);
