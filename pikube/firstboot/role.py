@@ -32,6 +32,7 @@ from pikube.firstboot.step import Outcome, StepError, changed, skipped
 ENV_TOKEN = "PIKUBE_TOKEN"
 WAIT_ONLINE = ("/lib/systemd/systemd-networkd-wait-online", "/usr/lib/systemd/systemd-networkd-wait-online")
 
+NOT_LIVE = "not the running system: the role is taken when the board itself boots"
 # (host, port) → None when something accepts a connection there, else why not.
 Probe = Callable[[str, int], str | None]
 
@@ -69,6 +70,8 @@ class RoleStep:
         if cfg.role == "master":
             if rec is not None and rec.role is record.Role.MASTER:
                 return changed(False, "", f"already the master (node {rec.node_name})")
+            if not host.live:
+                return skipped(NOT_LIVE)
             return self._master(host, cfg)
         assert cfg.master is not None  # a worker's master is required by the schema
         m_host, m_port = jointoken.split_server(cfg.master)
@@ -78,11 +81,11 @@ class RoleStep:
         if cfg.token is None:
             raise StepError("pikube.yaml has no join token any more (first boot removes it once used); "
                             "add token: again to join this master")
+        if not host.live:
+            return skipped(NOT_LIVE)
         return self._worker(host, cfg, m_host, m_port, cfg.token)
 
     def _prepare(self, host: Host) -> None:
-        if not host.live:
-            return
         wait = next((w for w in WAIT_ONLINE if host.exists(w)), None)
         if wait is not None:
             host.run([wait, "--any", "--timeout=120"], check=False)

@@ -16,6 +16,10 @@ is something to do, which it decides from `/var/lib/pikube/firstboot.json`:
   that fails is recorded and the next ones still run (a Wi-Fi problem must not
   keep a wired board out of the cluster), and the next boot tries again.
 
+Applied to a tree that is not the running system (`pikube firstboot --root`),
+the role step and growfs are skipped, the card keeps its secrets, and the
+record names no file, so the board's own first boot applies it all again.
+
 The steps before the role are quick and local, and pikube-firstboot.service is
 ordered before sshd and the network: `ready()` (systemd's READY=1) is called
 before the role step, which may wait minutes for a master. The record is
@@ -189,13 +193,15 @@ class FirstBoot:
     def _growfs(self, step: Step, prev: firstboot.Record | None) -> firstboot.StepRecord:
         """Grow the card once: a previous run's success is carried forward, a failure is tried again."""
         before = next((s for s in prev.steps if s.name == "growfs"), None) if prev is not None else None
-        if before is not None and before.status != firstboot.STEP_FAILED:
+        if before is not None and before.status in (firstboot.DONE, firstboot.UNCHANGED):
             return before
         return self._step("growfs", step, BoardConfig())
 
     def _apply(self, cfg: BoardConfig | None, sha: str, prev: firstboot.Record | None,
                only: tuple[str, ...] = ()) -> int:
         started = timefmt.rfc3339()
+        if not self.host.live:
+            sha = ""  # applied to a tree, not to a booted board: the board's own first boot applies it again
         base = firstboot.Record(result=firstboot.RUNNING, source=self.boot_config, config_sha256=sha,
                                 started=started)
         done: list[firstboot.StepRecord] = []
@@ -212,7 +218,7 @@ class FirstBoot:
             done.append(self._step(name, step, cfg or BoardConfig()))
         status = {s.name: s.status for s in done}
         written = sha
-        if cfg is not None:
+        if cfg is not None and self.host.live:
             written = self._strip_secrets(cfg, status) or sha
         failed = [s.name for s in done if s.status == firstboot.STEP_FAILED]
         result = firstboot.FAILED if failed else (firstboot.APPLIED if cfg is not None else firstboot.ABSENT)

@@ -12,7 +12,7 @@ from core.boardconfig import BoardConfig
 from pikube.cli.main import run as cli_run
 from pikube.firstboot import run
 from pikube.firstboot.host import Host
-from pikube.firstboot.step import Outcome, Step, StepError, changed
+from pikube.firstboot.step import Outcome, Step, StepError, changed, skipped
 from tests.firstboot.fakes import ED25519, TOKEN, FakeRunner, make_host, make_root
 
 WORKER_YAML = f"""# my worker
@@ -40,6 +40,8 @@ class Recorder:
         self.fail_role: str | None = None
 
     def growfs(self, host: Host, cfg: BoardConfig) -> Outcome:
+        if not host.live:  # as the real step
+            return skipped("not the running system's root")
         self.calls.append("growfs")
         return changed(True, "grown", "")
 
@@ -53,7 +55,7 @@ class Recorder:
 class Board:
     def __init__(self, tmp_path: Path) -> None:
         self.root = make_root(tmp_path / "root")
-        self.host, self.runner, self.lines, _ = make_host(self.root)
+        self.host, self.runner, self.lines, _ = make_host(self.root, live=True)
         self.ready: list[str] = []
         self.fake = Recorder(self.ready)
 
@@ -256,8 +258,17 @@ def test_ready_is_sent_to_systemd(tmp_path: Path) -> None:
     assert not sd_notify("READY=1", env={})
 
 
-def test_unused_runner_stays_unused(board: Board) -> None:
-    """Applying a card with no user, Wi-Fi or role on a tree that is not live runs no command at all."""
-    board.fat.write_text("hostname: pi-4\n")
-    board.boot()
-    assert isinstance(board.runner, FakeRunner) and board.runner.calls == []
+def test_a_tree_that_is_not_the_running_system_is_applied_again_when_the_board_boots(board: Board) -> None:
+    board.host.live = False
+    board.fat.write_text(WORKER_YAML)
+    assert board.boot() == 0
+    rec = board.record()
+    assert rec.result == firstboot.APPLIED and rec.config_sha256 == ""
+    assert isinstance(board.runner, FakeRunner) and board.runner.calls == []  # nothing run on this machine
+    assert (board.root / "etc/hostname").read_text() == "pi-2\n"
+    assert board.fat.read_text() == WORKER_YAML  # the secrets stay for the board's own first boot
+    board.host.live = True
+    board.fake.calls.clear()
+    assert board.boot() == 0
+    assert board.fake.calls == ["growfs", "role worker ready=True token=True"]
+    assert TOKEN not in board.fat.read_text()

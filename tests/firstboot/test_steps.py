@@ -226,7 +226,7 @@ WORKER = BoardConfig(hostname="pi-2", role="worker", master="10.0.0.1", token=TO
 
 
 def test_the_worker_waits_for_its_master_then_joins_with_the_token_in_its_environment(root: Path) -> None:
-    host, runner, lines, sleeps = make_host(root)
+    host, runner, lines, sleeps = make_host(root, live=True)
     answers = iter(["Connection refused", "No route to host", None])
     step = role.RoleStep(probe=lambda h, p: next(answers), first_delay=1.0, max_delay=1.5)
     out = step(host, WORKER)
@@ -235,7 +235,8 @@ def test_the_worker_waits_for_its_master_then_joins_with_the_token_in_its_enviro
     assert [ln.split(" (")[0] for ln in lines] == [
         "pikube firstboot: role: try 1: the master at 10.0.0.1:6443 does not answer yet",
         "pikube firstboot: role: try 2: the master at 10.0.0.1:6443 does not answer yet"]
-    [call] = runner.calls
+    docker, call = runner.calls
+    assert docker.argv == ("systemctl", "start", "docker.service")
     assert call.argv == ("/opt/pikube/venv/bin/python", "-m", "pikube", "enable-worker", "10.0.0.1",
                          "--node-name", "pi-2")
     assert call.env == {"PIKUBE_TOKEN": TOKEN} and TOKEN not in " ".join(call.argv)
@@ -243,21 +244,29 @@ def test_the_worker_waits_for_its_master_then_joins_with_the_token_in_its_enviro
 
 
 def test_a_worker_the_master_keeps_refusing_fails_with_the_last_error(root: Path) -> None:
-    host, runner, _, sleeps = make_host(root)
+    host, runner, _, sleeps = make_host(root, live=True)
     runner.handlers["python"] = lambda argv: Completed(
         tuple(argv), 1, "", "enable-worker: joining...\nenable-worker: the master refused the join token.\n")
     step = role.RoleStep(probe=lambda h, p: None, first_delay=1.0, attempts=3)
     with pytest.raises(StepError, match=r"enable-worker failed 3 times; the last error: enable-worker: the master "
                                         r"refused the join token\.$"):
         step(host, WORKER)
-    assert len(runner.calls) == 3 and sleeps == [1.0, 2.0]
+    assert [c.argv[3] for c in runner.calls[1:]] == ["enable-worker"] * 3 and sleeps == [1.0, 2.0]
 
 
 def test_enable_master(root: Path) -> None:
-    host, runner, _, _ = make_host(root)
+    host, runner, _, _ = make_host(root, live=True)
     out = role.RoleStep()(host, BoardConfig(hostname="pi-1", role="master"))
     assert out.status == firstboot.DONE
-    assert runner.argvs() == [("/opt/pikube/venv/bin/python", "-m", "pikube", "enable-master", "--node-name", "pi-1")]
+    assert runner.argvs()[-1] == ("/opt/pikube/venv/bin/python", "-m", "pikube", "enable-master", "--node-name",
+                                  "pi-1")
+
+
+def test_no_role_is_taken_on_a_tree_that_is_not_the_running_system(root: Path) -> None:
+    host, runner, _, _ = make_host(root)
+    assert role.RoleStep()(host, BoardConfig(role="master")).message == role.NOT_LIVE
+    assert role.RoleStep(probe=lambda h, p: None)(host, WORKER).status == firstboot.SKIPPED
+    assert runner.calls == []
 
 
 def test_live_role_waits_for_the_network_and_docker_first(root: Path) -> None:
