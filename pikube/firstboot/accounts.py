@@ -158,5 +158,6 @@ def sshd(host: Host, cfg: BoardConfig) -> Outcome:
         return skipped("no SSH keys given; sshd keeps its settings")
     did = write_file(path, SSHD_CONF)
     if did and host.live:
-        host.run(["systemctl", "try-reload-or-restart", "ssh.service"], check=False)
+        # --no-block: at boot sshd's start waits for this unit, so nothing may wait for sshd here
+        host.run(["systemctl", "--no-block", "try-reload-or-restart", "ssh.service"], check=False)
     return changed(did, f"password login off ({SSHD_DROPIN})", "password login already off")

@@ -50,6 +50,17 @@ RouteMetric=2048
 """
 
 
+def reload_networkd(host: Host) -> None:
+    """Make a running systemd-networkd read its files again; at boot it has not started yet and reads them then.
+
+    Asked only when it runs: `networkctl` goes through D-Bus, which would start
+    networkd, which waits for this unit (Before=network-pre.target), which
+    would be waiting for networkctl.
+    """
+    if host.run(["systemctl", "is-active", "--quiet", "systemd-networkd.service"], check=False).returncode == 0:
+        host.run(["networkctl", "reload"], check=False)
+
+
 def wpa_psk(wifi: Wifi) -> str | None:
     """The 64-hex-digit WPA key for `wifi` (PBKDF2 of the passphrase and SSID, as wpa_passphrase computes)."""
     if wifi.passphrase is None:
@@ -132,7 +143,7 @@ def wifi(host: Host, cfg: BoardConfig) -> Outcome:
     if host.live:
         host.run(["iw", "reg", "set", w.country], check=False)
         host.run(["systemctl", "--no-block", "restart", WPA_UNIT], check=False)
-        host.run(["networkctl", "reload"], check=False)
+        reload_networkd(host)
     what = f"{w.ssid!r}, country {w.country}{kept}"
     return changed(did, f"joins {what}", f"already set for {what}")
 
@@ -154,7 +165,7 @@ def eth_network(cfg: BoardConfig) -> str:
 def ethernet(host: Host, cfg: BoardConfig) -> Outcome:
     did = write_file(host.path(ETH_NETWORK), eth_network(cfg))
     if did and host.live:
-        host.run(["networkctl", "reload"], check=False)
+        reload_networkd(host)
     net = cfg.network
     what = "DHCP" if net is None else f"static {net.address}" + (f" via {net.gateway}" if net.gateway else "")
     return changed(did, f"wired link: {what}", f"wired link already {what}")

@@ -48,7 +48,7 @@ from core.boardconfig import BoardConfig, ConfigError
 from core.fsutil import fsync_dir, write_atomic
 from core.kube import timefmt
 from pikube.firstboot import accounts, growfs, network, system
-from pikube.firstboot.host import Host, write_file
+from pikube.firstboot.host import CommandFailed, Host, write_file
 from pikube.firstboot.role import RoleStep
 from pikube.firstboot.step import Outcome, Step, StepError, changed
 
@@ -177,7 +177,7 @@ class FirstBoot:
         started, t0 = timefmt.rfc3339(), time.monotonic()
         try:
             out = step(self.host, cfg)
-        except StepError as exc:
+        except (StepError, CommandFailed) as exc:
             self.say(f"{name}: FAILED: {exc}")
             return firstboot.StepRecord(name, firstboot.STEP_FAILED, error=str(exc), time=started,
                                         seconds=round(time.monotonic() - t0, 3))

@@ -11,7 +11,7 @@ from core import boardconfig, firstboot
 from core.boardconfig import BoardConfig
 from pikube.cli.main import run as cli_run
 from pikube.firstboot import run
-from pikube.firstboot.host import Host
+from pikube.firstboot.host import Completed, Host
 from pikube.firstboot.step import Outcome, Step, StepError, changed, skipped
 from tests.firstboot.fakes import ED25519, TOKEN, FakeRunner, make_host, make_root
 
@@ -272,3 +272,13 @@ def test_a_tree_that_is_not_the_running_system_is_applied_again_when_the_board_b
     assert board.boot() == 0
     assert board.fake.calls == ["growfs", "role worker ready=True token=True"]
     assert TOKEN not in board.fat.read_text()
+
+
+def test_a_failing_command_is_that_steps_error(board: Board) -> None:
+    board.runner.handlers["useradd"] = lambda argv: Completed(tuple(argv), 9, "", "useradd: cannot lock /etc/passwd")
+    board.fat.write_text("user: carol\nhostname: pi-5\n")
+    assert board.boot() == 1
+    [failed] = board.record().failed_steps
+    assert failed.name == "user" and failed.error.endswith("exited 9: useradd: cannot lock /etc/passwd")
+    assert "Traceback" not in "\n".join(board.lines)
+    assert (board.root / "etc/hostname").read_text() == "pi-5\n"

@@ -130,7 +130,7 @@ def test_sshd_drop_in(root: Path) -> None:
     drop_in = root / accounts.SSHD_DROPIN.lstrip("/")
     assert accounts.sshd(host, BoardConfig(ssh_authorized_keys=(ED25519,))).status == firstboot.DONE
     assert "PasswordAuthentication no\n" in drop_in.read_text()
-    assert runner.argvs() == [("systemctl", "try-reload-or-restart", "ssh.service")]
+    assert runner.argvs() == [("systemctl", "--no-block", "try-reload-or-restart", "ssh.service")]
     assert accounts.sshd(host, BoardConfig(ssh_authorized_keys=(ED25519,))).status == firstboot.UNCHANGED
     assert accounts.sshd(host, BoardConfig()).status == firstboot.DONE
     assert not drop_in.exists()
@@ -194,8 +194,16 @@ def test_wifi_unblocks_rfkill_now_and_for_later_boots(root: Path) -> None:
         ("rfkill", "unblock", "wifi"),
         ("iw", "reg", "set", "GB"),
         ("systemctl", "--no-block", "restart", "wpa_supplicant@wlan0.service"),
+        ("systemctl", "is-active", "--quiet", "systemd-networkd.service"),
         ("networkctl", "reload"),
     ]
+
+
+def test_networkd_is_asked_to_reload_only_when_it_runs(root: Path) -> None:
+    host, runner, _, _ = make_host(root, live=True)
+    runner.handlers["systemctl"] = lambda argv: Completed(tuple(argv), 3)  # inactive, as at boot
+    network.ethernet(host, BoardConfig())
+    assert runner.argvs() == [("systemctl", "is-active", "--quiet", "systemd-networkd.service")]
 
 
 def test_wifi_without_wpa_supplicant_fails_clearly(root: Path) -> None:
