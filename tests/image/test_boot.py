@@ -104,8 +104,14 @@ timezone: Europe/London
         assert ssh.run("cat /etc/machine-id").stdout.strip()
         assert "ssh_host_ed25519_key" in ssh.run("ls /etc/ssh").stdout
         assert ssh.run("findmnt -n -o SOURCE /boot/firmware").stdout.strip().endswith("vda1")
+        record = wait_until("first boot's record", lambda: json.loads(ssh.run(
+            "cat /var/lib/pikube/firstboot.json").stdout or "{}").get("result") in ("applied", "failed"),
+            BOOT_TIMEOUT)
         status = json.loads(ssh.run("cat /var/lib/pikube/firstboot.json").stdout)
-        assert status, status
+        assert record and status["result"] == "applied", status
+        steps = {st["name"]: st["status"] for st in status["steps"]}
+        assert steps["hostname"] == "done" and steps["timezone"] == "done" and steps["role"] == "done", steps
+        assert "pikube firstboot: applying" in ssh.run("journalctl -b -u pikube-firstboot --no-pager").stdout
         # the admin kubeconfig, pointed at the forwarded API port
         kubeconfig = tmp_path / "admin.kubeconfig"
         text = wait_until("the admin kubeconfig", lambda: ssh.run(
