@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BOARD_MODULES = ("agent.main", "pikube.bootstrap.supervisor", "pikube.run.master", "pikube.cli.agent",
                  "pikube.cli.master", "pikube.cli.enable")
-LEAVES = ("pikube.dev", "pikube.sim")
+LEAVES = ("pikube.dev", "pikube.sim", "pikube.flash")
 
 
 def loaded_after_importing(*modules: str) -> list[str]:
