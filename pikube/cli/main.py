@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from core import __version__
 
 # Modules under pikube.cli that contribute subcommands, in help order.
-SUBCOMMAND_MODULES = ("enable", "token", "lifecycle", "board", "master", "agent", "firstboot", "image", "dev")
+SUBCOMMAND_MODULES = ("enable", "token", "lifecycle", "board", "master", "agent", "firstboot", "image", "flash",
+                      "dev")
 
 
 class CliError(Exception):
