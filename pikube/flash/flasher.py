@@ -82,7 +82,7 @@ def run(the_plan: Plan, *, config: bytes | None = None, check: bool = True, prog
     started = time.monotonic()
     out = target.Target(the_plan.target, the_plan.image.size)
     try:
-        written = writer.write(the_plan.image, out, progress)
+        written = writer.write(the_plan.image, out, progress, hashing=check)
     finally:
         out.close()
     write_seconds = time.monotonic() - started

@@ -35,7 +35,9 @@ class ImageError(FlashError, ValueError):
 
 
 class Stream(Protocol):
-    """A forward-only reader of the decompressed image."""
+    """A forward-only reader of the decompressed image; reads fill the buffer unless the image ends."""
+
+    def readinto(self, view: memoryview) -> int: ...
 
     def read(self, size: int) -> bytes: ...
 
@@ -86,31 +88,29 @@ class _RawStream:
             # ENXIO from SEEK_DATA: nothing but hole up to the end; anything else: no hole support.
             return self._size if exc.errno == errno.ENXIO else default
 
-    def read(self, size: int) -> bytes:
-        first = self._part(size)
-        if len(first) == size or not first:
-            return first
-        parts = [first]
-        got = len(first)
-        while got < size and (part := self._part(size - got)):
-            parts.append(part)
-            got += len(part)
-        return b"".join(parts)
+    def readinto(self, view: memoryview) -> int:
+        got = 0
+        while got < len(view) and (n := self._part(view[got:])):
+            got += n
+        return got
 
-    def _part(self, size: int) -> bytes:
-        """Up to `size` bytes: zeros up to the end of a hole, or data up to the next hole."""
-        size = min(size, self._size - self._pos)
+    def _part(self, view: memoryview) -> int:
+        """Fill the start of `view`: zeros up to the end of a hole, or data up to the next hole."""
+        size = min(len(view), self._size - self._pos)
         if size <= 0:
-            return b""
+            return 0
         data_at = self._seek(os.SEEK_DATA, self._pos)
         if data_at > self._pos:
             n = min(size, data_at - self._pos)
-            self._pos += n
-            return bytes(n)
-        hole_at = self._seek(os.SEEK_HOLE, self._size)
-        data = os.pread(self._fd, min(size, max(hole_at - self._pos, 1)), self._pos)
-        self._pos += len(data)
-        return data
+            view[:n] = _zeros(n)
+        else:
+            hole_at = self._seek(os.SEEK_HOLE, self._size)
+            n = os.preadv(self._fd, [view[:min(size, max(hole_at - self._pos, 1))]], self._pos)
+        self._pos += n
+        return n
+
+    def read(self, size: int) -> bytes:
+        return _read(self, size)
 
     def skip(self, size: int) -> None:
         self._pos = min(self._pos + size, self._size)
@@ -119,27 +119,45 @@ class _RawStream:
         os.close(self._fd)
 
 
+_ZEROS = bytes(4 << 20)
+
+
+def _zeros(n: int) -> bytes | memoryview:
+    return memoryview(_ZEROS)[:n] if n <= len(_ZEROS) else bytes(n)
+
+
+def _read(stream: Stream, size: int) -> bytes:
+    buf = bytearray(size)
+    n = stream.readinto(memoryview(buf))
+    del buf[n:]
+    return bytes(buf)
+
+
 class _FileStream:
     """A decompressing file object (gzip, lzma) or a decompressor's pipe, read forward only."""
 
     def __init__(self, file: IO[bytes]) -> None:
         self._file = file
 
-    def read(self, size: int) -> bytes:
-        out = bytearray()
-        while len(out) < size:
-            data = self._file.read(size - len(out))
-            if not data:
+    def readinto(self, view: memoryview) -> int:
+        got = 0
+        while got < len(view):
+            n = self._file.readinto(view[got:])  # type: ignore[attr-defined]
+            if not n:
                 break
-            out += data
-        return bytes(out)
+            got += n
+        return got
+
+    def read(self, size: int) -> bytes:
+        return _read(self, size)
 
     def skip(self, size: int) -> None:
+        buf = memoryview(bytearray(min(size, 4 << 20)))
         while size > 0:
-            data = self._file.read(min(size, 4 << 20))
-            if not data:
+            n = self.readinto(buf[:min(size, len(buf))])
+            if not n:
                 return
-            size -= len(data)
+            size -= n
 
 
 @contextlib.contextmanager

@@ -102,7 +102,7 @@ class Target:
         self.zeros_are_free = not info.is_block
         self.zeroout_works = info.is_block
 
-    def write(self, offset: int, data: bytes | memoryview) -> None:
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
         while view:
             try:

@@ -73,11 +73,17 @@ def _pieces(start: int, end: int | None) -> Iterator[tuple[int, int]]:
         pos += length
 
 
-def write(image: Image, target: Target, progress: Progress) -> Written:
-    """Copy `image` onto `target` and fsync it. ImageError or TargetError (sentences) on failure."""
+def write(image: Image, target: Target, progress: Progress, *, hashing: bool = True) -> Written:
+    """Copy `image` onto `target` and fsync it. ImageError or TargetError (sentences) on failure.
+
+    With `hashing` off (`--no-verify`) nothing is hashed, not even the bmap's ranges (as `bmaptool
+    copy --no-verify`): the copy then costs what `dd` costs.
+    """
     done = Written()
     progress.start("writing", image.to_write)
     algorithm = image.bmap.checksum_type if image.bmap else "sha256"
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
     with open_stream(image.path, image.compression) as stream:
         pos = 0
         for start, end, checksum in extents(image):
@@ -85,21 +91,22 @@ def write(image: Image, target: Target, progress: Progress) -> Written:
                 stream.skip(start - pos)
                 done.skipped += start - pos
                 pos = start
-            range_hash = hashlib.new(algorithm) if checksum else None
+            range_hash = hashlib.new(algorithm) if checksum and hashing else None
             for offset, length in _pieces(start, end):
-                data = stream.read(length)
-                if len(data) < length and (end is not None or not data):
+                n = stream.readinto(view[:length])
+                if n < length and (end is not None or not n):
                     if end is not None:
-                        raise ImageError(f"{image.path} ended at byte {offset + len(data)}, before the end of "
+                        raise ImageError(f"{image.path} ended at byte {offset + n}, before the end of "
                                          f"its bmap's range {start}-{end}: the image is truncated or the bmap "
                                          "belongs to another image.")
                     break
+                data = view[:n]
                 if range_hash is not None:
                     range_hash.update(data)
-                _put(target, offset, data, done)
-                progress.advance(len(data))
-                pos = offset + len(data)
-                if len(data) < length:
+                _put(target, offset, buf if n == CHUNK else data, done, hashing)
+                progress.advance(n)
+                pos = offset + n
+                if n < length:
                     break
             if range_hash is not None and range_hash.hexdigest() != checksum:
                 raise ImageError(f"bytes {start}-{end} of {image.path} do not match the checksum in "
@@ -116,19 +123,24 @@ def write(image: Image, target: Target, progress: Progress) -> Written:
     return done
 
 
-def _put(target: Target, offset: int, data: bytes, done: Written) -> None:
+def _put(target: Target, offset: int, data: bytearray | memoryview, done: Written, hashing: bool) -> None:
+    length = len(data)
     if _is_zero(data):
-        target.zero(offset, len(data))
-        done.zeroed += len(data)
-        done.chunks.append(Chunk(offset, len(data), zero_digest(len(data))))
+        target.zero(offset, length)
+        done.zeroed += length
+        if hashing:
+            done.chunks.append(Chunk(offset, length, zero_digest(length)))
         return
     target.write(offset, data)
-    done.written += len(data)
-    done.chunks.append(Chunk(offset, len(data), hashlib.sha256(data).digest()))
+    done.written += length
+    if hashing:
+        done.chunks.append(Chunk(offset, length, hashlib.sha256(data).digest()))
 
 
-def _is_zero(data: bytes) -> bool:
-    # Comparing with a zero buffer runs at memcmp speed; only a partial chunk needs a slice.
-    if len(data) == CHUNK:
+def _is_zero(data: bytearray | memoryview) -> bool:
+    """All zeros? A whole chunk is compared at memcmp speed; a piece is first checked at both ends."""
+    if isinstance(data, bytearray):
         return data == _ZERO
-    return data == memoryview(_ZERO)[:len(data)]
+    if data[0] or data[-1]:
+        return False
+    return data.tobytes() == bytes(len(data))

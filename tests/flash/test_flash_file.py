@@ -220,3 +220,15 @@ def test_inspect_then_stream_length_mismatch_is_damage(card_image: cardimage.Car
     assert image.size == card_image.size + 4096
     with pytest.raises(ImageError, match="damaged"):
         flasher.run(flasher.Plan(image, flasher.target.describe(tmp_path / "card.bin"), None))
+
+
+def test_no_verify_hashes_nothing_and_still_writes_the_image(card_image: cardimage.CardImage, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from pikube.cli.main import run
+
+    card = tmp_path / "card.bin"
+    report = flasher.run(flasher.plan(card_image.path.with_name("p.img.gz"), card), check=False)
+    assert report.verified is None and report.written.chunks == []
+    assert sha(card) == sha(card_image.path)
+    assert run(["flash", str(card_image.path), str(tmp_path / "other.bin"), "--no-verify"]) == 0
+    assert "Not verified (--no-verify)." in capsys.readouterr().out
