@@ -159,8 +159,8 @@ def _list() -> int:
 
 
 def _interrupted(target: Path, what: str) -> int:
-    print(f"\npikube: interrupted: {target} is incomplete ({what}); it will not boot. Run the same command again "
-          "before using it.", file=sys.stderr)
+    print(f"\npikube: interrupted: {target} is not ready ({what}). Run the same command again before using it.",
+          file=sys.stderr)
     return 130
 
 
@@ -191,7 +191,7 @@ def _flash(args: argparse.Namespace) -> int:
     try:
         report = flasher.run(plan, config=config, check=not args.no_verify, progress=out)
     except KeyboardInterrupt:
-        return _interrupted(args.device, "the image was only partly written")
+        return _interrupted(args.device, "stopped while writing or verifying: it may not boot")
     except FlashError as exc:
         raise _error(str(exc)) from None
     written = report.written

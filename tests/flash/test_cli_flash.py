@@ -169,7 +169,7 @@ def test_ctrl_c_says_the_card_is_incomplete(card_image: cardimage.CardImage, tmp
     card = tmp_path / "card.bin"
     assert run(["flash", str(card_image.path), str(card), "--hostname", "pi-1", "--no-bmap"]) == 130
     err = capsys.readouterr().err
-    assert (f"pikube: interrupted: {card} is incomplete (the image was only partly written); it will not boot. "
+    assert (f"pikube: interrupted: {card} is not ready (stopped while writing or verifying: it may not boot). "
             "Run the same command again before using it.") in err
     with pytest.raises(fat.FatError, match="non DOS media"):  # stopped after the first chunk: no FAT yet
         fat.read_file(card, card_image.fat_start, seed.FILENAME)

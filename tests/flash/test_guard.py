@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -171,29 +170,20 @@ def test_the_force_flag_does_not_let_loop_devices_through() -> None:
 # -- the machine the tests run on -----------------------------------------------------------------
 
 
-def _disk_of_root() -> str | None:
-    """The whole disk under / found independently of the guard: /sys/dev/block/MAJ:MIN, up to the disk."""
-    st = os.stat("/")
-    node = Path(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}")
-    if not node.exists():
-        return None
-    real = node.resolve()
-    if (real / "partition").exists():
-        real = real.parent
-    return f"/dev/{real.name}"
-
-
 def test_live_the_disk_this_machine_runs_from_is_refused() -> None:
     require(subprocess.run(["lsblk", "--version"], capture_output=True, check=False).returncode == 0,
             "needs lsblk (util-linux)")
-    disk = _disk_of_root()
-    require(disk is not None, "needs / on a block device (not an overlay or tmpfs root)")
-    assert disk is not None
     machine = probe.host()
+    st = os.stat("/")
+    number = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    # The whole disk whose tree holds /'s device number (a partition, LVM over LUKS, or the disk itself).
+    disks = [top.path for top in machine.devices if any(node.devnum == number for node in top.walk())]
+    require(len(disks) == 1, f"needs / on a block device lsblk lists (/ is on {number})")
     for forced in (False, True):
-        d = decide(machine, disk, allow_system_disk=forced, allow_loop=True)
+        d = decide(machine, disks[0], allow_system_disk=forced, allow_loop=True)
         assert Why.SYSTEM in whys(d), d
-    assert disk not in [c.device.path for c in guard.candidates(machine)]
+        assert "holds the running system" in d.explain()
+    assert disks[0] not in [c.device.path for c in guard.candidates(machine)]
 
 
 @pytest.mark.parametrize("line,expected", [
