@@ -81,17 +81,21 @@ def run(the_plan: Plan, *, config: bytes | None = None, check: bool = True, prog
     progress = progress or Silent()
     started = time.monotonic()
     out = target.Target(the_plan.target, the_plan.image.size)
+    # The card stays claimed (O_EXCL) until pikube.yaml is checked: the kernel refuses to mount it
+    # meanwhile, so a desktop's automounter cannot pick up the new partitions half way.
     try:
         written = writer.write(the_plan.image, out, progress, hashing=check)
+        write_seconds = time.monotonic() - started
+        if before_verify is not None:
+            before_verify(the_plan.target.path)
+        verified, verify_seconds = None, 0.0
+        if check:
+            started = time.monotonic()
+            verified = verify.verify(the_plan.image, the_plan.target.path, written.chunks, progress)
+            verify_seconds = time.monotonic() - started
+        seeded = None
+        if config is not None:
+            seeded = seed.preseed_bytes(the_plan.target.path, config, claim=False)
     finally:
         out.close()
-    write_seconds = time.monotonic() - started
-    if before_verify is not None:
-        before_verify(the_plan.target.path)
-    verified, verify_seconds = None, 0.0
-    if check:
-        started = time.monotonic()
-        verified = verify.verify(the_plan.image, the_plan.target.path, written.chunks, progress)
-        verify_seconds = time.monotonic() - started
-    seeded = seed.preseed_bytes(the_plan.target.path, config) if config is not None else None
     return Report(the_plan, written, write_seconds, verified, verify_seconds, seeded)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,8 +61,28 @@ def _flush(path: Path) -> None:
         os.close(fd)
 
 
-def preseed_bytes(path: Path, data: bytes) -> Seeded:
-    """Write `data` as pikube.yaml into `path`'s FAT partition, flush, re-read and compare."""
+@contextlib.contextmanager
+def _claimed(path: Path, claim: bool) -> Iterator[None]:
+    """Hold a card open O_EXCL (the kernel then refuses to mount it) while mtools edits it."""
+    if not claim or not stat.S_ISBLK(os.stat(path).st_mode):
+        yield
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_EXCL | os.O_CLOEXEC)
+    except OSError as exc:
+        raise PreseedError(f"{path} is in use (mounted, or held by another program): {exc.strerror}; unmount it "
+                           "first.") from None
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def preseed_bytes(path: Path, data: bytes, *, claim: bool = True) -> Seeded:
+    """Write `data` as pikube.yaml into `path`'s FAT partition, flush, re-read and compare.
+
+    A card is claimed (O_EXCL) meanwhile, unless `claim` is False because the caller holds it.
+    """
     path = Path(path)
     if compression_of(path):
         raise PreseedError(f"{path} is compressed: preseed the card after flashing it, or decompress the image "
@@ -73,10 +94,11 @@ def preseed_bytes(path: Path, data: bytes) -> Seeded:
         raise PreseedError(f"{path} is truncated: its FAT partition ends at byte {part.end} but the file holds "
                            f"{size} bytes.")
     try:
-        before = fat.read_file(path, part.start, FILENAME)
-        fat.write_file(path, part.start, FILENAME, data)
-        _flush(path)
-        back = fat.read_file(path, part.start, FILENAME)
+        with _claimed(path, claim):
+            before = fat.read_file(path, part.start, FILENAME)
+            fat.write_file(path, part.start, FILENAME, data)
+            _flush(path)
+            back = fat.read_file(path, part.start, FILENAME)
     except fat.FatError as exc:
         raise PreseedError(str(exc)) from None
     if back != data:

@@ -4,6 +4,7 @@ BLKZEROOUT, partitions appearing with partx, and the guard's live view (lsblk) o
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -72,11 +73,24 @@ def sha_of(path: Path, length: int) -> str:
 def test_flash_a_used_card_on_a_loop_device(card_image: cardimage.CardImage, tmp_path: Path, use_bmap: bool) -> None:
     backing = garbage_file(tmp_path / "card.bin", 64 << 20)
     cfg = BoardConfig(hostname="pi-3", role="worker", master="192.168.1.10", token=TOKEN)
+    claims: list[int] = []
+
+    def try_to_claim(path: Path) -> None:
+        """What mount (or another flasher) does first: claim the device exclusively."""
+        try:
+            os.close(os.open(path, os.O_RDONLY | os.O_EXCL))
+            claims.append(0)
+        except OSError as exc:
+            claims.append(exc.errno or 0)
+
     with loop_device(backing) as dev:
         plan = flasher.plan(card_image.path.with_name("p.img.zst"), dev, use_bmap=use_bmap, allow_loop=True)
         assert plan.target.is_block and plan.target.size == 64 << 20
-        report = flasher.run(plan, config=boardconfig.to_yaml(cfg).encode())
+        report = flasher.run(plan, config=boardconfig.to_yaml(cfg).encode(), before_verify=try_to_claim)
+        assert claims == [errno.EBUSY]  # between write and verify the card is still claimed: no automount
         assert report.verified is not None and report.seeded is not None
+        fd = os.open(dev, os.O_RDONLY | os.O_EXCL)  # and released once pikube.yaml is checked
+        os.close(fd)
         if not use_bmap:
             # Every byte of the image is on the card, zeros included (cleared with BLKZEROOUT or written).
             assert report.written.zeroed > 0 and report.written.skipped == 0
@@ -109,7 +123,21 @@ def test_preseed_a_flashed_loop_device_from_the_cli(card_image: cardimage.CardIm
         before = sha_of(dev, card_image.fat_start)
         assert run(["preseed", str(dev), "--hostname", "pi-9"]) == 1
         assert "is a loop device; pass --allow-loop" in capsys.readouterr().err
-        assert run(["preseed", str(dev), "--allow-loop", "--hostname", "pi-9", "--timezone", "UTC"]) == 0
+        held: list[int] = []
+        real_write = fat.write_file
+
+        def write_and_try_to_claim(path: Path, offset: int, name: str, data: bytes) -> None:
+            try:
+                os.close(os.open(path, os.O_RDONLY | os.O_EXCL))
+                held.append(0)
+            except OSError as exc:
+                held.append(exc.errno or 0)
+            real_write(path, offset, name, data)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(fat, "write_file", write_and_try_to_claim)
+            assert run(["preseed", str(dev), "--allow-loop", "--hostname", "pi-9", "--timezone", "UTC"]) == 0
+        assert held == [errno.EBUSY]
         assert f"Wrote pikube.yaml on {dev} (read back and checked): hostname=pi-9, timezone=UTC." in \
             capsys.readouterr().out
         on_card = fat.read_file(dev, card_image.fat_start, seed.FILENAME)
