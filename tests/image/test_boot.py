@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -133,27 +134,32 @@ timezone: Europe/London
         vm.stop()
 
 
-def test_a_card_preseeded_as_worker_joins_a_master_on_the_host(built_image: Path, tmp_path: Path) -> None:
+def test_a_card_flashed_and_preseeded_as_worker_joins_a_master_on_the_host(built_image: Path, tmp_path: Path) -> None:
+    """The whole journey (issues 14 and 15): `pikube flash` writes the image and its pikube.yaml to a card (a
+    4 GiB file standing for one), the card boots, first boot applies it, and the worker joins a master."""
     from core.jointoken import ca_hash
     from master.tokens import TokenStore
 
     m: RunningMaster = start_master(tmp_path / "master", extra_args=("--tls-san", qemu.GUEST_GATEWAY_SERVICE))
     try:
         token = TokenStore(m.data_dir / "tokens.json", ca_hash(m.ca.read_bytes())).create(3600, "image test")
-        key, pub = qemu.keypair(tmp_path)
-        img = card(built_image, tmp_path, f"""version: 1
-hostname: pi-worker-1
-role: worker
-master: {qemu.GUEST_GATEWAY_SERVICE}:{m.port}
-token: {token}
-ssh:
-  authorized_keys: ["{pub}"]
-""")
-        vm = boot(img, tmp_path, (22,), host_service=("127.0.0.1", m.port))
+        key, _pub = qemu.keypair(tmp_path)
+        sd = tmp_path / "sdcard.bin"
+        with sd.open("wb") as f:
+            f.truncate(CARD)
+        flash = subprocess.run(
+            [sys.executable, "-m", "pikube.cli", "flash", str(built_image), str(sd), "--yes",
+             "--hostname", "pi-worker-1", "--role", "worker", "--master", f"{qemu.GUEST_GATEWAY_SERVICE}:{m.port}",
+             "--token", token, "--ssh-key", str(key.with_suffix(".pub")), "--timezone", "UTC"],
+            capture_output=True, text=True, timeout=600)
+        assert flash.returncode == 0, flash.stderr
+        assert sd.stat().st_size == CARD
+        vm = boot(sd, tmp_path, (22,), host_service=("127.0.0.1", m.port))
         try:
             wait_until("pi-worker-1 Ready", lambda: node_ready(m.kubeconfig, "pi-worker-1"), BOOT_TIMEOUT, 3)
             ssh = qemu.Ssh(port=vm.ports[22], key=key, known_hosts=tmp_path / "known_hosts")
-            ssh.wait(60)
+            ssh.wait(120)
+            assert ssh.run("hostname").stdout.strip() == "pi-worker-1"
             fat = ssh.run("cat /boot/firmware/pikube.yaml").stdout
             assert token not in fat and "pi-worker-1" in fat  # the secret is gone from the card, the rest kept
         finally:
