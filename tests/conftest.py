@@ -117,7 +117,7 @@ def dev_images(docker_client: Any) -> DevImages:
     """`pikube/busybox` and `pikube/pause`, made in the session's engine if missing."""
     from agent.runtime import localimages as images
 
-    images.ensure(docker_client)
+    images.ensure(docker_client.api)
     return DevImages(busybox=images.BUSYBOX_IMAGE, pause=images.PAUSE_IMAGE)
 
 

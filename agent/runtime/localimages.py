@@ -157,26 +157,30 @@ def _json_list(items: Sequence[str]) -> str:
     return json.dumps(list(items))
 
 
-def has_image(client: Any, name: str) -> bool:
+def has_image(api: Any, name: str) -> bool:
+    """Whether the engine has image `name`; `api` is docker's low-level APIClient (what the agent's runtime holds)."""
     import docker
 
     try:
-        client.images.get(name)
+        api.inspect_image(name)
     except docker.errors.ImageNotFound:
         return False
     return True
 
 
-def ensure(client: Any, busybox_path: Path = BUSYBOX) -> list[str]:
-    """Make `BUSYBOX_IMAGE` and `PAUSE_IMAGE` in the engine unless they exist; return those made."""
+def ensure(api: Any, busybox_path: Path = BUSYBOX) -> list[str]:
+    """Make `BUSYBOX_IMAGE` and `PAUSE_IMAGE` in the engine unless they exist; return those made.
+
+    `api` is docker's low-level APIClient (a DockerClient's `.api`), as the agent's runtime holds it.
+    """
     wanted = [(repo, f"{repo}:{IMAGE_VERSION}") for repo in (BUSYBOX_REPO, PAUSE_REPO)]
-    missing = [(repo, name) for repo, name in wanted if not has_image(client, name)]
+    missing = [(repo, name) for repo, name in wanted if not has_image(api, name)]
     if not missing:
         return []
     busybox = find_busybox(busybox_path)
     data = rootfs_tar(busybox)
     for repo, _name in missing:
-        client.api.import_image_from_data(
+        api.import_image_from_data(
             data, repository=repo, tag=IMAGE_VERSION, changes=image_changes(repo, busybox.version)
         )
     return [name for _repo, name in missing]

@@ -10,12 +10,13 @@ mkdir -p "$ROOTFS/tmp/pikube-wheels"
 cp "$WHEELS"/*.whl "$ROOTFS/tmp/pikube-wheels/"
 chroot "$ROOTFS" python3 -m venv --without-pip "$VENV"
 PIP=$(cd "$ROOTFS/tmp/pikube-wheels" && ls pip-*.whl)
+# Every wheel but pip's, named as the chroot sees them (sorted, so the install order is the same each time).
+WHLS=$(cd "$ROOTFS/tmp/pikube-wheels" && LC_ALL=C ls *.whl | grep -v '^pip-' | sed 's|^|/tmp/pikube-wheels/|')
+# pip runs from its wheel: it is only the installer here and is not left in the venv.
+# shellcheck disable=SC2086
 chroot "$ROOTFS" env SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH" PYTHONHASHSEED=0 \
   "$VENV/bin/python" "/tmp/pikube-wheels/$PIP/pip" --disable-pip-version-check --no-cache-dir \
-  install --no-index --find-links /tmp/pikube-wheels --no-deps /tmp/pikube-wheels/*.whl
-# pip is only the installer here: the board never installs Python packages.
-chroot "$ROOTFS" env SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH" \
-  "$VENV/bin/python" "/tmp/pikube-wheels/$PIP/pip" --disable-pip-version-check uninstall -y -q pip
+  install --no-index --no-deps $WHLS
 rm -rf "$ROOTFS/tmp/pikube-wheels"
 for cmd in pikube enable-master enable-worker; do
   ln -sf "$VENV/bin/$cmd" "$ROOTFS/usr/local/bin/$cmd"

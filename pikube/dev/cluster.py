@@ -236,7 +236,7 @@ def _bring_up(
         report(f"using the Docker engine at {external.host}")
     client = cluster.engine.client()
     try:
-        made = images.ensure(client, settings.busybox)
+        made = images.ensure(client.api, settings.busybox)
     except images.ImageError as exc:
         raise DevError(str(exc)) from exc
     finally:

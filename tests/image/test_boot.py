@@ -25,7 +25,8 @@ from pikube.dev import qemu
 from pikube.dev.localmaster import RunningMaster, start_master
 from tests.conftest import require
 
-pytestmark = pytest.mark.integration
+# The build (a cold rootfs is 20-30 minutes) happens in the first test's setup; each boot takes minutes on TCG.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
 CARD = 4 << 30
 BOOT_TIMEOUT = 600.0  # TCG on two shared cores: the master board takes a few minutes to be Ready
 

@@ -87,7 +87,7 @@ def test_busybox_container_runs_in_the_private_engine(
 
 @pytest.mark.integration
 def test_ensure_is_idempotent(docker_client: Any, dev_images: DevImages) -> None:
-    assert images.ensure(docker_client) == []
+    assert images.ensure(docker_client.api) == []
     label = docker_client.images.get(dev_images.busybox).labels[images.BUSYBOX_VERSION_LABEL]
     assert label[0].isdigit()
 
@@ -116,3 +116,15 @@ def test_pause_container_exits_at_once_on_a_signal(
         assert elapsed < 1.0, f"pause took {elapsed:.2f}s to exit"
     finally:
         container.remove(force=True)
+
+
+@pytest.mark.integration
+def test_ensure_takes_the_agents_own_low_level_client(docker_client: Any, dev_images: DevImages) -> None:
+    """The agent hands ensure its runtime's APIClient (a board's first pod makes the images this way)."""
+    api = docker_client.api  # the same class DockerRuntime.api is: docker.APIClient
+    import docker
+
+    assert isinstance(api, docker.APIClient)
+    assert images.has_image(api, dev_images.pause)
+    assert not images.has_image(api, "pikube/no-such-image:0")
+    assert images.ensure(api) == []
