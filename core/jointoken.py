@@ -99,6 +99,14 @@ class NodeCredentials:
     ca_pem: bytes
 
 
+_IN_TEXT_RE = re.compile(r"\b(pikube-[0-9a-f]{64}::[a-z0-9]{6})\.[a-z0-9]{16}\b")
+
+
+def redact(text: str) -> str:
+    """`text` with the secret half of every join token in it replaced: for lines that go to logs or a console."""
+    return _IN_TEXT_RE.sub(r"\1.<secret>", text)
+
+
 def new_secret() -> str:
     """A fresh `<id>.<random>` secret (kubeadm's bootstrap-token shape)."""
     ident = "".join(secrets.choice(_ALPHABET) for _ in range(6))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from core import fsutil
+from core import fsutil, jointoken
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,8 @@ class SubprocessRunner:
             assert proc.stdout is not None
             for line in proc.stdout:
                 lines.append(line)
-                print(f"  {line.rstrip()}", flush=True)
+                # enable-master prints the join command: the token's secret stays out of the journal and console
+                print(f"  {jointoken.redact(line.rstrip())}", flush=True)
             code = proc.wait(timeout=self.timeout)
         text = "".join(lines)
         return Completed(tuple(argv), code, text, text)

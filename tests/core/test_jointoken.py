@@ -283,3 +283,12 @@ def test_a_join_answer_without_credentials_is_a_join_error(
     fake = start_master(cluster, cluster.ca_pem(), on_join=lambda s, b: (201, {"certificate": "x"}))
     with pytest.raises(JoinError, match="no certificate, key and ca"):
         jointoken.join(_token(cluster), fake.url, "pi-2", timeout=5)
+
+
+def test_redact_hides_the_secret_half_of_a_token_in_any_text() -> None:
+    token = "pikube-" + "ab" * 32 + "::abc123.0123456789abcdef"
+    line = f"    sudo enable-worker 10.0.0.1 --token {token}\n"
+    out = jointoken.redact(line)
+    assert "0123456789abcdef" not in out
+    assert out == line.replace(".0123456789abcdef", ".<secret>")
+    assert jointoken.redact("no token here") == "no token here"

@@ -130,6 +130,9 @@ timezone: Europe/London
                                                       "jsonpath={.status.phase}").stdout == "Running", BOOT_TIMEOUT)
         logs = wait_until("the pod's log", lambda: kubectl(kubeconfig, "logs", "hello").stdout, 120)
         assert logs == "hello from aarch64\n"
+        secret = ssh.run("cat /etc/pikube/join-token").stdout.strip().rsplit(".", 1)[1]
+        assert secret not in vm.console_text()  # enable-master's join command reached the console redacted
+        assert secret not in ssh.run("journalctl -b --no-pager").stdout
         print(f"login prompt {login:.0f} s, node Ready {ready_at:.0f} s after power-on")
     finally:
         vm.stop()
