@@ -290,6 +290,7 @@ class PodSyncer:
             self._failed(pod, mem, SANDBOX_STEP, "FailedMount", message)
             return None
         attempt = (boxes[0].restart_count + 1) if boxes else 0
+        cid: str | None = None
         try:
             self.d.ensure_pause_image()
             args = specs.sandbox_args(pod, self.d.settings.node_name, attempt, self.d.pause_image,
@@ -304,6 +305,9 @@ class PodSyncer:
             self.d.volumes.populate(box.id, mem.volumes, force=True)
         except Exception as exc:
             self.d.forget_pause_image()
+            if cid is not None:  # a sandbox that never ran is not kept: each retry would leave another behind
+                with contextlib.suppress(Exception):
+                    self.d.runtime.remove(cid)
             message = f"Failed to create pod sandbox: {_reason(exc)}"
             self.d.events.pod(pod, WARNING, "FailedCreatePodSandBox", message)
             self._failed(pod, mem, SANDBOX_STEP, "FailedCreatePodSandBox", message, exc=exc,

@@ -47,6 +47,7 @@ class FakeDocker:
         self.made: dict[str, Container] = {}
         self.refuse_create = ""
         self.refuse_start = ""
+        self.refuse_sandbox_start = ""
         self.calls = 0
         self.api = SimpleNamespace(volumes=lambda filters: {"Volumes": []})
 
@@ -65,6 +66,8 @@ class FakeDocker:
 
     def start(self, cid: str) -> None:
         c = self.made[cid]
+        if self.refuse_sandbox_start and c.kind is L.Kind.SANDBOX:
+            raise RuntimeError_(f"start {cid}: {self.refuse_sandbox_start}", self.refuse_sandbox_start)
         if self.refuse_start and c.kind is not L.Kind.SANDBOX:
             self.made[cid] = dataclasses.replace(c, error=self.refuse_start, exit_code=127)
             raise RuntimeError_(f"start {cid}: {self.refuse_start}", self.refuse_start)
@@ -440,3 +443,20 @@ def test_why_docker_does_not_answer_is_worded_the_same_each_time() -> None:
     assert _unreachable("unix:///d.sock", refused, 2).endswith(": Connection refused")
     assert _unreachable("unix:///d.sock", requests.ReadTimeout("read timed out"), 2) == \
         "the Docker engine at unix:///d.sock did not answer within 2s"
+
+
+def test_a_sandbox_docker_cannot_start_is_removed_each_time_and_the_pod_starts_once_it_can(h: Harness) -> None:
+    """Seen on the image's first boot (AppArmor without apparmor_parser): every retry left a Created pause
+    container behind; now only the cause stays, in the event, until the sandbox starts."""
+    h.docker.refuse_sandbox_start = "AppArmor enabled on system but the docker-default profile could not be loaded"
+    pod = _pod()
+    for _ in range(4):
+        h.sync(pod)
+        h.later(400)
+    assert h.docker.made == {}
+    assert [e for e in h.events.seen if e[1] == "FailedCreatePodSandBox"][-1][2].startswith(
+        "Failed to create pod sandbox: ")
+    h.docker.refuse_sandbox_start = ""
+    h.sync(pod)
+    kinds = sorted(c.kind.value for c in h.docker.made.values())
+    assert kinds == sorted([L.Kind.SANDBOX.value, L.Kind.APP.value])
