@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 # qemu-system-arm boots it; openssh-client logs in to the booted board.
 APT_PACKAGES=(docker.io busybox-static iproute2 nftables iperf3 ca-certificates chromium fonts-dejavu-core systemd
               mmdebstrap qemu-user-static qemu-system-arm dosfstools mtools e2fsprogs fdisk bmap-tools zstd
-              openssh-client)
+              openssh-client openssh-server sudo)
 TOOLS=.tools
 VENV=.venv
 PYTHON=${PYTHON:-python3}
@@ -57,6 +57,6 @@ if [ ! -x $VENV/bin/python ] || [ "$(cat $stamp 2>/dev/null)" != "$want" ]; then
   echo "install-deps: creating $VENV with the project and its pinned dependencies"
   [ -x $VENV/bin/python ] || $PYTHON -m venv $VENV
   $VENV/bin/pip install -q --upgrade pip >/dev/null
-  $VENV/bin/pip install -q -e '.[dev]'
+  $VENV/bin/pip install -q -e '.[dev,provision]'
   echo "$want" > $stamp
 fi
