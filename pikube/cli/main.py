@@ -16,7 +16,7 @@ from core import __version__
 
 # Modules under pikube.cli that contribute subcommands, in help order.
 SUBCOMMAND_MODULES = ("enable", "token", "lifecycle", "board", "master", "agent", "firstboot", "image", "flash",
-                      "dev")
+                      "provision", "dev")
 
 
 class CliError(Exception):
