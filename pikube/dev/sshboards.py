@@ -122,7 +122,7 @@ class SshLab:
         return str(self.lan.subnet[200])
 
 
-def _keygen(path: Path, comment: str) -> str:
+def keygen(path: Path, comment: str) -> str:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)], check=True,
                    capture_output=True)
     return " ".join(path.with_suffix(".pub").read_text().split()[:2])
@@ -219,13 +219,13 @@ def start(workdir: Path, specs: Sequence[BoardSpec], run: naming.RunId | None = 
     lab = SshLab(lan=lan, dir=workdir)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
-        authorized = _keygen(lab.key, "pikube-test-laptop")
+        authorized = keygen(lab.key, "pikube-test-laptop")
         PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
         known = []
         for spec in specs:
             bdir = workdir / spec.name
             bdir.mkdir(parents=True, exist_ok=True)
-            host_key = _keygen(bdir / "ssh_host_ed25519_key", f"host-{spec.name}")
+            host_key = keygen(bdir / "ssh_host_ed25519_key", f"host-{spec.name}")
             b = SshBoard(board=lan.board(spec.name), spec=spec, dir=bdir, host_key=host_key)
             _prepare(b, authorized)
             lab.boards[spec.name] = b

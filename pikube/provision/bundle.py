@@ -18,6 +18,7 @@ import dataclasses
 import json
 import re
 import subprocess
+import tarfile
 import tempfile
 import tomllib
 from pathlib import Path
@@ -29,11 +30,31 @@ from pikube.image.rootfs import BuildError
 SOURCE = Path(__file__).resolve().parents[2]
 X86_64_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 MANIFEST = "bundle.json"
+ARCHES = ("aarch64", "x86_64")
 _WHEEL_NAME = re.compile(r"^pikube-([^-]+)-")
 
 
 class BundleError(Exception):
     """The bundle could not be made or read; the message says why."""
+
+
+def fits(wheel: str, arch: str) -> bool:
+    """Whether a wheel (by its file name) installs on a board of `arch`."""
+    return not any(a in wheel for a in ARCHES if a != arch)
+
+
+def archive_name(arch: str) -> str:
+    return f"wheels-{arch}.tar"
+
+
+def _write_archive(dest: Path, wheels: list[Path], arch: str) -> None:
+    """One tar of the wheels for `arch`, byte-identical for the same wheels (copied as one file, unpacked there)."""
+    with tarfile.open(dest / archive_name(arch), "w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(w for w in wheels if fits(w.name, arch)):
+            info = tar.gettarinfo(str(path), arcname=path.name)
+            info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode = 0, 0, 0, "root", "root", 0o644
+            with open(path, "rb") as f:
+                tar.addfile(info, f)
 
 
 def pikube_version(bundle: Path) -> str:
@@ -72,8 +93,12 @@ def make(dest: Path, source: Path = SOURCE) -> str:
         raise BundleError(str(exc)) from None
     (dest / "constraints.txt").unlink(missing_ok=True)
     version = pikube_version(dest)
-    names = sorted(p.name for p in dest.glob("*.whl"))
-    (dest / MANIFEST).write_text(json.dumps({"pikube": version, "wheels": names}, indent=1) + "\n")
+    wheel_paths = sorted(dest.glob("*.whl"))
+    for arch in ARCHES:
+        _write_archive(dest, wheel_paths, arch)
+    manifest = {"pikube": version, "wheels": [p.name for p in wheel_paths],
+                "archives": {arch: archive_name(arch) for arch in ARCHES}}
+    (dest / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return version
 
 

@@ -1,7 +1,7 @@
 """`pikube provision`'s work: from boards reachable over SSH to a cluster in the laptop's kubeconfig.
 
-Every board at once: log in (host key checked), check sudo, copy the wheels of the
-bundle that fit the board, install pikube into its venv offline. The master then
+Every board at once: log in (host key checked), check sudo, copy the bundle's archive
+of wheels for the board's architecture, install pikube into its venv offline. The master then
 runs `enable-master` and hands its join token and admin kubeconfig over; each
 worker runs `enable-worker` as soon as its own install is done and the master is
 up. A board that fails gets one sentence and the others carry on (a worker
@@ -25,7 +25,6 @@ from pikube.provision import bundle, kubeconfig
 from pikube.provision.ssh import ProvisionError, Session, SshOptions, Target, connect
 
 Report = Callable[[str], None]
-ARCHES = ("aarch64", "x86_64")
 PYTHON_VERSION = "3.11"  # the bundle's compiled wheels are cp311 (bookworm's python3)
 LINKED = ("pikube", "enable-master", "enable-worker")
 
@@ -68,14 +67,8 @@ class BoardResult:
     seconds: float = 0.0
 
 
-def fits(wheel: str, arch: str) -> bool:
-    """Whether a wheel (by its file name) installs on a board of `arch`."""
-    others = [a for a in ARCHES if a != arch]
-    return not any(a in wheel for a in others)
-
-
-def install(session: Session, version: str, wheels: Sequence[Path], paths: Paths, say: Report) -> bool:
-    """pikube `version` in the board's venv, from the bundle's wheels; False when it was already there."""
+def install(session: Session, version: str, wheels_dir: Path, paths: Paths, say: Report) -> bool:
+    """pikube `version` in the board's venv, from the bundle's archive for its arch; False when it was there."""
     code, out, _err = session.run([paths.pikube, "--version"], root=False, timeout=60)
     if code == 0 and out.split()[-1:] == [version]:
         say(f"pikube {version} is installed")
@@ -85,16 +78,17 @@ def install(session: Session, version: str, wheels: Sequence[Path], paths: Paths
     if len(facts) != 3:
         raise ProvisionError(f"{session.target.host} has no {paths.python}: install python3 (and python3-venv)")
     arch, python, home = facts
-    if arch not in ARCHES:
+    if arch not in bundle.ARCHES:
         raise ProvisionError(f"{session.target.host} runs a {arch} system; pikube's wheels are for "
-                             f"{' and '.join(ARCHES)}: install a 64-bit OS")
+                             f"{' and '.join(bundle.ARCHES)}: install a 64-bit OS")
     if python != PYTHON_VERSION:
         raise ProvisionError(f"{session.target.host} has Python {python}; the bundle's wheels are for "
                              f"{PYTHON_VERSION} (Debian bookworm / Raspberry Pi OS bookworm)")
-    mine = [w for w in wheels if fits(w.name, arch)]
+    archive = wheels_dir / bundle.archive_name(arch)
     remote = f"{home}/{paths.upload}"
-    sent = session.put(mine, remote)
-    say(f"copied {sent} of the {len(mine)} {arch} wheels; installing pikube {version}")
+    sent = session.put([archive], remote)
+    say(f"{'copied' if sent else 'already has'} the {arch} wheels; installing pikube {version}")
+    session.check(["tar", "-xf", f"{remote}/{archive.name}", "-C", remote], "unpacking the wheels", root=False)
     session.check(f"test -x {paths.venv}/bin/pip || {paths.python} -m venv {paths.venv}", "making pikube's venv")
     session.check([f"{paths.venv}/bin/pip", "install", "-q", "--disable-pip-version-check", "--no-index",
                    "--find-links", remote, f"pikube=={version}"], "installing pikube", timeout=600)
@@ -114,7 +108,6 @@ def _first_line(out: str, prefix: tuple[str, ...]) -> str:
 def provision(settings: Settings, report: Report) -> list[BoardResult]:
     """Set every board up; one result per board (the master first), whatever failed."""
     version = bundle.pikube_version(settings.bundle)
-    wheels = sorted(settings.bundle.glob("*.whl"))
     master_ready: Future[tuple[str, str]] = Future()
 
     def board(target: Target, role: str) -> BoardResult:
@@ -128,7 +121,7 @@ def provision(settings: Settings, report: Report) -> list[BoardResult]:
             session = connect(target, settings.ssh, say)
             try:
                 session.check_sudo()
-                install(session, version, wheels, settings.paths, say)
+                install(session, version, settings.bundle, settings.paths, say)
                 if role == "master":
                     res.result = _master(session, settings, say, master_ready)
                 else:
