@@ -20,6 +20,8 @@ lint: deps
 	$(BIN)/ruff check core pikube master agent web tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/yamllint -s -c ansible/.yamllint ansible
+	cd ansible && ../$(BIN)/ansible-lint --profile production --offline
 
 test: lint
 	$(BIN)/pytest tests
