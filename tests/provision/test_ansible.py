@@ -125,16 +125,20 @@ def test_site_with_paramiko_brings_the_cluster_up(ssh_lab: Any, provision_bundle
     assert _play(lab, "site.yml", inv).changed == 0
 
 
-def test_a_changed_host_key_stops_that_board_with_openssh(
-        ssh_lab: Any, provision_bundle: Path, docker_engine: Any) -> None:
-    """Host keys are really checked: the lab's known_hosts with one wrong key makes exactly that board unreachable."""
+@pytest.mark.parametrize("connection", ["ssh", "paramiko"])
+def test_a_changed_host_key_stops_the_board(
+        ssh_lab: Any, provision_bundle: Path, docker_engine: Any, connection: str) -> None:
+    """Host keys are really checked, with both connections: a wrong key in known_hosts makes the board unreachable."""
     from pikube.dev import playbooks, sshboards
 
     lab = ssh_lab([sshboards.BoardSpec("pi-1")])
     impostor = sshboards.keygen(lab.dir / "impostor", "impostor")
     lab.known_hosts.write_text(f"{lab['pi-1'].address} {impostor}\n")
-    inv = playbooks.inventory(lab, "pi-1", [], extra_vars={"pikube_bundle_dir": str(provision_bundle)})
+    inv = playbooks.inventory(lab, "pi-1", [], connection=connection,
+                              extra_vars={"pikube_bundle_dir": str(provision_bundle)})
     run = playbooks.run_playbook(lab, "site.yml", inv)
     assert run.returncode != 0
-    assert run.recap["pi-1"].unreachable == 1
-    assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in run.output or "Host key verification failed" in run.output
+    assert run.recap["pi-1"].unreachable == 1, run.output[-3000:]
+    assert any(why in run.output for why in ("REMOTE HOST IDENTIFICATION HAS CHANGED", "Host key verification failed",
+                                             "host key mismatch")), run.output[-3000:]
+    assert not lab["pi-1"].path("/opt/pikube").exists()
