@@ -40,6 +40,7 @@ PI_MODEL = "Raspberry Pi 4 Model B Rev 1.4"
 # Raspberry Pi OS's cmdline.txt as the imager writes it: one line, no memory cgroup flag.
 PI_CMDLINE = "console=serial0,115200 console=tty1 root=PARTUUID=12345678-02 rootfstype=ext4 fsck.repair=yes rootwait\n"
 START_TIMEOUT = 10.0
+LOGIN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
 
 
 class Sudo(Enum):
@@ -114,8 +115,9 @@ class SshLab:
         return ["nsenter", "-t", str(sshd.pid), "-n", "-m", "-u", "--", *argv]
 
     def run(self, name: str, argv: Sequence[str], timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        """`argv` as root in the board, with a login's environment (none of this process's, e.g. PYTHONPATH)."""
         return subprocess.run(self.board_command(name, argv), capture_output=True, text=True, timeout=timeout,
-                              check=False)
+                              check=False, env=LOGIN_ENV)
 
     def unused_address(self) -> str:
         """An address on the LAN where no board is: connecting to it finds no host."""

@@ -117,6 +117,7 @@ def test_upgrade_moves_every_board_one_at_a_time_keeping_3_of_4_replicas(
     finally:
         done.set()
         sampler.join(15)
+    (tmp_path / "upgrade.log").write_text(upgrade.output)
     assert upgrade.returncode == 0 and upgrade.failed == 0, upgrade.output[-6000:]
     assert _cordon_order(upgrade.output) == list(BOARDS)  # serial: 1, the master first
 
