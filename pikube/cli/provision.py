@@ -40,6 +40,8 @@ def register(sub: Any) -> None:
     p.add_argument("--accept-new-host-keys", action="store_true",
                    help="trust boards not in known_hosts yet (prints and records their fingerprints)")
     p.add_argument("--ask-sudo-password", action="store_true", help="sudo on the boards needs a password: ask once")
+    p.add_argument("--sudo-password-file", metavar="FILE", type=Path,
+                   help="sudo on the boards needs a password: read it from the first line of FILE")
     p.add_argument("--no-sudo", action="store_true", help="log in as root; do not use sudo")
     p.add_argument("--context", default="pikube", help="kubeconfig context name for this cluster (default: pikube)")
     p.add_argument("--kubeconfig", metavar="FILE", type=Path, default=None,
@@ -93,7 +95,14 @@ def _provision(args: argparse.Namespace) -> int:
     hosts = [t.host for t in ((master,) if master else ()) + workers + resets]
     if len(set(hosts)) != len(hosts):
         raise CliError("a board is named twice.")
-    password = getpass.getpass("sudo password on the boards: ") if args.ask_sudo_password else None
+    password = None
+    if args.sudo_password_file is not None:
+        try:
+            password = args.sudo_password_file.read_text().splitlines()[0]
+        except (OSError, IndexError) as exc:
+            raise CliError(f"cannot read a password from {args.sudo_password_file}: {exc}") from None
+    elif args.ask_sudo_password:
+        password = getpass.getpass("sudo password on the boards: ")
     ssh = SshOptions(known_hosts=args.known_hosts.expanduser(), accept_new=args.accept_new_host_keys,
                      key_file=args.ssh_key, connect_timeout=args.connect_timeout, sudo_password=password,
                      use_sudo=not args.no_sudo)

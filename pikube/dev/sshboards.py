@@ -40,6 +40,7 @@ PI_MODEL = "Raspberry Pi 4 Model B Rev 1.4"
 # Raspberry Pi OS's cmdline.txt as the imager writes it: one line, no memory cgroup flag.
 PI_CMDLINE = "console=serial0,115200 console=tty1 root=PARTUUID=12345678-02 rootfstype=ext4 fsck.repair=yes rootwait\n"
 START_TIMEOUT = 10.0
+SUDO_PASSWORD = "raspberry"
 LOGIN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
 
 
@@ -47,6 +48,7 @@ class Sudo(Enum):
     """What `pi` may do with sudo on a board."""
 
     NOPASSWD = "nopasswd"  # `pi ALL=(ALL) NOPASSWD: ALL`, as Raspberry Pi OS sets its first user up
+    PASSWORD = "password"  # `pi ALL=(ALL) ALL` and pi's password is SUDO_PASSWORD (Debian's default for sudoers)
     NONE = "none"  # not in sudoers: `sudo -n` says a password is required
 
 
@@ -153,13 +155,19 @@ def _prepare(b: SshBoard, authorized: str) -> None:
     uid = _free_id(passwd + group)
     _write(etc / "passwd", passwd + f"{USER}:x:{uid}:{uid}:pi:/home/{USER}:/bin/bash\n")
     _write(etc / "group", group + f"{USER}:x:{uid}:\n")
-    _write(etc / "shadow", Path("/etc/shadow").read_text() + f"{USER}:*:20000:0:99999:7:::\n", 0o640)
+    hashed = "*"
+    if b.spec.sudo is Sudo.PASSWORD:
+        hashed = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=SUDO_PASSWORD, capture_output=True,
+                                text=True, check=True).stdout.strip()
+    _write(etc / "shadow", Path("/etc/shadow").read_text() + f"{USER}:{hashed}:20000:0:99999:7:::\n", 0o640)
     with contextlib.suppress(KeyError, PermissionError):
         import grp
 
         os.chown(etc / "shadow", 0, grp.getgrnam("shadow").gr_gid)
     if b.spec.sudo is Sudo.NOPASSWD:
         _write(etc / "sudoers.d" / "010_pi-nopasswd", f"{USER} ALL=(ALL) NOPASSWD: ALL\n", 0o440)
+    elif b.spec.sudo is Sudo.PASSWORD:
+        _write(etc / "sudoers.d" / "010_pi", f"{USER} ALL=(ALL) ALL\n", 0o440)
     _write(etc / "hostname", b.name + "\n")
     _write(etc / "hosts", Path("/etc/hosts").read_text() + f"127.0.1.1\t{b.name}\n")
     home = upper / "home" / USER

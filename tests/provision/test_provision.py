@@ -110,3 +110,26 @@ def test_accept_new_host_keys_prints_and_records_the_fingerprint(
     assert f"new host key ED25519 {fingerprint}" in accepted.stdout
     assert known.read_text().split() == [board.address, *board.host_key.split()]
     assert ready_nodes(lab.dir / "kc", "pikube") == {"pi-1": "True"}
+
+
+def test_sudo_with_a_password(ssh_lab: Any, provision_bundle: Path, docker_engine: Any) -> None:
+    """A board whose sudo asks for pi's password (Debian's default): a wrong one is refused, the right one works."""
+    from pikube.dev.sshboards import SUDO_PASSWORD, BoardSpec, Sudo
+
+    lab = ssh_lab([BoardSpec("pi-1", sudo=Sudo.PASSWORD)])
+    board = lab["pi-1"]
+    password = lab.dir / "sudo-password"
+    args = ["--bundle", str(provision_bundle), "--kubeconfig", str(lab.dir / "kc"), "--docker-host",
+            docker_engine.host, "--master", f"pi@{board.address}", "--sudo-password-file", str(password)]
+
+    password.write_text("not-the-password\n")
+    wrong = _provision(lab, *args)
+    assert wrong.returncode == 1
+    (row,) = _row(wrong.stdout, board.address)
+    assert "refused pi with that password" in row, row
+    assert not board.path("/opt/pikube/venv").exists()
+
+    password.write_text(SUDO_PASSWORD + "\n")
+    right = _provision(lab, *args)
+    assert right.returncode == 0, right.stdout + right.stderr
+    assert ready_nodes(lab.dir / "kc", "pikube") == {"pi-1": "True"}
