@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agent.runtime.localimages import BUSYBOX_IMAGE  # the image the board's agent makes itself
 from pikube.dev import qemu
 from pikube.image import recipe
 from pikube.image.build import Options, build, default_cache
@@ -127,7 +128,7 @@ def main() -> None:
                 figures["guest_systemd_analyze_s"] = float(m.group(1)) * (60 if m.group(2) == "min" else 1)
             for k, v in memory(ssh).items():
                 figures[f"mem_after_boot_{k}_mb"] = v
-            kubectl(kubeconfig, "create", "deployment", "sleepers", "--image=pikube/busybox", "--replicas=10",
+            kubectl(kubeconfig, "create", "deployment", "sleepers", f"--image={BUSYBOX_IMAGE}", "--replicas=10",
                     "--", "sleep", "3600")
             wait("10 pods Running", lambda: kubectl(kubeconfig, "get", "pods", "-l", "app=sleepers", "-o",
                  "jsonpath={.items[*].status.phase}").stdout.split().count("Running") == 10, 900)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.runtime.localimages import BUSYBOX_IMAGE  # the image the board's agent makes itself
 from pikube.dev import qemu
 from pikube.dev.localmaster import RunningMaster, start_master
 from tests.conftest import require
@@ -123,7 +124,7 @@ timezone: Europe/London
         kubeconfig.write_text(text.replace(server, f"https://127.0.0.1:{vm.ports[6443]}"))
         wait_until("pi-master Ready", lambda: node_ready(kubeconfig, "pi-master"), BOOT_TIMEOUT)
         ready_at = time.monotonic() - vm.started
-        run = kubectl(kubeconfig, "run", "hello", "--image=pikube/busybox", "--restart=Never", "--",
+        run = kubectl(kubeconfig, "run", "hello", f"--image={BUSYBOX_IMAGE}", "--restart=Never", "--",
                       "sh", "-c", "echo hello from $(uname -m); sleep 3600")
         assert run.returncode == 0, run.stderr
         wait_until("the pod Running", lambda: kubectl(kubeconfig, "get", "pod", "hello", "-o",
