@@ -8,7 +8,7 @@ the console moved to the virt machine's UART. The guest's only network is QEMU's
 user-mode stack with `restrict=on`: it reaches nothing on the host or beyond,
 except what is forwarded: chosen guest ports appear on free loopback ports of the
 host (hostfwd), and an optional guestfwd lets the guest reach one host service
-(a master running on the host, for a worker board).
+(a master running on the host, for a worker board) through pikube.dev.guestrelay.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,8 +86,10 @@ class Vm:
         net = "user,id=n0,restrict=on," + ",".join(
             f"hostfwd=tcp:127.0.0.1:{host}-:{guest}" for guest, host in self.ports.items())
         if self.host_service:
+            # One relay process per guest connection (a `tcp:` chardev would connect once, at QEMU's start).
             host, port = self.host_service
-            net += f",guestfwd=tcp:{GUEST_GATEWAY_SERVICE}:{port}-tcp:{host}:{port}"
+            net += (f",guestfwd=tcp:{GUEST_GATEWAY_SERVICE}:{port}-cmd:"
+                    f"{sys.executable} -m pikube.dev.guestrelay {host} {port}")
         return ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", str(self.cpus),
                 "-m", str(self.memory_mib), "-display", "none", "-monitor", "none",
                 "-kernel", str(kernel), "-initrd", str(initrd), "-append", append,
