@@ -120,6 +120,9 @@ def test_docker_down_makes_the_node_and_its_pods_not_ready_until_it_is_back(prox
         gone = time.monotonic()
         p.wait("the pod's address out of its Service", lambda: _addresses(p, app) == ([], ["127.0.0.1"]),
                WITHIN_SECONDS)
+        # The node's condition is a write of its own (pods and node are reported apart): wait for it too.
+        p.wait("the node NotReady", lambda: _node_ready(p) == "False",
+               max(0.1, WITHIN_SECONDS - (time.monotonic() - gone)))
         assert time.monotonic() - gone < WITHIN_SECONDS
         node = p.get(f"/api/v1/nodes/{p.node}")
         ready = next(x for x in node["status"]["conditions"] if x["type"] == "Ready")
