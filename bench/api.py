@@ -18,6 +18,7 @@ round's p99, and every round's figures are printed beside its steal.
 
     .venv/bin/python -m bench.api [--objects 1000] [--rate 100] [--rounds 5] [--seconds 4]
                                   [--watchers 200] [--idle-minutes 10] [--idle-only]
+                                  [--pressure-only]
 """
 
 from __future__ import annotations
@@ -144,9 +145,10 @@ def bench(args: argparse.Namespace) -> dict[str, float]:
             time.sleep(1)
             results["rss_mb_3_nodes_30_pods"] = rss_mb(m.proc.pid)
 
-            results.update(latency_rounds(args, m, s, base))
-            results.update(watch_fanout(m, s, args.watchers))
-            results["rss_mb_after_load"] = rss_mb(m.proc.pid)
+            if not args.pressure_only:
+                results.update(latency_rounds(args, m, s, base))
+                results.update(watch_fanout(m, s, args.watchers))
+                results["rss_mb_after_load"] = rss_mb(m.proc.pid)
             results.update(under_pressure(args, m, s, base))
         except _SkipLoad:
             pass
@@ -323,6 +325,8 @@ def main() -> None:
     p.add_argument("--watchers", type=int, default=200)
     p.add_argument("--idle-minutes", type=float, default=10.0)
     p.add_argument("--idle-only", action="store_true", help="measure only the idle cluster's disk writes")
+    p.add_argument("--pressure-only", action="store_true",
+                   help="of the load figures, measure only the admin's GET under held connections and watches")
     args = p.parse_args()
     for key, value in bench(args).items():
         print(f"{key:38} {value:12.3f}")

@@ -107,8 +107,7 @@ def _lines(store: Store, rt: ResourceType, ns: str, opts: ListOptions, resource_
     prefix = rt.prefix(ns)
     initial: list[Obj] = []
     if resource_version in ("", "0"):
-        items, since = store.list(prefix)
-        initial = [o for o in items if opts.matches(o)]
+        initial, since = _matching(store, prefix, opts)
     else:
         since = int(resource_version)
     try:
@@ -119,8 +118,8 @@ def _lines(store: Store, rt: ResourceType, ns: str, opts: ListOptions, resource_
     deadline = time.monotonic() + timeout
     last_sent = last_yield = time.monotonic()
     try:
-        for obj in initial:
-            yield _line("ADDED", encode(with_type(rt, obj)))
+        yield from (_line("ADDED", encode(with_type(rt, obj))) for obj in initial)
+        initial = []  # sent: not held for the rest of the watch (see `_matching`)
         while not stopping.is_set():
             now = time.monotonic()
             if now - last_yield >= TICK:
@@ -153,6 +152,17 @@ def _lines(store: Store, rt: ResourceType, ns: str, opts: ListOptions, resource_
             last_sent = last_yield = time.monotonic()
     finally:
         watcher.close()
+
+
+def _matching(store: Store, prefix: str, opts: ListOptions) -> tuple[list[Obj], int]:
+    """The listed objects the watch's selectors match, and the list's revision.
+
+    A function of its own so that the full list is freed when it returns: a generator keeps its locals for
+    as long as the watch lasts, and 500 watches each holding a list of every object in a namespace cost
+    hundreds of MB, a long cyclic-GC pass now and then, and a stall of the API when they all end together.
+    """
+    items, since = store.list(prefix)
+    return [o for o in items if opts.matches(o)], since
 
 
 def _line(kind: str, obj: Obj) -> bytes:

@@ -56,3 +56,53 @@ def test_the_cache_is_bounded_and_keeps_the_recent_lines() -> None:
     line = cache.line(CONFIGMAPS, change(9, "n9"), "ADDED")
     assert json.loads(line)["object"]["metadata"]["name"] == "n9"
     assert len(cache) == 3
+
+
+class _Tracked(dict[str, object]):
+    """A stored object a test can hold a weak reference to (plain dicts cannot be)."""
+
+
+class _ListingStore:
+    """Just enough of a store for a watch from resourceVersion 0: a list, then a watcher with no events."""
+
+    def __init__(self, objects: list[_Tracked]) -> None:
+        self.objects = objects
+
+    def list(self, prefix: str) -> tuple[list[_Tracked], int]:
+        listed, self.objects = self.objects, []  # the watch holds the only references from here on
+        return listed, 5
+
+    def watch(self, prefix: str, since: int) -> object:
+        class Quiet:
+            def next(self, timeout: float) -> None:
+                return None
+
+            def close(self) -> None:
+                pass
+        return Quiet()
+
+    def revision(self) -> int:
+        return 5
+
+
+def test_a_watch_holds_no_listed_object_once_its_initial_events_are_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """500 watches each keeping a namespace's list alive cost hundreds of MB and stalled the API when they ended."""
+    import threading
+    import weakref
+
+    from master.registry.listing import ListOptions, parse_list_options
+
+    objects = [_Tracked(metadata={"name": f"cm-{i}", "namespace": "default", "labels": {"w": "yes" if i < 3 else "no"},
+                                  "resourceVersion": "5"}) for i in range(50)]
+    refs = [weakref.ref(o) for o in objects]
+    monkeypatch.setattr(watch, "TICK", 0.01)  # the stream's first empty chunk comes at once
+    store = _ListingStore(objects)
+    del objects
+    opts: ListOptions = parse_list_options(CONFIGMAPS, {"labelSelector": "w=yes"})
+    lines = watch.stream(store, CONFIGMAPS, "default", opts, "0", 60, False,  # type: ignore[arg-type]
+                         lambda o: dict(o), threading.Event())
+    sent = [next(lines) for _ in range(3)]
+    assert [json.loads(line)["object"]["metadata"]["name"] for line in sent] == ["cm-0", "cm-1", "cm-2"]
+    assert next(lines) == b""  # the stream is now waiting for events
+    assert [r for r in refs if r() is not None] == []
+    lines.close()
