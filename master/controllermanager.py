@@ -26,6 +26,7 @@ from master.controllers.nodelifecycle import NodeLifecycleController
 from master.controllers.noderoles import NodeRolesController
 from master.controllers.replicaset import ReplicaSetController
 from master.controllers.serviceaccount import ServiceAccountController
+from master.controllers.servicelb import ServiceLBController
 from master.registry.context import ApiContext
 from master.registry.verbs import Handlers
 from master.scheduler.scheduler import Scheduler
@@ -50,6 +51,7 @@ CONTROLLERS: dict[str, Callable[[Env], _Startable]] = {
     "garbagecollector": GarbageCollector,
     "namespace": NamespaceController,
     "serviceaccount": ServiceAccountController,
+    "servicelb": ServiceLBController,
 }
 
 

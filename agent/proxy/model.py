@@ -44,6 +44,13 @@ class ServiceRule:
     endpoints: list[Endpoint] = field(default_factory=list)
     affinity_timeout: int | None = None
     """Seconds of `sessionAffinity: ClientIP`; None for no affinity."""
+    external_ips: tuple[IPv4Address, ...] = ()
+    """`spec.externalIPs` and the LoadBalancer's ingress addresses: served on this port like the ClusterIP."""
+    local_only: bool = False
+    """`externalTrafficPolicy: Local`: traffic from outside the cluster to a NodePort or an external address
+    goes only to this node's endpoints, with the client's address kept (none here: dropped)."""
+    local_endpoints: list[Endpoint] = field(default_factory=list)
+    """The ready endpoints on this node (what `local_only` traffic may reach)."""
 
     @property
     def key(self) -> str:
@@ -52,8 +59,16 @@ class ServiceRule:
 
     def ready_endpoints(self) -> list[Endpoint]:
         """Endpoints without duplicates, in a stable order."""
-        unique = {(IPv4Address(ip), int(port)) for ip, port in self.endpoints}
-        return sorted(unique, key=lambda ep: (int(ep[0]), ep[1]))
+        return _ordered(self.endpoints)
+
+    def node_endpoints(self) -> list[Endpoint]:
+        """This node's ready endpoints, without duplicates, in a stable order."""
+        return _ordered(self.local_endpoints)
+
+
+def _ordered(endpoints: Iterable[Endpoint]) -> list[Endpoint]:
+    unique = {(IPv4Address(ip), int(port)) for ip, port in endpoints}
+    return sorted(unique, key=lambda ep: (int(ep[0]), ep[1]))
 
 
 @dataclass(frozen=True)

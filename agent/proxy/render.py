@@ -10,10 +10,19 @@ Shape of `table ip pikube` (lookups by map, not a rule per endpoint):
   endpoint's timed set to that endpoint's chain, which refreshes the set and DNATs;
 * sets `no-endpoints` / `no-endpoint-nodeports` make the filter hooks reject a
   service without endpoints at once (TCP reset, else ICMP port unreachable);
+* map `externals` (external address . proto . port → goto svc-…) dispatches
+  `spec.externalIPs` and LoadBalancer ingress addresses like ClusterIPs, from
+  anywhere (traffic must already be routed or ARPed to a board);
+* `externalTrafficPolicy: Local`: NodePorts and external addresses go to an
+  `ext-…` chain instead, which sends pods and the board itself to every
+  endpoint (as kube-proxy treats in-cluster clients) and the rest only to this
+  node's endpoints (`local-…`; dropped when there is none), marked so that
+  nothing masquerades them: the endpoint sees the client's own address;
 * nat postrouting masquerades NodePort traffic (so replies come back through this
-  node), hairpin traffic (a pod reaching itself through a service; or, without
-  bridge netfilter, any service traffic leaving by the bridge) and pod traffic
-  leaving the pod network.
+  node), traffic to a `Cluster`-policy external address from outside the pod
+  network (likewise), hairpin traffic (a pod reaching itself through a service;
+  or, without bridge netfilter, any service traffic leaving by the bridge) and pod
+  traffic leaving the pod network — except what the `Local` chains marked.
 
 A sync flushes the table's rules and the static sets and rebuilds them in the
 same transaction; affinity sets that are still wanted are kept (with their
@@ -33,10 +42,12 @@ STATIC_SETS = {
     "hairpin": "ipv4_addr . ipv4_addr",
     "no-endpoints": "ipv4_addr . inet_proto . inet_service",
     "no-endpoint-nodeports": "inet_proto . inet_service",
+    "external-addresses": "ipv4_addr",
 }
 STATIC_MAPS = {
     "services": "ipv4_addr . inet_proto . inet_service : verdict",
     "nodeports": "inet_proto . inet_service : verdict",
+    "externals": "ipv4_addr . inet_proto . inet_service : verdict",
 }
 BASE_CHAINS = {
     "nat-prerouting": "type nat hook prerouting priority dstnat; policy accept;",
@@ -48,8 +59,20 @@ BASE_CHAINS = {
 }
 
 
+KEEP_SOURCE = "0x00010000"
+"""The packet mark of `Local`-policy traffic from outside: nat postrouting masquerades none of it."""
+
+
 def service_chain(rule: ServiceRule) -> str:
     return f"svc-{rule.key}"
+
+
+def external_chain(rule: ServiceRule) -> str:
+    return f"ext-{rule.key}"
+
+
+def local_chain(rule: ServiceRule) -> str:
+    return f"local-{rule.key}"
 
 
 def endpoint_chain(rule: ServiceRule, endpoint: Endpoint) -> str:
@@ -66,7 +89,8 @@ def _elements(items: Iterable[str]) -> str:
 
 
 def _unique(rules: Iterable[ServiceRule]) -> list[ServiceRule]:
-    """One owner per ClusterIP/proto/port and per NodePort: the first rule by key keeps a clashing part."""
+    """One owner per ClusterIP/proto/port, per NodePort and per external address/proto/port: the first rule
+    by key keeps a clashing part."""
     seen: set[tuple[object, ...]] = set()
     result = []
     for rule in sorted(rules, key=lambda r: r.key):
@@ -76,13 +100,38 @@ def _unique(rules: Iterable[ServiceRule]) -> list[ServiceRule]:
             rule = replace(rule, cluster_ip=None)
         if rule.node_port and by_node in seen:
             rule = replace(rule, node_port=None)
+        externals = tuple(ip for ip in rule.external_ips if ("ext", ip, rule.protocol, rule.port) not in seen)
+        if externals != rule.external_ips:
+            rule = replace(rule, external_ips=externals)
         if rule.cluster_ip:
             seen.add(by_ip)
         if rule.node_port:
             seen.add(by_node)
-        if rule.cluster_ip or rule.node_port:
+        seen.update(("ext", ip, rule.protocol, rule.port) for ip in rule.external_ips)
+        if rule.cluster_ip or rule.node_port or rule.external_ips:
             result.append(rule)
     return result
+
+
+def _dnat(rule: ServiceRule, endpoints: list[Endpoint]) -> str:
+    targets = ", ".join(f"{i} : {ip} . {port}" for i, (ip, port) in enumerate(endpoints))
+    pick = f"numgen random mod {len(endpoints)} map {{ {targets} }}"
+    return f"meta l4proto {rule.protocol.value} dnat ip addr . port to {pick}"
+
+
+def _local_chains(rule: ServiceRule, config: ProxyConfig) -> dict[str, list[str]]:
+    """`Local` policy: in-cluster clients to every endpoint, the rest to this node's, their source kept."""
+    local = rule.node_endpoints()
+    last = f"goto {local_chain(rule)}" if local else "drop"
+    chains = {external_chain(rule): [
+        f"ip saddr {config.pod_cidr} goto {service_chain(rule)}",
+        f"fib saddr type local goto {service_chain(rule)}",
+        f"meta mark set meta mark | {KEEP_SOURCE}",
+        last,
+    ]}
+    if local:
+        chains[local_chain(rule)] = [_dnat(rule, local)]
+    return chains
 
 
 def _service_chains(rule: ServiceRule) -> dict[str, list[str]]:
@@ -91,9 +140,7 @@ def _service_chains(rule: ServiceRule) -> dict[str, list[str]]:
     endpoints = rule.ready_endpoints()
     count = len(endpoints)
     if not rule.affinity_timeout:
-        targets = ", ".join(f"{i} : {ip} . {port}" for i, (ip, port) in enumerate(endpoints))
-        pick = f"numgen random mod {count} map {{ {targets} }}"
-        return {service_chain(rule): [f"meta l4proto {proto} dnat ip addr . port to {pick}"]}
+        return {service_chain(rule): [_dnat(rule, endpoints)]}
     chains: dict[str, list[str]] = {}
     sticky = [f"ip saddr @{affinity_set(rule, ep)} goto {endpoint_chain(rule, ep)}" for ep in endpoints]
     choices = ", ".join(f"{i} : goto {endpoint_chain(rule, ep)}" for i, ep in enumerate(endpoints))
@@ -125,11 +172,14 @@ def _fixed_chains(config: ProxyConfig) -> dict[str, list[str]]:
         "services": [
             "ip daddr . meta l4proto . th dport vmap @services",
             "ip daddr @node-addresses meta l4proto . th dport vmap @nodeports",
+            "ip daddr . meta l4proto . th dport vmap @externals",
         ],
         "nat-prerouting": ["jump services"],
         "nat-output": ["jump services"],
         "nat-postrouting": [
+            f"meta mark & {KEEP_SOURCE} == {KEEP_SOURCE} return",
             "ct status dnat ct original ip daddr @node-addresses masquerade",
+            f"ct status dnat ct original ip daddr @external-addresses ip saddr != {pods} masquerade",
             same_bridge,
             f"ip saddr {pods} ip daddr != {pods} masquerade",
         ],
@@ -156,13 +206,20 @@ def render(rules: Iterable[ServiceRule], config: ProxyConfig, existing: TableObj
                 elements["no-endpoints"].append(f"{rule.cluster_ip} . {proto} . {rule.port}")
             if rule.node_port:
                 elements["no-endpoint-nodeports"].append(f"{proto} . {rule.node_port}")
+            elements["no-endpoints"] += [f"{ip} . {proto} . {rule.port}" for ip in rule.external_ips]
             continue
         target = f"goto {service_chain(rule)}"
+        outside = f"goto {external_chain(rule)}" if rule.local_only else target
         if rule.cluster_ip:
             elements["services"].append(f"{rule.cluster_ip} . {proto} . {rule.port} : {target}")
         if rule.node_port:
-            elements["nodeports"].append(f"{proto} . {rule.node_port} : {target}")
+            elements["nodeports"].append(f"{proto} . {rule.node_port} : {outside}")
+        elements["externals"] += [f"{ip} . {proto} . {rule.port} : {outside}" for ip in rule.external_ips]
+        if not rule.local_only:
+            elements["external-addresses"] += [str(ip) for ip in rule.external_ips]
         chains.update(_service_chains(rule))
+        if rule.local_only and (rule.node_port or rule.external_ips):
+            chains.update(_local_chains(rule, config))
         if rule.affinity_timeout:
             affinity.update({affinity_set(rule, ep): rule.affinity_timeout for ep in endpoints})
     chains.update(_fixed_chains(config))

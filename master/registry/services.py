@@ -110,6 +110,7 @@ class ServiceStrategy(Strategy):
                 causes.append(Cause(f"{path}.nodePort",
                                     "Forbidden: may not be used when `type` is 'ClusterIP'",
                                     "FieldValueForbidden"))
+        causes += _external_ip_causes(spec.get("externalIPs"))
         selector = spec.get("selector")
         if selector is not None:
             if not isinstance(selector, dict):
@@ -160,6 +161,16 @@ class ServiceStrategy(Strategy):
         meta = obj.get("metadata", {})
         used_ips, used_ports = _used(ctx, skip_key=f"{meta.get('namespace')}/{meta.get('name')}")
         net = ipaddress.ip_network(ctx.settings.service_cidr)
+        external = spec.get("externalIPs")
+        for i, text in enumerate(external if isinstance(external, list) else []):
+            try:
+                addr = ipaddress.ip_address(str(text))
+            except ValueError:
+                continue  # validation says so
+            for what, cidr in (("the service range", net), ("the pod network", ctx.settings.pod_cidr)):
+                if addr in ipaddress.ip_network(cidr):
+                    raise _invalid(obj, f"spec.externalIPs[{i}]", f'Invalid value: "{text}": may not be in '
+                                   f"{what} ({cidr}): traffic to it never leaves the cluster's own rules")
         want = spec.get("clusterIP")
         if want and want != "None":
             try:
@@ -200,6 +211,34 @@ class ServiceStrategy(Strategy):
                 np_ = random.choice(free)
                 p["nodePort"] = np_
             mine.add(int(np_))
+
+
+def _external_ip_causes(ips: object) -> list[Cause]:
+    """Kubernetes' checks of `spec.externalIPs` (ValidateNonSpecialIP), and pikube's: IPv4 only."""
+    if ips is None:
+        return []
+    if not isinstance(ips, list):
+        return [Cause("spec.externalIPs", "Invalid value: must be a list of IP addresses")]
+    causes: list[Cause] = []
+    for i, text in enumerate(ips):
+        path = f"spec.externalIPs[{i}]"
+        try:
+            addr = ipaddress.ip_address(str(text))
+        except ValueError:
+            causes.append(Cause(path, f'Invalid value: "{text}": must be a valid IP address, '
+                                "(e.g. 10.9.8.7 or 2001:db8::ffff)"))
+            continue
+        special = [("unspecified", addr.is_unspecified, "may not be unspecified (0.0.0.0, ::)"),
+                   ("loopback", addr.is_loopback, "may not be in the loopback range (127.0.0.0/8, ::1/128)"),
+                   ("link-local", addr.is_link_local,
+                    "may not be in the link-local range (169.254.0.0/16, fe80::/10)"),
+                   ("multicast", addr.is_multicast, "may not be a multicast address (224.0.0.0/4, ff00::/8)")]
+        problem = next((text_ for _, hit, text_ in special if hit), "")
+        if not problem and addr.version != 4:
+            problem = "must be an IPv4 address: pikube's service proxy is IPv4 only"
+        if problem:
+            causes.append(Cause(path, f'Invalid value: "{text}": {problem}'))
+    return causes
 
 
 def _pick_ip(net: ipaddress.IPv4Network | ipaddress.IPv6Network, used: set[str]) -> str:

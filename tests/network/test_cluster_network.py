@@ -36,6 +36,7 @@ from tests.network.conftest import (
 pytestmark = pytest.mark.integration
 
 ECHO_PORT = 9000
+Obj = dict[str, Any]
 
 
 @dataclass
@@ -209,6 +210,77 @@ def test_deleting_pods_frees_their_addresses(w: Workloads) -> None:
     wait_for("addresses released", lambda: not set(uids.values()) & set(allocations()), 15)
     links = c.in_board("b2", "ip", "-o", "link").stdout
     assert not [uid for uid in uids.values() if host_ifname(uid) in links], links
+
+
+def _service(c: NetCluster, name: str, selector: dict[str, str], port: int, kind: str, **spec: Any) -> Obj:
+    body = {"type": kind, "selector": selector, "ports": [{"port": port, "targetPort": HTTP_PORT}], **spec}
+    return c.api("POST", "/api/v1/namespaces/default/services",
+                 {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": body})
+
+
+def _ingress(c: NetCluster, name: str) -> set[str]:
+    svc = c.get(f"/api/v1/namespaces/default/services/{name}") or {}
+    return {i["ip"] for i in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []}
+
+
+def test_an_external_ip_answers_from_the_lan_every_board_and_pods(w: Workloads) -> None:
+    """kubernetes-on-arm's flow: `kubectl expose … --external-ip=<a board's IP> --port=8300 --target-port=80`."""
+    c = w.c
+    name = new_name("ext")
+    board_ip = c.address("b1")
+    _service(c, name, {"app": "web"}, 8300, "ClusterIP", externalIPs=[board_ip])
+    url = f"http://{board_ip}:8300/"
+    wait_for("the external IP answers from the LAN", lambda: c.fetch_from_board("client", url) in ("web-b2", "web-b3"),
+             10)
+    answers = {c.fetch_from_board("client", url) for _ in range(8)}
+    assert answers == {"web-b2", "web-b3"}, answers
+    for board in ("b2", "b3"):  # the boards' own traffic (nat output)
+        assert c.fetch_from_board(board, url) in ("web-b2", "web-b3")
+    assert set(c.fetch_from_pod("solo-b1", [url], each=4)) <= {"web-b2", "web-b3"}
+    c.api("DELETE", f"/api/v1/namespaces/default/services/{name}")
+    wait_for("the rules gone with the service", lambda: c.fetch_from_board("client", url, seconds=2) == "", 10)
+
+
+def test_a_load_balancer_answers_on_every_boards_address(w: Workloads) -> None:
+    c = w.c
+    name = new_name("lb")
+    _service(c, name, {"app": "web"}, 8400, "LoadBalancer")
+    boards = {c.address(b) for b in BOARDS}
+    started = time.monotonic()
+    wait_for("the boards' addresses as ingress", lambda: _ingress(c, name) == boards, 10)
+    print(f"LoadBalancer ingress set {time.monotonic() - started:.2f} s after create")
+    for board in BOARDS:
+        url = f"http://{c.address(board)}:8400/"
+        wait_for(f"{url} answers", lambda u=url: c.fetch_from_board("client", u) in ("web-b2", "web-b3"), 10)
+    c.api("DELETE", f"/api/v1/namespaces/default/services/{name}")
+    wait_for("released", lambda: c.fetch_from_board("client", f"http://{c.address('b1')}:8400/", seconds=2) == "",
+             10)
+
+
+def test_local_traffic_policy_keeps_the_clients_address_and_its_board(w: Workloads) -> None:
+    c = w.c
+    name = new_name("local")
+    pod = f"{name}-b3"
+    script = ("mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\n"
+              "echo $REMOTE_ADDR\\n' > /www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && "
+              f"exec httpd -f -p {HTTP_PORT} -h /www")
+    c.create_pod(pod, "b3", {"app": name}, command=["sh", "-c", script], ready_port=HTTP_PORT)
+    c.wait_ready(pod)
+    _service(c, name, {"app": name}, 8500, "LoadBalancer", externalTrafficPolicy="Local")
+    # Only the board with an endpoint is listed.
+    wait_for("ingress = the endpoint's board", lambda: _ingress(c, name) == {c.address("b3")}, 15)
+    url = f"http://{c.address('b3')}:8500/cgi-bin/ip"
+    seen = wait_for("an answer", lambda: c.fetch_from_board("client", url), 10)
+    # busybox httpd listens on IPv6 and prints an IPv4 peer mapped: [::ffff:a.b.c.d]
+    assert seen.removeprefix("[::ffff:").removesuffix("]") == c.address("client"), \
+        f"the backend saw {seen}, not the client's own address"
+    # A board without an endpoint drops outside traffic for the service's NodePort rather than forwarding it.
+    node_port = (c.get(f"/api/v1/namespaces/default/services/{name}") or {})["spec"]["ports"][0]["nodePort"]
+    assert c.fetch_from_board("client", f"http://{c.address('b1')}:{node_port}/cgi-bin/ip", seconds=2) == ""
+    direct = c.fetch_from_board("client", f"http://{c.address('b3')}:{node_port}/cgi-bin/ip")
+    assert direct.removeprefix("[::ffff:").removesuffix("]") == c.address("client")
+    c.api("DELETE", f"/api/v1/namespaces/default/services/{name}")
+    c.delete_pod(pod)
 
 
 def _exchange(sock: socket.socket, text: bytes) -> bytes:

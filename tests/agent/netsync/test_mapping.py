@@ -94,6 +94,39 @@ def test_what_the_proxy_does_not_serve_is_left_out() -> None:
     assert [(r.name, r.node_port) for r in rules] == [("lb", 31000)]
 
 
+def test_external_ips_and_load_balancer_ingress_are_served_like_the_cluster_ip() -> None:
+    svc = service("web", [{"name": "", "port": 80, "protocol": "TCP", "nodePort": 30080}], kind="LoadBalancer",
+                  externalIPs=["192.168.1.50", "not-an-ip", "fd00::1"])
+    svc["status"] = {"loadBalancer": {"ingress": [{"ip": "192.168.1.11"}, {"ip": "192.168.1.10"},
+                                                  {"hostname": "lb.example"}]}}
+    [rule] = service_rules([svc], dict([endpoints("web", [
+        {"addresses": [{"ip": "10.244.1.5"}], "ports": [{"port": 8080, "protocol": "TCP"}]}])]))
+    assert rule.external_ips == (IPv4Address("192.168.1.10"), IPv4Address("192.168.1.11"),
+                                 IPv4Address("192.168.1.50"))
+    assert not rule.local_only
+    # A ClusterIP service's stale ingress (it was a LoadBalancer) is not served; its externalIPs are.
+    svc["spec"]["type"] = "ClusterIP"
+    [rule] = service_rules([svc], {})
+    assert rule.external_ips == (IPv4Address("192.168.1.50"),)
+
+
+def test_local_policy_knows_this_nodes_endpoints() -> None:
+    svc = service("web", [{"name": "", "port": 80, "protocol": "TCP", "nodePort": 30080}], kind="NodePort",
+                  externalTrafficPolicy="Local")
+    eps = dict([endpoints("web", [{"addresses": [{"ip": "10.244.1.5", "nodeName": "b1"},
+                                                 {"ip": "10.244.2.5", "nodeName": "b2"}],
+                                   "notReadyAddresses": [{"ip": "10.244.1.9", "nodeName": "b1"}],
+                                   "ports": [{"port": 8080, "protocol": "TCP"}]}])])
+    [on_b1] = service_rules([svc], eps, "b1")
+    [on_b3] = service_rules([svc], eps, "b3")
+    assert on_b1.local_only and on_b1.node_endpoints() == [(IPv4Address("10.244.1.5"), 8080)]
+    assert len(on_b1.ready_endpoints()) == 2
+    assert on_b3.local_only and on_b3.node_endpoints() == []
+    svc["spec"]["externalTrafficPolicy"] = "Cluster"
+    [cluster] = service_rules([svc], eps, "b1")
+    assert not cluster.local_only and cluster.local_endpoints == []
+
+
 def pod(name: str, uid: str, ports: list[Obj], deleting: bool = False) -> Obj:
     meta: Obj = {"namespace": "default", "name": name, "uid": uid}
     if deleting:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from ipaddress import IPv4Address
 
 from agent.proxy.model import Protocol, ProxyConfig, ServiceRule, TableObjects
@@ -51,6 +52,7 @@ def test_service_and_nodeport_dispatch_by_map() -> None:
     assert chain(script, "services") == [
         "ip daddr . meta l4proto . th dport vmap @services",
         "ip daddr @node-addresses meta l4proto . th dport vmap @nodeports",
+        "ip daddr . meta l4proto . th dport vmap @externals",
     ]
     assert chain(script, "nat-prerouting")[-1] == "jump services"
     assert chain(script, "nat-output")[-1] == "jump services"
@@ -104,7 +106,9 @@ def test_client_ip_affinity_uses_timed_sets_per_endpoint() -> None:
 def test_masquerade_rules() -> None:
     post = chain(render([web(1)], NODE), "nat-postrouting")
     assert post[1:] == [
+        "meta mark & 0x00010000 == 0x00010000 return",
         "ct status dnat ct original ip daddr @node-addresses masquerade",
+        "ct status dnat ct original ip daddr @external-addresses ip saddr != 10.244.0.0/16 masquerade",
         "ct status dnat ip saddr . ip daddr @hairpin masquerade",
         "ip saddr 10.244.0.0/16 ip daddr != 10.244.0.0/16 masquerade",
     ]
@@ -159,3 +163,53 @@ def test_headless_service_is_ignored() -> None:
 def test_names_are_nft_safe() -> None:
     odd = ServiceRule("Team_A", "web", ip("10.96.0.20"), Protocol.TCP, 80, None, [(ip("10.244.1.5"), 80)])
     assert "chain svc-team_a-web-tcp-80 {" in render([odd], NODE)
+
+
+def test_external_addresses_dispatch_like_the_cluster_ip_and_are_masqueraded() -> None:
+    rule = replace(web(2), external_ips=(ip("192.168.1.50"), ip("192.168.1.10")))
+    script = render([rule], NODE)
+    assert elements(script, "externals") == ["192.168.1.10 . tcp . 80 : goto svc-default-web-tcp-80",
+                                             "192.168.1.50 . tcp . 80 : goto svc-default-web-tcp-80"]
+    assert elements(script, "external-addresses") == ["192.168.1.10", "192.168.1.50"]
+    assert "ext-default-web" not in script  # Cluster policy: no Local chain
+
+
+def test_an_external_address_without_endpoints_is_rejected() -> None:
+    script = render([replace(web(0), external_ips=(ip("192.168.1.50"),))], NODE)
+    assert elements(script, "externals") == []
+    assert "192.168.1.50 . tcp . 80" in elements(script, "no-endpoints")
+
+
+def test_two_services_never_share_an_external_address_and_port() -> None:
+    first = replace(web(1), external_ips=(ip("192.168.1.50"),))
+    second = ServiceRule("default", "zz-other", ip("10.96.0.11"), Protocol.TCP, 80, None,
+                         [(ip("10.244.9.9"), 80)], external_ips=(ip("192.168.1.50"),))
+    script = render([second, first], NODE)
+    assert elements(script, "externals") == ["192.168.1.50 . tcp . 80 : goto svc-default-web-tcp-80"]
+
+
+def test_local_policy_keeps_outside_clients_on_this_nodes_endpoints_with_their_address() -> None:
+    eps = [(ip("10.244.1.5"), 8080), (ip("10.244.2.5"), 8080)]
+    rule = replace(web(0), endpoints=eps, local_endpoints=eps[:1], local_only=True,
+                   external_ips=(ip("192.168.1.10"),))
+    script = render([rule], NODE)
+    assert elements(script, "nodeports") == ["tcp . 30080 : goto ext-default-web-tcp-80"]
+    assert elements(script, "externals") == ["192.168.1.10 . tcp . 80 : goto ext-default-web-tcp-80"]
+    assert elements(script, "external-addresses") == []  # never masqueraded by address
+    assert chain(script, "ext-default-web-tcp-80") == [
+        "ip saddr 10.244.0.0/16 goto svc-default-web-tcp-80",
+        "fib saddr type local goto svc-default-web-tcp-80",
+        "meta mark set meta mark | 0x00010000",
+        "goto local-default-web-tcp-80",
+    ]
+    [dnat] = chain(script, "local-default-web-tcp-80")
+    assert "numgen random mod 1 map { 0 : 10.244.1.5 . 8080 }" in dnat
+    # The ClusterIP still reaches every endpoint.
+    assert "numgen random mod 2" in chain(script, "svc-default-web-tcp-80")[0]
+
+
+def test_local_policy_without_a_local_endpoint_drops_outside_traffic() -> None:
+    rule = replace(web(2), local_only=True, local_endpoints=[])
+    script = render([rule], NODE)
+    assert chain(script, "ext-default-web-tcp-80")[-1] == "drop"
+    assert "local-default-web" not in script
