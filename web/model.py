@@ -92,6 +92,7 @@ class Port(TypedDict):
     targetPort: str
     nodePort: int | None
     urls: list[str]  # http://<board address>:<nodePort>/ on every Ready board
+    externalUrls: list[str]  # http://<external IP>:<port>/ for every external address
 
 
 class Service(TypedDict):
@@ -99,6 +100,8 @@ class Service(TypedDict):
     name: str
     type: str
     clusterIP: str
+    externalIPs: list[str]  # the LoadBalancer's ingress, then spec.externalIPs (kubectl's EXTERNAL-IP)
+    pending: bool  # a LoadBalancer still without an address
     ports: list[Port]
 
 

@@ -59,6 +59,8 @@ class ServiceStrategy(Strategy):
         spec.setdefault("internalTrafficPolicy", "Cluster")
         if spec["type"] in ("NodePort", "LoadBalancer"):
             spec.setdefault("externalTrafficPolicy", "Cluster")
+        if spec["type"] == "LoadBalancer":
+            spec.setdefault("allocateLoadBalancerNodePorts", True)
         if spec.get("sessionAffinity") == "ClientIP":
             cfg = spec.setdefault("sessionAffinityConfig", {}).setdefault("clientIP", {})
             cfg.setdefault("timeoutSeconds", 10800)
@@ -190,6 +192,8 @@ class ServiceStrategy(Strategy):
         spec["clusterIPs"] = [want]
         if spec.get("type") not in ("NodePort", "LoadBalancer"):
             return
+        # A LoadBalancer may do without NodePorts (`allocateLoadBalancerNodePorts: false`): only those asked for.
+        allocate = spec.get("type") == "NodePort" or spec.get("allocateLoadBalancerNodePorts") is not False
         low, high = ctx.settings.node_port_range
         mine: set[int] = set()
         for i, p in enumerate(spec.get("ports") or []):
@@ -203,6 +207,8 @@ class ServiceStrategy(Strategy):
                 if np_ in used_ports or np_ in mine:
                     raise _invalid(obj, f"spec.ports[{i}].nodePort",
                                    f"Invalid value: {np_}: provided port is already allocated")
+            elif not allocate:
+                continue
             else:
                 free = [n for n in range(low, high + 1) if n not in used_ports and n not in mine]
                 if not free:

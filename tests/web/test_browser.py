@@ -51,7 +51,7 @@ apiVersion: v1
 kind: Service
 metadata: {name: web, namespace: default}
 spec:
-  type: NodePort
+  type: LoadBalancer
   selector: {app: web}
   ports: [{port: 80, targetPort: 80}]
 ---
@@ -124,6 +124,11 @@ def test_page_lists_boards_and_pods_live(web_cluster: tuple[Cluster, str], brows
     node_port = (c.get("v1", "services", "default", "web") or {})["spec"]["ports"][0]["nodePort"]
     links = browser.eval("[...document.querySelectorAll('.nodeports a')].map(a => a.href)")
     assert links == [f"http://192.168.50.{10 + i}:{node_port}/" for i in range(3)]
+    # A LoadBalancer: the boards' addresses (from the servicelb controller) on the service port, as kubectl shows.
+    external_js = "JSON.stringify([...document.querySelectorAll('.external a')].map(a => a.href))"
+    want = [f"http://192.168.50.{10 + i}/" for i in range(3)]
+    wait_for(lambda: json.loads(browser.eval(external_js)) == want, timeout=10,
+             what=f"the LoadBalancer's addresses as links (page: {browser.eval(external_js)})")
     browser.eval("window.__sameDocument = 'yes'")  # gone if the page ever reloads
     browser.screenshot(ARTIFACTS / "desktop.png")
     browser.screenshot(ARTIFACTS / "desktop-viewport.png", full_page=False)

@@ -146,6 +146,22 @@ def test_nodeport_links_point_at_ready_boards(ctx: ApiContext, objects: Objects)
     [port] = svc["ports"]
     assert (port["port"], port["targetPort"], port["nodePort"]) == (80, "8080", 30080)
     assert port["urls"] == ["http://192.168.1.10:30080/"]
+    assert port["externalUrls"] == [] and svc["externalIPs"] == [] and not svc["pending"]
+
+
+def test_external_addresses_are_listed_and_linked_as_kubectl_shows_them(ctx: ApiContext, objects: Objects) -> None:
+    objects.create("services", "default", {"metadata": {"name": "lb"}, "spec": {
+        "type": "LoadBalancer", "selector": {"app": "x"}, "externalIPs": ["192.168.1.50"],
+        "ports": [{"name": "web", "port": 80, "targetPort": 8080}, {"name": "dns", "port": 53, "protocol": "UDP"}]}})
+    objects.create("services", "default", {"metadata": {"name": "waiting"}, "spec": {
+        "type": "LoadBalancer", "selector": {"app": "y"}, "ports": [{"port": 81}]}})
+    objects.set_status("services", "default", "lb", {"loadBalancer": {"ingress": [{"ip": "192.168.1.10"}]}})
+    rows = {s["name"]: s for s in build(ctx)["services"]}
+    assert rows["lb"]["externalIPs"] == ["192.168.1.10", "192.168.1.50"] and not rows["lb"]["pending"]
+    tcp, udp = rows["lb"]["ports"]
+    assert tcp["externalUrls"] == ["http://192.168.1.10:80/", "http://192.168.1.50:80/"]
+    assert udp["externalUrls"] == []
+    assert rows["waiting"]["externalIPs"] == [] and rows["waiting"]["pending"]
 
 
 def test_recent_events_warnings_first(ctx: ApiContext, objects: Objects) -> None:

@@ -153,13 +153,18 @@
     const ports = s.ports.map((p) => el("div", {},
       el("span", { class: "mono", text: p.port + (p.targetPort && String(p.targetPort) !== String(p.port) ? "→" + p.targetPort : "") + "/" + p.protocol }),
       p.nodePort ? el("span", { class: "sub", text: "  NodePort " + p.nodePort }) : null));
-    const links = s.ports.filter((p) => p.urls.length).map((p) => el("div", { class: "nodeports" },
-      p.urls.map((u) => el("a", { href: u, rel: "noreferrer noopener", target: "_blank", class: "mono",
-        text: u.replace(/^http:\/\//, "").replace(/\/$/, "") }))));
+    const link = (u) => el("a", { href: u, rel: "noreferrer noopener", target: "_blank", class: "mono",
+      text: u.replace(/^http:\/\//, "").replace(/\/$/, "") });
+    const links = s.ports.filter((p) => p.externalUrls.length).map((p) => el("div", { class: "external" },
+      p.externalUrls.map(link))).concat(
+      s.ports.filter((p) => p.urls.length).map((p) => el("div", { class: "nodeports" }, p.urls.map(link))));
+    const external = s.externalIPs.length ? el("span", { class: "mono", text: s.externalIPs.join(", ") })
+      : el("span", { class: "sub", text: s.pending ? "<pending>" : "—" });
     return el("tr", { "data-service": s.namespace + "/" + s.name },
       cell("Name", el("span", {}, s.name, el("div", { class: "sub", text: s.namespace }))),
       cell("Type", s.type),
       cell("Cluster IP", el("span", { class: "mono", text: s.clusterIP || "None" })),
+      cell("External IP", external),
       cell("Ports", el("span", {}, ports)),
       cell("Open", links.length ? el("span", {}, links) : el("span", { class: "sub", text: "—" })));
   }
@@ -209,7 +214,7 @@
     document.getElementById("workloads").replaceChildren(
       table(["Kind", "Name", "Ready", "Status", "Images", "Age"], s.workloads.map(workloadRow)));
     document.getElementById("services").replaceChildren(
-      table(["Name", "Type", "Cluster IP", "Ports", "NodePort links"], s.services.map(serviceRow)));
+      table(["Name", "Type", "Cluster IP", "External IP", "Ports", "Open"], s.services.map(serviceRow)));
     document.getElementById("events").replaceChildren(...eventList(s.events));
     document.getElementById("foot").textContent = "pikube " + s.version + " · read-only status page";
     document.title = (s.totals.boardsReady < s.totals.boards ? "⚠ " : "") + "pikube: " + s.totals.boardsReady + "/" +

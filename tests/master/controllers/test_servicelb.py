@@ -111,6 +111,11 @@ def test_load_balancers_get_the_boards_addresses_and_wait_for_a_held_port(cluste
     c.admin.patch(resource_path("v1", "services", ns, "second"), {"spec": {"type": "ClusterIP"}})
     wait_for(lambda: _ingress(c, ns, "second") == [], 5, "ingress released")
 
+    # A LoadBalancer may go without NodePorts; it still gets the boards' addresses.
+    bare = c.admin.create(services, _service("bare", 8080, allocateLoadBalancerNodePorts=False))
+    assert "nodePort" not in bare["spec"]["ports"][0]
+    wait_for(lambda: sorted(_ingress(c, ns, "bare")) == boards, 5, "ingress without NodePorts")
+
     # Bad external IPs: a field error each, nothing stored.
     for bad, words in (("10.244.3.7", "pod network"), ("10.96.0.99", "service range"),
                        ("300.1.1.1", "must be a valid IP address"), ("127.0.0.1", "loopback")):
