@@ -83,7 +83,7 @@ def main() -> None:
     try:
         client = engine.Engine(host).client()
         try:
-            images.ensure(client)
+            images.ensure(client.api)
         finally:
             client.close()
         lan = boards.create([f"pi-{i}" for i in range(1, args.workers + 2)], run=run)

@@ -121,7 +121,7 @@ def bench(args: argparse.Namespace) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="pikube-podstart-"))
     engine = engines.connect(args.docker_host) if args.docker_host else engines.start(tmp / "engine")
     client = engine.client()
-    images.ensure(client)
+    images.ensure(client.api)
     image = images.BUSYBOX_IMAGE
     master = start_master(tmp / "master")
     agent = AgentProcess(node=NODE, data_dir=tmp / "agent", log_path=tmp / "agent.log",

@@ -7,7 +7,33 @@ needs through its settings object, so tests can build one directly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
+
+POOL_MAX = 65536  # addresses a LoadBalancer pool may hold (a /16)
+
+
+def parse_address_pool(ranges: tuple[str, ...] | list[str]) -> list[IPv4Address]:
+    """IPv4 addresses of `ranges` ("A-B" inclusive, or a CIDR whose network and broadcast addresses are left out
+    when it is larger than a /31), in order, without duplicates."""
+    found: dict[IPv4Address, None] = {}
+    for text in ranges:
+        try:
+            if "-" in text:
+                first, last = (IPv4Address(part.strip()) for part in text.split("-", 1))
+                if int(last) < int(first):
+                    raise ValueError(f"{last} comes before {first}")
+                addresses = [IPv4Address(i) for i in range(int(first), min(int(last), int(first) + POOL_MAX) + 1)]
+            else:
+                net = IPv4Network(text.strip(), strict=False)
+                addresses = list(net.hosts()) if net.num_addresses <= POOL_MAX else []
+                if not addresses:
+                    raise ValueError(f"{net} is larger than a /16 or empty")
+        except ValueError as exc:
+            raise ValueError(f'LoadBalancer pool "{text}" is not an IPv4 range like 192.168.1.240-192.168.1.250 '
+                             f"or 192.168.1.240/28: {exc}") from None
+        found.update(dict.fromkeys(addresses))
+    return list(found)
 
 
 @dataclass(frozen=True)
@@ -73,6 +99,13 @@ class MasterSettings:
     scheduler_bind_threads: int = 32
     # Unschedulable pods are retried on cluster changes, and at least this often.
     scheduler_retry_seconds: float = 60.0
+    # LoadBalancer address pool ("192.168.1.240-192.168.1.250" or "192.168.1.240/28" each; empty: the boards'
+    # own addresses, ServiceLB's way). See master/controllers/servicelb.py and docs/network.md.
+    lb_pool: tuple[str, ...] = ()
+
+    def lb_pool_addresses(self) -> list[IPv4Address]:
+        """The pool's addresses in order; ValueError with a sentence for a range that is not one."""
+        return parse_address_pool(self.lb_pool)
 
     @property
     def db_path(self) -> Path:

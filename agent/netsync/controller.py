@@ -20,12 +20,16 @@ from typing import Any
 from agent import proxy
 from agent.client import ENDPOINTS, NODES, SERVICES, ApiClient
 from agent.informer import Informer
+from agent.netsync.announce import announced
 from agent.netsync.hostports import hostport_rules
 from agent.netsync.loop import SyncLoop
 from agent.netsync.peers import describe_clashes, peers_from_nodes, pod_cidr
 from agent.netsync.podnet import BridgeNetwork
 from agent.netsync.services import service_rules
 from agent.network import Peer, RouteError, ensure_peers
+from agent.network.arp import Announcer
+from agent.network.netns import iproute
+from agent.network.routes import link_of_address
 from core.settings import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -56,6 +60,7 @@ class NetworkSync:
         self._peers: list[Peer] | None = None
         self._clashes = ""  # the podCIDR clashes last logged
         self._rules: list[proxy.ServiceRule] | None = None
+        self._announcer: Announcer | None = None  # made when there is a pool address to answer ARP for
         self.synced = threading.Event()
         """Set after the first sync that saw every informer listed."""
 
@@ -69,6 +74,8 @@ class NetworkSync:
 
     def stop(self) -> None:
         self.loop.stop()
+        if self._announcer is not None:
+            self._announcer.stop()
 
     def kick(self) -> None:
         self.loop.kick()
@@ -121,6 +128,7 @@ class NetworkSync:
     def _sync_services(self, full: bool) -> None:
         endpoints = {((o.get("metadata") or {}).get("namespace", ""), (o.get("metadata") or {}).get("name", "")): o
                      for o in self.endpoints.items()}
+        self._announce(endpoints)
         rules = service_rules(self.services.items(), endpoints, self.settings.node_name)
         rules += hostport_rules(self._node_pods(), self.pods.address)
         if not full and rules == self._rules:
@@ -129,3 +137,19 @@ class NetworkSync:
         if rules != self._rules:
             log.debug("proxy: %d service ports applied", len(rules))
         self._rules = rules
+
+    def _announce(self, endpoints: dict[tuple[str, str], Obj]) -> None:
+        """Answer ARP for the LoadBalancer pool addresses this board leads (agent/netsync/announce.py)."""
+        mine = announced(self.services.items(), self.nodes.items(), endpoints, self.settings.node_name)
+        if self._announcer is None:
+            if not mine:
+                return
+            try:
+                with iproute(self.node.netns) as ipr:
+                    ifname = str(link_of_address(ipr, self.node.node_ip).get_attr("IFLA_IFNAME"))
+            except LookupError as exc:
+                log.warning("cannot answer ARP for %s: %s", ", ".join(map(str, sorted(mine))), exc)
+                return
+            self._announcer = Announcer(ifname)
+        if mine != self._announcer.addresses:
+            self._announcer.announce(mine)

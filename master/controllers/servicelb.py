@@ -18,14 +18,24 @@ says, as ServiceLB does:
 * a Service with `spec.loadBalancerClass` belongs to another implementation and
   is left alone; a Service that is no longer a LoadBalancer loses its ingress.
 
-The decision needs every LoadBalancer Service at once (ports are claimed across
-services), so everything is synced under one key; a cluster has a handful of
-such services.
+With an address pool in the master's settings (`--lb-pool`, opt-in) a
+LoadBalancer Service gets an address of its own instead, as MetalLB's layer-2
+mode gives: the one it asks for (`spec.loadBalancerIP`, or MetalLB's
+`metallb.universe.tf/loadBalancerIPs` / `metallb.io/loadBalancerIPs`
+annotation, honoured when free and in the pool), else the one it has, else the
+first free one; a pool with none left leaves the Service pending with a Warning.
+One board answers ARP for each address (agent/netsync/announce.py); every board
+DNATs it, so a failover changes no rules.
+
+The decision needs every LoadBalancer Service at once (ports and addresses are
+claimed across services), so everything is synced under one key; a cluster has
+a handful of such services.
 """
 
 from __future__ import annotations
 
 import threading
+from ipaddress import IPv4Address
 from typing import Any
 
 from core.kube import scheduling
@@ -36,6 +46,7 @@ Obj = dict[str, Any]
 COMPONENT = "service-lb-controller"
 ENABLE_LABEL = "svccontroller.pikube.io/enablelb"
 _ALL = "all"  # the controller's one queue key
+REQUEST_ANNOTATIONS = ("metallb.universe.tf/loadBalancerIPs", "metallb.io/loadBalancerIPs")
 
 
 def internal_ip(node: Obj) -> str:
@@ -72,10 +83,63 @@ def _age(svc: Obj) -> tuple[str, str, str]:
     return (str(meta.get("creationTimestamp") or ""), str(meta.get("namespace") or ""), str(meta.get("name") or ""))
 
 
-def assign(services: list[Obj], nodes: list[Obj], endpoints: dict[tuple[str, str], Obj]
+def _key(svc: Obj) -> tuple[str, str]:
+    meta = svc.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def requested(svc: Obj) -> str:
+    """The address a Service asks for: `spec.loadBalancerIP`, else the first of MetalLB's annotations."""
+    asked = str((svc.get("spec") or {}).get("loadBalancerIP") or "")
+    annotations = (svc.get("metadata") or {}).get("annotations") or {}
+    for name in REQUEST_ANNOTATIONS:
+        if not asked and annotations.get(name):
+            asked = str(annotations[name]).split(",")[0].strip()
+    return asked
+
+
+def assign_from_pool(services: list[Obj], pool: list[IPv4Address]
+                     ) -> tuple[dict[tuple[str, str], list[str]], dict[tuple[str, str], str]]:
+    """The address-pool mode of `assign`: one pool address per Service, kept while it is wanted."""
+    in_pool = {str(a) for a in pool}
+    taken: dict[str, str] = {}
+    ingress: dict[tuple[str, str], list[str]] = {}
+    blocked: dict[tuple[str, str], str] = {}
+    ordered = sorted((s for s in services if served_here(s)), key=_age)
+    for svc in ordered:  # first, what Services already hold (and still want)
+        held = next((ip for ip in current_ingress(svc) if ip in in_pool), "")
+        if held and requested(svc) in ("", held) and held not in taken:
+            taken[held] = "/".join(_key(svc))
+            ingress[_key(svc)] = [held]
+    for svc in ordered:
+        key = _key(svc)
+        if key in ingress:
+            continue
+        ingress[key] = []
+        asked = requested(svc)
+        if asked and asked not in in_pool:
+            blocked[key] = f"the requested address {asked} is not in the LoadBalancer pool"
+        elif asked and asked in taken:
+            blocked[key] = f"the requested address {asked} is held by LoadBalancer service {taken[asked]}"
+        else:
+            address = asked or next((str(a) for a in pool if str(a) not in taken), "")
+            if not address:
+                blocked[key] = (f"no free address in the LoadBalancer pool ({len(pool)} addresses, all "
+                                "assigned); this one stays pending until one is released")
+                continue
+            taken[address] = "/".join(key)
+            ingress[key] = [address]
+    return ingress, blocked
+
+
+def assign(services: list[Obj], nodes: list[Obj], endpoints: dict[tuple[str, str], Obj],
+           pool: list[IPv4Address] | None = None
            ) -> tuple[dict[tuple[str, str], list[str]], dict[tuple[str, str], str]]:
     """For every LoadBalancer Service this controller serves: its ingress addresses, and, for one left
-    pending by a port another holds, a sentence saying which (keys are (namespace, name))."""
+    pending (a port or address another holds, an exhausted pool), a sentence saying why (keys are
+    (namespace, name))."""
+    if pool:
+        return assign_from_pool(services, pool)
     eligible = eligible_nodes(nodes)
     ingress: dict[tuple[str, str], list[str]] = {}
     blocked: dict[tuple[str, str], str] = {}
@@ -114,6 +178,7 @@ class ServiceLBController(Controller):
         self.services: Informer = env.informers.informer(self.kinds.services)
         self.nodes: Informer = env.informers.informer(self.kinds.nodes)
         self.endpoints: Informer = env.informers.informer(self.kinds.endpoints)
+        self.pool = env.settings.lb_pool_addresses()
         self._told: dict[tuple[str, str], str] = {}  # the last Warning given per pending service
         self._lock = threading.Lock()
         self.services.add_handler(self._service_changed)
@@ -148,7 +213,7 @@ class ServiceLBController(Controller):
         services = self.services.list()
         endpoints = {(str(e["metadata"].get("namespace") or ""), str(e["metadata"].get("name") or "")): e
                      for e in self.endpoints.list()}
-        ingress, blocked = assign(services, self.nodes.list(), endpoints)
+        ingress, blocked = assign(services, self.nodes.list(), endpoints, self.pool)
         with self._lock:
             self._told = {k: v for k, v in self._told.items() if k in ingress}
         for svc in services:

@@ -23,6 +23,12 @@ def register(sub: Any) -> None:
     p.add_argument("--web-token", default="", help="access token the status page asks for (default: none)")
     p.add_argument("--board-node", default="",
                    help="Node name of the board this master runs on (labelled node-role.kubernetes.io/master)")
+    p.add_argument("--lb-pool", action="append", default=[], metavar="RANGE",
+                   help="LAN addresses for LoadBalancer services, announced by ARP from one board (repeatable; "
+                        "192.168.1.240-192.168.1.250 or 192.168.1.240/28); default: the boards' own addresses")
+    p.add_argument("--node-monitor-grace-seconds", type=float, default=40.0,
+                   help="a board silent this long is NotReady (its pods are evicted later; its pool addresses "
+                        "move at once)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=_run)
 
@@ -33,7 +39,8 @@ def settings_from(args: argparse.Namespace) -> MasterSettings:
     ips = tuple(s for s in args.tls_san if _is_ip(s))
     return MasterSettings(data_dir=args.data_dir, bind=args.bind, port=args.port, hostnames=names,
                           addresses=ips, advertise_address=advertise, web_port=args.web_port, web_bind=args.web_bind,
-                          web_token=args.web_token, board_node=args.board_node)
+                          web_token=args.web_token, board_node=args.board_node, lb_pool=tuple(args.lb_pool),
+                          node_monitor_grace_seconds=args.node_monitor_grace_seconds)
 
 
 def _is_ip(text: str) -> bool:
@@ -54,7 +61,13 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError(f"--port must be between 1 and 65535, not {args.port}")
     if not 0 <= args.web_port <= 65535 or args.web_port == args.port:
         raise CliError(f"--web-port must be 0 (off) or a free port other than --port, not {args.web_port}")
+    if args.node_monitor_grace_seconds < 1:
+        raise CliError(f"--node-monitor-grace-seconds must be at least 1, not {args.node_monitor_grace_seconds}")
     settings = settings_from(args)
+    try:
+        settings.lb_pool_addresses()
+    except ValueError as exc:
+        raise CliError(f"--lb-pool: {exc}") from None
     from pikube.run.master import run
 
     try:

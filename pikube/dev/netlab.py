@@ -72,13 +72,14 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float = 30.0, in
     raise TimeoutError(f"{what}: not within {timeout}s (last: {last!r})")
 
 
-def start_master_on(address: str, data_dir: Path) -> RunningMaster:
-    """A `pikube master` listening on `address` (say, the test LAN's host address) instead of loopback.
+def start_master_on(address: str, data_dir: Path, *extra: str) -> RunningMaster:
+    """A `pikube master` listening on `address` (say, the test LAN's host address) instead of loopback,
+    with `extra` flags.
 
     Its `url` property still says loopback: talk to it at `https://{address}:{port}`.
     """
     port = free_port()
-    argv = master_argv(data_dir, port, address, "--tls-san", address)
+    argv = master_argv(data_dir, port, address, "--tls-san", address, *extra)
     return spawn_master(argv, data_dir, port, host=address, timeout=START_TIMEOUT,
                         log_path=data_dir.parent / "master.log")
 
@@ -310,11 +311,13 @@ def check_root_untouched() -> None:
 @contextlib.contextmanager
 def cluster_up(backend: str, workdir: Path, docker_host: str, docker: Any, images: Images,
                board_names: tuple[str, ...] = BOARDS,
-               on_run: Callable[[naming.RunId], None] | None = None) -> Iterator[NetCluster]:
+               on_run: Callable[[naming.RunId], None] | None = None,
+               master_flags: Callable[[boards.Lan], list[str]] | None = None) -> Iterator[NetCluster]:
     """A LAN with `board_names` and `client`, a master on the LAN's host address, an agent per board, all in
     sync; on the way out (pass or fail) agents, their containers, the master and the LAN are removed.
 
-    `on_run` hears the run id before anything is made (the test suite records it to look for leftovers).
+    `on_run` hears the run id before anything is made (the test suite records it to look for leftovers);
+    `master_flags` gives extra `pikube master` flags, from the LAN it will serve.
     """
     run_id = naming.new_run_id()
     if on_run is not None:
@@ -323,7 +326,8 @@ def cluster_up(backend: str, workdir: Path, docker_host: str, docker: Any, image
     master: RunningMaster | None = None
     c: NetCluster | None = None
     try:
-        master = start_master_on(str(lan.host_address), workdir / "master")
+        master = start_master_on(str(lan.host_address), workdir / "master",
+                                 *(master_flags(lan) if master_flags is not None else []))
         c = NetCluster(backend=backend, lan=lan, master=master, url=f"https://{lan.host_address}:{master.port}",
                        session=master.session(), docker=docker, images=images, workdir=workdir,
                        token=make_token(master, "pikube.dev.netlab"), docker_host=docker_host, boards=board_names)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +50,11 @@ def _require_tools() -> None:
 
 @contextlib.contextmanager
 def cluster_up(backend: str, workdir: Path, docker_host: str, docker: Any, images: Images,
-               board_names: tuple[str, ...] = BOARDS) -> Iterator[NetCluster]:
+               board_names: tuple[str, ...] = BOARDS,
+               master_flags: Callable[[Any], list[str]] | None = None) -> Iterator[NetCluster]:
     """`pikube.dev.netlab.cluster_up`, its run recorded for the session's check that nothing is left."""
-    with lab_up(backend, workdir, docker_host, docker, images, board_names, on_run=HARNESS_MADE.runs.add) as c:
+    with lab_up(backend, workdir, docker_host, docker, images, board_names, on_run=HARNESS_MADE.runs.add,
+                master_flags=master_flags) as c:
         yield c
 
 

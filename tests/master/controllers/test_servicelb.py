@@ -123,3 +123,39 @@ def test_load_balancers_get_the_boards_addresses_and_wait_for_a_held_port(cluste
             c.admin.create(services, _service("bad", 80, kind="ClusterIP", externalIPs=[bad]))
         assert "spec.externalIPs[0]" in caught.value.message and words in caught.value.message, caught.value.message
     assert c.get("v1", "services", ns, "bad") is None
+
+
+def test_pool_mode_gives_each_service_an_address_and_keeps_it() -> None:
+    from ipaddress import IPv4Address
+
+    pool = [IPv4Address("192.168.1.240"), IPv4Address("192.168.1.241"), IPv4Address("192.168.1.242")]
+    first = lb("first", "2026-01-01T00:00:00Z", [("TCP", 80)])
+    second = lb("second", "2026-01-02T00:00:00Z", [("TCP", 80)])  # the same port: no clash in pool mode
+    asks = lb("asks", "2026-01-03T00:00:00Z", [("TCP", 80)], loadBalancerIP="192.168.1.240")
+    ingress, blocked = assign([first, second], BOARDS, {}, pool)
+    assert ingress == {("default", "first"): ["192.168.1.240"], ("default", "second"): ["192.168.1.241"]}
+    # The older service keeps what it holds; a request for a held address waits, with the holder named.
+    first["status"] = {"loadBalancer": {"ingress": [{"ip": "192.168.1.240"}]}}
+    ingress, blocked = assign([asks, second, first], BOARDS, {}, pool)
+    assert ingress[("default", "first")] == ["192.168.1.240"] and ingress[("default", "asks")] == []
+    assert "default/first" in blocked[("default", "asks")]
+    # A held address survives a newer service created before the holder in the list, and is never moved.
+    second["status"] = {"loadBalancer": {"ingress": [{"ip": "192.168.1.242"}]}}
+    ingress, _ = assign([second, first], BOARDS, {}, pool)
+    assert ingress[("default", "second")] == ["192.168.1.242"]
+    # MetalLB's annotation is honoured; an address outside the pool is refused with a reason.
+    annotated = lb("annotated", "2026-01-04T00:00:00Z", [("TCP", 81)])
+    annotated["metadata"]["annotations"] = {"metallb.universe.tf/loadBalancerIPs": "192.168.1.241"}
+    outside = lb("outside", "2026-01-05T00:00:00Z", [("TCP", 82)], loadBalancerIP="10.0.0.1")
+    ingress, blocked = assign([annotated, outside], BOARDS, {}, pool)
+    assert ingress[("default", "annotated")] == ["192.168.1.241"]
+    assert "not in the LoadBalancer pool" in blocked[("default", "outside")]
+
+
+def test_an_exhausted_pool_leaves_later_services_pending() -> None:
+    from ipaddress import IPv4Address
+
+    services = [lb(f"s{i}", f"2026-01-0{i + 1}T00:00:00Z", [("TCP", 80)]) for i in range(3)]
+    ingress, blocked = assign(services, BOARDS, {}, [IPv4Address("192.168.1.240"), IPv4Address("192.168.1.241")])
+    assert ingress[("default", "s2")] == [] and "no free address" in blocked[("default", "s2")]
+    assert sorted(ingress[("default", f"s{i}")][0] for i in range(2)) == ["192.168.1.240", "192.168.1.241"]
