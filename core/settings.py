@@ -22,7 +22,7 @@ def parse_address_pool(ranges: tuple[str, ...] | list[str]) -> list[IPv4Address]
             if "-" in text:
                 first, last = (IPv4Address(part.strip()) for part in text.split("-", 1))
                 if int(last) < int(first):
-                    raise ValueError(f"{last} comes before {first}")
+                    raise ValueError(f"its end {last} comes before its start {first}")
                 addresses = [IPv4Address(i) for i in range(int(first), min(int(last), int(first) + POOL_MAX) + 1)]
             else:
                 net = IPv4Network(text.strip(), strict=False)
@@ -31,7 +31,7 @@ def parse_address_pool(ranges: tuple[str, ...] | list[str]) -> list[IPv4Address]
                     raise ValueError(f"{net} is larger than a /16 or empty")
         except ValueError as exc:
             raise ValueError(f'LoadBalancer pool "{text}" is not an IPv4 range like 192.168.1.240-192.168.1.250 '
-                             f"or 192.168.1.240/28: {exc}") from None
+                             f"or 192.168.1.240/28: {str(exc).rstrip('.')}.") from None
         found.update(dict.fromkeys(addresses))
     return list(found)
 

@@ -52,6 +52,7 @@ class MasterSetup:
     docker_host: str = DEFAULT_DOCKER_HOST
     user_kubeconfig: UserFile | None = None
     timeout: float = 90.0
+    lb_pool: tuple[str, ...] = ()
 
     @property
     def server(self) -> str:
@@ -115,7 +116,7 @@ class _Run:
 
     def master(self) -> None:
         s, lay = self.setup, self.layout
-        self.service(master_unit(s.pikube, lay, s.advertise_address, s.port, s.web_port, s.node_name))
+        self.service(master_unit(s.pikube, lay, s.advertise_address, s.port, s.web_port, s.node_name, s.lb_pool))
         up = api.wait_for(lambda: lay.master_kubeconfig.exists() and api.healthy(read_kubeconfig(
             lay.master_kubeconfig)), s.timeout, interval=0.2)
         if not up:

@@ -31,10 +31,12 @@ class AgentFlags:
 
 
 def master_unit(pikube: tuple[str, ...], layout: Layout, advertise: str, port: int, web_port: int,
-                board_node: str) -> Unit:
-    """`board_node`: the master board's Node name, which the master (not the board) gives its role labels."""
+                board_node: str, lb_pool: tuple[str, ...] = ()) -> Unit:
+    """`board_node`: the master board's Node name, which the master (not the board) gives its role labels;
+    `lb_pool`: LoadBalancer address ranges (none: the boards' own addresses)."""
+    pool = tuple(flag for text in lb_pool for flag in ("--lb-pool", text))
     argv = (*pikube, "master", "--data-dir", str(layout.master_data), "--bind", "0.0.0.0", "--port", str(port),
-            "--advertise-address", advertise, "--web-port", str(web_port), "--board-node", board_node)
+            "--advertise-address", advertise, "--web-port", str(web_port), "--board-node", board_node, *pool)
     return Unit(name=MASTER_UNIT, description="pikube master (API server, store, scheduler, controllers)",
                 exec_start=argv)
 

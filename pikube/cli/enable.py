@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.settings import parse_address_pool
 from pikube.bootstrap.common import UserFile
 from pikube.bootstrap.layout import CONFIG_DIR, DATA_DIR, Layout
 from pikube.cli import boardenv, boardfile
@@ -33,6 +34,9 @@ def register(sub: Any) -> None:
                    help="keep ordinary pods off the master board (taint node-role.kubernetes.io/master)")
     m.add_argument("--port", type=int, default=6443, help="API server port")
     m.add_argument("--web-port", type=int, default=8080, help="status page port (0 = off)")
+    m.add_argument("--lb-pool", action="append", default=[], metavar="RANGE",
+                   help="LAN addresses for LoadBalancer services, e.g. 192.168.1.240-192.168.1.250 (repeatable; "
+                        "default: the boards' own addresses)")
     m.add_argument("--user-kubeconfig", type=Path, default=None,
                    help="where kubectl's copy of the admin kubeconfig goes when none is there "
                         "(default: ~/.kube/config of the user who ran sudo)")
@@ -129,6 +133,10 @@ def _master(args: argparse.Namespace) -> int:
         raise CliError("enable-master must run as root (it installs system services): run it with sudo.")
     if not 1 <= args.port <= 65535 or not 0 <= args.web_port <= 65535 or args.web_port == args.port:
         raise CliError("--port must be 1-65535 and --web-port 0 (off) or another port.")
+    try:
+        parse_address_pool(args.lb_pool)
+    except ValueError as exc:
+        raise CliError(f"--lb-pool: {exc}") from None
     layers = _layers(args, "master", "enable-master")
     address = args.advertise_address or default_address()
     if not address:
@@ -143,7 +151,7 @@ def _master(args: argparse.Namespace) -> int:
                         node_name=layers.node_name(args.node_name, _host_name()),
                         pikube=boardenv.pikube_command(), backend=args.backend, port=args.port,
                         web_port=args.web_port, taint_master=args.taint_master, docker_host=docker,
-                        user_kubeconfig=user, timeout=args.timeout)
+                        user_kubeconfig=user, timeout=args.timeout, lb_pool=tuple(args.lb_pool))
     hooks = boardenv.hooks(boardenv.doctor_context(layout, docker, args.backend), layout, say)
     out = _guard(enable_master, setup, boardenv.make_init(kind, layout), hooks)
     print()

@@ -79,3 +79,28 @@ def test_the_console_scripts_are_the_subcommands(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(SystemExit) as done:
         main.enable_worker()
     assert done.value.code == 0 and "--token" in capsys.readouterr().out
+
+
+def test_a_bad_load_balancer_pool(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                  tmp_path: Path) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    dirs = ["--config-dir", str(tmp_path / "c"), "--data-dir", str(tmp_path / "d"), "--init", "none"]
+    for bad, why in (("192.168.1.250-192.168.1.240", "comes before"), ("192.168.1.0/8", "larger than a /16"),
+                     ("pool-a", "not an IPv4 range")):
+        line = _one_line(capsys, ["enable-master", "--lb-pool", bad, *dirs], "enable-master")
+        assert line.startswith(f'enable-master: --lb-pool: LoadBalancer pool "{bad}" is not an IPv4 range') \
+            and why in line, line
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_the_pool_reaches_the_master_unit() -> None:
+    from core.settings import parse_address_pool
+    from pikube.bootstrap.layout import Layout
+    from pikube.bootstrap.services import master_unit
+
+    unit = master_unit(("pikube",), Layout(), "192.168.1.10", 6443, 8080, "pi-1",
+                       ("192.168.1.240-192.168.1.242", "10.9.0.0/30"))
+    argv = list(unit.exec_start)
+    assert argv[argv.index("--lb-pool") + 1] == "192.168.1.240-192.168.1.242" and argv.count("--lb-pool") == 2
+    assert [str(a) for a in parse_address_pool(["192.168.1.240-192.168.1.242", "10.9.0.0/30", "192.168.1.241"])] \
+        == ["192.168.1.240", "192.168.1.241", "192.168.1.242", "10.9.0.1", "10.9.0.2"]
