@@ -12,6 +12,7 @@ The last test tears the cluster down, so it stays last in the file.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -239,6 +240,48 @@ def test_an_external_ip_answers_from_the_lan_every_board_and_pods(w: Workloads) 
     assert set(c.fetch_from_pod("solo-b1", [url], each=4)) <= {"web-b2", "web-b3"}
     c.api("DELETE", f"/api/v1/namespaces/default/services/{name}")
     wait_for("the rules gone with the service", lambda: c.fetch_from_board("client", url, seconds=2) == "", 10)
+
+
+def test_kubernetes_on_arm_expose_flow_with_real_kubectl(w: Workloads, tmp_path: Any) -> None:
+    """kubernetes-on-arm's acceptance tests #2-#4: `kubectl expose deployment hello-kube --type=LoadBalancer
+    --external-ip=<board IP> --port=80`, then `curl <that IP>`; again with `--port=8300 --target-port=80`."""
+    from tests.master.conftest import kubectl_path
+
+    c = w.c
+    config = tmp_path / "kubeconfig"
+    text = c.master.kubeconfig.read_text()
+    config.write_text(re.sub(r"server: https://[^\s]+", f"server: {c.url}", text))
+
+    def kubectl(*args: str) -> str:
+        proc = subprocess.run([kubectl_path("new"), "--kubeconfig", str(config), *args], capture_output=True,
+                              text=True, timeout=60, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+        assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stdout}{proc.stderr}"
+        return proc.stdout
+
+    serve80 = "hostname > /var/www/index.html; exec httpd -f -p 80 -h /var/www"
+    kubectl("create", "deployment", "hello-kube", f"--image={c.images.busybox}", "--replicas=2", "--",
+            "sh", "-c", serve80)
+    board_ip = c.address("b1")
+    try:
+        kubectl("rollout", "status", "deployment/hello-kube", "--timeout=90s")
+        kubectl("expose", "deployment", "hello-kube", "--type=LoadBalancer", f"--external-ip={board_ip}", "--port=80")
+        row = kubectl("get", "svc", "hello-kube", "--no-headers").split()
+        assert board_ip in row[3].split(","), row  # EXTERNAL-IP
+        pods = {p for p in kubectl("get", "pods", "-l", "app=hello-kube", "-o",
+                                   "jsonpath={.items[*].metadata.name}").split()}
+        for board in ("client", *BOARDS):
+            wait_for(f"http://{board_ip}/ from {board}",
+                     lambda b=board: c.fetch_from_board(b, f"http://{board_ip}/") in pods, 15)
+        kubectl("delete", "svc", "hello-kube")
+        kubectl("expose", "deployment", "hello-kube", "--type=LoadBalancer", f"--external-ip={board_ip}",
+                "--port=8300", "--target-port=80", "--name=hello-kube-8300")
+        for board in ("client", *BOARDS):
+            wait_for(f"http://{board_ip}:8300/ from {board}",
+                     lambda b=board: c.fetch_from_board(b, f"http://{board_ip}:8300/") in pods, 15)
+    finally:
+        for what in ("svc/hello-kube", "svc/hello-kube-8300", "deployment/hello-kube"):
+            subprocess.run([kubectl_path("new"), "--kubeconfig", str(config), "delete", what, "--ignore-not-found"],
+                           capture_output=True, timeout=60, env={"HOME": str(tmp_path)})
 
 
 def test_a_load_balancer_answers_on_every_boards_address(w: Workloads) -> None:
