@@ -34,6 +34,7 @@ from agent.kubelet.runtimehealth import PING_TIMEOUT_SECONDS, RuntimeHealth
 from agent.kubelet.servicelinks import ServiceLinks
 from agent.kubelet.volumes import VolumeManager
 from agent.logserver import LogServer
+from agent.metrics.sampler import Sampler
 from agent.runtime import localimages
 from agent.runtime.docker import DockerRuntime, RuntimeError_
 from core import errors, jointoken
@@ -144,12 +145,23 @@ class Agent:
         self._spawn("heartbeat", self._heartbeat)
         self._spawn("runtime-health", self.health.run, self.stop_event)
         self._spawn("housekeeping", self._housekeeping)
+        if s.metrics_interval_seconds > 0:
+            sampler = Sampler(self.runtime.containers, self._send_metrics, s.metrics_interval_seconds,
+                              self._vitals, fallback=self.runtime.usage)
+            self._spawn("metrics", sampler.run, self.stop_event)
         for i in range(max(1, s.workers)):
             self._spawn(f"sync-{i}", self._worker)
         log.info("agent %s running: node IP %s, logs on :%d", s.node_name, node_ip, s.log_port)
 
     def facts(self) -> Facts:
         return collect(self.host, self.settings.data_dir)
+
+    def _vitals(self) -> tuple[float | None, int | None]:
+        facts = self.facts()
+        return facts.soc_temperature_c, facts.throttled
+
+    def _send_metrics(self, report: dict[str, Any]) -> None:
+        self.api.request("PUT", f"/pikube/v1/nodes/{self.settings.node_name}/metrics", body=report).close()
 
     def _prepare_network(self, node_ip: str) -> NodeNetwork | None:
         """With the pod network: forwarding and the backend, before the Node (and its VTEP MAC) is registered."""

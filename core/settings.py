@@ -152,6 +152,8 @@ class AgentSettings:
     lease_renew_seconds: float = 10.0
     lease_duration_seconds: int = 40
     status_report_seconds: float = 60.0
+    # Resource usage (agent/metrics) is sampled and sent to the master this often; 0 turns it off.
+    metrics_interval_seconds: float = 15.0
     # Every pod is synced at least this often; housekeeping (orphan containers, volumes) this often.
     resync_seconds: float = 10.0
     housekeeping_seconds: float = 30.0

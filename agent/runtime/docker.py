@@ -249,6 +249,28 @@ class DockerRuntime:
         code = self._call("exec", self._client.exec_inspect, ex["Id"]).get("ExitCode")
         return (int(code) if code is not None else -1), bytes(out or b"")
 
+    def usage(self, cid: str) -> tuple[int, int] | None:
+        """(cumulative CPU ns, working-set bytes) from Docker's one-shot stats; None if the container is gone.
+
+        The fallback of agent/metrics/cgroups.py, for an agent that cannot see the cgroup filesystem (one
+        run by `ip netns exec`, which mounts a /sys of its own): one API call per container.
+        """
+        import docker
+
+        try:
+            doc = self._client.stats(cid, stream=False, one_shot=True)
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as exc:
+            raise RuntimeError_(f"stats {cid[:12]}: {exc.explanation or exc}") from exc
+        cpu = ((doc.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage")
+        memory = doc.get("memory_stats") or {}
+        if not isinstance(cpu, int) or not isinstance(memory.get("usage"), int):
+            return None
+        stats = memory.get("stats") or {}
+        inactive = stats.get("total_inactive_file", stats.get("inactive_file", 0))
+        return cpu, max(0, int(memory["usage"]) - int(inactive or 0))
+
     def logs(self, cid: str, follow: bool, timestamps: bool, tail: int | None, since: int | None) -> Any:
         """An iterator of log chunks with a `close()` that ends it from another thread."""
         kw: Obj = {"stdout": True, "stderr": True, "stream": True, "follow": follow, "timestamps": timestamps,

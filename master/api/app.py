@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from core import errors
 from core.ratelimit import TokenBucket
-from master.api import discovery, openapi
+from master.api import discovery, metrics, openapi
 from master.api.auth import authenticate
 from master.api.join import JoinService
 from master.api.render import json_response
@@ -111,9 +111,12 @@ def create_app(ctx: ApiContext, join: JoinService | None = None, admin_token: st
     @app.get("/apis")
     @app.get("/apis/")
     def apis() -> Response:
-        return json_response(discovery.api_group_list(ctx.catalog))
+        groups = discovery.api_group_list(ctx.catalog)
+        groups["groups"].append(metrics.api_group())
+        return json_response(groups)
 
     app.register_blueprint(openapi.blueprint(ctx))
+    app.register_blueprint(metrics.blueprint(ctx))
     for group in ctx.catalog.groups():
         app.register_blueprint(group_blueprint(ctx, handlers, group, stop))
     return app

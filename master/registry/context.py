@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from core.settings import MasterSettings
 from master.registry.catalog import Catalog
 from master.store.base import Store
+from master.usage import UsageStore
 
 
 @dataclass(frozen=True)
@@ -38,3 +39,5 @@ class ApiContext:
     catalog: Catalog
     # Serialises allocation of cluster IPs and node ports, which scan the store.
     alloc_lock: threading.Lock = field(default_factory=threading.Lock)
+    # The boards' resource usage, in memory only (metrics.k8s.io, autoscaling, the status page).
+    usage: UsageStore = field(default_factory=UsageStore)

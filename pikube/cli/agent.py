@@ -42,6 +42,8 @@ def register(sub: Any) -> None:
                         "the same on every board of a cluster")
     p.add_argument("--max-pods", type=int, default=110)
     p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--metrics-interval", type=float, default=15.0,
+                   help="seconds between resource usage samples for kubectl top and autoscaling (0 = off)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=_run)
 
@@ -71,11 +73,14 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         labels.append((key, value))
     if not 1 <= args.log_port <= 65535:
         raise CliError(f"--log-port must be between 1 and 65535, not {args.log_port}")
+    if args.metrics_interval != 0 and not 1 <= args.metrics_interval <= 300:
+        raise CliError(f"--metrics-interval must be 0 (off) or 1 to 300 seconds, not {args.metrics_interval:g}")
     return AgentSettings(server=server, node_name=node_name, data_dir=args.data_dir, token=layers.token(args.token),
                          docker_host=args.docker_host, master_board=args.master_board, node_ip=args.node_ip,
                          node_labels=tuple(labels), log_bind=args.log_bind, log_port=args.log_port,
                          pause_image=args.pause_image, pod_network=args.pod_network, backend=args.backend,
-                         max_pods=args.max_pods, workers=args.workers)
+                         max_pods=args.max_pods, workers=args.workers,
+                         metrics_interval_seconds=args.metrics_interval)
 
 
 def _run(args: argparse.Namespace) -> int:
