@@ -181,3 +181,14 @@ class UsageStore:
     def history(self, node: str) -> list[Point]:
         with self._lock:
             return list(self._history.get(node, ()))
+
+    # -- what the status page reads (web.source.UsageSource) --------------------------------------------
+
+    def board_history(self) -> dict[str, list[tuple[str, int, int, float | None, int | None]]]:
+        with self._lock:
+            return {node: [(p.at, p.cpu, p.memory, p.temperature, p.throttled) for p in points]
+                    for node, points in self._history.items()}
+
+    def pod_totals(self) -> dict[tuple[str, str], tuple[int, int]]:
+        return {(pod.namespace, pod.name): (sum(c.cpu for c in pod.containers), sum(c.memory for c in pod.containers))
+                for _, pod in self.pods()}

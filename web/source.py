@@ -50,3 +50,30 @@ class Source(Protocol):
     def watch(self, prefix: str, since: int) -> Watch:
         """Changes under `prefix` after revision `since`; raises `core.errors.Gone` when `since` is too old."""
         ...
+
+
+# One point of a board's usage history: (RFC 3339 time, CPU nanocores, working-set bytes, SoC °C or None,
+# throttling flags or None).
+UsagePoint = tuple[str, int, int, float | None, int | None]
+
+
+class UsageSource(Protocol):
+    """The boards' recent resource usage, kept in memory by the master (`master.usage.UsageStore` fits)."""
+
+    def board_history(self) -> Mapping[str, list[UsagePoint]]:
+        """Per board, its points of the last hour, oldest first."""
+        ...
+
+    def pod_totals(self) -> Mapping[tuple[str, str], tuple[int, int]]:
+        """(namespace, pod) → (CPU nanocores, working-set bytes) summed over its containers, from fresh samples."""
+        ...
+
+
+class NoUsage:
+    """A page without usage (tests, a master started without it)."""
+
+    def board_history(self) -> Mapping[str, list[UsagePoint]]:
+        return {}
+
+    def pod_totals(self) -> Mapping[tuple[str, str], tuple[int, int]]:
+        return {}

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Blueprint, Response, render_template, request
 
 from core.kube.timefmt import rfc3339
 from web import access, stream, summary
 from web.feed import ChangeFeed, SummaryCache
-from web.source import FirstBootRecord, no_first_boot
+from web.source import FirstBootRecord, NoUsage, UsageSource, no_first_boot
 
 # The page loads nothing from elsewhere, and nothing may frame it or learn its URL (which may hold the token).
 SECURITY_HEADERS = {
@@ -35,6 +35,7 @@ class StatusPage:
     stopping: threading.Event
     asset_version: str
     first_boot: FirstBootRecord = no_first_boot
+    usage: UsageSource = field(default_factory=NoUsage)
 
 
 def stamp(body: bytes) -> bytes:
@@ -78,6 +79,17 @@ def blueprint(page: StatusPage) -> Blueprint:
             raise
         response.call_on_close(page.streams.close)
         return response
+
+    @bp.get("/api/usage")
+    def api_usage() -> Response:
+        """The last hour of each board's CPU, memory and temperature, and each pod's CPU and memory now."""
+        doc = {"boards": {node: [{"at": at, "cpu": cpu, "memory": memory, "temperature": temp,
+                                  "throttled": flags} for at, cpu, memory, temp, flags in points]
+                          for node, points in page.usage.board_history().items()},
+               "pods": {f"{ns}/{name}": {"cpu": cpu, "memory": memory}
+                        for (ns, name), (cpu, memory) in page.usage.pod_totals().items()}}
+        return Response(json.dumps(doc, separators=(",", ":")), mimetype="application/json",
+                        headers={"Cache-Control": "no-store"})
 
     @bp.get("/api/firstboot")
     def api_first_boot() -> Response:

@@ -86,9 +86,26 @@ def web_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Clus
             c.admin.patch(resource_path("v1", "nodes", name=name), {"metadata": meta})
         c.kubectl("apply", "-f", "-", input=APP)
         c.kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+        _report_usage(c)
         yield c, f"http://127.0.0.1:{web_port}/"
     finally:
         stop_cluster(c)
+
+
+def _report_usage(c: Cluster) -> None:
+    """What the boards' agents send every 15 s (agent/metrics/sampler.py): eight samples each, pi-2 throttled in
+    the middle, and usage of every web pod on the board it runs on."""
+    pods = c.admin.get(resource_path("v1", "pods", "default"))["items"]
+    for n, (name, (_, temp, _, _)) in enumerate(BOARDS.items()):
+        mine = [p for p in pods if p["spec"].get("nodeName") == name]
+        for i in range(8):
+            report = {"timestamp": f"2026-12-05T00:0{i}:00Z", "window": 15,
+                      "node": {"cpu": (400 + 150 * i * (n + 1)) * 1_000_000, "memory": (900 + 60 * i) << 20,
+                               "temperature": float(temp) - 4 + i, "throttled": 0x4 if n == 1 and i in (4, 5) else 0},
+                      "pods": [{"namespace": "default", "name": p["metadata"]["name"], "uid": p["metadata"]["uid"],
+                                "containers": [{"name": p["spec"]["containers"][0]["name"], "cpu": 120_000_000,
+                                                "memory": 40 << 20}]} for p in mine]}
+            c.fleet.boards[name].api.request("PUT", f"/pikube/v1/nodes/{name}/metrics", report)
 
 
 @pytest.fixture
@@ -129,6 +146,17 @@ def test_page_lists_boards_and_pods_live(web_cluster: tuple[Cluster, str], brows
     want = [f"http://192.168.50.{10 + i}/" for i in range(3)]
     wait_for(lambda: json.loads(browser.eval(external_js)) == want, timeout=10,
              what=f"the LoadBalancer's addresses as links (page: {browser.eval(external_js)})")
+    # A plot per board (CPU, memory, temperature), pi-2's throttling marked; each web pod's usage in its row.
+    plots_js = "JSON.stringify([...document.querySelectorAll('[data-board]')].map(b => [b.dataset.board, " \
+               "[...b.querySelectorAll('[data-plot]')].map(p => p.dataset.plot), b.querySelectorAll('.mark').length]))"
+    wait_for(lambda: json.loads(browser.eval(plots_js)) == [["pi-1", ["cpu", "mem", "temp"], 0],
+                                                            ["pi-2", ["cpu", "mem", "temp"], 2],
+                                                            ["pi-3", ["cpu", "mem", "temp"], 0]],
+             timeout=10, what=f"plots on every board card (page: {browser.eval(plots_js)})")
+    usage_js = "[...document.querySelectorAll('.pod-usage')].map(e => e.textContent)"
+    shown = browser.eval(usage_js)
+    reported = [p for p in c.admin.get(resource_path("v1", "pods", "default"))["items"] if p["spec"].get("nodeName")]
+    assert shown == ["120m · 40 Mi"] * len(reported) and len(reported) >= 3, shown
     browser.eval("window.__sameDocument = 'yes'")  # gone if the page ever reloads
     browser.screenshot(ARTIFACTS / "desktop.png")
     browser.screenshot(ARTIFACTS / "desktop-viewport.png", full_page=False)

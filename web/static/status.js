@@ -85,6 +85,64 @@
     return el("td", { "data-label": label }, ...children);
   }
 
+  // --- usage plots (/api/usage, fetched every 15 s; the board's agent samples that often) ------------
+  const USAGE_MS = 15000;
+  const SVG = "http://www.w3.org/2000/svg";
+  const THROTTLED_NOW = 0xf; // under-voltage, frequency capped, throttled, soft temperature limit
+  let usage = { boards: {}, pods: {} };
+
+  function svg(tag, attrs, ...children) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+    for (const c of children) node.append(c);
+    return node;
+  }
+
+  // One sparkline: `values` (null for a gap) over the last hour, scaled to [0, max]; `marks` flags points.
+  function sparkline(label, values, max, fmt, cls, marks) {
+    const W = 120, H = 28;
+    const n = values.length;
+    const x = (i) => (n > 1 ? (i / (n - 1)) * W : W).toFixed(1);
+    const y = (v) => (H - 1 - Math.min(1, Math.max(0, v / max)) * (H - 2)).toFixed(1);
+    let d = "";
+    values.forEach((v, i) => { if (v !== null) d += (d && values[i - 1] !== null ? "L" : "M") + x(i) + "," + y(v); });
+    const dots = (marks || []).map((m, i) => (m && values[i] !== null
+      ? svg("circle", { cx: x(i), cy: y(values[i]), r: "2", class: "mark" }) : null)).filter(Boolean);
+    const last = [...values].reverse().find((v) => v !== null);
+    return el("div", { class: "plot " + cls, "data-plot": cls },
+      el("span", { class: "label", text: label }),
+      svg("svg", { viewBox: "0 0 " + W + " " + H, width: String(W), height: String(H), role: "img",
+        "aria-label": label + " over the last hour" },
+      svg("path", { d: d || "M0," + H, class: "line" }), ...dots),
+      el("span", { class: "now", text: last === undefined ? "—" : fmt(last) }));
+  }
+
+  function plots(b) {
+    const points = usage.boards[b.name] || [];
+    if (!points.length) return null;
+    const cpuMax = Math.max(1, b.cpu.allocatable) * 1e6; // millicores → nanocores
+    const memMax = Math.max(1, b.memory.allocatable);
+    const flagged = points.map((p) => ((p.throttled || 0) & THROTTLED_NOW) !== 0);
+    return el("div", { class: "plots", title: "last hour, one point per " + USAGE_MS / 1000 + " s" },
+      sparkline("CPU use", points.map((p) => p.cpu), cpuMax, (v) => ((v / cpuMax) * 100).toFixed(0) + "%", "cpu"),
+      sparkline("Mem use", points.map((p) => p.memory), memMax, (v) => bytes(v), "mem"),
+      points.some((p) => p.temperature !== null)
+        ? sparkline("°C", points.map((p) => p.temperature), 90, (v) => v.toFixed(1) + " °C", "temp", flagged) : null,
+      flagged.some(Boolean) ? pill("throttled in the last hour", "bad") : null);
+  }
+
+  async function fetchUsage() {
+    try {
+      const headers = token ? { Authorization: "Bearer " + token } : {};
+      const r = await fetch("api/usage", { headers, cache: "no-store" });
+      if (!r.ok) return;
+      usage = await r.json();
+      if (lastSummary) render(lastSummary);
+    } catch (err) {
+      // the summary's connection state tells the viewer about a lost master
+    }
+  }
+
   // --- sections ------------------------------------------------------------------------------
   function boardCard(b) {
     const badges = [pill(b.ready, b.ready === "Ready" ? "ok" : "bad")];
@@ -109,11 +167,19 @@
       b.ready !== "Ready" && b.readyReason ? el("div", { class: "reason", text: b.readyReason }) : null,
       meter("CPU", b.cpu.requested, b.cpu.allocatable, cores),
       meter("Memory", b.memory.requested, b.memory.allocatable, bytes),
+      plots(b),
       el("div", { class: "facts" },
         el("span", {}, el("b", { text: String(b.pods) }), " / " + b.podCapacity + " pods"),
         el("span", {}, ageEl(b.created, "up ")),
         b.address ? el("span", { class: "mono", text: b.address }) : null),
       versions ? el("div", { class: "versions", text: versions }) : null);
+  }
+
+  function podUsage(p) {
+    const u = usage.pods[p.namespace + "/" + p.name];
+    if (!u) return null;
+    return el("span", { class: "pod-usage mono", title: "CPU and memory now (working set)",
+      text: Math.round(u.cpu / 1e6) + "m · " + bytes(u.memory) });
   }
 
   function podRow(p) {
@@ -122,6 +188,7 @@
     el("span", { class: "pod-name" }, p.namespace !== "default" ? el("span", { class: "ns", text: p.namespace + "/" }) : null,
       p.name),
     p.restarts ? el("span", { class: "restarts", title: "restarts", text: "↻" + p.restarts }) : null,
+    podUsage(p),
     el("span", { class: "pod-ready", text: p.ready }),
     el("span", { class: "pod-status", text: p.status }));
   }
@@ -316,6 +383,8 @@
   document.addEventListener("DOMContentLoaded", () => {
     firstBoot();
     connect();
+    fetchUsage();
+    setInterval(fetchUsage, USAGE_MS);
     setInterval(tick, 1000);
     setTimeout(() => { if (!live) startPolling(); }, 3000);
   });
