@@ -144,6 +144,7 @@ def bench(args: argparse.Namespace) -> dict[str, float]:
                 s.post(f"{m.url}/api/v1/namespaces/{NS}/pods", json=pod(i, f"node-{i % 3}"))
             time.sleep(1)
             results["rss_mb_3_nodes_30_pods"] = rss_mb(m.proc.pid)
+            results.update(usage_memory(m, s))
 
             if not args.pressure_only:
                 results.update(latency_rounds(args, m, s, base))
@@ -162,6 +163,28 @@ def bench(args: argparse.Namespace) -> dict[str, float]:
             finally:
                 idle.stop()
     return results
+
+
+def usage_memory(m: RunningMaster, s: requests.Session, boards: int = 10, pods: int = 30) -> dict[str, float]:
+    """The master's RSS before and after `boards` boards reported usage of `pods` pods each for an hour
+    (a full history: 240 reports per board, what agents send every 15 s), through the agents' endpoint."""
+    before = rss_mb(m.proc.pid)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for board in range(boards):
+        for i in range(240):
+            report = {"timestamp": stamp, "window": 15, "node": {"cpu": 10**9 + i, "memory": 500 << 20,
+                                                                 "temperature": 50.0, "throttled": 0},
+                      "pods": [{"namespace": NS, "name": f"usage-{board}-{p}", "uid": f"uid-{board}-{p}",
+                                "containers": [{"name": "app", "cpu": 10**8 + i, "memory": 40 << 20},
+                                               {"name": "side", "cpu": 10**6, "memory": 4 << 20}]}
+                               for p in range(pods)]}
+            s.put(f"{m.url}/pikube/v1/nodes/usage-{board}/metrics", json=report).raise_for_status()
+    time.sleep(1)
+    after = rss_mb(m.proc.pid)
+    print(f"# usage of {boards} boards x {pods} pods, an hour of history: master RSS {before:.1f} -> {after:.1f} MB",
+          flush=True)
+    return {"rss_mb_before_usage": before, f"rss_mb_usage_{boards}_boards_{boards * pods}_pods": after,
+            "usage_rss_delta_mb": after - before}
 
 
 def cpu_ticks() -> tuple[int, int]:

@@ -9,9 +9,12 @@ loopback, and prints, in one run:
   as a user types it) and for the Docker SDK's create + start, interleaved with
   the pods in the same run; target: pod p99 <= 1.5 x `docker run` p99,
 - the agent's RSS with 30 pods running (target <= 50 MB),
-- the agent's CPU while idle with those pods (percent of one core).
+- the agent's CPU while idle with those pods (percent of one core), with usage
+  sampling for `kubectl top` on (every 15 s, the default) and off
+  (`--metrics-interval 0`), the agent restarted between them, in alternating
+  windows; target: sampling costs <= 0.5 % of one core.
 
-    .venv/bin/python -m bench.podstart [--pods 50] [--rss-pods 30] [--idle-seconds 60]
+    .venv/bin/python -m bench.podstart [--pods 50] [--rss-pods 30] [--idle-seconds 60] [--idle-rounds 2]
 """
 
 from __future__ import annotations
@@ -124,9 +127,15 @@ def bench(args: argparse.Namespace) -> dict[str, float]:
     images.ensure(client.api)
     image = images.BUSYBOX_IMAGE
     master = start_master(tmp / "master")
-    agent = AgentProcess(node=NODE, data_dir=tmp / "agent", log_path=tmp / "agent.log",
-                         argv=agent_argv(master, NODE, tmp / "agent", engine.host, make_token(master, "bench.podstart"),
-                                         log_level="warning"))
+    token = make_token(master, "bench.podstart")
+
+    def make_agent(sampling: bool) -> AgentProcess:
+        extra = [] if sampling else ["--metrics-interval", "0"]
+        return AgentProcess(node=NODE, data_dir=tmp / "agent", log_path=tmp / "agent.log",
+                            argv=agent_argv(master, NODE, tmp / "agent", engine.host, token, extra,
+                                            log_level="warning"))
+
+    agent = make_agent(sampling=True)
     results: dict[str, float] = {}
     try:
         agent.start()
@@ -170,10 +179,26 @@ def bench(args: argparse.Namespace) -> dict[str, float]:
         say(f"{len(keep)} pods left running; measuring memory and idle CPU")
         time.sleep(15)  # let the agent settle: status writes done, probes idle
         results[f"agent_rss_mb_{len(keep)}_pods"] = rss_mb(agent.pid)
-        c0, t0 = cpu_seconds(agent.pid), time.monotonic()
-        time.sleep(args.idle_seconds)
-        results["agent_idle_cpu_percent"] = 100 * (cpu_seconds(agent.pid) - c0) / (time.monotonic() - t0)
-        results["agent_rss_mb_after_idle"] = rss_mb(agent.pid)
+        idle: dict[bool, list[float]] = {True: [], False: []}
+        for round_ in range(args.idle_rounds):
+            for sampling in (True, False):
+                if round_ or not sampling:  # the first window uses the agent that ran the pods
+                    agent.stop()
+                    agent = make_agent(sampling)
+                    agent.start()
+                    time.sleep(20)  # adopt the pods, first status writes, two samples' worth of settling
+                say(f"idle CPU, sampling {'on' if sampling else 'off'}, round {round_ + 1}/{args.idle_rounds}")
+                c0, t0 = cpu_seconds(agent.pid), time.monotonic()
+                time.sleep(args.idle_seconds)
+                idle[sampling].append(100 * (cpu_seconds(agent.pid) - c0) / (time.monotonic() - t0))
+                if sampling and round_ == 0:
+                    results["agent_rss_mb_after_idle"] = rss_mb(agent.pid)
+        results["agent_idle_cpu_percent"] = sum(idle[True]) / len(idle[True])
+        results["agent_idle_cpu_percent_sampling_off"] = sum(idle[False]) / len(idle[False])
+        results["sampling_cost_percent_of_a_core"] = (results["agent_idle_cpu_percent"]
+                                                      - results["agent_idle_cpu_percent_sampling_off"])
+        say("idle CPU per window (sampling on / off): " + ", ".join(
+            f"{a:.2f}/{b:.2f}" for a, b in zip(idle[True], idle[False], strict=True)))
     finally:
         agent.stop()
         remove_node_containers(client, NODE)
@@ -191,6 +216,7 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=50)
     parser.add_argument("--rss-pods", type=int, default=30)
     parser.add_argument("--idle-seconds", type=float, default=60)
+    parser.add_argument("--idle-rounds", type=int, default=2, help="idle windows per mode (sampling on, off)")
     parser.add_argument("--docker-host", default="", help="use this engine instead of a private one")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # run the clean-up on `timeout` too
