@@ -59,10 +59,10 @@ class ApiError(Exception):
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "code": self.code,
         }
         if details:
             body["details"] = details
+        body["code"] = self.code  # metav1.Status order: ... reason, details, code
         return body
 
 

@@ -43,15 +43,14 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from core.httpstatus import GO_STATUS_TEXT, status_line_text
+
 log = logging.getLogger(__name__)
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 SOCKET_KEY = "pikube.socket"  # the connection's socket, for `client_gone` and protocol upgrades
 HIJACKED_KEY = "pikube.hijacked"  # set by an application that took the socket over (after a 101)
 CLIENT_LEFT_KEY = "pikube.client_left"  # set by an application whose stream ended because its client left
-_STATUS_TEXT = {400: "Bad Request", 408: "Request Timeout", 413: "Payload Too Large", 414: "URI Too Long",
-                431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented",
-                505: "HTTP Version Not Supported"}
 
 
 @dataclass(frozen=True)
@@ -577,7 +576,7 @@ class Server:
 
     def _send_error(self, sock: socket.socket, code: int, message: str) -> None:
         text = f"{message}\n".encode()
-        head = (f"HTTP/1.1 {code} {_STATUS_TEXT.get(code, 'Error')}\r\nContent-Type: text/plain\r\n"
+        head = (f"HTTP/1.1 {code} {GO_STATUS_TEXT.get(code, 'Error')}\r\nContent-Type: text/plain\r\n"
                 f"Content-Length: {len(text)}\r\nConnection: close\r\n\r\n").encode()
         with contextlib.suppress(OSError):
             sock.settimeout(2.0)
@@ -624,7 +623,7 @@ class _Response:
             elif lk == "connection" and "close" in v.lower():
                 self.close_after = True
         self.no_body = self.method == "HEAD" or code < 200 or code in (204, 304)
-        head = [f"HTTP/1.1 {self.status}\r\n"]
+        head = [f"HTTP/1.1 {status_line_text(self.status)}\r\n"]
         head += [f"{k}: {v}\r\n" for k, v in self.headers]
         if "date" not in names:
             head.append(f"Date: {formatdate(usegmt=True)}\r\n")

@@ -29,9 +29,9 @@ from core import errors
 JSON_TYPES = ("application/json", "")
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
-PATCH_TYPES = {
-    "application/merge-patch+json": "merge",
+PATCH_TYPES = {  # in the order kube-apiserver lists them in its 415
     "application/json-patch+json": "json",
+    "application/merge-patch+json": "merge",
     "application/strategic-merge-patch+json": "strategic",
     "application/apply-patch+yaml": "apply",
 }
@@ -103,7 +103,7 @@ def decode(data: bytes, mtype: str) -> Any:
         return value
     raise errors.UnsupportedMediaType(
         message=f'the body of the request was in an unknown format - accepted media types include: '
-                f'application/json, application/yaml, {PROTOBUF} (got "{mtype}")')
+                f'application/json, application/yaml, {PROTOBUF}')  # Kubernetes' words: clients compare them
 
 
 def decode_object(data: bytes, mtype: str) -> dict[str, Any]:

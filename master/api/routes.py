@@ -193,7 +193,7 @@ def dispatch(ctx: ApiContext, handlers: Handlers, target: Target, stopping: thre
         if kind is None:
             raise errors.UnsupportedMediaType(
                 message=f'the body of the request was in an unknown format - accepted media types include: '
-                        f'{", ".join(bodies.PATCH_TYPES)} (got "{mtype}")')
+                        f'{", ".join(bodies.PATCH_TYPES)}')
         patch_body = bodies.decode(bodies.read(request, limit), mtype)
         patched = handlers.patch(rt, ns, name, kind, patch_body, sub, dry_run, fields, identity)
         return _warned(json_response(render.one(patched)), fields)
