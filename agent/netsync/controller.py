@@ -121,7 +121,7 @@ class NetworkSync:
     def _sync_services(self, full: bool) -> None:
         endpoints = {((o.get("metadata") or {}).get("namespace", ""), (o.get("metadata") or {}).get("name", "")): o
                      for o in self.endpoints.items()}
-        rules = service_rules(self.services.items(), endpoints)
+        rules = service_rules(self.services.items(), endpoints, self.node.dns_address)
         rules += hostport_rules(self._node_pods(), self.pods.address)
         if not full and rules == self._rules:
             return

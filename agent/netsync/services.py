@@ -86,10 +86,16 @@ def rules_for(service: Obj, endpoints: Obj | None) -> list[ServiceRule]:
     return rules
 
 
-def service_rules(services: Iterable[Obj], endpoints: Mapping[tuple[str, str], Obj]) -> list[ServiceRule]:
-    """Every served service port, given Endpoints by (namespace, name); sorted for stable comparisons."""
+def service_rules(services: Iterable[Obj], endpoints: Mapping[tuple[str, str], Obj],
+                  local: IPv4Address | None = None) -> list[ServiceRule]:
+    """Every served service port, given Endpoints by (namespace, name); sorted for stable comparisons.
+
+    A service whose cluster IP is `local` (the cluster DNS, answered on this node itself) gets no rule: it
+    has no endpoints, and the proxy's reject for such services would stop the node's own responder."""
     rules = []
     for service in services:
+        if local is not None and _ipv4((service.get("spec") or {}).get("clusterIP")) == local:
+            continue
         meta = service.get("metadata") or {}
         key = (str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
         rules += rules_for(service, endpoints.get(key))

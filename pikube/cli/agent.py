@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import socket
@@ -40,6 +41,13 @@ def register(sub: Any) -> None:
     p.add_argument("--backend", choices=["host-gw", "vxlan"], default="host-gw",
                    help="with --pod-network bridge: routes between boards (host-gw) or a vxlan overlay; "
                         "the same on every board of a cluster")
+    p.add_argument("--cluster-dns", default="10.96.0.10",
+                   help="with --pod-network bridge: the kube-dns Service's address, answered by this agent "
+                        "(\"\" = no cluster DNS; pods get the node's resolv.conf)")
+    p.add_argument("--cluster-domain", default="cluster.local")
+    p.add_argument("--resolv-conf", type=Path, default=Path("/etc/resolv.conf"),
+                   help="the node's resolver configuration: upstream servers for names outside the cluster, "
+                        "and what dnsPolicy Default pods get")
     p.add_argument("--max-pods", type=int, default=110)
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -71,11 +79,17 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         labels.append((key, value))
     if not 1 <= args.log_port <= 65535:
         raise CliError(f"--log-port must be between 1 and 65535, not {args.log_port}")
+    if args.cluster_dns:
+        try:
+            ipaddress.IPv4Address(args.cluster_dns)
+        except ValueError:
+            raise CliError(f"--cluster-dns takes an IPv4 address (or \"\"), not {args.cluster_dns!r}") from None
     return AgentSettings(server=server, node_name=node_name, data_dir=args.data_dir, token=layers.token(args.token),
                          docker_host=args.docker_host, master_board=args.master_board, node_ip=args.node_ip,
                          node_labels=tuple(labels), log_bind=args.log_bind, log_port=args.log_port,
                          pause_image=args.pause_image, pod_network=args.pod_network, backend=args.backend,
-                         max_pods=args.max_pods, workers=args.workers)
+                         max_pods=args.max_pods, workers=args.workers, cluster_dns=args.cluster_dns,
+                         cluster_domain=args.cluster_domain.strip(".").lower(), resolv_conf=args.resolv_conf)
 
 
 def _run(args: argparse.Namespace) -> int:
