@@ -137,6 +137,26 @@ def answer_locally(query: Query, zone: Zone) -> DNSRecord | None:
     return out
 
 
+def alias_target(record: DNSRecord, zone: Zone, qtype: str) -> str | None:
+    """The target of an answer that is only a CNAME out of the zone (an ExternalName), to be resolved upstream."""
+    if qtype in ("CNAME", "ANY") or not record.rr or any(rr.rtype != QTYPE.CNAME for rr in record.rr):
+        return None
+    target = str(record.rr[-1].rdata).rstrip(".").lower()
+    return None if zone.in_zone(target) else target
+
+
+def chased(record: DNSRecord, upstream_answer: bytes) -> bytes:
+    """`record` (a CNAME answer) with the records the upstream gave for its target appended."""
+    try:
+        extra = DNSRecord.parse(upstream_answer)
+    except (DNSError, ValueError, IndexError, UnicodeDecodeError):
+        return bytes(record.pack())
+    for rr in extra.rr:
+        record.add_answer(rr)
+    record.header.rcode = extra.header.rcode
+    return bytes(record.pack())
+
+
 def servfail(query: Query) -> bytes:
     out = reply(query)
     out.header.rcode = RCODE.SERVFAIL

@@ -29,6 +29,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from dnslib import DNSRecord
+
 from agent.dns import answer
 from agent.dns.forward import Forwarder, LoopGuard
 from agent.dns.source import ZoneSource
@@ -141,6 +143,8 @@ class DnsServer:
             return None
         if not self.zone.ready() and zone.in_zone(q.qname.strip(".").lower()):
             return answer.servfail(q)  # not read yet is not "does not exist"
+        if self.forwarder is not None and answer.alias_target(record, zone, q.qtype) is not None:
+            return None  # an ExternalName: forwarded (`_forward` resolves the target and prepends the alias)
         packed = answer.fit(bytes(record.pack()), limit)
         self._local[key] = packed[2:]
         return packed
@@ -168,10 +172,22 @@ class DnsServer:
 
     def _forward(self, data: bytes, q: answer.Query, tcp: bool) -> bytes:
         assert self.forwarder is not None
-        got = self.forwarder.forward(q, data, tcp)
-        if got is None:
-            return answer.servfail(q)
-        return got if tcp else answer.fit(got, q.udp_limit())
+        _, zone = self.zone.current()
+        local = answer.answer_locally(q, zone)
+        target = answer.alias_target(local, zone, q.qtype) if local is not None else None
+        if local is not None and target is not None:  # the alias, then what the upstream says of its target
+            follow = DNSRecord.question(target, q.qtype)
+            follow_query = answer.parse(bytes(follow.pack()))
+            got = None
+            if isinstance(follow_query, answer.Query):
+                got = self.forwarder.forward(follow_query, bytes(follow.pack()), tcp)
+            reply = answer.chased(local, got) if got is not None else bytes(local.pack())
+        else:
+            reply_or_none = self.forwarder.forward(q, data, tcp)
+            if reply_or_none is None:
+                return answer.servfail(q)
+            reply = reply_or_none
+        return reply if tcp else answer.fit(reply, q.udp_limit())
 
     # -- UDP -------------------------------------------------------------------------------------
 

@@ -119,6 +119,8 @@ SERVICES = [
     {"metadata": {"name": "web", "namespace": "default"},
      "spec": {"clusterIP": "10.96.0.20", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}},
     {"metadata": {"name": "many", "namespace": "default"}, "spec": {"clusterIP": "None"}},
+    {"metadata": {"name": "alias", "namespace": "default"}, "spec": {"type": "ExternalName",
+                                                                      "externalName": "ext.example"}},
 ]
 ENDPOINTS = [{"metadata": {"name": "many", "namespace": "default"},
               "subsets": [{"addresses": [{"ip": f"10.244.1.{i}"} for i in range(1, 61)]}]}]
@@ -229,6 +231,14 @@ def test_other_names_are_forwarded_and_cached(lab: Lab) -> None:
     assert lab.upstream.asked == ["EXT.example."]  # the second came from the cache
     assert lab.ask("gone.example").header.rcode == RCODE.NXDOMAIN
     assert addresses(lab.tcp("tcp-only.example")) == [] and len(lab.upstream.asked) == 3
+
+
+def test_an_external_name_is_its_cname_then_the_targets_records(lab: Lab) -> None:
+    r = lab.ask("alias.default.svc.cluster.local")
+    assert [QTYPE[rr.rtype] for rr in r.rr] == ["CNAME", "A"] and str(r.rr[1].rdata) == "192.0.2.7"
+    assert str(r.rr[0].rdata) == "ext.example." and r.rr[1].rname == "ext.example."
+    only = lab.ask("alias.default.svc.cluster.local", "CNAME")
+    assert [QTYPE[rr.rtype] for rr in only.rr] == ["CNAME"]
 
 
 def test_a_truncated_upstream_answer_is_asked_again_over_tcp(lab: Lab) -> None:
