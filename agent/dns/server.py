@@ -25,6 +25,7 @@ import logging
 import socket
 import struct
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +38,9 @@ from agent.dns.source import ZoneSource
 
 log = logging.getLogger(__name__)
 LOCAL_CACHE_ENTRIES = 4096
+# A forwarded answer is resent byte for byte to identical queries this long (its TTLs then are at most
+# this much too high); after that the forwarder's cache renders it again with TTLs counted down.
+RECENT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,7 @@ class DnsServer:
         self._connections: Counter[str] = Counter()
         self._generation = -1
         self._local: dict[bytes, bytes] = {}
+        self._recent: dict[bytes, tuple[float, bytes]] = {}  # forwarded answers, as sent, for RECENT_SECONDS
         self._stopped = False
         self.ports: dict[str, int] = {}
         """Where each address listens (the port given, or the one the kernel chose for port 0)."""
@@ -152,9 +157,13 @@ class DnsServer:
     def handle(self, data: bytes, limit: int | None) -> tuple[bytes | None, answer.Query | None]:
         """(reply, None) when answered here, (None, query) when it must be forwarded; `limit` None means TCP."""
         tag = b"t" if limit is None else b"u"
-        hit = self._local.get(data[2:] + tag) if len(data) >= 12 else None
+        key = data[2:] + tag
+        hit = self._local.get(key) if len(data) >= 12 else None
         if hit is not None and self._generation == self.zone.current()[0]:
             return data[:2] + hit, None
+        recent = self._recent.get(key)
+        if recent is not None and time.monotonic() - recent[0] < RECENT_SECONDS:
+            return data[:2] + recent[1], None
         parsed = answer.parse(data)
         if not isinstance(parsed, answer.Query):
             return parsed, None
@@ -168,7 +177,17 @@ class DnsServer:
             return answer.servfail(parsed), None
         if "." not in parsed.qname.strip("."):
             return answer.nxdomain(parsed), None  # a single label is never sent to the internet
+        cached = self.forwarder.cached(parsed)
+        if cached is not None:  # answered here, without a trip through the forwarding pool
+            cached = cached if limit is None else answer.fit(cached, parsed.udp_limit())
+            self._remember(key, cached)
+            return cached, None
         return None, parsed
+
+    def _remember(self, key: bytes, reply: bytes) -> None:
+        if len(self._recent) >= LOCAL_CACHE_ENTRIES:
+            self._recent = {}
+        self._recent[key] = (time.monotonic(), reply[2:])
 
     def _forward(self, data: bytes, q: answer.Query, tcp: bool) -> bytes:
         assert self.forwarder is not None
