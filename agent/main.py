@@ -167,10 +167,19 @@ class Agent:
 
         from agent.dns.responder import ClusterDns
 
-        addresses = [s.cluster_dns, str(bridge.gateway.ip)]
-        self.dns = ClusterDns(s.cluster_domain, netsync.services, netsync.endpoints, s.resolv_conf, addresses,
-                              [IPv4Network(s.service_cidr), IPv4Network(s.cluster_cidr)])
-        self.dns.start(addresses, self._spawn)
+        def addresses() -> list[str]:
+            return [s.cluster_dns, str(bridge.gateway.ip)]
+
+        dns = ClusterDns(s.cluster_domain, netsync.services, netsync.endpoints, s.resolv_conf, addresses(),
+                         [IPv4Network(s.service_cidr), IPv4Network(s.cluster_cidr)])
+        dns.start(addresses(), self._spawn)
+        self.dns = dns
+
+        def follow_bridge() -> None:  # the bridge's address moves with a new podCIDR: listen on the new one
+            while not self.stop_event.wait(s.network_resync_seconds):
+                dns.bind(addresses())
+
+        self._spawn("dns-addresses", follow_bridge)
 
     def facts(self) -> Facts:
         return collect(self.host, self.settings.data_dir)

@@ -42,6 +42,7 @@ class ClusterDns:
             spawn("dns-loop-probe", self.guard.probe)
 
     def bind(self, addresses: list[str]) -> None:
+        """Listen on exactly `addresses` (nothing happens when they are the ones already bound)."""
         self.server.bind(addresses)
 
     def stop(self) -> None:

@@ -100,6 +100,7 @@ class DnsServer:
         self._local: dict[bytes, bytes] = {}
         self._recent: dict[bytes, tuple[float, bytes]] = {}  # forwarded answers, as sent, for RECENT_SECONDS
         self._stopped = False
+        self._unbound: set[str] = set()
         self.ports: dict[str, int] = {}
         """Where each address listens (the port given, or the one the kernel chose for port 0)."""
 
@@ -113,8 +114,11 @@ class DnsServer:
             try:
                 listener = _Listener(address, self.port)
             except OSError as exc:
-                log.warning("cluster DNS cannot listen on %s:%d: %s", address, self.port, exc)
+                if address not in self._unbound:  # said once; `bind` is called again every resync
+                    log.warning("cluster DNS cannot listen on %s:%d: %s", address, self.port, exc)
+                self._unbound.add(address)
                 continue
+            self._unbound.discard(address)
             self._listeners[address] = listener
             self.ports[address] = listener.udp.getsockname()[1]
             for name, target in (("udp", self._serve_udp), ("tcp", self._serve_tcp)):

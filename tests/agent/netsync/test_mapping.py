@@ -94,6 +94,13 @@ def test_what_the_proxy_does_not_serve_is_left_out() -> None:
     assert [(r.name, r.node_port) for r in rules] == [("lb", 31000)]
 
 
+def test_the_cluster_dns_service_is_left_to_the_nodes_own_responder() -> None:
+    svcs = [service("kube-dns", [{"name": "dns", "port": 53, "protocol": "UDP"}], ip="10.96.0.10"),
+            service("web", [{"port": 80}], ip="10.96.0.20")]
+    assert {r.name for r in service_rules(svcs, {})} == {"kube-dns", "web"}
+    assert [r.name for r in service_rules(svcs, {}, IPv4Address("10.96.0.10"))] == ["web"]
+
+
 def pod(name: str, uid: str, ports: list[Obj], deleting: bool = False) -> Obj:
     meta: Obj = {"namespace": "default", "name": name, "uid": uid}
     if deleting:
