@@ -39,6 +39,17 @@ def test_bad_flags_are_refused(tmp_path: Path) -> None:
         settings_from(args)
 
 
+def test_cluster_dns_flags(tmp_path: Path) -> None:
+    base = ["agent", "--server", "https://m", "--node-name", "n"]
+    s = settings_from(build_parser().parse_args(base))
+    assert (s.cluster_dns, s.cluster_domain, s.resolv_conf) == ("10.96.0.10", "cluster.local", Path("/etc/resolv.conf"))
+    s = settings_from(build_parser().parse_args([*base, "--cluster-dns", "", "--cluster-domain", "Pi.Lan.",
+                                                 "--resolv-conf", str(tmp_path / "r")]))
+    assert (s.cluster_dns, s.cluster_domain, s.resolv_conf) == ("", "pi.lan", tmp_path / "r")
+    with pytest.raises(CliError, match="--cluster-dns takes an IPv4 address"):
+        settings_from(build_parser().parse_args([*base, "--cluster-dns", "kube-dns"]))
+
+
 def _agent(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pikube.cli", "agent", *argv], capture_output=True, text=True,
                           timeout=60, cwd=ROOT)
