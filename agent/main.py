@@ -131,7 +131,8 @@ class Agent:
             ensure_pause_image=lambda: self._ensure_pause(pause),
             forget_pause_image=self._pause_present.clear, clock=time.time, service_env=links.env,
             runtime_error=self.health.error, refresh_objects=self.objects.expire,
-            dns_files=PodDnsFiles(self._cluster_dns(), s.cluster_domain, s.resolv_conf)))
+            dns_files=PodDnsFiles(self._cluster_dns(), s.cluster_domain, s.resolv_conf,
+                                  warn_missing=s.pod_network == "bridge")))
         self.logs = LogServer(self.runtime, self.source.find, s.log_bind, s.log_port, str(serving.cert),
                               str(serving.key), str(credentials.ca_path(s.data_dir)))
         self.events.start()

@@ -11,7 +11,8 @@
 | `None` | nothing but `spec.dnsConfig` |
 
 Without a cluster DNS address (`--cluster-dns ""`) the ClusterFirst policies fall
-back to `Default`, with the kubelet's `MissingClusterDNS` event. `spec.dnsConfig`
+back to `Default`, with the kubelet's `MissingClusterDNS` event (not with
+`--pod-network none`, where no cluster DNS can be offered at all). `spec.dnsConfig`
 is then merged in: nameservers and searches appended without duplicates,
 options merged by name (the pod's value wins). Over the limits (3 nameservers;
 32 search domains or 2048 characters, the kubelet's ExpandedDNSConfig limits)
@@ -45,6 +46,8 @@ class DnsSettings:
     cluster_dns: tuple[str, ...]  # empty: no cluster DNS
     domain: str
     host_resolv_conf: str  # the text of the node's resolv.conf
+    # Say MissingClusterDNS when ClusterFirst falls back (not without a pod network: there is none to offer).
+    warn_missing: bool = True
 
 
 @dataclass(frozen=True)
@@ -120,11 +123,12 @@ def resolv_conf(pod: Obj, cfg: DnsSettings) -> tuple[ResolvConf, list[Warning_]]
     warnings: list[Warning_] = []
     if policy == "ClusterFirst" and host_network:
         policy = "Default"
-    if policy in ("ClusterFirst", "ClusterFirstWithHostNet") and not cfg.cluster_dns:
+    if policy in ("ClusterFirst", "ClusterFirstWithHostNet") and not cfg.cluster_dns and cfg.warn_missing:
         warnings.append(Warning_("MissingClusterDNS", f'pod: "{pod.get("metadata", {}).get("name", "")}_{ns}'
                                  f'({pod.get("metadata", {}).get("uid", "")})". kubelet does not have ClusterDNS IP '
                                  f'configured and cannot create Pod using "{policy}" policy. Falling back to '
                                  f'"Default" policy.'))
+    if policy in ("ClusterFirst", "ClusterFirstWithHostNet") and not cfg.cluster_dns:
         policy = "Default"
     host = parse_resolv_conf(cfg.host_resolv_conf)
     if policy in ("ClusterFirst", "ClusterFirstWithHostNet"):
@@ -178,15 +182,17 @@ def hosts_file(pod: Obj, pod_ip: str, domain: str) -> str:
 class PodDnsFiles:
     """Writes a pod's resolv.conf and hosts into its directory; `binds` mounts them into its containers."""
 
-    def __init__(self, cluster_dns: tuple[str, ...], domain: str, host_resolv_conf: Path) -> None:
+    def __init__(self, cluster_dns: tuple[str, ...], domain: str, host_resolv_conf: Path,
+                 warn_missing: bool = True) -> None:
         self.cluster_dns, self.domain, self.host_resolv_conf = cluster_dns, domain, host_resolv_conf
+        self.warn_missing = warn_missing
 
     def settings(self) -> DnsSettings:
         try:  # read for each pod, as the kubelet does: the node's file may change
             text = self.host_resolv_conf.read_text(errors="replace")
         except OSError:
             text = ""
-        return DnsSettings(self.cluster_dns, self.domain, text)
+        return DnsSettings(self.cluster_dns, self.domain, text, self.warn_missing)
 
     def write(self, pod: Obj, pod_dir: Path, pod_ip: str) -> list[Warning_]:
         """Write both files for a pod whose sandbox runs (a hostNetwork pod keeps the node's /etc/hosts)."""

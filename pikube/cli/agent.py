@@ -16,6 +16,8 @@ from core.settings import AgentSettings
 from pikube.bootstrap.layout import CONFIG_DIR
 from pikube.cli import boardfile
 
+RESOLVED_CONF = Path("/run/systemd/resolve/resolv.conf")
+
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("agent", help="run the node agent (pods in Docker)")
@@ -45,13 +47,27 @@ def register(sub: Any) -> None:
                    help="with --pod-network bridge: the kube-dns Service's address, answered by this agent "
                         "(\"\" = no cluster DNS; pods get the node's resolv.conf)")
     p.add_argument("--cluster-domain", default="cluster.local")
-    p.add_argument("--resolv-conf", type=Path, default=Path("/etc/resolv.conf"),
+    p.add_argument("--resolv-conf", type=Path, default=None,
                    help="the node's resolver configuration: upstream servers for names outside the cluster, "
-                        "and what dnsPolicy Default pods get")
+                        "and what dnsPolicy Default pods get (default: /etc/resolv.conf, or systemd-resolved's "
+                        f"{RESOLVED_CONF} when /etc/resolv.conf names only loopback servers)")
     p.add_argument("--max-pods", type=int, default=110)
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=_run)
+
+
+def default_resolv_conf(etc: Path = Path("/etc/resolv.conf"), resolved: Path = RESOLVED_CONF) -> Path:
+    """/etc/resolv.conf, unless it names only loopback servers (systemd-resolved's 127.0.0.53, which a pod
+    cannot reach) and resolved's list of the real ones exists: then that, as kubeadm chooses for the kubelet."""
+    try:
+        servers = [line.split()[1] for line in etc.read_text().splitlines()
+                   if len(line.split()) >= 2 and line.split()[0] == "nameserver"]
+    except OSError:
+        return etc
+    if servers and all(s.startswith("127.") for s in servers) and resolved.exists():
+        return resolved
+    return etc
 
 
 def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> AgentSettings:
@@ -89,7 +105,8 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
                          node_labels=tuple(labels), log_bind=args.log_bind, log_port=args.log_port,
                          pause_image=args.pause_image, pod_network=args.pod_network, backend=args.backend,
                          max_pods=args.max_pods, workers=args.workers, cluster_dns=args.cluster_dns,
-                         cluster_domain=args.cluster_domain.strip(".").lower(), resolv_conf=args.resolv_conf)
+                         cluster_domain=args.cluster_domain.strip(".").lower(),
+                         resolv_conf=args.resolv_conf or default_resolv_conf())
 
 
 def _run(args: argparse.Namespace) -> int:

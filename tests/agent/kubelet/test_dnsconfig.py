@@ -73,6 +73,8 @@ def test_without_a_cluster_dns_cluster_first_falls_back_to_default() -> None:
     conf, warnings = resolv_conf(pod(), DnsSettings((), "cluster.local", HOST))
     assert conf.nameservers == ("192.0.2.53", "192.0.2.54")
     assert warnings[0].reason == "MissingClusterDNS" and 'Falling back to "Default" policy' in warnings[0].message
+    quiet, none = resolv_conf(pod(), DnsSettings((), "cluster.local", HOST, warn_missing=False))
+    assert quiet == conf and none == []
 
 
 def test_hosts_has_the_fqdn_with_a_subdomain_and_host_aliases() -> None:
