@@ -96,8 +96,9 @@ class DnsServer:
         self._pending = 0
         self._per_client: Counter[str] = Counter()
         self._connections: Counter[str] = Counter()
-        self._generation = -1
-        self._local: dict[bytes, bytes] = {}
+        # Packed zone answers by exact query (minus id) and the zone generation they came from, replaced as one
+        # tuple: a thread still answering from the old zone can never file its answer under the new one.
+        self._local: tuple[int, dict[bytes, bytes]] = (-1, {})
         self._recent: dict[bytes, tuple[float, bytes]] = {}  # forwarded answers, as sent, for RECENT_SECONDS
         self._stopped = False
         self._unbound: set[str] = set()
@@ -140,11 +141,12 @@ class DnsServer:
     def _local_answer(self, data: bytes, q: answer.Query, limit: int, tag: bytes) -> bytes | None:
         """The zone's answer to `q` cut to `limit` (None: not ours). Identical queries reuse the packed answer."""
         generation, zone = self.zone.current()
-        if generation != self._generation or len(self._local) >= LOCAL_CACHE_ENTRIES:
-            self._local = {}
-            self._generation = generation
+        cached_generation, cache = self._local
+        if generation != cached_generation or len(cache) >= LOCAL_CACHE_ENTRIES:
+            cache = {}
+            self._local = (generation, cache)
         key = data[2:] + tag
-        hit = self._local.get(key)
+        hit = cache.get(key)
         if hit is not None:
             return data[:2] + hit
         record = answer.answer_locally(q, zone)
@@ -155,15 +157,16 @@ class DnsServer:
         if self.forwarder is not None and answer.alias_target(record, zone, q.qtype) is not None:
             return None  # an ExternalName: forwarded (`_forward` resolves the target and prepends the alias)
         packed = answer.fit(bytes(record.pack()), limit)
-        self._local[key] = packed[2:]
+        cache[key] = packed[2:]
         return packed
 
     def handle(self, data: bytes, limit: int | None) -> tuple[bytes | None, answer.Query | None]:
         """(reply, None) when answered here, (None, query) when it must be forwarded; `limit` None means TCP."""
         tag = b"t" if limit is None else b"u"
         key = data[2:] + tag
-        hit = self._local.get(key) if len(data) >= 12 else None
-        if hit is not None and self._generation == self.zone.current()[0]:
+        cached_generation, cache = self._local
+        hit = cache.get(key) if len(data) >= 12 else None
+        if hit is not None and cached_generation == self.zone.current()[0]:
             return data[:2] + hit, None
         recent = self._recent.get(key)
         if recent is not None and time.monotonic() - recent[0] < RECENT_SECONDS:
