@@ -109,6 +109,8 @@ class DnsServer:
 
     def bind(self, addresses: list[str]) -> None:
         """Listen on exactly `addresses`; an address that cannot be bound is logged and left out."""
+        if self._stopped:
+            return
         for address in addresses:
             if address in self._listeners:
                 continue
