@@ -171,8 +171,10 @@ class Agent:
         def addresses() -> list[str]:
             return [s.cluster_dns, str(bridge.gateway.ip)]
 
+        node = [IPv4Network(f"{self.node_ip}/32"), IPv4Network(f"{s.cluster_dns}/32")]
         dns = ClusterDns(s.cluster_domain, netsync.services, netsync.endpoints, s.resolv_conf, addresses(),
-                         [IPv4Network(s.service_cidr), IPv4Network(s.cluster_cidr)])
+                         [IPv4Network(s.service_cidr), IPv4Network(s.cluster_cidr)],
+                         clients=[IPv4Network(s.cluster_cidr), *node])
         dns.start(addresses(), self._spawn)
         self.dns = dns
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 from agent.dns.forward import Forwarder, LoopGuard, upstreams_from
@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 
 class ClusterDns:
     def __init__(self, domain: str, services: Watched, endpoints: Watched, resolv_conf: Path,
-                 own_addresses: list[str], reverse_ranges: list[IPv4Network], port: int = 53,
-                 limits: Limits | None = None) -> None:
+                 own_addresses: list[str], reverse_ranges: list[IPv4Network], clients: list[IPv4Network],
+                 port: int = 53, limits: Limits | None = None) -> None:
+        """`clients`: the networks whose hosts are answered (the pod range and the node's own addresses)."""
         self.zone = ZoneSource(domain, services, endpoints, reverse_ranges)
         try:
             text = resolv_conf.read_text(errors="replace")
@@ -33,7 +34,16 @@ class ClusterDns:
         upstreams = upstreams_from(text, own_addresses)
         self.forwarder = Forwarder(upstreams)
         self.guard = LoopGuard(self.forwarder)
-        self.server = DnsServer(self.zone, self.forwarder, self.guard, port, limits)
+        allowed = [*clients, IPv4Network("127.0.0.0/8")]
+
+        def answered(ip: str) -> bool:
+            try:
+                address = IPv4Address(ip)
+            except ValueError:
+                return False
+            return any(address in net for net in allowed)
+
+        self.server = DnsServer(self.zone, self.forwarder, self.guard, port, limits, answered)
         log.info("cluster DNS for %s; other names go to %s", domain, ", ".join(upstreams) or "nobody")
 
     def start(self, addresses: list[str], spawn: Callable[..., None]) -> None:

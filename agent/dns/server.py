@@ -14,7 +14,9 @@ beyond the CPU it takes. What a client can make it hold is bounded:
   `tcp_queries` queries per connection (RFC 7766 lets a server close when it likes).
 
 Each address is bound exactly (never 0.0.0.0), so an answer leaves from the
-address the pod asked. `bind(addresses)` may be called again (the bridge's
+address the pod asked. Only clients `allowed` names are answered (the agent
+allows the cluster's pod range and the node's own addresses): a LAN host that
+routes to the board cannot use it as an open resolver. `bind(addresses)` may be called again (the bridge's
 address can move); listeners no longer wanted are closed.
 """
 
@@ -27,6 +29,7 @@ import struct
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -87,8 +90,10 @@ class _Listener:
 
 class DnsServer:
     def __init__(self, zone: ZoneSource, forwarder: Forwarder | None, guard: LoopGuard | None = None,
-                 port: int = 53, limits: Limits | None = None) -> None:
+                 port: int = 53, limits: Limits | None = None, allowed: Callable[[str], bool] | None = None) -> None:
+        """`allowed(client address)`: whom to answer (default: anyone who reaches the address)."""
         limits = limits or Limits()
+        self.allowed = allowed or (lambda _ip: True)
         self.zone, self.forwarder, self.guard, self.port, self.limits = zone, forwarder, guard, port, limits
         self._pool = ThreadPoolExecutor(max_workers=limits.forward_workers, thread_name_prefix="dns-forward")
         self._listeners: dict[str, _Listener] = {}
@@ -226,6 +231,8 @@ class DnsServer:
                 data, client = sock.recvfrom(4096)
             except OSError:
                 return
+            if client is None or not self.allowed(client[0]):  # None: the socket was shut down
+                continue  # not a pod of this cluster nor this node: no answer (and nothing to amplify)
             try:
                 reply, query = self.handle(data, answer.UDP_PLAIN)
                 if query is not None:
@@ -273,6 +280,9 @@ class DnsServer:
             except OSError:
                 return
             ip = client[0]
+            if not self.allowed(ip):
+                conn.close()
+                continue
             with self._lock:
                 total = sum(self._connections.values())
                 if total >= self.limits.max_connections or self._connections[ip] >= self.limits.tcp_per_client:

@@ -302,7 +302,9 @@ def test_a_burst_of_10000_queries_leaves_the_server_answering(lab: Lab) -> None:
         except TimeoutError:
             assert time.monotonic() < deadline, "no answer within 10 s of the burst"
     assert addresses(lab.ask("ext.example")) == ["192.0.2.7"]
-    assert len(lab.upstream.asked) <= 3  # the rest came from the cache
+    # 3,333 asked for ext.example: those sent before the first answer was cached went upstream (one per
+    # forwarding thread at most, give or take), the rest came from the cache
+    assert len(lab.upstream.asked) < 50, len(lab.upstream.asked)
 
 
 def test_tcp_connections_are_bounded_per_client() -> None:
@@ -348,6 +350,18 @@ def test_an_upstream_that_loops_back_is_dropped(lab: Lab) -> None:
     lab.guard.probe()
     assert lab.forwarder.upstreams == []
     assert lab.ask("ext.example").header.rcode == RCODE.SERVFAIL
+
+
+def test_clients_not_allowed_get_no_answer() -> None:
+    lab = Lab()
+    lab.server.allowed = lambda ip: ip != "127.0.0.1"
+    try:
+        with pytest.raises(TimeoutError):
+            lab.ask("web.default.svc.cluster.local", timeout=0.5)
+        with socket.create_connection(lab.addr, timeout=3) as s:
+            assert s.recv(10) == b""
+    finally:
+        lab.close()
 
 
 def test_own_addresses_are_never_upstreams() -> None:
