@@ -161,7 +161,8 @@ class DnsServer:
             return None
         if not self.zone.ready() and zone.in_zone(q.qname.strip(".").lower()):
             return answer.servfail(q)  # not read yet is not "does not exist"
-        if self.forwarder is not None and answer.alias_target(record, zone, q.qtype) is not None:
+        if self.forwarder is not None and self.forwarder.upstreams and \
+                answer.alias_target(record, zone, q.qtype) is not None:
             return None  # an ExternalName: forwarded (`_forward` resolves the target and prepends the alias)
         packed = answer.fit(bytes(record.pack()), limit)
         cache[key] = packed[2:]
@@ -189,7 +190,8 @@ class DnsServer:
             return local, None
         if self.forwarder is None or not self.forwarder.upstreams:
             return answer.servfail(parsed), None
-        if "." not in parsed.qname.strip("."):
+        name = parsed.qname.strip(".")
+        if name and "." not in name:
             return answer.nxdomain(parsed), None  # a single label is never sent to the internet
         cached = self.forwarder.cached(parsed)
         if cached is not None:  # answered here, without a trip through the forwarding pool

@@ -245,6 +245,15 @@ def test_an_external_name_is_its_cname_then_the_targets_records(lab: Lab) -> Non
     assert [QTYPE[rr.rtype] for rr in only.rr] == ["CNAME"]
 
 
+def test_a_single_label_is_never_forwarded_and_without_upstreams_only_the_zone_answers(lab: Lab) -> None:
+    assert lab.ask("printer").header.rcode == RCODE.NXDOMAIN and lab.upstream.asked == []
+    lab.forwarder.upstreams = []
+    assert lab.ask("ext.example").header.rcode == RCODE.SERVFAIL
+    alias = lab.ask("alias.default.svc.cluster.local")
+    assert [QTYPE[rr.rtype] for rr in alias.rr] == ["CNAME"]  # the client resolves the target itself
+    assert addresses(lab.ask("web.default.svc.cluster.local")) == ["10.96.0.20"]
+
+
 def test_a_truncated_upstream_answer_is_asked_again_over_tcp(lab: Lab) -> None:
     r = lab.ask("big.example", edns=True)
     assert len(addresses(r)) == 60
