@@ -267,3 +267,19 @@ def test_bad_input_and_a_burst_leave_dns_answering_and_pods_starting(dns_lab: Ne
     assert "Traceback" not in log, log[-3000:]
     c.delete_pod("during-burst", wait=False)
     run(["true"])
+
+
+def test_a_large_headless_answer_is_truncated_over_udp_and_fetched_over_tcp(dns_lab: NetCluster) -> None:
+    c = dns_lab
+    many = [f"10.244.200.{i}" for i in range(1, 61)]  # 60 A records: far beyond 512 bytes
+    c.api("POST", "/api/v1/namespaces/default/services", {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "many"},
+        "spec": {"clusterIP": "None", "ports": [{"port": 80}]}})
+    c.api("POST", "/api/v1/namespaces/default/endpoints", {
+        "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "many"},
+        "subsets": [{"addresses": [{"ip": ip} for ip in many], "ports": [{"port": 80}]}]})
+    # The C library sees TC over UDP, asks again over TCP, and gets every address.
+    wait_for("the big answer", lambda: resolve(c, "cli-b1", "many.default.svc.cluster.local") in many, 10, 0.2)
+    # busybox's nslookup does not retry over TCP: it gets the truncated answer (no records), never a cut list
+    out = c.exec("cli-b3", "nslookup many.default.svc.cluster.local 2>&1")
+    assert "Server:" in out and addresses(out) == set(), out
