@@ -21,6 +21,7 @@ from agent.client import NODES, SERVICES, ApiClient, ConnectionFailed
 from agent.hostfacts import Facts, Host, RealHost, collect
 from agent.informer import Informer
 from agent.kubelet.backoff import Backoff
+from agent.kubelet.dnsconfig import PodDnsFiles
 from agent.kubelet.events import EventRecorder
 from agent.kubelet.failures import Complaints, describe
 from agent.kubelet.images import ImagePuller
@@ -41,7 +42,8 @@ from core import errors, jointoken
 from core.settings import AgentSettings
 from core.workqueue import WorkQueue
 
-if TYPE_CHECKING:  # the network side loads pyroute2: imported only when the pod network is on
+if TYPE_CHECKING:  # the network side loads pyroute2 (and DNS dnslib): imported only when the pod network is on
+    from agent.dns.responder import ClusterDns
     from agent.netsync.controller import NetworkSync
     from agent.netsync.node import NodeNetwork
     from agent.netsync.podnet import BridgeNetwork
@@ -72,6 +74,7 @@ class Agent:
         self._node_changed = threading.Event()  # wakes the heartbeat to write the Node's status now
         self.complaints = Complaints(log, time.monotonic)
         self.netsync: NetworkSync | None = None
+        self.dns: ClusterDns | None = None
 
     # -- start -----------------------------------------------------------------------------------
 
@@ -128,7 +131,9 @@ class Agent:
             node_memory=facts.memory_bytes, pause_image=pause,
             ensure_pause_image=lambda: self._ensure_pause(pause),
             forget_pause_image=self._pause_present.clear, clock=time.time, service_env=links.env,
-            runtime_error=self.health.error, refresh_objects=self.objects.expire))
+            runtime_error=self.health.error, refresh_objects=self.objects.expire,
+            dns_files=PodDnsFiles(self._cluster_dns(), s.cluster_domain, s.resolv_conf,
+                                  warn_missing=s.pod_network == "bridge")))
         self.logs = LogServer(self.runtime, self.source.find, s.log_bind, s.log_port, str(serving.cert),
                               str(serving.key), str(credentials.ca_path(s.data_dir)))
         self.events.start()
@@ -142,6 +147,7 @@ class Agent:
 
             self.netsync = NetworkSync(self.api, s, self.bridge, self.source.pods, services=self.services)
             self.netsync.start(self._spawn, self.stop_event)
+            self._start_dns(self.netsync, self.bridge)
         self._spawn("heartbeat", self._heartbeat)
         self._spawn("runtime-health", self.health.run, self.stop_event)
         self._spawn("housekeeping", self._housekeeping)
@@ -152,6 +158,36 @@ class Agent:
         for i in range(max(1, s.workers)):
             self._spawn(f"sync-{i}", self._worker)
         log.info("agent %s running: node IP %s, logs on :%d", s.node_name, node_ip, s.log_port)
+
+    def _cluster_dns(self) -> tuple[str, ...]:
+        """The cluster DNS address pods get (none without the pod network: they could not reach it)."""
+        s = self.settings
+        return (s.cluster_dns,) if s.cluster_dns and s.pod_network == "bridge" else ()
+
+    def _start_dns(self, netsync: NetworkSync, bridge: BridgeNetwork) -> None:
+        """The responder, on the cluster DNS address and the bridge's, fed by the network sync's informers."""
+        s = self.settings
+        if not s.cluster_dns:
+            return
+        from ipaddress import IPv4Network
+
+        from agent.dns.responder import ClusterDns
+
+        def addresses() -> list[str]:
+            return [s.cluster_dns, str(bridge.gateway.ip)]
+
+        node = [IPv4Network(f"{self.node_ip}/32"), IPv4Network(f"{s.cluster_dns}/32")]
+        dns = ClusterDns(s.cluster_domain, netsync.services, netsync.endpoints, s.resolv_conf, addresses(),
+                         [IPv4Network(s.service_cidr), IPv4Network(s.cluster_cidr)],
+                         clients=[IPv4Network(s.cluster_cidr), *node])
+        dns.start(addresses(), self._spawn)
+        self.dns = dns
+
+        def follow_bridge() -> None:  # the bridge's address moves with a new podCIDR: listen on the new one
+            while not self.stop_event.wait(s.network_resync_seconds):
+                dns.bind(addresses())
+
+        self._spawn("dns-addresses", follow_bridge)
 
     def facts(self) -> Facts:
         return collect(self.host, self.settings.data_dir)
@@ -172,7 +208,8 @@ class Agent:
         from agent.network.netns import NetnsCommandError
 
         try:
-            return netnode.prepare(self.settings.backend, node_ip, self.settings.cluster_cidr)
+            return netnode.prepare(self.settings.backend, node_ip, self.settings.cluster_cidr,
+                                   dns_address=self.settings.cluster_dns)
         except (NetworkSetupError, NetnsCommandError, LookupError, ValueError, OSError) as exc:
             raise AgentError(f"cannot set up the {self.settings.backend} pod network on {node_ip}: {exc}") from exc
 
@@ -329,6 +366,8 @@ class Agent:
         self.queue.shutdown()
         if self.netsync is not None:
             self.netsync.stop()
+        if self.dns is not None:
+            self.dns.stop()
         self.probes.stop()
         self.events.stop()
         self.logs.stop()

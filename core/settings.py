@@ -50,6 +50,9 @@ class MasterSettings:
     advertise_address: str = "127.0.0.1"
     service_cidr: str = "10.96.0.0/12"
     pod_cidr: str = "10.244.0.0/16"
+    # The `kube-dns` Service's address in kube-system ("" = the tenth of service_cidr, 10.96.0.10): every
+    # agent answers DNS on it (their --cluster-dns must agree).
+    cluster_dns: str = ""
     # The Node name of the board this master runs on ("" = none): the master gives that Node the labels
     # node-role.kubernetes.io/master and control-plane (master/controllers/noderoles.py). It is the master's
     # word, not the board's: a node may not set node-role labels itself (NodeRestriction).
@@ -147,6 +150,13 @@ class AgentSettings:
     # nftables transaction); everything is re-applied at least this often, repairing what was changed by hand.
     network_debounce_seconds: float = 0.2
     network_resync_seconds: float = 30.0
+    # Cluster DNS (with pod_network "bridge"): the agent answers on this address (the kube-dns Service's IP,
+    # made a local address of the node) and on the bridge's; "" switches the responder off and pods get the
+    # node's resolv.conf (the kubelet's behaviour without --cluster-dns). The zone is cluster_domain; other
+    # names go to the nameservers of resolv_conf, which is also what dnsPolicy Default pods get.
+    cluster_dns: str = "10.96.0.10"
+    cluster_domain: str = "cluster.local"
+    resolv_conf: Path = Path("/etc/resolv.conf")
     max_pods: int = 110
     # Heartbeats: the Lease is renewed this often; node status is written on change or this often.
     lease_renew_seconds: float = 10.0

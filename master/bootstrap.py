@@ -1,8 +1,14 @@
-"""Objects every cluster has from its first start: system namespaces and the `kubernetes` service."""
+"""Objects every cluster has from its first start: system namespaces, the `kubernetes` and `kube-dns` services.
+
+`kube-dns` has no selector and no Endpoints: every agent answers on its address
+itself (docs/network.md, "Cluster DNS"); the Service exists so the address is
+reserved and so tools and charts that look for `kube-system/kube-dns` find it.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 from typing import Any
 
 from core import errors
@@ -30,6 +36,13 @@ def ensure_defaults(ctx: ApiContext) -> None:
         "spec": {"clusterIP": first_service_ip(ctx.settings.service_cidr),
                  "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]},
     })
+    _create(h.create, svc_rt, "kube-system", {
+        "metadata": {"name": "kube-dns", "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "KubeDNS",
+                                                    "kubernetes.io/cluster-service": "true"}},
+        "spec": {"clusterIP": cluster_dns_ip(ctx.settings.service_cidr, ctx.settings.cluster_dns),
+                 "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                           {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]},
+    })
     subsets = [{"addresses": [{"ip": ctx.settings.advertise_address}],
                 "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]
     endpoints = {"metadata": {"name": "kubernetes", "labels": {
@@ -39,6 +52,11 @@ def ensure_defaults(ctx: ApiContext) -> None:
         _create(h.create, ep_rt, "default", endpoints)
     elif current.get("subsets") != subsets:
         h.patch(ep_rt, "default", "kubernetes", "merge", {"subsets": subsets})
+
+
+def cluster_dns_ip(service_cidr: str, configured: str = "") -> str:
+    """The kube-dns address: `configured`, or the tenth address of the service range (kubeadm's choice)."""
+    return configured or str(ipaddress.ip_network(service_cidr)[10])
 
 
 def _create(create: Any, rt: Any, ns: str, body: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 # qemu-system-arm boots it; openssh-client logs in to the booted board.
 APT_PACKAGES=(docker.io busybox-static iproute2 nftables iperf3 ca-certificates chromium fonts-dejavu-core systemd
               mmdebstrap qemu-user-static qemu-system-arm dosfstools mtools e2fsprogs fdisk bmap-tools zstd
-              openssh-client openssh-server sudo)
+              openssh-client openssh-server sudo dnsmasq-base)
 TOOLS=.tools
 VENV=.venv
 PYTHON=${PYTHON:-python3}

@@ -33,6 +33,7 @@ import requests
 from agent.client import PODS, ApiClient, ConnectionFailed
 from agent.kubelet import containers as specs
 from agent.kubelet.backoff import Backoff, format_duration
+from agent.kubelet.dnsconfig import PodDnsFiles
 from agent.kubelet.envs import ConfigError, Lookup, build
 from agent.kubelet.events import NORMAL, WARNING, EventRecorder
 from agent.kubelet.failures import Complaints, describe
@@ -112,6 +113,8 @@ class SyncDeps:
     runtime_error: Callable[[], str | None] = lambda: None
     # The next lookups of the config maps and secrets a pod references ask the master afresh.
     refresh_objects: Callable[[Obj], None] = lambda pod: None
+    # Writes each pod's resolv.conf and hosts (agent/kubelet/dnsconfig.py); None: Docker's own files.
+    dns_files: PodDnsFiles | None = None
 
 
 class PodSyncer:
@@ -303,6 +306,9 @@ class PodSyncer:
             # A pod in the host's network has the host's address, and no interface of its own to set up.
             mem.pod_ip = self.d.node_ip if host_network else self.d.network.setup(uid, box.pid)
             self.d.volumes.populate(box.id, mem.volumes, force=True)
+            if self.d.dns_files is not None:
+                for warning in self.d.dns_files.write(pod, self.d.volumes.pod_dir(uid), mem.pod_ip):
+                    self.d.events.pod(pod, WARNING, warning.reason, warning.message)
         except Exception as exc:
             self.d.forget_pause_image()
             if cid is not None:  # a sandbox that never ran is not kept: each retry would leave another behind
@@ -452,6 +458,8 @@ class PodSyncer:
             env = build(pod, c, self.d.lookup, self.d.node_ip, mem.pod_ip, self.d.node_cpus, self.d.node_memory,
                         self._service_env(pod))
             binds = self.d.volumes.binds(c, mem.volumes or PodVolumes())
+            if self.d.dns_files is not None:
+                binds += self.d.dns_files.binds(self.d.volumes.pod_dir(uid))
             args = specs.create_args(pod, c, kind, attempt, self.d.settings.node_name, sandbox.id, env, binds)
         except (ConfigError, OSError, ValueError) as exc:
             message = str(exc)

@@ -129,7 +129,8 @@ class NetworkSync:
         endpoints = {((o.get("metadata") or {}).get("namespace", ""), (o.get("metadata") or {}).get("name", "")): o
                      for o in self.endpoints.items()}
         self._announce(endpoints)
-        rules = service_rules(self.services.items(), endpoints, self.settings.node_name)
+        rules = service_rules(self.services.items(), endpoints, self.settings.node_name,
+                              local=self.node.dns_address)
         rules += hostport_rules(self._node_pods(), self.pods.address)
         if not full and rules == self._rules:
             return

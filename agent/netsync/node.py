@@ -24,6 +24,7 @@ from agent.network import (
     ensure_bridge,
     ensure_docker_forward,
     ensure_forwarding,
+    ensure_local_address,
 )
 
 
@@ -38,6 +39,7 @@ class NodeNetwork:
     vtep_mac: str | None
     bridge_netfilter: bool
     cluster_cidr: IPv4Network
+    dns_address: IPv4Address | None = None  # the cluster DNS address, local on `lo` (None: no cluster DNS)
 
     def annotations(self) -> tuple[tuple[str, str], ...]:
         """Node annotations the other boards need (the VTEP MAC, with vxlan)."""
@@ -53,14 +55,20 @@ class NodeNetwork:
         ensure_forwarding(self.netns)
         ensure_backend(self.netns, self.backend, self.node_ip)
         ensure_docker_forward(self.netns, self.cluster_cidr)
+        if self.dns_address is not None:
+            ensure_local_address(self.netns, self.dns_address)
 
 
-def prepare(backend: str, node_ip: str, cluster_cidr: str, netns: Netns = SELF) -> NodeNetwork:
-    """Forwarding, bridge netfilter, the backend (vxlan device or none) and room in Docker's firewall."""
+def prepare(backend: str, node_ip: str, cluster_cidr: str, netns: Netns = SELF, dns_address: str = "") -> NodeNetwork:
+    """Forwarding, bridge netfilter, the backend (vxlan device or none), room in Docker's firewall and the
+    cluster DNS address (if any) on `lo`."""
     chosen = Backend(backend)
     address = IPv4Address(node_ip)
     bridge_nf = ensure_forwarding(netns)
     info = ensure_backend(netns, chosen, address)
     cidr = IPv4Network(cluster_cidr)
     ensure_docker_forward(netns, cidr)
-    return NodeNetwork(netns, chosen, address, info.mtu, info.vtep_mac, bridge_nf, cidr)
+    dns = IPv4Address(dns_address) if dns_address else None
+    if dns is not None:
+        ensure_local_address(netns, dns)
+    return NodeNetwork(netns, chosen, address, info.mtu, info.vtep_mac, bridge_nf, cidr, dns)

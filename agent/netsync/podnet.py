@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from ipaddress import IPv4Network
+from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,11 @@ class BridgeNetwork:
     @property
     def pod_cidr(self) -> IPv4Network:
         return self._cidr
+
+    @property
+    def gateway(self) -> IPv4Interface:
+        """The bridge's address (every pod's gateway)."""
+        return self._gateway
 
     @property
     def ipam(self) -> Any:

@@ -109,11 +109,16 @@ def rules_for(service: Obj, endpoints: Obj | None, node_name: str = "") -> list[
 
 
 def service_rules(services: Iterable[Obj], endpoints: Mapping[tuple[str, str], Obj],
-                  node_name: str = "") -> list[ServiceRule]:
+                  node_name: str = "", local: IPv4Address | None = None) -> list[ServiceRule]:
     """Every served service port on node `node_name`, given Endpoints by (namespace, name); sorted for stable
-    comparisons."""
+    comparisons.
+
+    A service whose cluster IP is `local` (the cluster DNS, answered on this node itself) gets no rule: it
+    has no endpoints, and the proxy's reject for such services would stop the node's own responder."""
     rules = []
     for service in services:
+        if local is not None and _ipv4((service.get("spec") or {}).get("clusterIP")) == local:
+            continue
         meta = service.get("metadata") or {}
         key = (str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
         rules += rules_for(service, endpoints.get(key), node_name)

@@ -24,6 +24,7 @@ from agent.network.bridge import (
 from agent.network.dockerfw import ensure_docker_forward, remove_docker_forward
 from agent.network.hostgw import ensure_routes
 from agent.network.ipam import Ipam, IpamExhausted, gateway_of
+from agent.network.localaddr import ensure_local_address, remove_local_address
 from agent.network.netns import SELF, Netns, pod_netns
 from agent.network.peers import Peer
 from agent.network.pod import (
@@ -54,6 +55,7 @@ __all__ = [
     "ensure_bridge",
     "ensure_docker_forward",
     "ensure_forwarding",
+    "ensure_local_address",
     "ensure_peers",
     "ensure_pod_interface",
     "ensure_routes",
@@ -65,6 +67,7 @@ __all__ = [
     "pod_netns",
     "prune_pod_interfaces",
     "remove_docker_forward",
+    "remove_local_address",
     "remove_pod_interface",
     "remove_service_route",
     "remove_vxlan",

@@ -8,7 +8,9 @@ while it shuts down. A named `targetPort` is resolved per pod from its container
 ports, so pods of different versions may expose it on different numbers; pods
 are grouped into subsets by their resolved ports, as Kubernetes packs them. A
 headless Service (`clusterIP: None`) may have no ports: its pods are then listed
-in a subset without ports, for DNS; its Endpoints carry the
+in a subset without ports, for DNS; an address carries the pod's `hostname`
+when the pod's `subdomain` names the Service (DNS answers
+`<hostname>.<service>.<ns>.svc`); its Endpoints carry the
 `service.kubernetes.io/headless` label besides the Service's own.
 
 Endpoints of a Service that is gone are deleted. Services without a selector
@@ -86,8 +88,11 @@ def subsets_for(svc: Obj, pods: list[Obj]) -> list[Obj]:
         pm = podutil.meta(pod)
         address: Obj = {"ip": ip, "targetRef": {"kind": "Pod", "namespace": pm.get("namespace", ""),
                                                 "name": pm.get("name", ""), "uid": pm.get("uid", "")}}
-        if (pod.get("spec") or {}).get("nodeName"):
-            address["nodeName"] = pod["spec"]["nodeName"]
+        pod_spec = pod.get("spec") or {}
+        if pod_spec.get("hostname") and pod_spec.get("subdomain") == podutil.meta(svc).get("name"):
+            address["hostname"] = pod_spec["hostname"]  # DNS: <hostname>.<service>.<ns>.svc (StatefulSet pods)
+        if pod_spec.get("nodeName"):
+            address["nodeName"] = pod_spec["nodeName"]
         ready, not_ready = groups.setdefault(tuple(sorted(ports)), ([], []))
         (ready if publish_all or podutil.is_ready(pod) else not_ready).append(address)
     subsets = []

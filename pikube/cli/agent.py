@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import socket
@@ -14,6 +15,8 @@ from typing import Any
 from core.settings import AgentSettings
 from pikube.bootstrap.layout import CONFIG_DIR
 from pikube.cli import boardfile
+
+RESOLVED_CONF = Path("/run/systemd/resolve/resolv.conf")
 
 
 def register(sub: Any) -> None:
@@ -40,12 +43,33 @@ def register(sub: Any) -> None:
     p.add_argument("--backend", choices=["host-gw", "vxlan"], default="host-gw",
                    help="with --pod-network bridge: routes between boards (host-gw) or a vxlan overlay; "
                         "the same on every board of a cluster")
+    p.add_argument("--cluster-dns", default="10.96.0.10",
+                   help="with --pod-network bridge: the kube-dns Service's address, answered by this agent "
+                        "(\"\" = no cluster DNS; pods get the node's resolv.conf)")
+    p.add_argument("--cluster-domain", default="cluster.local")
+    p.add_argument("--resolv-conf", type=Path, default=None,
+                   help="the node's resolver configuration: upstream servers for names outside the cluster, "
+                        "and what dnsPolicy Default pods get (default: /etc/resolv.conf, or systemd-resolved's "
+                        f"{RESOLVED_CONF} when /etc/resolv.conf names only loopback servers)")
     p.add_argument("--max-pods", type=int, default=110)
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--metrics-interval", type=float, default=15.0,
                    help="seconds between resource usage samples for kubectl top and autoscaling (0 = off)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=_run)
+
+
+def default_resolv_conf(etc: Path = Path("/etc/resolv.conf"), resolved: Path = RESOLVED_CONF) -> Path:
+    """/etc/resolv.conf, unless it names only loopback servers (systemd-resolved's 127.0.0.53, which a pod
+    cannot reach) and resolved's list of the real ones exists: then that, as kubeadm chooses for the kubelet."""
+    try:
+        servers = [line.split()[1] for line in etc.read_text().splitlines()
+                   if len(line.split()) >= 2 and line.split()[0] == "nameserver"]
+    except OSError:
+        return etc
+    if servers and all(s.startswith("127.") for s in servers) and resolved.exists():
+        return resolved
+    return etc
 
 
 def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> AgentSettings:
@@ -75,11 +99,18 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         raise CliError(f"--log-port must be between 1 and 65535, not {args.log_port}")
     if args.metrics_interval != 0 and not 1 <= args.metrics_interval <= 300:
         raise CliError(f"--metrics-interval must be 0 (off) or 1 to 300 seconds, not {args.metrics_interval:g}")
+    if args.cluster_dns:
+        try:
+            ipaddress.IPv4Address(args.cluster_dns)
+        except ValueError:
+            raise CliError(f"--cluster-dns takes an IPv4 address (or \"\"), not {args.cluster_dns!r}") from None
     return AgentSettings(server=server, node_name=node_name, data_dir=args.data_dir, token=layers.token(args.token),
                          docker_host=args.docker_host, master_board=args.master_board, node_ip=args.node_ip,
                          node_labels=tuple(labels), log_bind=args.log_bind, log_port=args.log_port,
                          pause_image=args.pause_image, pod_network=args.pod_network, backend=args.backend,
-                         max_pods=args.max_pods, workers=args.workers,
+                         max_pods=args.max_pods, workers=args.workers, cluster_dns=args.cluster_dns,
+                         cluster_domain=args.cluster_domain.strip(".").lower(),
+                         resolv_conf=args.resolv_conf or default_resolv_conf(),
                          metrics_interval_seconds=args.metrics_interval)
 
 

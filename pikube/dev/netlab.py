@@ -10,7 +10,8 @@ benchmark need not import the test suite; it also has the handful of helpers
 of them drive the lab with.
 
 The root namespace gets no route to the pod or service ranges (checked when the
-lab goes); boards have no route out of the machine.
+lab goes); boards have no route out of the machine, and their agents' upstream
+DNS server is the `client` namespace's address (`resolv_conf`).
 """
 
 from __future__ import annotations
@@ -119,7 +120,16 @@ class NetCluster:
         return ["ip", "netns", "exec", self.netns(board), sys.executable, "-m", "pikube.cli", "agent",
                 "--server", self.url, "--token", self.token, "--node-name", self.node(board),
                 "--data-dir", str(self.data_dir(board)), "--docker-host", self.docker_host,
-                "--pod-network", "bridge", "--backend", self.backend, "--log-level", "info"]
+                "--pod-network", "bridge", "--backend", self.backend, "--log-level", "info",
+                "--resolv-conf", str(self.resolv_conf())]
+
+    def resolv_conf(self) -> Path:
+        """The boards' resolv.conf: the `client` namespace's address is their only upstream DNS server (a test
+        runs one there when it needs it), so no query ever leaves the machine."""
+        path = self.workdir / "resolv.conf"
+        if not path.exists():
+            path.write_text(f"nameserver {self.address('client')}\n")
+        return path
 
     def data_dir(self, board: str) -> Path:
         return self.workdir / f"agent-{board}"

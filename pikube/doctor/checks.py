@@ -17,6 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from core import firstboot
+from pikube.doctor import dnscheck
 from pikube.doctor.host import Host
 
 GiB = 1024**3
@@ -78,6 +79,9 @@ class Context:
     backend: str = "host-gw"
     # CA certificates (PEM) the clock must not be earlier than: the cluster's, when known.
     cas: tuple[bytes, ...] = field(default=())
+    # The agent's cluster DNS address and domain ("" = no cluster DNS).
+    cluster_dns: str = "10.96.0.10"
+    cluster_domain: str = "cluster.local"
 
 
 def _ok(check: str, detail: str) -> Finding:
@@ -284,9 +288,26 @@ def check_first_boot(host: Host, ctx: Context) -> Finding:
     return _ok("first-boot", f"first boot applied {source} at {rec.finished} ({len(rec.steps)} steps)")
 
 
+def check_node_resolver(host: Host, ctx: Context) -> Finding:
+    found = dnscheck.node_resolver(host, ctx.cluster_dns)
+    if found.ok:
+        return _ok("node-resolver", found.detail)
+    return Finding("node-resolver", Status.WARN, found.detail,
+                   Fix(f"put the LAN's DNS server (often the router) in {dnscheck.RESOLV_CONF}: nameserver <address>"))
+
+
+def check_cluster_dns(host: Host, ctx: Context) -> Finding:
+    found = dnscheck.cluster_dns_answers(host, ctx.cluster_dns, ctx.cluster_domain)
+    if found.ok:
+        return _ok("cluster-dns", found.detail)
+    return Finding("cluster-dns", Status.WARN, found.detail,
+                   Fix("look at the agent's log (journalctl -u pikube-agent) for 'cluster DNS' lines"))
+
+
 CHECKS: tuple[Callable[[Host, Context], Finding], ...] = (
     check_memory_cgroup, check_cgroup_version, check_iptables, check_nftables, check_vxlan, check_ip_forward,
     check_bridge_netfilter, check_swap, check_clock, check_docker, check_disk, check_first_boot,
+    check_node_resolver, check_cluster_dns,
 )
 
 

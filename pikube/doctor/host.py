@@ -17,6 +17,10 @@ class Host(host.Host, Protocol):
         """(True, server version) when the engine at `docker_host` answers, else (False, why not)."""
         ...
 
+    def dns_query(self, server: str, name: str, qtype: str) -> tuple[str, list[str]] | None:
+        """Ask `server` (UDP 53, 2 s) for `name`: (rcode, IPv4 addresses in the answer), None if no answer."""
+        ...
+
 
 class RealHost(host.RealHost):
     """This machine, and the Docker engine it may run."""
@@ -34,6 +38,21 @@ class RealHost(host.RealHost):
             return False, _short(exc)
         finally:
             client.close()
+
+    def dns_query(self, server: str, name: str, qtype: str) -> tuple[str, list[str]] | None:
+        import socket
+
+        from dnslib import QTYPE, RCODE, DNSError, DNSRecord
+
+        query = DNSRecord.question(name, qtype)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.settimeout(2.0)
+                s.sendto(bytes(query.pack()), (server, 53))
+                reply = DNSRecord.parse(s.recv(4096))
+        except (OSError, DNSError, ValueError):
+            return None
+        return str(RCODE.get(reply.header.rcode)), [str(rr.rdata) for rr in reply.rr if rr.rtype == QTYPE.A]
 
 
 def _short(exc: Exception) -> str:

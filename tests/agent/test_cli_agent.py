@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pikube.cli.agent import settings_from
+from pikube.cli.agent import RESOLVED_CONF, default_resolv_conf, settings_from
 from pikube.cli.main import CliError, build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +37,28 @@ def test_bad_flags_are_refused(tmp_path: Path) -> None:
     args = build_parser().parse_args(["agent", "--server", "https://m", "--node-name", "n", "--node-label", "oops"])
     with pytest.raises(CliError, match="KEY=VALUE"):
         settings_from(args)
+
+
+def test_cluster_dns_flags(tmp_path: Path) -> None:
+    base = ["agent", "--server", "https://m", "--node-name", "n"]
+    s = settings_from(build_parser().parse_args(base))
+    assert (s.cluster_dns, s.cluster_domain) == ("10.96.0.10", "cluster.local")
+    assert s.resolv_conf in (Path("/etc/resolv.conf"), RESOLVED_CONF)
+    s = settings_from(build_parser().parse_args([*base, "--cluster-dns", "", "--cluster-domain", "Pi.Lan.",
+                                                 "--resolv-conf", str(tmp_path / "r")]))
+    assert (s.cluster_dns, s.cluster_domain, s.resolv_conf) == ("", "pi.lan", tmp_path / "r")
+    with pytest.raises(CliError, match="--cluster-dns takes an IPv4 address"):
+        settings_from(build_parser().parse_args([*base, "--cluster-dns", "kube-dns"]))
+
+
+def test_the_default_resolv_conf_skips_a_loopback_only_one(tmp_path: Path) -> None:
+    etc, resolved = tmp_path / "etc", tmp_path / "resolved"
+    etc.write_text("nameserver 127.0.0.53\noptions edns0\n")
+    assert default_resolv_conf(etc, resolved) == etc  # resolved's list is not there
+    resolved.write_text("nameserver 192.168.1.1\n")
+    assert default_resolv_conf(etc, resolved) == resolved
+    etc.write_text("nameserver 192.168.1.1\nnameserver 127.0.0.1\n")
+    assert default_resolv_conf(etc, resolved) == etc
 
 
 def _agent(*argv: str) -> subprocess.CompletedProcess[str]:

@@ -20,7 +20,8 @@ def test_a_well_set_up_pi_passes_every_check() -> None:
     found = _by_check(FakePi())
     assert {name: f.status for name, f in found.items() if f.status is not Status.OK} == {}
     assert set(found) == {"memory-cgroup", "cgroups", "iptables", "nftables", "vxlan", "ip-forward",
-                          "bridge-netfilter", "swap", "clock", "docker", "disk", "first-boot"}
+                          "bridge-netfilter", "swap", "clock", "docker", "disk", "first-boot", "node-resolver",
+                          "cluster-dns"}
     assert found["cgroups"].detail.startswith("cgroup v2")
     assert blocking(list(found.values())) == []
 
@@ -148,6 +149,25 @@ def test_a_fix_that_fails_is_reported_and_the_rest_still_run() -> None:
     assert pi.written == {"/etc/x": "y\n"}
 
 
+def test_dns_checks_warn_about_a_silent_resolver_a_self_loop_and_a_silent_cluster_dns() -> None:
+    pi = FakePi()
+    found = _by_check(pi)
+    assert found["node-resolver"].status is Status.OK and "192.168.1.1" in found["node-resolver"].detail
+    assert found["cluster-dns"].detail.endswith("kubernetes.default.svc.cluster.local = 10.96.0.1")
+    del pi.dns[("192.168.1.1", ".")]
+    del pi.dns[("10.96.0.10", "kubernetes.default.svc.cluster.local")]
+    found = _by_check(pi)
+    assert found["node-resolver"].status is Status.WARN and "does not answer" in found["node-resolver"].detail
+    assert found["cluster-dns"].status is Status.WARN and "is `pikube agent` running" in found["cluster-dns"].detail
+    assert blocking(list(found.values())) == []  # warnings only
+    pi.files["/etc/resolv.conf"] = "nameserver 10.96.0.10\n"
+    assert "names only the cluster DNS" in _by_check(pi)["node-resolver"].detail
+    pi.files["/etc/resolv.conf"] = "# nothing\n"
+    assert "names no nameserver" in _by_check(pi)["node-resolver"].detail
+    pi.commands["ip -4 -o addr show dev lo"] = (0, "1: lo    inet 127.0.0.1/8 scope host lo\n")
+    assert _by_check(pi)["cluster-dns"].status is Status.OK  # no agent with the pod network yet: nothing to ask
+
+
 def _fix(step: Run | Write) -> object:
     from pikube.doctor.checks import Fix
 
@@ -157,11 +177,12 @@ def _fix(step: Run | Write) -> object:
 @pytest.mark.parametrize("backend", ["host-gw", "vxlan"])
 def test_this_machine_passes_the_preflight(backend: str) -> None:
     """The dev cluster runs enable-* here: the real host must not be refused (Docker is checked elsewhere)."""
-    from pikube.doctor.checks import CHECKS, check_docker
+    from pikube.doctor.checks import CHECKS, check_cluster_dns, check_docker, check_node_resolver
     from pikube.doctor.host import RealHost
 
-    found = run_checks(RealHost(), Context(backend=backend, data_dir="/tmp"), [c for c in CHECKS if c is not
-                                                                                check_docker])
+    # Not asked here: Docker (checked elsewhere) and DNS (a query to this machine's resolver would leave it).
+    skipped = (check_docker, check_node_resolver, check_cluster_dns)
+    found = run_checks(RealHost(), Context(backend=backend, data_dir="/tmp"), [c for c in CHECKS if c not in skipped])
     assert blocking(found) == []
 
 

@@ -21,12 +21,15 @@ PI4_FILES = {
     "/proc/swaps": "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n",
     "/boot/firmware/cmdline.txt": "console=serial0,115200 console=tty1 root=PARTUUID=1234-02 rootfstype=ext4 "
                                   "fsck.repair=yes rootwait cgroup_enable=memory cgroup_memory=1\n",
+    "/etc/resolv.conf": "nameserver 192.168.1.1\n",
 }
 PI4_COMMANDS = {
     "iptables --version": (0, "iptables v1.8.9 (nf_tables)"),
     "nft --version": (0, "nftables v1.0.6 (Lester Gooch #5)"),
     "vcgencmd get_throttled": (0, "throttled=0x0"),
     "systemctl --version": (0, "systemd 252"),
+    "ip -4 -o addr show dev lo": (0, "1: lo    inet 127.0.0.1/8 scope host lo\n"
+                                     "1: lo    inet 10.96.0.10/32 scope global lo:pkdns\n"),
 }
 
 
@@ -41,6 +44,10 @@ class FakePi:
     cpus: int = 4
     ran: list[str] = field(default_factory=list)
     written: dict[str, str] = field(default_factory=dict)
+    # DNS answers by (server, name): (rcode, addresses); a server not here does not answer.
+    dns: dict[tuple[str, str], tuple[str, list[str]]] = field(default_factory=lambda: {
+        ("192.168.1.1", "."): ("NOERROR", []),
+        ("10.96.0.10", "kubernetes.default.svc.cluster.local"): ("NOERROR", ["10.96.0.1"])})
 
     def read_text(self, path: str) -> str | None:
         return self.files.get(path)
@@ -67,6 +74,9 @@ class FakePi:
 
     def now(self) -> float:
         return self.clock
+
+    def dns_query(self, server: str, name: str, qtype: str) -> tuple[str, list[str]] | None:
+        return self.dns.get((server, name))
 
     def write_text(self, path: str, text: str) -> None:
         self.written[path] = text

@@ -127,6 +127,13 @@ def test_local_policy_knows_this_nodes_endpoints() -> None:
     assert not cluster.local_only and cluster.local_endpoints == []
 
 
+def test_the_cluster_dns_service_is_left_to_the_nodes_own_responder() -> None:
+    svcs = [service("kube-dns", [{"name": "dns", "port": 53, "protocol": "UDP"}], ip="10.96.0.10"),
+            service("web", [{"port": 80}], ip="10.96.0.20")]
+    assert {r.name for r in service_rules(svcs, {})} == {"kube-dns", "web"}
+    assert [r.name for r in service_rules(svcs, {}, local=IPv4Address("10.96.0.10"))] == ["web"]
+
+
 def pod(name: str, uid: str, ports: list[Obj], deleting: bool = False) -> Obj:
     meta: Obj = {"namespace": "default", "name": name, "uid": uid}
     if deleting:

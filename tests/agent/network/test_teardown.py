@@ -54,3 +54,24 @@ def test_teardown_leaves_nothing_behind(lab: Lab) -> None:
     assert not lab.ping(pods[0].netns, pods[1].address.ip)
     added = root_routes() - lab.root_routes_before
     assert not [r for r in added if "10.244." in r or "10.96." in r or "10.251.7." in r]
+
+
+def test_the_cluster_dns_address_is_local_never_a_source_and_removed_by_teardown(lab: Lab) -> None:
+    from agent.network import ensure_local_address
+
+    lab.build(2)
+    pod = lab.add_pod(lab.boards[1], "p0", serve=False)
+    board = lab.boards[0]
+    dns = IPv4Address("10.96.0.10")
+    for _ in range(2):  # converges
+        ensure_local_address(board.netns, dns)
+    assert ip(board.netns, "-4", "-o", "addr", "show", "dev", "lo").count("10.96.0.10/32 scope host lo:pkdns") == 1
+    # a local address for packets from elsewhere ...
+    assert "local 10.96.0.10 dev lo" in ip(board.netns, "route", "show", "table", "local")
+    # ... but never the source the node picks for traffic it sends out (masquerade picks sources the same way)
+    assert f"src {board.ip}" in ip(board.netns, "route", "get", str(pod.address.ip))
+    ensure_local_address(board.netns, IPv4Address("10.96.0.53"))  # a new address replaces ours
+    lo = ip(board.netns, "-4", "-o", "addr", "show", "dev", "lo")
+    assert "10.96.0.53/32" in lo and "10.96.0.10" not in lo
+    teardown(board.netns)
+    assert "lo:pkdns" not in ip(board.netns, "-4", "-o", "addr", "show", "dev", "lo")

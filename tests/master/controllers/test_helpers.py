@@ -190,6 +190,18 @@ def test_endpoint_subsets() -> None:
     assert subsets[0]["ports"] == [{"name": "web", "port": 80, "protocol": "TCP"}]
 
 
+def test_endpoint_hostnames_come_from_pods_whose_subdomain_names_the_service() -> None:
+    svc = {"metadata": {"name": "db", "namespace": "default"}, "spec": {"clusterIP": "None", "selector": {"a": "b"}}}
+
+    def p(ip: str, **spec: Any) -> dict[str, Any]:
+        return {"metadata": {"name": ip, "namespace": "default"}, "spec": spec,
+                "status": {"podIP": ip, "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
+
+    subsets = subsets_for(svc, [p("10.0.0.2", hostname="db-0", subdomain="db"),
+                                p("10.0.0.3", hostname="other", subdomain="elsewhere"), p("10.0.0.4")])
+    assert [a.get("hostname") for a in subsets[0]["addresses"]] == ["db-0", None, None]
+
+
 def test_deletion_rank_prefers_unready_unscheduled_newest() -> None:
     def p(name: str, node: str, ready: bool, created: str) -> dict[str, Any]:
         return {"metadata": {"name": name, "creationTimestamp": created}, "spec": {"nodeName": node},
