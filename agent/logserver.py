@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from agent import podproxy
 from agent.runtime import labels as L
 from agent.runtime.docker import Container, DockerRuntime, RuntimeError_
 from agent.streams.handler import SocketIn, StreamHandler, StreamLimits
@@ -91,6 +92,8 @@ class LogServer:
             return _error(start_response, 403, "only the master may read logs from this node")
         if self.streams.serves(environ["PATH_INFO"]):
             return self.streams(environ, start_response)
+        if podproxy.handles(environ["PATH_INFO"]):
+            return podproxy.serve(environ, start_response, self.find_pod)
         if environ["REQUEST_METHOD"] != "GET":
             return _error(start_response, 405, "only GET is served here")
         query = parse_qs(environ.get("QUERY_STRING", ""))
