@@ -83,6 +83,7 @@ def run_spdy(client_sock: socket.socket, early: bytes, dial: Dial, idle_timeout:
     wire: TunnelWire | RawWire = TunnelWire() if tunnel else RawWire()
     st = _Spdy()
     last = time.monotonic()
+    began, cpu = last, time.thread_time()
     try:
         if early:
             _spdy_frames(st, wire.unwrap(early), dial)
@@ -124,6 +125,8 @@ def run_spdy(client_sock: socket.socket, early: bytes, dial: Dial, idle_timeout:
     except (spdy.ProtocolError, channels.ProtocolError) as exc:
         log.info("port-forward ended: %s", exc)
     finally:
+        log.info("port-forward session of %d connection(s) ended after %.1f s, %.2f s of CPU",
+                 len(st.pairs), time.monotonic() - began, time.thread_time() - cpu)
         for pair in st.pairs.values():
             if pair.target is not None:
                 pair.target.close()
