@@ -41,6 +41,12 @@ def _pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` used so far (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _fetch(sock: socket.socket, path: str) -> int:
     """GET `path` over `sock` (HTTP/1.0), read to the end; the body's length."""
     with sock:
@@ -94,10 +100,15 @@ def measure(c: NetCluster, args: argparse.Namespace) -> None:
         board_ns = f"/run/netns/{c.netns('b2')}"
         forwarded: list[float] = []
         direct: list[float] = []
+        pids = {"kubectl": pf.pid, "master": c.master.proc.pid, "agent": c.agents["b2"].pid}
+        cpu = dict.fromkeys(pids, 0.0)
         for _ in range(args.rounds):
+            before = {k: _cpu(p) for k, p in pids.items()}
             start = time.perf_counter()
             assert _fetch(socket.create_connection(("127.0.0.1", port), timeout=60), "/big") == size
             forwarded.append(size / (time.perf_counter() - start) / 1e6)
+            for k, p in pids.items():
+                cpu[k] += _cpu(p) - before[k]
             sock = socket_in(board_ns)
             sock.settimeout(60)
             sock.connect((pod_ip, HTTP_PORT))
@@ -120,6 +131,9 @@ def measure(c: NetCluster, args: argparse.Namespace) -> None:
     print(f"| exec round trip p99 | {k99:.0f} ms | {d99:.0f} ms | {k99 / d99:.2f}x |")
     print(f"| port-forward {args.megabytes} MB, median of {args.rounds} | {f:.0f} MB/s | {d:.0f} MB/s (pod IP from "
           f"its board) | {f / d:.2f}x (≥ 0.5x: {'met' if f / d >= 0.5 else 'not met'}) |")
+    gb = args.rounds * size / 1e9
+    print("| CPU per GB forwarded: kubectl / master / agent | " +
+          " / ".join(f"{cpu[k] / gb:.1f} s" for k in ("kubectl", "master", "agent")) + " | — | — |")
 
 
 def main() -> None:

@@ -53,6 +53,23 @@ class End:
             self.eof = True
         return data
 
+    def read_burst(self, limit: int = HIGH_WATER) -> bytes | None:
+        """What is ready now, up to about `limit` bytes, in few loop turns (b"" at the end, None: nothing yet)."""
+        first = self.read()
+        if not first:
+            return first
+        parts, total = [first], len(first)
+        while total < limit:
+            more = self.read()
+            if more == b"":  # the end: reported on the next turn, when the socket reads as ended again
+                self.eof = False
+                break
+            if more is None:
+                break
+            parts.append(more)
+            total += len(more)
+        return b"".join(parts) if len(parts) > 1 else first
+
     def write(self, data: bytes) -> None:
         if data and not self.broken:
             self.out += data

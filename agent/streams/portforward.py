@@ -103,7 +103,7 @@ def run_spdy(client_sock: socket.socket, early: bytes, dial: Dial, idle_timeout:
             if client.broken:
                 break
             if client in r:
-                data = client.read()
+                data = client.read_burst()
                 if data == b"":
                     break
                 if data:
@@ -114,12 +114,16 @@ def run_spdy(client_sock: socket.socket, early: bytes, dial: Dial, idle_timeout:
                 if t is None or pair.done:
                     continue
                 if t in r:
-                    data = t.read()
+                    data = t.read_burst()
                     if data:
                         last = time.monotonic()
                         st.session.send_data(pair.data_id, data)
                 if t.eof or t.broken:
                     _end_pair(st, pair)
+                elif t.out:
+                    t.flush()  # now rather than after another poll
+            client.write(wire.wrap(st.session.data_to_send()))
+            client.flush()
         client.write(wire.wrap(st.session.data_to_send()))
         client.flush()
     except (spdy.ProtocolError, channels.ProtocolError) as exc:
@@ -236,19 +240,24 @@ def run_channels(client_sock: socket.socket, early: bytes, ports: tuple[int, ...
             if client.broken:
                 return
             if client in r:
-                data = client.read()
+                data = client.read_burst()
                 if data == b"":
                     return
                 if data:
                     last = time.monotonic()
                     if not _channel_input(conn, data, targets):
                         return
+                    for t in targets:
+                        if t is not None and t.out:
+                            t.flush()
             for i, t in enumerate(targets):
                 if t is not None and t in r:
-                    data = t.read()
+                    data = t.read_burst()
                     if data:
                         last = time.monotonic()
                         conn.send(2 * i, data)
+            client.write(conn.data_to_send())
+            client.flush()
         client.write(conn.data_to_send())
         deadline = time.monotonic() + 10.0
         while client.out and not client.broken and time.monotonic() < deadline:

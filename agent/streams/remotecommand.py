@@ -150,17 +150,21 @@ def _copy(client: pipe.End, side: DockerSide, transport: Transport, state: _Stat
         if client.broken or docker.broken:
             return
         if client in r:
-            data = client.read()
+            data = client.read_burst()
             if data is not None:
                 state.last = time.monotonic()
                 for inp in transport.receive(data):
                     if not _apply(inp, docker, side):
                         return
         if docker in r:
-            data = docker.read()
+            data = docker.read_burst()
             if data:
                 state.last = time.monotonic()
                 from_docker(data)
+                client.write(transport.data_to_send())
+                client.flush()  # now rather than after another poll
+        if docker.out:
+            docker.flush()
     code = side.exit_code()
     transport.finish(channels.success_status() if code is None else channels.exit_status(code))
     _flush(client, transport)
