@@ -25,6 +25,8 @@ from agent.kubelet.dnsconfig import PodDnsFiles
 from agent.kubelet.events import EventRecorder
 from agent.kubelet.failures import Complaints, describe
 from agent.kubelet.images import ImagePuller
+from agent.kubelet.netns import pid_netns as pod_netns
+from agent.kubelet.netns import socket_in as pod_socket_in
 from agent.kubelet.node import NodeIdentity, NodeReporter
 from agent.kubelet.objects import ObjectCache, references
 from agent.kubelet.podnetwork import IsolatedNetwork, PodNetwork
@@ -38,6 +40,7 @@ from agent.logserver import LogServer
 from agent.metrics.sampler import Sampler
 from agent.runtime import localimages
 from agent.runtime.docker import DockerRuntime, RuntimeError_
+from agent.streams.handler import StreamLimits
 from core import errors, jointoken
 from core.settings import AgentSettings
 from core.workqueue import WorkQueue
@@ -135,7 +138,9 @@ class Agent:
             dns_files=PodDnsFiles(self._cluster_dns(), s.cluster_domain, s.resolv_conf,
                                   warn_missing=s.pod_network == "bridge")))
         self.logs = LogServer(self.runtime, self.source.find, s.log_bind, s.log_port, str(serving.cert),
-                              str(serving.key), str(credentials.ca_path(s.data_dir)))
+                              str(serving.key), str(credentials.ca_path(s.data_dir)),
+                              lambda pid: pod_socket_in(pod_netns(pid)),
+                              StreamLimits(s.max_streams, s.streaming_idle_timeout_seconds))
         self.events.start()
         self.probes.start()
         self.logs.start()

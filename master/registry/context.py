@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from core.ratelimit import KeyedSlots
 from core.settings import MasterSettings
 from master.registry.catalog import Catalog
 from master.store.base import Store
@@ -41,3 +42,5 @@ class ApiContext:
     alloc_lock: threading.Lock = field(default_factory=threading.Lock)
     # The boards' resource usage, in memory only (metrics.k8s.io, autoscaling, the status page).
     usage: UsageStore = field(default_factory=UsageStore)
+    # Streams relayed to each board's agent right now (exec, attach, port-forward), capped per node.
+    stream_slots: KeyedSlots = field(default_factory=KeyedSlots)

@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import logging
 import os
+import re
 import socket
 import sys
 from collections.abc import Mapping
@@ -52,6 +53,11 @@ def register(sub: Any) -> None:
                         "and what dnsPolicy Default pods get (default: /etc/resolv.conf, or systemd-resolved's "
                         f"{RESOLVED_CONF} when /etc/resolv.conf names only loopback servers)")
     p.add_argument("--max-pods", type=int, default=110)
+    p.add_argument("--streaming-connection-idle-timeout", default="4h", metavar="DURATION",
+                   help="end an exec/attach/port-forward stream with no bytes either way for this long "
+                        "(Go duration: 4h, 30m, 1h30m0s, 90s; as the kubelet's flag)")
+    p.add_argument("--max-streams", type=int, default=32,
+                   help="concurrent exec/attach/port-forward streams on this board (beyond: 429)")
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--metrics-interval", type=float, default=15.0,
                    help="seconds between resource usage samples for kubectl top and autoscaling (0 = off)")
@@ -104,6 +110,12 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
             ipaddress.IPv4Address(args.cluster_dns)
         except ValueError:
             raise CliError(f"--cluster-dns takes an IPv4 address (or \"\"), not {args.cluster_dns!r}") from None
+    idle = go_duration(args.streaming_connection_idle_timeout)
+    if idle is None or idle <= 0:
+        raise CliError(f"--streaming-connection-idle-timeout takes a duration such as 4h or 30m, "
+                       f"not {args.streaming_connection_idle_timeout!r}")
+    if args.max_streams < 1:
+        raise CliError(f"--max-streams must be at least 1, not {args.max_streams}")
     return AgentSettings(server=server, node_name=node_name, data_dir=args.data_dir, token=layers.token(args.token),
                          docker_host=args.docker_host, master_board=args.master_board, node_ip=args.node_ip,
                          node_labels=tuple(labels), log_bind=args.log_bind, log_port=args.log_port,
@@ -111,7 +123,22 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
                          max_pods=args.max_pods, workers=args.workers, cluster_dns=args.cluster_dns,
                          cluster_domain=args.cluster_domain.strip(".").lower(),
                          resolv_conf=args.resolv_conf or default_resolv_conf(),
-                         metrics_interval_seconds=args.metrics_interval)
+                         metrics_interval_seconds=args.metrics_interval, streaming_idle_timeout_seconds=idle,
+                         max_streams=args.max_streams)
+
+
+def go_duration(text: str) -> float | None:
+    """Seconds in a Go duration ("4h0m0s", "30m", "1.5h", "90s"; a bare number is seconds), None if not one."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(n) * units[u] for n, u in parts)
 
 
 def _run(args: argparse.Namespace) -> int:
