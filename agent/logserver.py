@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from agent import podproxy
 from agent.runtime import labels as L
 from agent.runtime.docker import Container, DockerRuntime, RuntimeError_
 from core.httpserver import SOCKET_KEY, Limits, Server
@@ -83,6 +84,8 @@ class LogServer:
     def wsgi(self, environ: Obj, start_response: Callable[..., Any]) -> Iterable[bytes]:
         if not allowed(environ):
             return _error(start_response, 403, "only the master may read logs from this node")
+        if podproxy.handles(environ["PATH_INFO"]):
+            return podproxy.serve(environ, start_response, self.find_pod)
         if environ["REQUEST_METHOD"] != "GET":
             return _error(start_response, 405, "only GET is served here")
         query = parse_qs(environ.get("QUERY_STRING", ""))

@@ -22,6 +22,17 @@ through WSGI's `write` (watches do). The application gets the connection's socke
 in `environ[SOCKET_KEY]` to notice a client that left, and the client certificate's
 subject in the `SSL_CLIENT_*` variables Apache's mod_ssl defined.
 
+Protocol upgrades (exec, attach, port-forward: `101 Switching Protocols`): the
+application calls `environ[HIJACK_KEY]()`, which returns a `Hijacked` — the
+connection's socket and the bytes the server had already read from it past
+what the application consumed of the request (the server reads in 64 KiB
+receives, so a client that sends its first frames right behind the request head
+has them in there, not in the socket). From then on the socket is the
+application's: it writes its own `101` head and whatever follows, the server
+writes nothing more on it (whatever the application returns is ignored) and
+closes it once the application returns. The request's thread is the stream's
+thread.
+
 A thread per connection rather than a selector and a pool: a kept-alive
 connection holds a thread while idle, which is what bounds caps exist for, and
 in exchange a stuck client can only ever hold its own thread.
@@ -47,7 +58,8 @@ log = logging.getLogger(__name__)
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 SOCKET_KEY = "pikube.socket"  # the connection's socket, for `client_gone` and protocol upgrades
-HIJACKED_KEY = "pikube.hijacked"  # set by an application that took the socket over (after a 101)
+HIJACKED_KEY = "pikube.hijacked"  # set once the socket was taken over (by HIJACK_KEY, or by hand before it existed)
+HIJACK_KEY = "pikube.hijack"  # a callable: take the connection over for a protocol upgrade (see the docstring)
 CLIENT_LEFT_KEY = "pikube.client_left"  # set by an application whose stream ended because its client left
 _STATUS_TEXT = {400: "Bad Request", 408: "Request Timeout", 413: "Payload Too Large", 414: "URI Too Long",
                 431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented",
@@ -74,6 +86,15 @@ class Limits:
     max_header_bytes: int = 1 << 20
     max_headers: int = 200
     drain_body: int = 64 * 1024  # an unread request body up to this size is skipped to keep the connection
+
+
+@dataclass(frozen=True)
+class Hijacked:
+    """A connection taken over by an application: its socket, and the bytes already read from it that the
+    application must treat as the first bytes of the stream (often empty)."""
+
+    sock: socket.socket
+    buffered: bytes
 
 
 class BadRequest(Exception):
@@ -537,10 +558,22 @@ class Server:
 
         body = _Body(reader, length, chunked, time.monotonic() + lim.body_timeout, continue_100)
         env["wsgi.input"] = body
+
+        def hijack() -> Hijacked:
+            if out.started:
+                raise RuntimeError("a response was already started on this connection")
+            env[HIJACKED_KEY] = True
+            buffered = bytes(reader.buf)
+            reader.buf.clear()
+            return Hijacked(sock, buffered)
+
+        env[HIJACK_KEY] = hijack
         result: Iterable[bytes] | None = None
         try:
             result = self.app(env, out.start_response)
             for chunk in result:
+                if env.get(HIJACKED_KEY):
+                    break  # the application owns the socket: what it returns never reaches the wire
                 out.write(chunk)
             if env.get(HIJACKED_KEY) or env.get(CLIENT_LEFT_KEY):
                 return False  # nothing more goes on the wire: the connection ends here
@@ -551,7 +584,7 @@ class Server:
             raise
         except Exception:
             log.exception("%s: %s %s failed", self.name, method, env["PATH_INFO"])
-            if not out.started:
+            if not out.started and not env.get(HIJACKED_KEY):
                 out.start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
                 out.write(b"Internal Server Error\n")
                 out.finish()

@@ -41,6 +41,13 @@ class MasterSettings:
     max_long_running: int = 768
     max_long_running_per_identity: int = 64
     max_in_flight_per_identity: int = 32
+    # Streams into pods (exec, attach, port-forward, relayed to the pod's agent: master/api/podstreams.py): at most
+    # this many at once to one board (beyond: 429), each ended after this long without a byte either way (the
+    # kubelet's --streaming-connection-idle-timeout, 4 h by default); an agent that does not accept a connection
+    # within `agent_connect_timeout` seconds is reported down (503) rather than waited for.
+    max_streams_per_node: int = 64
+    stream_idle_timeout: float = 4 * 3600.0
+    agent_connect_timeout: float = 5.0
     # Controllers switched off by name (e.g. {"scheduler"}).
     disabled_controllers: frozenset[str] = field(default_factory=frozenset)
     # Status page (web/) port; 0 disables it.

@@ -62,6 +62,7 @@ ROOTS: list[tuple[str, str, str]] = [
     ("coordination.k8s.io/v1", "Lease", "k8s.io.api.coordination.v1.Lease"),
     ("autoscaling/v1", "Scale", "k8s.io.api.autoscaling.v1.Scale"),
     ("policy/v1", "Eviction", "k8s.io.api.policy.v1.Eviction"),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview", "k8s.io.api.authorization.v1.SelfSubjectAccessReview"),
     ("*", "DeleteOptions", "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions"),
 ]
 

@@ -15,13 +15,15 @@ import itertools
 import logging
 import os
 import threading
+from typing import Any
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, MapAdapter
 
 from core import errors
 from core.ratelimit import TokenBucket
-from master.api import discovery, openapi
+from master.api import accessreview, discovery, openapi
 from master.api.auth import authenticate
 from master.api.join import JoinService
 from master.api.render import json_response
@@ -36,9 +38,31 @@ _PREFIX = os.urandom(3).hex()
 _COUNTER = itertools.count(1)
 
 
+class _PlainMap(Map):
+    """Werkzeug's URL map, blind to WebSocket handshakes.
+
+    Werkzeug binds a request carrying `Connection: Upgrade` and `Upgrade: websocket` with the scheme `wss`,
+    and then matches only rules declared `websocket=True`; every other rule is a "WebSocket mismatch", a
+    generic 400 before any view runs. The API's rules are plain HTTP rules whose views decide about upgrades
+    themselves (exec, attach and port-forward relay them; any other path answers as it would without the
+    header), so the handshake headers must not take part in routing.
+    """
+
+    def bind_to_environ(self, environ: Any, server_name: str | None = None,
+                        subdomain: str | None = None) -> MapAdapter:
+        adapter = super().bind_to_environ(environ, server_name, subdomain)
+        adapter.websocket = False
+        adapter.url_scheme = {"ws": "http", "wss": "https"}.get(adapter.url_scheme, adapter.url_scheme)
+        return adapter
+
+
+class _ApiFlask(Flask):
+    url_map_class = _PlainMap
+
+
 def create_app(ctx: ApiContext, join: JoinService | None = None, admin_token: str = "",
                stopping: threading.Event | None = None) -> Flask:
-    app = Flask("pikube-master")
+    app = _ApiFlask("pikube-master")
     app.config["MAX_CONTENT_LENGTH"] = None
     stop = stopping or threading.Event()
     handlers = Handlers(ctx)
@@ -107,6 +131,13 @@ def create_app(ctx: ApiContext, join: JoinService | None = None, admin_token: st
         if join is None:
             raise errors.NotFound(message="joining is not enabled on this server")
         return json_response(join.handle(request, handlers))
+
+    @app.post(f"/apis/{accessreview.GROUP}/{accessreview.VERSION}/{accessreview.PLURAL}")
+    def access_review() -> Response:
+        from master.api import body as bodies
+
+        obj = bodies.decode_object(bodies.read(request, ctx.settings.max_body_bytes), bodies.media_type(request))
+        return json_response(accessreview.review(ctx, g.identity, obj), 201)
 
     @app.get("/apis")
     @app.get("/apis/")

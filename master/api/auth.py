@@ -4,7 +4,8 @@ Admins (group `system:masters`) may do everything. A node identity
 (`system:node:NAME` in `system:nodes`) may do what its agent needs and no more,
 in the spirit of Kubernetes' Node authorizer: its own Node and Lease, the pods
 bound to it and the config maps and secrets those pods use, services and
-endpoints for its proxy, and events.
+endpoints for its proxy, and events — never a stream into a pod (exec, attach,
+port-forward), a proxy subresource or another pod's logs.
 """
 
 from __future__ import annotations
@@ -77,8 +78,14 @@ def authorize(ctx: ApiContext, identity: Identity, attrs: Attributes) -> None:
 _READ = ("get", "list", "watch")
 
 
+# Subresources that reach into pods and boards (streams, proxies, logs): never a node's business.
+_CONNECT = ("exec", "attach", "portforward", "proxy", "log")
+
+
 def _node_allows(ctx: ApiContext, node: str, a: Attributes) -> bool:
     kind = a.resource.kind
+    if a.subresource in _CONNECT:
+        return False
     if kind == "Node":
         if a.verb in _READ:
             return True

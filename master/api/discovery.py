@@ -27,9 +27,16 @@ _SUBRESOURCE_VERBS = {
     "log": ["get"],
     "finalize": ["update"],
     "proxy": ["create", "delete", "get", "patch", "update"],
+    "exec": ["create", "get"],
+    "attach": ["create", "get"],
+    "portforward": ["create", "get"],
 }
 _SUBRESOURCE_KIND = {"scale": ("autoscaling", "v1", "Scale"), "binding": ("", "v1", "Binding"),
                      "eviction": ("policy", "v1", "Eviction")}
+# The options kinds kube-apiserver lists for the connect subresources.
+_CONNECT_KIND = {("pods", "exec"): "PodExecOptions", ("pods", "attach"): "PodAttachOptions",
+                 ("pods", "portforward"): "PodPortForwardOptions", ("pods", "proxy"): "PodProxyOptions",
+                 ("services", "proxy"): "ServiceProxyOptions", ("nodes", "proxy"): "NodeProxyOptions"}
 
 
 def version_info() -> Obj:
@@ -104,4 +111,6 @@ def _sub_entry(rt: ResourceType, sub: str) -> Obj:
         entry.update({"group": group, "version": version, "kind": kind})
     if sub == "log":
         entry["kind"] = "Pod"
+    if (rt.plural, sub) in _CONNECT_KIND:
+        entry["kind"] = _CONNECT_KIND[(rt.plural, sub)]
     return entry

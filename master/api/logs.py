@@ -2,11 +2,7 @@
 
 The agent serves `GET /containerLogs/<ns>/<pod>/<container>` over HTTPS on the
 port its Node reports (`status.daemonEndpoints.kubeletEndpoint.Port`) at its
-InternalIP. Its certificate is self-signed; the master trusts it only if its
-sha256 is the one the node published in the annotation
-`pikube.io/serving-cert-sha256` (only that node may write its Node). The master
-authenticates with a client certificate from the cluster CA in
-`system:masters`, issued once per master process from `DATA/pki/`.
+InternalIP; how the master reaches it and trusts it is in master/api/agentlink.py.
 
 The agent's answer is read in waits of `TICK` seconds (`_Upstream`), so a
 followed log of a quiet container notices within about that long that the
@@ -16,49 +12,24 @@ agent (which stops following) and frees its server thread.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import http.client
 import io
 import ssl
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 from urllib.parse import quote, urlencode
 
 from flask import Response, request
 
-from core import errors, wellknown
-from core.kubeconfig import load_client_cert
+from core import errors
+from master.api.agentlink import AgentEndpoint, check_pin, client_context, node_endpoint
 from master.api.streaming import STREAM_HEADER, TICK, client_gone
-from master.pki import ADMIN_GROUP, issue_client_cert, pki_paths
 from master.registry.context import ApiContext
 from master.registry.resource import ResourceType
 from master.registry.verbs import Handlers
 
-SERVING_CERT_ANNOTATION = wellknown.SERVING_CERT_ANNOTATION
-CLIENT_CN = "pikube-apiserver-kubelet-client"
 PASSED_ON = ("follow", "tailLines", "previous", "timestamps", "sinceSeconds", "sinceTime", "limitBytes")
 CONNECT_TIMEOUT = 10.0
-
-_contexts: dict[str, ssl.SSLContext] = {}
-_contexts_lock = threading.Lock()
-
-
-def _client_context(ctx: ApiContext) -> ssl.SSLContext:
-    """A TLS context with the master's own client certificate; the server is checked by pin afterwards."""
-    key = str(ctx.settings.data_dir)
-    with _contexts_lock:
-        found = _contexts.get(key)
-        if found is None:
-            cert_pem, key_pem = issue_client_cert(pki_paths(ctx.settings.data_dir), CLIENT_CN, [ADMIN_GROUP])
-            found = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            found.minimum_version = ssl.TLSVersion.TLSv1_2
-            found.check_hostname = False
-            found.verify_mode = ssl.CERT_NONE  # the certificate is pinned by hash, see _connect
-            load_client_cert(found, cert_pem, key_pem)
-            _contexts[key] = found
-        return found
 
 
 def _container(pod: dict[str, Any], name: str, requested: str) -> str:
@@ -78,30 +49,20 @@ def _container(pod: dict[str, Any], name: str, requested: str) -> str:
                                     f"choose one of: [{' '.join(names)}]")
 
 
-def _endpoint(node: dict[str, Any], node_name: str) -> tuple[str, int, str]:
-    status = node.get("status") or {}
-    address = next((a.get("address") for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), "")
-    port = int(((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or 0)
-    pin = ((node.get("metadata") or {}).get("annotations") or {}).get(SERVING_CERT_ANNOTATION, "")
-    if not address or not port or not pin:
-        raise errors.ServiceUnavailable(message=f'node "{node_name}" has not published its log endpoint yet')
-    return str(address), port, str(pin)
-
-
-def _connect(ctx: ApiContext, host: str, port: int, pin: str, node_name: str) -> http.client.HTTPSConnection:
-    conn = http.client.HTTPSConnection(host, port, timeout=CONNECT_TIMEOUT, context=_client_context(ctx))
+def _connect(ctx: ApiContext, ep: AgentEndpoint) -> http.client.HTTPSConnection:
+    conn = http.client.HTTPSConnection(ep.host, ep.port, timeout=CONNECT_TIMEOUT, context=client_context(ctx))
     try:
         conn.connect()
     except (OSError, ssl.SSLError) as exc:
         conn.close()
-        raise errors.ServiceUnavailable(message=f'cannot reach the agent of node "{node_name}" at '
-                                                f"{host}:{port}: {exc}") from exc
+        raise errors.ServiceUnavailable(message=f'cannot reach the agent of node "{ep.node}" at '
+                                                f"{ep.where}: {exc}") from exc
     sock: Any = conn.sock
-    der = sock.getpeercert(binary_form=True) or b""
-    if not hmac.compare_digest(hashlib.sha256(der).hexdigest(), pin.lower()):
+    try:
+        check_pin(sock, ep)
+    except errors.ApiError:
         conn.close()
-        raise errors.ServiceUnavailable(message=f'the agent at {host}:{port} does not hold the certificate node '
-                                                f'"{node_name}" published; refusing to talk to it')
+        raise
     return conn
 
 
@@ -152,13 +113,10 @@ def proxy(ctx: ApiContext, handlers: Handlers, rt: ResourceType, ns: str, name: 
     if not node_name:
         raise errors.BadRequest(message=f'pod "{name}" is not yet scheduled to a node: no logs to show')
     container = _container(pod, name, str(args.get("container") or ""))
-    node = ctx.store.get(f"/core/nodes/{node_name}")
-    if node is None:
-        raise errors.ServiceUnavailable(message=f'node "{node_name}" of pod "{name}" is not registered')
-    host, port, pin = _endpoint(node, node_name)
+    ep = node_endpoint(ctx, node_name, f'of pod "{name}"')
     query = urlencode({k: args.get(k) for k in PASSED_ON if args.get(k) not in (None, "")})
     path = f"/containerLogs/{quote(ns)}/{quote(name)}/{quote(container)}" + (f"?{query}" if query else "")
-    conn = _connect(ctx, host, port, pin, node_name)
+    conn = _connect(ctx, ep)
     try:
         conn.request("GET", path, headers={"Accept": "text/plain"})
         sock = conn.sock

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, g, request
 
 from core import errors
 from master.api import body as bodies
-from master.api import discovery, scale, watch
+from master.api import discovery, podstreams, proxy, scale, watch
 from master.api.auth import Attributes, authorize
 from master.api.render import json_response, renderer
 from master.api.streaming import STREAM_HEADER
@@ -64,18 +64,11 @@ def parse_path(ctx: ApiContext, group: str, version: str, rest: str) -> Target:
         raise errors.NotFound(message="the server could not find the requested resource")
     name = parts[1] if len(parts) > 1 else ""
     sub = parts[2] if len(parts) > 2 else ""
-    if rt.kind == "Pod" and sub in _STREAMING_SUBRESOURCES and len(parts) == 3:
-        raise errors.NotFound(message=f"pikube does not offer {sub} yet: it needs a streaming connection through the "
-                                      "master to the node's agent, which is not built. `kubectl logs` works; on the "
-                                      "pod's board, `docker ps --filter label=io.kubernetes.pod.name=NAME` finds its "
-                                      "containers for `docker exec`")
+    if sub == "proxy" and sub in rt.subresources:  # pods/NAME/proxy/ANY/PATH: the rest is the target's path
+        return Target(rt, namespace, name, sub, legacy_watch)
     if len(parts) > 3 or (sub and sub not in rt.subresources):
         raise errors.NotFound(message="the server could not find the requested resource")
     return Target(rt, namespace, name, sub, legacy_watch)
-
-
-# Pod subresources kubectl upgrades to a stream (exec, attach, port-forward); not offered yet.
-_STREAMING_SUBRESOURCES = ("exec", "attach", "portforward")
 
 
 def group_blueprint(ctx: ApiContext, handlers: Handlers, group: str, stopping: threading.Event) -> Blueprint:
@@ -84,7 +77,8 @@ def group_blueprint(ctx: ApiContext, handlers: Handlers, group: str, stopping: t
         bp = Blueprint(f"group_{group.replace('.', '_')}", __name__, url_prefix=f"/apis/{group}")
     else:
         bp = Blueprint("group_core", __name__, url_prefix="/api")
-    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    # HEAD and OPTIONS reach the views (proxy subresources pass them on; elsewhere they are GET and 405).
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
     @bp.get("")
     @bp.get("/")
@@ -105,7 +99,7 @@ def group_blueprint(ctx: ApiContext, handlers: Handlers, group: str, stopping: t
             raise errors.NotFound(message="the server could not find the requested resource")
         return json_response(doc)
 
-    @bp.route("/<version>/<path:rest>", methods=methods)
+    @bp.route("/<version>/<path:rest>", methods=methods, provide_automatic_options=False)
     def resource(version: str, rest: str) -> Response:
         target = parse_path(ctx, group, version, rest)
         return dispatch(ctx, handlers, target, stopping)
@@ -116,6 +110,14 @@ def group_blueprint(ctx: ApiContext, handlers: Handlers, group: str, stopping: t
 def _verb(target: Target) -> str:
     method = request.method
     collection = not target.name
+    if target.subresource in podstreams.STREAMING:
+        return "create"  # whatever the method: a WebSocket handshake is a GET, and it runs commands all the same
+    if target.subresource == "proxy":
+        return _PROXY_VERB.get(method, "get")
+    if method == "HEAD":
+        method = "GET"
+    if method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        raise errors.MethodNotAllowed(message="the server does not allow this method on the requested resource")
     if method == "GET":
         if collection:
             return "watch" if target.legacy_watch or request.args.get("watch") in _TRUE else "list"
@@ -130,6 +132,10 @@ def _verb(target: Target) -> str:
     if collection and method in ("PUT", "PATCH"):
         raise errors.MethodNotAllowed(message="the server does not allow this method on the requested resource")
     return {"PUT": "update", "PATCH": "patch", "DELETE": "deletecollection" if collection else "delete"}[method]
+
+
+_PROXY_VERB = {"GET": "get", "HEAD": "get", "OPTIONS": "get", "POST": "create", "PUT": "update",
+               "PATCH": "patch", "DELETE": "delete"}
 
 
 def dispatch(ctx: ApiContext, handlers: Handlers, target: Target, stopping: threading.Event) -> Response:
@@ -155,6 +161,10 @@ def dispatch(ctx: ApiContext, handlers: Handlers, target: Target, stopping: thre
     render = renderer(rt, request.headers.get("Accept", ""), request.args.get("includeObject", ""))
     limit = ctx.settings.max_body_bytes
 
+    if sub in podstreams.STREAMING and rt.kind == "Pod":
+        return podstreams.handle(ctx, handlers, rt, ns, name, sub, request.environ, stopping)
+    if sub == "proxy":
+        return proxy.handle(ctx, handlers, rt, ns, name, request.environ, stopping)
     if sub == "log":
         from master.api import logs
         return logs.proxy(ctx, handlers, rt, ns, name, request.args)

@@ -37,7 +37,7 @@ def builtin_resources(toleration_seconds: int = 30) -> list[ResourceType]:
         ResourceType("", "v1", "Node", "nodes", False, ("no",), (), ("status", "proxy"), NodeStrategy(),
                      ("spec.unschedulable",), table=printers.NODE),
         ResourceType("", "v1", "Pod", "pods", True, ("po",), ALL,
-                     ("status", "binding", "log", "eviction"),
+                     ("status", "binding", "log", "eviction", "exec", "attach", "portforward", "proxy"),
                      PodStrategy(toleration_seconds),
                      ("spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
                       "spec.serviceAccountName", "status.phase", "status.podIP", "status.nominatedNodeName"),

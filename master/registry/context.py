@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from core.ratelimit import KeyedSlots
 from core.settings import MasterSettings
 from master.registry.catalog import Catalog
 from master.store.base import Store
@@ -38,3 +39,5 @@ class ApiContext:
     catalog: Catalog
     # Serialises allocation of cluster IPs and node ports, which scan the store.
     alloc_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Streams relayed to each board's agent right now (exec, attach, port-forward), capped per node.
+    stream_slots: KeyedSlots = field(default_factory=KeyedSlots)

@@ -23,6 +23,10 @@ def register(sub: Any) -> None:
     p.add_argument("--web-token", default="", help="access token the status page asks for (default: none)")
     p.add_argument("--board-node", default="",
                    help="Node name of the board this master runs on (labelled node-role.kubernetes.io/master)")
+    p.add_argument("--streaming-connection-idle-timeout", type=_duration, default=4 * 3600.0, metavar="DURATION",
+                   help="end an exec/attach/port-forward stream after this long without traffic (e.g. 4h, 90s)")
+    p.add_argument("--max-streams-per-node", type=int, default=64,
+                   help="exec/attach/port-forward streams at once to one board; beyond: 429")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=_run)
 
@@ -33,7 +37,23 @@ def settings_from(args: argparse.Namespace) -> MasterSettings:
     ips = tuple(s for s in args.tls_san if _is_ip(s))
     return MasterSettings(data_dir=args.data_dir, bind=args.bind, port=args.port, hostnames=names,
                           addresses=ips, advertise_address=advertise, web_port=args.web_port, web_bind=args.web_bind,
-                          web_token=args.web_token, board_node=args.board_node)
+                          web_token=args.web_token, board_node=args.board_node,
+                          stream_idle_timeout=args.streaming_connection_idle_timeout,
+                          max_streams_per_node=args.max_streams_per_node)
+
+
+def _duration(text: str) -> float:
+    """Seconds from `90`, `90s`, `15m`, `4h` or Go's `4h0m0s`."""
+    import re
+
+    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", text.strip())
+    if not text.strip() or parts is None:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 4h, 15m, 90s)")
+    h, m, sec = (float(g or 0) for g in parts.groups())
+    seconds = h * 3600 + m * 60 + sec
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"the duration must be positive, not {text!r}")
+    return seconds
 
 
 def _is_ip(text: str) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from core.httpserver import SOCKET_KEY, Limits, Server
+from core.httpserver import HIJACK_KEY, SOCKET_KEY, Hijacked, Limits, Server
 from master.pki import Pki, ensure_pki, issue_client_cert
 
 Obj = dict[str, Any]
@@ -50,6 +50,17 @@ def app(environ: Obj, start_response: Any) -> Iterable[bytes]:
         return [str(isinstance(environ[SOCKET_KEY], socket.socket)).encode()]
     if path == "/boom":
         raise RuntimeError("a bug")
+    if path == "/upgrade":  # a protocol switch: echo everything back, upper-cased, until the client half-closes
+        taken: Hijacked = environ[HIJACK_KEY]()
+        taken.sock.settimeout(5)
+        taken.sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: shout\r\nConnection: Upgrade\r\n\r\n")
+        if taken.buffered:
+            taken.sock.sendall(taken.buffered.upper())
+        while data := taken.sock.recv(65536):
+            taken.sock.sendall(data.upper())
+        taken.sock.sendall(b"BYE")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"never sent"]
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
     return [b"ok"]
 
@@ -157,6 +168,25 @@ def test_the_application_sees_the_socket(plain: Running) -> None:
 def raw(port: int, source: str = "127.0.0.1") -> socket.socket:
     s = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
     return s
+
+
+@pytest.mark.parametrize("early", [b"", b"hello, "])
+def test_an_upgrade_takes_over_the_socket_with_the_bytes_read_past_the_head(plain: Running, early: bytes) -> None:
+    """Bytes a client sends right behind its request head were read by the server with the head; the
+    application must get them first, then the socket; the server adds nothing of its own after the 101."""
+    with socket.create_connection(("127.0.0.1", plain.port), timeout=5) as s:
+        s.sendall(b"GET /upgrade HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: shout\r\n\r\n" + early)
+        if not early:
+            s.sendall(b"hello, ")
+        s.sendall(b"world")
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while chunk := s.recv(65536):
+            got += chunk
+    head, _, rest = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 ")
+    assert rest == b"HELLO, WORLDBYE"  # nothing of the server's own (no 200, no chunk) after the stream
+    plain.get_ok()
 
 
 def test_slow_headers_are_cut_at_the_deadline_and_others_are_served(plain: Running) -> None:

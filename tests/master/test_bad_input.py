@@ -243,18 +243,3 @@ def test_watch_timeout_must_be_an_integer(master: RunningMaster, admin: requests
                      timeout=10)
     assert resp.status_code == 200 and resp.text == ""
     assert admin.get(master.url + "/healthz").status_code == 200
-
-
-def test_exec_says_it_is_not_offered(master: RunningMaster, admin: requests.Session) -> None:
-    resp = admin.post(master.url + "/api/v1/namespaces/default/pods/any/exec", params={"command": "sh"})
-    assert resp.status_code == 404
-    assert "pikube does not offer exec yet" in status_of(resp)["message"]
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "exec-target"},
-           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
-    assert admin.post(master.url + "/api/v1/namespaces/default/pods", json=pod).status_code == 201
-    try:
-        for which in ("old", "new"):
-            proc = kubectl(master, which, "exec", "exec-target", "--", "sh", check=False)
-            assert proc.returncode != 0 and "pikube does not offer exec yet" in proc.stderr, proc.stderr
-    finally:
-        admin.delete(master.url + "/api/v1/namespaces/default/pods/exec-target", params={"gracePeriodSeconds": "0"})
