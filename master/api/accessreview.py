@@ -29,7 +29,7 @@ def review(ctx: ApiContext, identity: Identity, body: Obj) -> Obj:
         raise errors.Invalid(message="SelfSubjectAccessReview.authorization.k8s.io is invalid: spec: Required value")
     allowed, reason = _decide(ctx, identity, spec)
     status: Obj = {"allowed": allowed}
-    if reason:
+    if allowed and reason:  # kubectl prints a denial's reason after its "no"; Kubernetes' RBAC gives none
         status["reason"] = reason
     return {"kind": "SelfSubjectAccessReview", "apiVersion": f"{GROUP}/{VERSION}",
             "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}

@@ -424,11 +424,43 @@ def test_a_node_identity_may_not_exec_and_nobody_unauthenticated_gets_a_101(mast
     assert len(agent.requests) == before
 
 
-def test_kubectl_auth_can_i(master: RunningMaster, agent: FakeAgent) -> None:
+def test_kubectl_auth_can_i(master: RunningMaster, agent: FakeAgent, tmp_path: Path) -> None:
+    """`kubectl auth can-i` asks the authorizer every request meets: yes for the admin, no for a node."""
+    from core.kubeconfig import KubeConfig, read_kubeconfig, write_kubeconfig
+    from master.pki import issue_client_cert, pki_paths
+
+    admin_cfg = read_kubeconfig(master.kubeconfig)
+    cert, key = issue_client_cert(pki_paths(master.data_dir), f"system:node:{NODE}", ["system:nodes"])
+    node_kubeconfig = tmp_path / "node.kubeconfig"
+    write_kubeconfig(node_kubeconfig, KubeConfig(admin_cfg.server, admin_cfg.ca_pem, cert, key))
     for which in ("old", "new"):
-        for sub in ("pods/exec", "pods/attach", "pods/portforward", "pods/proxy", "services/proxy"):
-            proc = kubectl(master, which, "auth", "can-i", "create", sub, "-n", NS, check=False)
-            assert proc.stdout.strip() == "yes", (which, sub, proc.stdout, proc.stderr)
+        # `pods/exec` is kubectl's TYPE/NAME (the pod named "exec"); a subresource is asked with --subresource.
+        for verb, args in (("create", ("pods", "--subresource=exec")), ("create", ("pods/exec",)),
+                           ("create", ("pods", "--subresource=attach")),
+                           ("create", ("pods", "--subresource=portforward")),
+                           ("get", ("pods", "--subresource=proxy")), ("create", ("services", "--subresource=proxy")),
+                           ("get", ("nodes", "--subresource=proxy"))):
+            proc = kubectl(master, which, "auth", "can-i", verb, *args, "-n", NS, check=False)
+            assert proc.stdout.strip() == "yes", (which, args, proc.stdout, proc.stderr)
+            proc = kubectl(master, which, "--kubeconfig", str(node_kubeconfig), "auth", "can-i", verb, *args,
+                           "-n", NS, check=False)
+            assert proc.stdout.strip() == "no" and proc.returncode == 1, (which, args, proc.stdout, proc.stderr)
+        # What a node may do, it is told it may: read the pods bound to it.
+        proc = kubectl(master, which, "--kubeconfig", str(node_kubeconfig), "auth", "can-i", "get", "pods/web",
+                       "-n", NS, check=False)
+        assert proc.stdout.strip() == "yes", (which, proc.stdout, proc.stderr)
+
+
+def test_discovery_lists_the_connect_subresources(master: RunningMaster) -> None:
+    resources = {r["name"]: r for r in master.session().get(f"{master.url}/api/v1").json()["resources"]}
+    expected = {"pods/exec": ("PodExecOptions", ["create", "get"]),
+                "pods/attach": ("PodAttachOptions", ["create", "get"]),
+                "pods/portforward": ("PodPortForwardOptions", ["create", "get"]),
+                "pods/proxy": ("PodProxyOptions", ["create", "delete", "get", "patch", "update"]),
+                "services/proxy": ("ServiceProxyOptions", ["create", "delete", "get", "patch", "update"]),
+                "nodes/proxy": ("NodeProxyOptions", ["create", "delete", "get", "patch", "update"])}
+    for name, (kind, verbs) in expected.items():
+        assert resources[name]["kind"] == kind and resources[name]["verbs"] == verbs, resources[name]
 
 
 # --- ends and bounds -----------------------------------------------------------------------------------------
@@ -510,3 +542,13 @@ def test_the_stream_cap_per_board_and_the_idle_timeout(tmp_path: Path, agent: Fa
             u.close()
     finally:
         m.stop()
+
+
+def test_head_and_options_on_a_resource_path(master: RunningMaster) -> None:
+    """The API route takes HEAD and OPTIONS too (the proxy subresources pass them on): elsewhere HEAD is a GET
+    without a body and OPTIONS a 405 Status."""
+    admin = master.session()
+    head = admin.head(f"{master.url}/api/v1/namespaces/default", timeout=10)
+    assert head.status_code == 200 and head.content == b""
+    options = admin.options(f"{master.url}/api/v1/namespaces/default", timeout=10)
+    assert options.status_code == 405 and options.json()["kind"] == "Status"
