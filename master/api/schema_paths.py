@@ -136,6 +136,23 @@ _SUB_KIND = {
     "eviction": ("policy", "v1", "Eviction", "io.k8s.api.policy.v1.Eviction"),
 }
 PUBLISHED_SUBRESOURCES = ("status", "scale", "binding", "eviction", "log")
+# Connect subresources (streams and proxies): (kind of their options, query parameters, methods).
+_STREAM_FLAGS = ("stderr", "stdin", "stdout", "tty")
+_CONNECT: dict[str, tuple[tuple[Param, ...], tuple[str, ...]]] = {
+    "exec": ((_q("command", "Command is the remote command to execute. argv array. Not executed within a shell.",
+                 _STR),
+              _q("container", "Container in which to execute the command. Defaults to only container if there "
+                              "is only one container in the pod.", _STR),
+              *(_q(f, f"Redirect the standard {f[3:] or 'terminal'} stream of the pod for this call.", _BOOL)
+                for f in _STREAM_FLAGS)), ("get", "post")),
+    "attach": ((_q("container", "The container in which to execute the command. Defaults to only container if "
+                                "there is only one container in the pod.", _STR),
+                *(_q(f, f"Redirect the standard {f[3:] or 'terminal'} stream of the pod for this call.", _BOOL)
+                  for f in _STREAM_FLAGS)), ("get", "post")),
+    "portforward": ((_q("ports", "List of ports to forward. Required when using WebSockets", _INT),), ("get", "post")),
+    "proxy": ((_q("path", "Path is the URL path to use for the current proxy request.", _STR),),
+              ("get", "put", "post", "delete", "options", "head", "patch")),
+}
 
 
 def _gv_prefix(rt: ResourceType) -> str:
@@ -227,6 +244,32 @@ def paths(rt: ResourceType) -> dict[str, PathItem]:
     for sub in rt.subresources:
         if sub in PUBLISHED_SUBRESOURCES:
             out[f"{coll_path}/{{name}}/{sub}"] = _subresource(rt, sub, g, scope, scope_params, kind_ref)
+        elif sub in _CONNECT:
+            out.update(_connect(rt, sub, g, scope, coll_path, scope_params))
+    return out
+
+
+def _connect(rt: ResourceType, sub: str, g: str, scope: str, coll_path: str,
+             scope_params: list[Param]) -> dict[str, PathItem]:
+    """exec, attach, portforward, proxy as the real API server documents them (`connect` operations, tagged with
+    the options kind, e.g. PodExecOptions, answering a string)."""
+    params, methods = _CONNECT[sub]
+    title = "PortForward" if sub == "portforward" else sub[:1].upper() + sub[1:]
+    gvk = (rt.group, rt.version, f"{rt.kind}{title}Options")
+    out: dict[str, PathItem] = {}
+    variants = [(f"{coll_path}/{{name}}/{sub}", "", params)]
+    if sub == "proxy":
+        variants.append((f"{coll_path}/{{name}}/{sub}/{{path}}", "WithPath", ()))
+    for path, suffix, query in variants:
+        item = PathItem([NAME_PARAM, *scope_params] + ([_path_param("path", "path to the resource")]
+                                                        if suffix else []))
+        for method in methods:
+            verb = method[:1].upper() + method[1:]
+            item.operations.append(Operation(
+                method, f"connect{g}{verb}{scope}{rt.kind}{title}{suffix}", "connect", gvk,
+                f"connect {method.upper()} requests to {sub} of {rt.kind}", query, responses={"200": _STR},
+                produces=("*/*",)))
+        out[path] = item
     return out
 
 

@@ -101,7 +101,7 @@ def test_kubectl_sees_server_side_field_validation_for_every_kind(rt: Any) -> No
     assert _gvk_patch_has_field_validation(doc, rt.group, rt.version, rt.kind)
     for item in doc["paths"].values():
         for method in ("post", "put", "patch"):
-            if method in item:
+            if method in item and item[method]["x-kubernetes-action"] != "connect":  # streams, proxies: no body
                 names = [p["name"] for p in item[method].get("parameters", [])]
                 assert "fieldValidation" in names and "dryRun" in names, item[method]["operationId"]
 
@@ -113,7 +113,10 @@ def test_operations_are_named_like_the_real_api_server() -> None:
             "replaceCoreV1NamespacedPod", "patchCoreV1NamespacedPod", "deleteCoreV1NamespacedPod",
             "deleteCoreV1CollectionNamespacedPod", "listCoreV1PodForAllNamespaces", "watchCoreV1NamespacedPod",
             "readCoreV1NamespacedPodLog", "createCoreV1NamespacedPodBinding", "readCoreV1Node",
-            "patchCoreV1NamespaceStatus"} <= ids
+            "patchCoreV1NamespaceStatus", "connectCoreV1GetNamespacedPodExec", "connectCoreV1PostNamespacedPodExec",
+            "connectCoreV1PostNamespacedPodAttach", "connectCoreV1GetNamespacedPodPortForward",
+            "connectCoreV1GetNamespacedPodProxyWithPath", "connectCoreV1DeleteNamespacedServiceProxy",
+            "connectCoreV1HeadNodeProxyWithPath"} <= ids
     apps = {op["operationId"] for item in _v3("apps/v1")["paths"].values() for k, op in item.items()
             if k != "parameters"}
     assert "readAppsV1NamespacedDeploymentScale" in apps
