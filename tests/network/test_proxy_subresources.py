@@ -119,6 +119,11 @@ def test_node_proxy_reaches_the_agent_itself(lab: NetCluster) -> None:
     assert resp.status_code == 200, resp.text  # the agent's own log endpoint, reached through the master
     resp = lab.session.get(f"{lab.url}/api/v1/nodes/{node}/proxy/nothing-here", timeout=20)
     assert resp.status_code == 404 and "containerLogs" in resp.text  # the agent's own 404
+    # An agent forwards only to pods of its own board: b1's agent does not know web-b2 (on b2).
+    resp = lab.session.get(f"{lab.url}/api/v1/nodes/{lab.node('b1')}/proxy/podProxy/default/web-b2/http/"
+                           f"{HTTP_PORT}/", timeout=20)
+    assert resp.status_code == 404, resp.text
+    assert 'pod "web-b2" in namespace "default" is not on this node' in resp.json()["message"]
 
 
 def test_the_python_client_and_a_post(lab: NetCluster) -> None:
