@@ -12,6 +12,9 @@ against a dev cluster).
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
 import json
 import socket
 import ssl
@@ -79,6 +82,10 @@ class FakeAgent:
         taken: Hijacked = environ[HIJACK_KEY]()
         sock = taken.sock
         sock.settimeout(30)
+        if command == "ws-hello":
+            self._websocket_hello(environ, sock)
+            start_response("200 OK", [])
+            return []
         with self._lock:
             self.streams_open += 1
         try:
@@ -100,6 +107,25 @@ class FakeAgent:
             self.ended.set()
         start_response("200 OK", [])
         return []
+
+    @staticmethod
+    def _websocket_hello(environ: Obj, sock: socket.socket) -> None:
+        """A WebSocket exec as the channel protocol has it: stdout, then the Success status, then close 1000."""
+        key = str(environ.get("HTTP_SEC_WEBSOCKET_KEY") or "")
+        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+        protocol = str(environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL") or "").split(",")[0].strip()
+        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Accept: " + accept + b"\r\nSec-WebSocket-Protocol: " + protocol.encode() +
+                     b"\r\n\r\n")
+
+        def frame(opcode: int, payload: bytes) -> bytes:  # server frames are unmasked; payloads here are short
+            return bytes([0x80 | opcode, len(payload)]) + payload
+
+        sock.sendall(frame(2, b"\x01hello from the agent\n") + frame(2, b'\x03{"status":"Success"}') +
+                     frame(8, (1000).to_bytes(2, "big")))
+        with contextlib.suppress(OSError):
+            while sock.recv(65536):  # the client's close frame, then its end
+                pass
 
     def stop(self) -> None:
         self.server.stop()
@@ -321,6 +347,21 @@ def test_the_agent_gets_the_method_path_query_and_handshake_headers_and_nothing_
     assert first.code == 101
     first.close()
     assert agent.requests[before + 3]["target"] == f"/exec/{NS}/web/app?command=ls"  # the first container
+
+
+def test_the_python_clients_stream_goes_through_the_master(master: RunningMaster, agent: FakeAgent) -> None:
+    """The official client's WebSocket exec: once a bare 400 from Werkzeug, now relayed to the agent."""
+    from kubernetes import client, config
+    from kubernetes.stream import stream
+
+    core = client.CoreV1Api(config.new_client_from_config(config_file=str(master.kubeconfig)))
+    before = len(agent.requests)
+    out = stream(core.connect_get_namespaced_pod_exec, "web", NS, command=["ws-hello"], stderr=True, stdin=False,
+                 stdout=True, tty=False)
+    assert out == "hello from the agent\n"
+    got = agent.requests[before]
+    assert got["method"] == "GET" and got["target"].startswith(f"/exec/{NS}/web/app?command=ws-hello&")
+    assert "v4.channel.k8s.io" in got["headers"]["HTTP_SEC_WEBSOCKET_PROTOCOL"]
 
 
 def test_a_refusal_of_the_agent_is_passed_back_as_it_is(master: RunningMaster, agent: FakeAgent) -> None:
