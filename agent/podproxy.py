@@ -14,16 +14,25 @@ answer is streamed as it arrives. The agent's own failures (no such pod here,
 the pod refuses the connection, a timeout) carry the header
 `X-Pikube-Proxy-Error`, so the master tells them from the pod's own answers,
 which pass unchanged (a pod's 404 stays the pod's 404).
+
+An upgrade request (a WebSocket to a dashboard in a pod) is sent to the pod
+and then relayed raw both ways on the request's thread (core/relay.py), the
+pod's answer head included, so the master sees the pod's `101` (or refusal) as
+the pod wrote it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.client
+import socket
 import ssl
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote
+
+from core import relay
+from core.httpserver import HIJACK_KEY, Hijacked
 
 Obj = dict[str, Any]
 PREFIX = "/podProxy/"
@@ -32,8 +41,11 @@ MAX_BODY = 3 * 1024 * 1024
 MAX_RESPONSE = 512 * 1024 * 1024
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
+# A relayed upgrade with no byte either way for this long ends (the master ends it sooner by its own
+# --streaming-connection-idle-timeout, which closes this connection).
+UPGRADE_IDLE_TIMEOUT = 4 * 3600.0
 _HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
-        "transfer-encoding", "upgrade", "host", "content-length", "expect"}
+        "transfer-encoding", "upgrade", "host", "content-length", "expect", "authorization"}
 _REASONS = {400: "Bad Request", 404: "Not Found", 413: "Payload Too Large", 502: "Bad Gateway",
             504: "Gateway Timeout"}
 
@@ -74,6 +86,8 @@ def serve(environ: Obj, start_response: Callable[..., Any], find_pod: Callable[[
         ip = str((pod.get("status") or {}).get("podIP") or "")
         if not ip:
             raise ProxyError(502, f'pod "{pod_name}" has no IP address yet')
+        if _is_upgrade(environ) and HIJACK_KEY in environ:
+            return _upgrade(environ, start_response, scheme, ip, port, path + (f"?{query}" if query else ""))
         body = _body(environ)
         conn = _connection(scheme, ip, port)
         try:
@@ -108,12 +122,50 @@ def serve(environ: Obj, start_response: Callable[..., Any], find_pod: Callable[[
     return _stream(conn, resp)
 
 
+def _is_upgrade(environ: Obj) -> bool:
+    connection = {t.strip().lower() for t in str(environ.get("HTTP_CONNECTION") or "").split(",")}
+    return "upgrade" in connection and bool(environ.get("HTTP_UPGRADE"))
+
+
+def _upgrade(environ: Obj, start_response: Callable[..., Any], scheme: str, ip: str, port: int,
+             target: str) -> Iterable[bytes]:
+    """A protocol switch (a WebSocket): send the request to the pod, then take the master's connection over and
+    relay bytes both ways, the pod's answer head included, whatever it is (core/relay.py)."""
+    try:
+        pod = socket.create_connection((ip, port), timeout=CONNECT_TIMEOUT)
+    except OSError as exc:
+        raise ProxyError(502, f"dial tcp {ip}:{port}: {exc}") from exc
+    try:
+        if scheme == "https":
+            pod = _unverified().wrap_socket(pod)
+        lines = [f"{environ['REQUEST_METHOD']} {target} HTTP/1.1", f"Host: {ip}:{port}",
+                 *(f"{k}: {v}" for k, v in _headers(environ)),
+                 "Connection: Upgrade", f"Upgrade: {environ['HTTP_UPGRADE']}"]
+        pod.settimeout(READ_TIMEOUT)
+        pod.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    except (OSError, ssl.SSLError) as exc:
+        pod.close()
+        raise ProxyError(502, f"{ip}:{port}: {exc}") from exc
+    taken: Hijacked = environ[HIJACK_KEY]()
+    try:
+        relay.relay(taken.sock, taken.buffered, pod, b"", UPGRADE_IDLE_TIMEOUT)
+    finally:
+        pod.close()
+    start_response("101 Switching Protocols", [])
+    return []
+
+
+def _unverified() -> ssl.SSLContext:
+    """A pod's certificate names no pod IP: like kube-apiserver, do not verify it."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 def _connection(scheme: str, ip: str, port: int) -> http.client.HTTPConnection:
-    if scheme == "https":  # a pod's certificate names no pod IP: like kube-apiserver, do not verify it
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        return http.client.HTTPSConnection(ip, port, timeout=CONNECT_TIMEOUT, context=ctx)
+    if scheme == "https":
+        return http.client.HTTPSConnection(ip, port, timeout=CONNECT_TIMEOUT, context=_unverified())
     return http.client.HTTPConnection(ip, port, timeout=CONNECT_TIMEOUT)
 
 

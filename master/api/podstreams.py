@@ -12,7 +12,7 @@ certificate (master/api/agentlink.py). A non-101 answer goes back to the
 client as it is (status, the headers that matter, body: a Status the agent
 wrote, or `X-Accepted-Stream-Protocol-Versions` on a failed negotiation); a
 101 goes back verbatim and the request's thread becomes the stream's relay
-(master/api/relay.py) until both ends are done.
+(core/relay.py) until both ends are done.
 
 Authorisation is `create` on `pods/exec`, `pods/attach` and `pods/portforward`
 whatever the method (a WebSocket handshake is a GET: authorising it as `get`
@@ -33,9 +33,9 @@ from urllib.parse import parse_qs, quote
 
 from flask import Response
 
-from core import errors
+from core import errors, relay
 from core.httpserver import HIJACK_KEY, Hijacked
-from master.api import agentlink, relay
+from master.api import agentlink
 from master.registry.context import ApiContext
 from master.registry.resource import ResourceType
 from master.registry.verbs import Handlers
@@ -135,6 +135,24 @@ def handle(ctx: ApiContext, handlers: Handlers, rt: ResourceType, ns: str, name:
         ctx.stream_slots.release(node)
 
 
+def switch(environ: Obj, upstream: ssl.SSLSocket, head: agentlink.Head, first: bytes, idle_timeout: float,
+           stopping: threading.Event, write_timeout: float, what: str) -> None:
+    """After an upstream `101`: take the client's connection over, give it the upstream's head verbatim, and
+    relay both ways until the stream ends (the caller closes `upstream`)."""
+    hijack = environ.get(HIJACK_KEY)
+    if hijack is None:  # not under core.httpserver (Flask's test client): nothing to relay on
+        raise errors.InternalError(message="this server cannot switch protocols")
+    taken: Hijacked = hijack()
+    client = taken.sock
+    try:
+        client.settimeout(write_timeout)
+        client.sendall(head.raw)
+        ending = relay.relay(client, taken.buffered, upstream, first, idle_timeout, stopping)
+        log.debug("stream %s ended: %s", what, ending.value)
+    except OSError:
+        pass
+
+
 def _relay(ctx: ApiContext, ep: agentlink.AgentEndpoint, environ: Obj, target: str,
            stopping: threading.Event) -> Response:
     agent = agentlink.connect(ctx, ep, ctx.settings.agent_connect_timeout)
@@ -149,18 +167,8 @@ def _relay(ctx: ApiContext, ep: agentlink.AgentEndpoint, environ: Obj, target: s
             body = agentlink.read_body(agent, head, first, HEAD_TIMEOUT, REFUSAL_LIMIT)
             headers = [(k, v) for k, v in head.headers if k.title() in PASSED_BACK]
             return Response(body, status=f"{head.code} {head.reason}".strip(), headers=headers)
-        hijack = environ.get(HIJACK_KEY)
-        if hijack is None:  # not under core.httpserver (Flask's test client): nothing to relay on
-            raise errors.InternalError(message="this server cannot switch protocols")
-        taken: Hijacked = hijack()
-        client = taken.sock
-        try:
-            client.settimeout(ctx.settings.agent_connect_timeout)
-            client.sendall(head.raw)
-            ending = relay.relay(client, taken.buffered, agent, first, ctx.settings.stream_idle_timeout, stopping)
-            log.debug("stream %s to node %s ended: %s", target.split("?")[0], ep.node, ending.value)
-        except OSError:
-            pass
+        switch(environ, agent, head, first, ctx.settings.stream_idle_timeout, stopping,
+               ctx.settings.agent_connect_timeout, f"{target.split('?')[0]} on node {ep.node}")
         return Response(b"", status=101)
     finally:
         with contextlib.suppress(OSError):

@@ -22,7 +22,8 @@ streamed back as it arrives, each read waiting at most `READ_TIMEOUT` and the
 whole at most `MAX_RESPONSE` bytes and `MAX_TIME` seconds; a path-absolute
 `Location` is rewritten under the proxy prefix so redirects stay in it.
 An empty sub-path on GET or HEAD is redirected to `…/proxy/` (301), as Kubernetes does.
-Upgrades (WebSocket) are not carried through the proxy subresources; a 400 says so.
+An upgrade (a WebSocket to a dashboard in a pod) passes through as kube-apiserver passes it: the agent relays
+it to the pod, the master relays it to the agent (core/relay.py), counted as a stream of that board.
 
 Authorisation is the request's verb on `pods/proxy`, `services/proxy` or
 `nodes/proxy` (GET/HEAD/OPTIONS get, POST create, PUT update, PATCH patch,
@@ -45,7 +46,7 @@ from flask import Response
 
 from core import errors
 from master.api import agentlink
-from master.api.podstreams import is_upgrade
+from master.api.podstreams import is_upgrade, switch
 from master.api.streaming import STREAM_HEADER
 from master.registry.context import ApiContext
 from master.registry.resource import ResourceType
@@ -168,22 +169,42 @@ def handle(ctx: ApiContext, handlers: Handlers, rt: ResourceType, ns: str, name:
     query = str(environ.get("QUERY_STRING") or "")
     if not rest and method in ("GET", "HEAD"):
         return Response(b"", status=301, headers={"Location": prefix + "/" + (f"?{query}" if query else "")})
-    if is_upgrade(environ):
-        raise errors.BadRequest(message="pikube does not carry protocol upgrades (WebSocket) through the proxy "
-                                        "subresources; use kubectl port-forward")
+    upgrade = is_upgrade(environ)
     if rt.kind == "Pod":
         where = _pod_target(ctx, handlers, ns, target_name, scheme, port, rest)
     elif rt.kind == "Service":
         where = _service_target(ctx, handlers, ns, target_name, scheme, port, rest)
     else:
         where = _node_target(ctx, target_name, port, rest)
-    body = _request_body(environ, ctx.settings.max_body_bytes)
+    body = b"" if upgrade else _request_body(environ, ctx.settings.max_body_bytes)
     headers = [(k, v) for k, v in _client_headers(environ) if k.lower() not in _HOP]
-    headers += [("X-Forwarded-Uri", str(environ.get("RAW_URI") or "")), ("Connection", "close")]
+    headers.append(("X-Forwarded-Uri", str(environ.get("RAW_URI") or "")))
+    if upgrade:
+        headers += [("Connection", "Upgrade"), ("Upgrade", str(environ.get("HTTP_UPGRADE")))]
+    else:
+        headers.append(("Connection", "close"))
     ep = agentlink.node_endpoint(ctx, where.node, f'of {rt.kind.lower()} "{target_name}"')
+    if not upgrade:
+        return _forward(ctx, ep, method, where.agent_path + (f"?{query}" if query else ""), headers, body, rt,
+                        target_name, prefix)
+    s = ctx.settings
+    if not ctx.stream_slots.acquire(where.node, s.max_streams_per_node):
+        raise errors.TooManyRequests(message=f'too many streams to node "{where.node}" at once '
+                                             f"({s.max_streams_per_node}); try again later", retry_after=1)
+    try:
+        return _forward(ctx, ep, method, where.agent_path + (f"?{query}" if query else ""), headers, body, rt,
+                        target_name, prefix, environ, stopping)
+    finally:
+        ctx.stream_slots.release(where.node)
+
+
+def _forward(ctx: ApiContext, ep: agentlink.AgentEndpoint, method: str, target: str, headers: list[tuple[str, str]],
+             body: bytes, rt: ResourceType, target_name: str, prefix: str, upgrade_environ: Obj | None = None,
+             stopping: threading.Event | None = None) -> Response:
+    """Send the request through the agent; the answer streamed back, or after a `101` the relayed stream."""
     agent = agentlink.connect(ctx, ep, ctx.settings.agent_connect_timeout)
     try:
-        agentlink.send_request(agent, method, where.agent_path + (f"?{query}" if query else ""), ep, headers, body)
+        agentlink.send_request(agent, method, target, ep, headers, body)
         head, first = agentlink.read_head(agent, ep, HEAD_TIMEOUT)
     except (OSError, ssl.SSLError) as exc:
         agent.close()
@@ -191,6 +212,15 @@ def handle(ctx: ApiContext, handlers: Handlers, rt: ResourceType, ns: str, name:
     except errors.ApiError:
         agent.close()
         raise
+    if upgrade_environ is not None and head.code == 101 and not head.get(ERROR_HEADER):
+        try:
+            switch(upgrade_environ, agent, head, first, ctx.settings.stream_idle_timeout,
+                   stopping or threading.Event(), ctx.settings.agent_connect_timeout,
+                   f"{rt.plural}/{target_name}/proxy on node {ep.node}")
+        finally:
+            with contextlib.suppress(OSError):
+                agent.close()
+        return Response(b"", status=101)
     if head.get(ERROR_HEADER):
         text = agentlink.read_body(agent, head, first, READ_TIMEOUT, 4096).decode(errors="replace").strip()
         agent.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import io
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -106,8 +107,6 @@ def test_the_agents_own_refusals_are_marked(path: str, code: str, text: str) -> 
 
 
 def test_a_port_nobody_listens_on_is_a_marked_502() -> None:
-    import socket
-
     with socket.create_server(("127.0.0.1", 0)) as s:
         port = s.getsockname()[1]
     status, headers, body = call(f"/podProxy/default/web/http/{port}/")
@@ -121,3 +120,57 @@ def test_a_body_over_the_limit_is_refused_unread() -> None:
     got: dict[str, str] = {}
     out = b"".join(podproxy.serve(env, lambda s, h: got.setdefault("s", s), find_pod))
     assert got["s"].startswith("413") and b"larger than" in out
+
+
+class RawPod:
+    """A pod that answers an upgrade with a 101 and then echoes, on a raw socket; it records the request head."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.head = b""
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        conn, _ = self.listener.accept()
+        with conn:
+            conn.settimeout(10)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(4096)
+            self.head, _, rest = data.partition(b"\r\n\r\n")
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+                         + rest)
+            while chunk := conn.recv(65536):
+                conn.sendall(chunk)
+            conn.sendall(b"pod says bye")
+
+
+def test_an_upgrade_is_relayed_to_the_pod_and_back() -> None:
+    from core.httpserver import Server
+
+    pod = RawPod()
+    server = Server(lambda env, sr: podproxy.serve(env, sr, find_pod), "127.0.0.1", 0, name="agent-under-test")
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            s.sendall(f"GET /podProxy/default/web/http/{pod.port}/ws?x=1 HTTP/1.1\r\nHost: agent\r\n"
+                      "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n"
+                      "Authorization: Bearer no\r\n\r\nfirst".encode())
+            got = b""
+            while b"first" not in got:
+                got += s.recv(65536)
+            assert got.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")  # the pod's head, verbatim
+            s.sendall(b" second")
+            while b"second" not in got:
+                got += s.recv(65536)
+            s.shutdown(socket.SHUT_WR)  # plain TCP here: a FIN is the half-close
+            while chunk := s.recv(65536):
+                got += chunk
+        assert got.endswith(b"first second" + b"pod says bye")
+        head = pod.head.decode()
+        assert head.startswith("GET /ws?x=1 HTTP/1.1\r\n")
+        assert "Upgrade: websocket" in head and "Sec-Websocket-Key: k" in head
+        assert "Authorization" not in head
+    finally:
+        server.stop()

@@ -30,7 +30,7 @@ import pytest
 import requests
 
 from core.httpserver import HIJACK_KEY, Hijacked, Limits, Server
-from master.api.relay import half_close
+from core.relay import half_close
 from tests.master.conftest import RunningMaster, kubectl, start_master
 from tests.master.test_stream_disconnect import held, settled_thread_count, thread_count, wait_for
 
@@ -241,8 +241,9 @@ def make_pod(master: RunningMaster, admin: requests.Session, name: str, node: st
     pod = {"metadata": {"name": name, "annotations": annotations or {}}, "spec": spec}
     resp = admin.post(f"{master.url}/api/v1/namespaces/{NS}/pods", json=pod)
     assert resp.status_code == 201, resp.text
-    admin.patch(f"{master.url}/api/v1/namespaces/{NS}/pods/{name}/status", data=json.dumps(
-        {"status": {"phase": phase}}), headers={"Content-Type": "application/merge-patch+json"}).raise_for_status()
+    status = {"status": {"phase": phase, "podIP": "10.244.9.9"}}
+    admin.patch(f"{master.url}/api/v1/namespaces/{NS}/pods/{name}/status", data=json.dumps(status),
+                headers={"Content-Type": "application/merge-patch+json"}).raise_for_status()
 
 
 @pytest.fixture(scope="module")
@@ -362,6 +363,25 @@ def test_the_python_clients_stream_goes_through_the_master(master: RunningMaster
     got = agent.requests[before]
     assert got["method"] == "GET" and got["target"].startswith(f"/exec/{NS}/web/app?command=ws-hello&")
     assert "v4.channel.k8s.io" in got["headers"]["HTTP_SEC_WEBSOCKET_PROTOCOL"]
+
+
+def test_a_websocket_through_the_pod_proxy_is_relayed_too(master: RunningMaster, agent: FakeAgent) -> None:
+    """kube-apiserver passes upgrades through the proxy subresources (a dashboard's WebSocket); so does pikube,
+    through the agent of the pod's board (which relays it on to the pod: tests/agent/test_podproxy.py)."""
+    before = len(agent.requests)
+    up = Upgrade(master, f"/api/v1/namespaces/{NS}/pods/web:8080/proxy/ws?x=1", "GET",
+                 [*ws_headers("chat"), ("Authorization", "Bearer not-for-the-pod")])
+    assert up.code == 101, up.buf
+    assert up.read_exactly(5) == b"hello"
+    up.sock.sendall(b"over the proxy")
+    assert up.read_exactly(14) == b"over the proxy"
+    up.half_close()
+    assert up.read_to_end() == b"BYE"
+    up.close()
+    got = agent.requests[before]
+    assert got["method"] == "GET" and got["target"] == f"/podProxy/{NS}/web/http/8080/ws?x=1"
+    assert got["headers"]["HTTP_SEC_WEBSOCKET_PROTOCOL"] == "chat" and got["headers"]["HTTP_UPGRADE"] == "websocket"
+    assert "HTTP_AUTHORIZATION" not in got["headers"]
 
 
 def test_a_refusal_of_the_agent_is_passed_back_as_it_is(master: RunningMaster, agent: FakeAgent) -> None:

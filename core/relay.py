@@ -6,7 +6,9 @@ agent and back, as kube-apiserver's upgrade-aware proxy does (the protocols,
 SPDY or WebSocket, are spoken by the agent alone). kube-apiserver spends two
 goroutines per stream; a Python thread costs ~8 MiB of address space and a
 scheduler slot on a 1 GB board, so here one thread — the request's own —
-serves both directions with poll(2) over two non-blocking sockets.
+serves both directions with poll(2) over two non-blocking sockets. It sits in
+`core` because the agent needs the same: a WebSocket through the proxy
+subresources is relayed by the master to the agent and by the agent to the pod.
 
 What the loop guarantees:
 - backpressure per direction: at most `BUFFER` bytes wait for a slow reader,
@@ -39,7 +41,7 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 
-from master.api import tls as _tls
+from core import tlsclose as _tls
 
 BUFFER = 256 * 1024  # bytes one direction may hold for a reader that is slow
 CHUNK = 64 * 1024

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from master.api import relay, tls
+from core import relay
+from core import tlsclose as tls
 from master.pki import ensure_pki
 
 Pair = tuple[ssl.SSLSocket, ssl.SSLSocket]
