@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from tests.network.conftest import HTTP_PORT, NetCluster, assert_root_untouched,
 pytestmark = pytest.mark.integration
 PODS = "/api/v1/namespaces/default/pods"
 SERVICES = "/api/v1/namespaces/default/services"
+WS_PORT = 9000
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +40,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory, docker_engine: Any, docker_cli
                     board_names=("b1", "b2")) as c:
         c.create_pod("web-b2", "b2", {"app": "web"}, ports=[{"containerPort": HTTP_PORT, "name": "http"}])
         c.create_pod("plain-b2", "b2", {"app": "plain"})  # declares no port: its proxy goes to port 80
+        # A raw "upgrade" server: answers any request with a 101, then echoes everything (the request head too).
+        switch = "printf 'HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: echo\\r\\nConnection: Upgrade\\r\\n\\r\\n'"
+        c.create_pod("ws-b2", "b2", {"app": "ws"}, command=["nc", "-ll", "-p", str(WS_PORT), "-e", "sh", "-c",
+                                                             f"{switch}; exec cat"], ready_port=WS_PORT)
         c.service("web", {"app": "web"}, 80, HTTP_PORT)
-        c.wait_ready("web-b2", "plain-b2")
+        c.wait_ready("web-b2", "plain-b2", "ws-b2")
         wait_for("the service's endpoint", lambda: c.endpoint_ips("web"), 30)
         yield c
 
@@ -111,6 +117,24 @@ def test_bad_targets_get_a_clear_status(proxy: KubectlProxy, lab: NetCluster) ->
         assert resp.status_code == code, (path, resp.text)
         status = resp.json()
         assert status["kind"] == "Status" and message.search(status["message"]), (path, status)
+
+
+def test_an_upgrade_through_kubectl_proxy_reaches_the_pod(proxy: KubectlProxy, lab: NetCluster) -> None:
+    """A WebSocket-like upgrade: kubectl proxy → master → b2's agent → the pod, and the pod's bytes back."""
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=20) as s:
+        s.sendall(f"GET {PODS}/ws-b2:{WS_PORT}/proxy/socket HTTP/1.1\r\nHost: localhost\r\n"
+                  "Connection: Upgrade\r\nUpgrade: echo\r\n\r\n".encode())
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += s.recv(65536)
+        assert got.startswith(b"HTTP/1.1 101 Switching Protocols"), got
+        marker = b"through four hops and back"
+        s.sendall(marker)
+        while marker not in got:
+            data = s.recv(65536)
+            assert data, got
+            got += data
+        assert b"GET /socket HTTP/1.1" in got  # the pod echoed the request head the agent sent it
 
 
 def test_node_proxy_reaches_the_agent_itself(lab: NetCluster) -> None:
