@@ -45,7 +45,7 @@ from core import tlsclose as _tls
 
 BUFFER = 256 * 1024  # bytes one direction may hold for a reader that is slow
 CHUNK = 64 * 1024
-SEND_CHUNK = 16 * 1024  # one TLS record's worth per send
+SEND_CHUNK = 64 * 1024  # per send: OpenSSL cuts it into 16 KiB records itself; fewer rounds of the loop
 TICK = 0.5  # how often a quiet stream looks at its idle deadline and at `stopping`
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
