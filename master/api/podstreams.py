@@ -51,7 +51,8 @@ PROTOCOL_HEADER = "X-Stream-Protocol-Version"
 PASSED_BACK = ("Content-Type", "X-Accepted-Stream-Protocol-Versions", "Retry-After", "Warning", "Sec-WebSocket-Version")
 HEAD_TIMEOUT = 30.0  # the agent's answer to the handshake (it looks up the container first)
 REFUSAL_LIMIT = 64 * 1024  # a refusal's body
-_VERB = {"exec": "exec", "attach": "attach to", "portforward": "forward ports of"}
+# kubectl's own wording ("cannot exec into a container in a completed pod; current phase is Succeeded").
+_VERB = {"exec": "exec into", "attach": "attach to", "portforward": "forward ports to"}
 
 
 def is_upgrade(environ: Obj) -> bool:
@@ -85,11 +86,11 @@ def check_pod(pod: Obj, name: str, sub: str) -> str:
     if not node:
         raise errors.BadRequest(message=f"pod {name} does not have a host assigned")
     if phase in ("Succeeded", "Failed"):
-        raise errors.BadRequest(message=f"cannot {_VERB[sub]} a container in a completed pod; "
-                                        f"current phase is {phase}")
+        what = "a completed pod" if sub == "portforward" else "a container in a completed pod"
+        raise errors.BadRequest(message=f"cannot {_VERB[sub]} {what}; current phase is {phase}")
     if phase != "Running":
         raise errors.BadRequest(message=f"pod {name} is not running yet (phase {phase}): cannot {_VERB[sub]} "
-                                        "its containers until it runs")
+                                        "it until it runs")
     return node
 
 

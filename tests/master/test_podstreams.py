@@ -410,7 +410,8 @@ def test_kubectl_prints_what_the_agent_answers(master: RunningMaster, agent: Fak
 
 @pytest.mark.parametrize(("path", "code", "message"), [
     ("pods/nobody/exec?command=x", 404, 'pods "nobody" not found'),
-    ("pods/done/exec?command=x", 400, "cannot exec a container in a completed pod; current phase is Succeeded"),
+    ("pods/done/exec?command=x", 400, "cannot exec into a container in a completed pod; current phase is Succeeded"),
+    ("pods/done/portforward", 400, "cannot forward ports to a completed pod; current phase is Succeeded"),
     ("pods/done/attach", 400, "cannot attach to a container in a completed pod; current phase is Succeeded"),
     ("pods/starting/exec?command=x", 400, "pod starting is not running yet (phase Pending)"),
     ("pods/unscheduled/portforward", 400, "pod unscheduled does not have a host assigned"),
