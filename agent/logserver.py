@@ -1,7 +1,8 @@
-"""The agent's HTTPS log endpoint (10250), which the master proxies `kubectl logs` to, served by `core.httpserver`.
+"""The agent's HTTPS endpoint (10250), which the master proxies `kubectl logs`, exec, attach, cp and port-forward to.
 
 `GET /containerLogs/<namespace>/<pod>/<container>?follow=&tailLines=&previous=&timestamps=&sinceSeconds=`
-as the kubelet serves it. Only the master may call it: the client must present a
+as the kubelet serves it; `/exec/...`, `/attach/...` and `/portforward/...` go to
+`agent.streams.handler` (WebSocket or SPDY upgrades). Only the master may call it: the client must present a
 certificate from the cluster CA in the group `system:masters` (nodes, in
 `system:nodes`, are refused). The server's own certificate is self-signed; the
 master pins its sha256, which the agent publishes on its Node.
@@ -22,6 +23,7 @@ from urllib.parse import parse_qs, unquote
 from agent import podproxy
 from agent.runtime import labels as L
 from agent.runtime.docker import Container, DockerRuntime, RuntimeError_
+from agent.streams.handler import SocketIn, StreamHandler, StreamLimits
 from core.httpserver import SOCKET_KEY, Limits, Server
 
 log = logging.getLogger(__name__)
@@ -59,16 +61,20 @@ def pick(found: list[Container], name: str, previous: bool) -> Container:
 
 class LogServer:
     def __init__(self, runtime: DockerRuntime, find_pod: Callable[[str, str], Obj | None], bind: str, port: int,
-                 cert: str, key: str, ca: str) -> None:
+                 cert: str, key: str, ca: str, socket_in: SocketIn, stream_limits: StreamLimits | None = None) -> None:
         self.runtime, self.find_pod = runtime, find_pod
+        stream_limits = stream_limits or StreamLimits()
+        self.streams = StreamHandler(runtime, find_pod, socket_in, stream_limits)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(cert, key)
         ctx.load_verify_locations(cafile=ca)
         ctx.verify_mode = ssl.CERT_REQUIRED
-        # Only the master(s) call this port: a few connections, and nobody else gets past the handshake.
+        # Only the master(s) call this port: a few connections, and nobody else gets past the handshake. Each
+        # stream holds a connection, so the connection caps stay above the stream cap (a 429 needs a connection).
+        conns = stream_limits.max_streams + 32
         self.server = Server(self.wsgi, bind, port, ssl_context=ctx, name="logserver",
-                             limits=Limits(max_connections=64, max_per_client=32, max_header_bytes=64 * 1024))
+                             limits=Limits(max_connections=conns, max_per_client=conns, max_header_bytes=64 * 1024))
         self.server.bind()
 
     @property
@@ -86,6 +92,8 @@ class LogServer:
             return _error(start_response, 403, "only the master may read logs from this node")
         if podproxy.handles(environ["PATH_INFO"]):
             return podproxy.serve(environ, start_response, self.find_pod)
+        if self.streams.serves(environ["PATH_INFO"]):
+            return self.streams(environ, start_response)
         if environ["REQUEST_METHOD"] != "GET":
             return _error(start_response, 405, "only GET is served here")
         query = parse_qs(environ.get("QUERY_STRING", ""))

@@ -24,6 +24,8 @@ from agent.kubelet.backoff import Backoff
 from agent.kubelet.events import EventRecorder
 from agent.kubelet.failures import Complaints, describe
 from agent.kubelet.images import ImagePuller
+from agent.kubelet.netns import pid_netns as pod_netns
+from agent.kubelet.netns import socket_in as pod_socket_in
 from agent.kubelet.node import NodeIdentity, NodeReporter
 from agent.kubelet.objects import ObjectCache, references
 from agent.kubelet.podnetwork import IsolatedNetwork, PodNetwork
@@ -36,6 +38,7 @@ from agent.kubelet.volumes import VolumeManager
 from agent.logserver import LogServer
 from agent.runtime import localimages
 from agent.runtime.docker import DockerRuntime, RuntimeError_
+from agent.streams.handler import StreamLimits
 from core import errors, jointoken
 from core.settings import AgentSettings
 from core.workqueue import WorkQueue
@@ -129,7 +132,9 @@ class Agent:
             forget_pause_image=self._pause_present.clear, clock=time.time, service_env=links.env,
             runtime_error=self.health.error, refresh_objects=self.objects.expire))
         self.logs = LogServer(self.runtime, self.source.find, s.log_bind, s.log_port, str(serving.cert),
-                              str(serving.key), str(credentials.ca_path(s.data_dir)))
+                              str(serving.key), str(credentials.ca_path(s.data_dir)),
+                              lambda pid: pod_socket_in(pod_netns(pid)),
+                              StreamLimits(s.max_streams, s.streaming_idle_timeout_seconds))
         self.events.start()
         self.probes.start()
         self.logs.start()

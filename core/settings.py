@@ -105,6 +105,10 @@ class AgentSettings:
     # HTTPS log endpoint the master proxies `kubectl logs` to.
     log_bind: str = "0.0.0.0"
     log_port: int = 10250
+    # exec/attach/port-forward on the log server: a stream idle this long ends (the kubelet's
+    # --streaming-connection-idle-timeout, 4 h); beyond max_streams concurrent streams a new one gets 429.
+    streaming_idle_timeout_seconds: float = 4 * 3600.0
+    max_streams: int = 32
     # Image holding each pod's namespaces; "" = pikube/pause of this version (made from busybox if missing).
     pause_image: str = ""
     # "none": pods keep the pause container's own isolated network namespace; "bridge": pikube0 + a veth

@@ -34,7 +34,7 @@ BUSYBOX_VERSION_LABEL = "org.pikube.busybox-version"
 # PID 1 ignores signals it has no handler for, so the trap is what makes it stoppable;
 # `wait` returns as soon as a trapped signal arrives.
 PAUSE_SCRIPT = "trap 'exit 0' TERM INT; while :; do sleep 86400 & wait $!; done"
-REQUIRED_APPLETS = ("sh", "sleep", "wget", "nc", "httpd", "ping", "ip")
+REQUIRED_APPLETS = ("sh", "sleep", "wget", "nc", "httpd", "ping", "ip", "tar", "cat")  # tar: kubectl cp
 
 _ENV = "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _FILES = {

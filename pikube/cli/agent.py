@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import socket
 import sys
 from collections.abc import Mapping
@@ -41,6 +42,11 @@ def register(sub: Any) -> None:
                    help="with --pod-network bridge: routes between boards (host-gw) or a vxlan overlay; "
                         "the same on every board of a cluster")
     p.add_argument("--max-pods", type=int, default=110)
+    p.add_argument("--streaming-connection-idle-timeout", default="4h", metavar="DURATION",
+                   help="end an exec/attach/port-forward stream with no bytes either way for this long "
+                        "(Go duration: 4h, 30m, 1h30m0s, 90s; as the kubelet's flag)")
+    p.add_argument("--max-streams", type=int, default=32,
+                   help="concurrent exec/attach/port-forward streams on this board (beyond: 429)")
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=_run)
@@ -71,11 +77,32 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         labels.append((key, value))
     if not 1 <= args.log_port <= 65535:
         raise CliError(f"--log-port must be between 1 and 65535, not {args.log_port}")
+    idle = go_duration(args.streaming_connection_idle_timeout)
+    if idle is None or idle <= 0:
+        raise CliError(f"--streaming-connection-idle-timeout takes a duration such as 4h or 30m, "
+                       f"not {args.streaming_connection_idle_timeout!r}")
+    if args.max_streams < 1:
+        raise CliError(f"--max-streams must be at least 1, not {args.max_streams}")
     return AgentSettings(server=server, node_name=node_name, data_dir=args.data_dir, token=layers.token(args.token),
                          docker_host=args.docker_host, master_board=args.master_board, node_ip=args.node_ip,
                          node_labels=tuple(labels), log_bind=args.log_bind, log_port=args.log_port,
                          pause_image=args.pause_image, pod_network=args.pod_network, backend=args.backend,
-                         max_pods=args.max_pods, workers=args.workers)
+                         max_pods=args.max_pods, workers=args.workers, streaming_idle_timeout_seconds=idle,
+                         max_streams=args.max_streams)
+
+
+def go_duration(text: str) -> float | None:
+    """Seconds in a Go duration ("4h0m0s", "30m", "1.5h", "90s"; a bare number is seconds), None if not one."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(n) * units[u] for n, u in parts)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -1,0 +1,1 @@
+"""The agent's stream endpoints: exec, attach and port-forward into pods, as the kubelet serves them."""
