@@ -180,7 +180,7 @@ class SpdyClient:
 
     def collect(self, sids: dict[int, str], until_fin: set[int], timeout: float = 30.0) -> dict[str, bytes]:
         """Data per stream name until every stream in `until_fin` saw FIN (or the connection ended)."""
-        out = {name: b"" for name in sids.values()}
+        out = {name: bytearray() for name in sids.values()}
         fins: set[int] = set()
         deadline = time.monotonic() + timeout
         done = 0
@@ -193,8 +193,10 @@ class SpdyClient:
                 elif isinstance(f, spdy.RstStream):
                     fins.add(f.stream_id)
             done = len(self.frames)
+            del self.frames[:done]
+            done = 0
             if until_fin <= fins or self.closed or time.monotonic() > deadline:
-                return out
+                return {k: bytes(v) for k, v in out.items()}
             self.pump(max(0.1, deadline - time.monotonic()))
 
 

@@ -68,6 +68,11 @@ def agent(docker_client: Any, docker_engine: Any, dev_images: Any, container_lab
             detach=True, name=f"k8s_app_{POD}_{uid[:8]}", network_mode=f"container:{sandbox.id}",
             labels={**base, L.KIND: "app", L.CONTAINER_NAME: "app", L.RESTART_COUNT: "0"})
         made.append(app)
+        echo = docker_client.containers.run(
+            dev_images.busybox, ["cat"], detach=True, stdin_open=True, name=f"k8s_echo_{POD}_{uid[:8]}",
+            network_mode=f"container:{sandbox.id}",
+            labels={**base, L.KIND: "app", L.CONTAINER_NAME: "echo", L.RESTART_COUNT: "0"})
+        made.append(echo)
         done = docker_client.containers.run(
             dev_images.busybox, ["true"], detach=True, name=f"k8s_done_{POD}_{uid[:8]}",
             network_mode=f"container:{sandbox.id}",
@@ -76,7 +81,7 @@ def agent(docker_client: Any, docker_engine: Any, dev_images: Any, container_lab
         done.wait(timeout=30)
         runtime = DockerRuntime(docker_engine.host, NODE)
         pod = {"metadata": {"name": POD, "namespace": NS, "uid": uid},
-               "spec": {"containers": [{"name": "app"}, {"name": "done"}]}}
+               "spec": {"containers": [{"name": "app"}, {"name": "echo"}, {"name": "done"}]}}
 
         def find(ns: str, name: str) -> dict[str, Any] | None:
             return pod if (ns, name) == (NS, POD) else None
