@@ -182,13 +182,17 @@ def success_status() -> bytes:
 
 
 def exit_status(code: int) -> bytes:
-    """The v4/v5 Status for a command that ended with `code` (Success for 0); the ExitCode cause comes first."""
+    """The v4/v5 Status for a command that ended with `code` (Success for 0); the ExitCode cause comes first.
+
+    A cause's type is spelled `reason` on the wire (Go's metav1.StatusCause: `Type ... json:"reason"`);
+    kubectl says "no ExitCode cause given" for a `type` key.
+    """
     if code == 0:
         return success_status()
     return json.dumps({
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
         "message": f"command terminated with non-zero exit code: error executing command, exit status {code}",
-        "reason": "NonZeroExitCode", "details": {"causes": [{"type": "ExitCode", "message": str(code)}]},
+        "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
     }).encode()
 
 

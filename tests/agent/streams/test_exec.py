@@ -37,7 +37,7 @@ def test_websocket_exec_stdout_stderr_and_exit_code(agent: Agent, protocol: str)
                       offer=f"{protocol}" if protocol == channels.V4 else "v5.channel.k8s.io,v4.channel.k8s.io")
     assert res.stdout == b"out\n" and res.stderr == b"err\n"  # type: ignore[attr-defined]
     assert res.exit_code == 3 and res.status["reason"] == "NonZeroExitCode"  # type: ignore[attr-defined]
-    assert res.status["details"]["causes"][0] == {"type": "ExitCode", "message": "3"}  # type: ignore[attr-defined]
+    assert res.status["details"]["causes"][0] == {"reason": "ExitCode", "message": "3"}  # type: ignore[attr-defined]
     assert res.close_code == 1000  # type: ignore[attr-defined]
 
 
