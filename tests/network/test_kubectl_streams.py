@@ -112,13 +112,13 @@ def test_cp_in_and_out(lab: NetCluster, mode: str, tmp_path: Path) -> None:
 
 
 class PortForward:
-    def __init__(self, lab: NetCluster, mode: str, target: str) -> None:
+    def __init__(self, lab: NetCluster, mode: str, target: str, remote: int) -> None:
         which, extra = MODES[mode]
         env = {**os.environ, "HOME": str(lab.workdir), **extra}
         env.pop("KUBECONFIG", None)
         self.port = free_port()
         self.proc = subprocess.Popen([kubectl_path(which), "--kubeconfig", str(lab.master.kubeconfig),
-                                      "port-forward", target, f"{self.port}:{HTTP_PORT}"],
+                                      "port-forward", target, f"{self.port}:{remote}"],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -146,7 +146,7 @@ class PortForward:
 def test_port_forward_http_and_50mb(lab: NetCluster, mode: str, big_sum: str, target: str) -> None:
     if target == "svc/web" and lab.get("/api/v1/namespaces/default/services/web") is None:
         lab.service("web", {"app": "web"}, 80, HTTP_PORT)
-    pf = PortForward(lab, mode, target if target.startswith("pod") else "svc/web")
+    pf = PortForward(lab, mode, target, HTTP_PORT if target.startswith("pod/") else 80)  # svc: the service's port
     try:
         assert pf.get("/index.html").strip() == b"web-b2"
         start = time.monotonic()
@@ -187,7 +187,7 @@ def test_python_client_stream_and_portforward(lab: NetCluster) -> None:
 
 def test_streams_leave_the_agent_threads(lab: NetCluster) -> None:
     """The agent's thread count after many execs is where it started (read from /proc)."""
-    pid = lab.agents["b2"].pid()
+    pid = lab.agents["b2"].pid
 
     def threads() -> int:
         # `ip netns exec` execs the agent: the process id is the agent's own
