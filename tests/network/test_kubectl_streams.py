@@ -26,8 +26,8 @@ from tests.network.conftest import HTTP_PORT, NetCluster, cluster_up, wait_for
 
 pytestmark = pytest.mark.integration
 BIG = 50 * 1024 * 1024
-MODES = {"1.20-spdy": ("old", {}), "1.33-websocket": ("new", {}),
-         "1.33-spdy": ("new", {"KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false", "KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"})}
+NO_WEBSOCKETS = {"KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false", "KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"}
+MODES = {"1.20-spdy": ("old", {}), "1.33-websocket": ("new", {}), "1.33-spdy": ("new", NO_WEBSOCKETS)}
 
 
 @pytest.fixture(scope="module")
