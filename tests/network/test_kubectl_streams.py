@@ -198,3 +198,30 @@ def test_streams_leave_the_agent_threads(lab: NetCluster) -> None:
     for _ in range(20):
         assert kubectl(lab, "1.33-websocket", "exec", "web-b2", "--", "true").returncode == 0
     wait_for("the agent's threads back to where they were", lambda: threads() <= before or None, 10)
+
+
+def _reader_pod(lab: NetCluster, name: str) -> None:
+    """A pod whose one container reads a line from its stdin, answers it and exits."""
+    lab.api("POST", "/api/v1/namespaces/default/pods", {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"nodeName": lab.node("b2"), "restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+                 "containers": [{"name": "main", "image": lab.images.busybox, "stdin": True,
+                                 "command": ["sh", "-c", "read line; echo got:$line"]}]}})
+
+    def running() -> bool | None:
+        pod = lab.pod(name) or {}
+        return (pod.get("status") or {}).get("phase") == "Running" or None
+
+    wait_for(f"{name} running", running, 60)
+
+
+def test_attach_and_run_it_rm(lab: NetCluster, mode: str) -> None:
+    name = f"reader-{mode.replace('.', '-')}"
+    _reader_pod(lab, name)
+    att = kubectl(lab, mode, "attach", "-i", name, input=b"hello\n")
+    assert att.returncode == 0 and b"got:hello" in att.stdout, att
+    overrides = '{"apiVersion": "v1", "spec": {"nodeName": "%s"}}' % lab.node("b2")
+    run = kubectl(lab, mode, "run", f"once-{mode.replace('.', '-')}", f"--image={lab.images.busybox}",
+                  "--restart=Never", "-i", "--rm", f"--overrides={overrides}", "--", "sh", "-c",
+                  "read line; echo ran:$line", input=b"there\n", timeout=90)
+    assert run.returncode == 0 and b"ran:there" in run.stdout, run
