@@ -14,8 +14,8 @@ import select
 import socket
 import ssl
 
-HIGH_WATER = 256 * 1024
-READ_SIZE = 64 * 1024
+HIGH_WATER = 1024 * 1024
+READ_SIZE = 256 * 1024
 _AGAIN = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 

@@ -29,7 +29,8 @@ EXEC_PROTOCOLS = (V5, V4)  # in order of preference
 PORTFORWARD_TUNNEL = "SPDY/3.1+portforward.k8s.io"
 STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
 CLOSE = 255  # v5: [255, channel] closes that channel
-MAX_CHUNK = 32 * 1024  # the payload of one message we send
+MAX_CHUNK = 32 * 1024  # the payload of one channel message we send
+MAX_RAW_CHUNK = 256 * 1024  # one tunnel message (SPDY bytes): fewer, larger messages cost less per byte
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -157,8 +158,8 @@ class ChannelConnection:
     def send_raw(self, data: bytes) -> None:
         view = memoryview(data)
         while len(view):
-            self._send(BytesMessage(bytes(view[:MAX_CHUNK])))
-            view = view[MAX_CHUNK:]
+            self._send(BytesMessage(bytes(view[:MAX_RAW_CHUNK])))
+            view = view[MAX_RAW_CHUNK:]
 
     def close_channel(self, channel: int) -> None:
         """v5: half-close `channel` (a client sends this for stdin EOF)."""

@@ -25,7 +25,7 @@ FLAG_FIN = 0x01
 FLAG_UNIDIRECTIONAL = 0x02
 # RST_STREAM status codes (draft 3 §2.6.3)
 PROTOCOL_ERROR, INVALID_STREAM, REFUSED_STREAM, UNSUPPORTED_VERSION, CANCEL, INTERNAL_ERROR = 1, 2, 3, 4, 5, 6
-MAX_DATA_CHUNK = 32 * 1024  # what one DATA frame we send carries
+MAX_DATA_CHUNK = 64 * 1024  # what one DATA frame we send carries
 MAX_FRAME = 1 << 20  # the largest frame accepted from a peer (control or data)
 MAX_HEADER_BLOCK = 256 * 1024  # a header block's size once inflated
 MAX_HEADERS = 100
