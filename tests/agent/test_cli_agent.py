@@ -56,3 +56,20 @@ def test_a_malformed_token_is_refused_before_anything_is_sent(tmp_path: Path) ->
     assert proc.returncode == 1
     assert "join token is malformed" in proc.stderr
     assert not (tmp_path / "kubelet.kubeconfig").exists()
+
+
+def test_stream_flags() -> None:
+    from pikube.cli.agent import go_duration
+
+    base = ["agent", "--server", "https://m", "--node-name", "n"]
+    s = settings_from(build_parser().parse_args(base))
+    assert (s.streaming_idle_timeout_seconds, s.max_streams) == (4 * 3600.0, 32)
+    s = settings_from(build_parser().parse_args([*base, "--streaming-connection-idle-timeout", "1h30m0s",
+                                                 "--max-streams", "5"]))
+    assert (s.streaming_idle_timeout_seconds, s.max_streams) == (5400.0, 5)
+    assert [go_duration(t) for t in ("4h0m0s", "30m", "90s", "1.5h", "250ms", "12", "4x", "h", "")] == \
+        [14400.0, 1800.0, 90.0, 5400.0, 0.25, 12.0, None, None, None]
+    for bad in (["--streaming-connection-idle-timeout", "soon"], ["--streaming-connection-idle-timeout", "0s"],
+                ["--max-streams", "0"]):
+        with pytest.raises(CliError):
+            settings_from(build_parser().parse_args([*base, *bad]))

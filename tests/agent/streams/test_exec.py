@@ -168,3 +168,22 @@ def test_cap_on_concurrent_streams_answers_429(agent: Agent) -> None:
         for ans in held:
             assert ans.sock is not None
             ans.sock.close()
+
+
+def test_an_idle_stream_ends_after_the_idle_timeout(agent: Agent) -> None:
+    from agent.streams.handler import StreamLimits
+
+    handler = agent.server.streams
+    saved = handler.limits
+    handler.limits = StreamLimits(max_streams=saved.max_streams, idle_timeout=1.0)
+    try:
+        q = _q(["sleep", "3600"], stdout=True)
+        ans = request(agent.port, agent.admin, "GET", f"/exec/{NS}/{POD}/app?{q}", ws_headers(channels.V5))
+        assert ans.code == 101
+        start = time.monotonic()
+        res = ws_exec(ans, channels.V5, timeout=20)
+        took = time.monotonic() - start
+    finally:
+        handler.limits = saved
+    assert 0.9 <= took < 5, took
+    assert res.status["reason"] == "Timeout" and res.close_code == 1000
