@@ -8,6 +8,7 @@ everything here crossed the master's relay and the agent's stream endpoint.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pty
 import select
@@ -220,7 +221,7 @@ def test_attach_and_run_it_rm(lab: NetCluster, mode: str) -> None:
     _reader_pod(lab, name)
     att = kubectl(lab, mode, "attach", "-i", name, input=b"hello\n")
     assert att.returncode == 0 and b"got:hello" in att.stdout, att
-    overrides = '{"apiVersion": "v1", "spec": {"nodeName": "%s"}}' % lab.node("b2")
+    overrides = json.dumps({"apiVersion": "v1", "spec": {"nodeName": lab.node("b2")}})
     run = kubectl(lab, mode, "run", f"once-{mode.replace('.', '-')}", f"--image={lab.images.busybox}",
                   "--restart=Never", "-i", "--rm", f"--overrides={overrides}", "--", "sh", "-c",
                   "read line; echo ran:$line", input=b"there\n", timeout=90)
