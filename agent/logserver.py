@@ -90,10 +90,10 @@ class LogServer:
     def wsgi(self, environ: Obj, start_response: Callable[..., Any]) -> Iterable[bytes]:
         if not allowed(environ):
             return _error(start_response, 403, "only the master may read logs from this node")
-        if podproxy.handles(environ["PATH_INFO"]):
-            return podproxy.serve(environ, start_response, self.find_pod)
         if self.streams.serves(environ["PATH_INFO"]):
             return self.streams(environ, start_response)
+        if podproxy.handles(environ["PATH_INFO"]):
+            return podproxy.serve(environ, start_response, self.find_pod)
         if environ["REQUEST_METHOD"] != "GET":
             return _error(start_response, 405, "only GET is served here")
         query = parse_qs(environ.get("QUERY_STRING", ""))

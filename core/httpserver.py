@@ -60,7 +60,6 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 SOCKET_KEY = "pikube.socket"  # the connection's socket, for `client_gone` and protocol upgrades
 HIJACKED_KEY = "pikube.hijacked"  # set once the socket was taken over (by HIJACK_KEY, or by hand before it existed)
 HIJACK_KEY = "pikube.hijack"  # a callable: take the connection over for a protocol upgrade (see the docstring)
-UNREAD_KEY = "pikube.unread"  # a callable: the bytes read past the request (an upgraded stream's first bytes)
 CLIENT_LEFT_KEY = "pikube.client_left"  # set by an application whose stream ended because its client left
 _STATUS_TEXT = {400: "Bad Request", 408: "Request Timeout", 413: "Payload Too Large", 414: "URI Too Long",
                 431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented",
@@ -151,12 +150,6 @@ class _Reader:
             if len(self.buf) > limit:
                 raise BadRequest(code, "line too long")
             self._fill(deadline)
-
-    def take(self) -> bytes:
-        """Everything buffered and not read yet (after a 101, the start of the new protocol)."""
-        data = bytes(self.buf)
-        self.buf.clear()
-        return data
 
     def read(self, n: int, deadline: float) -> bytes:
         """Up to `n` bytes (fewer only at end of stream): whatever is buffered, else one receive."""
@@ -575,7 +568,6 @@ class Server:
             return Hijacked(sock, buffered)
 
         env[HIJACK_KEY] = hijack
-        env[UNREAD_KEY] = reader.take
         result: Iterable[bytes] | None = None
         try:
             result = self.app(env, out.start_response)

@@ -5,7 +5,7 @@ request for `/exec`, `/attach` or `/portforward` is checked — the pod is on th
 board, the container exists and runs, the flags make sense, a protocol is in
 common, the board is below its cap of concurrent streams — and any failure is a
 Kubernetes `Status` with its HTTP code. Then the `101` goes out, the server's
-connection is taken over (`HIJACKED_KEY`), and the session runs on the
+connection is taken over (`HIJACK_KEY`), and the session runs on the
 connection's own thread until either side leaves.
 """
 
@@ -22,7 +22,7 @@ from agent.runtime.docker import Container, DockerRuntime
 from agent.streams import engine, portforward, remotecommand
 from agent.streams.request import Negotiated, StreamError, StreamRequest, negotiate, parse
 from agent.streams.transports import SpdyTransport, WebSocketTransport
-from core.httpserver import HIJACKED_KEY, SOCKET_KEY, UNREAD_KEY
+from core.httpserver import HIJACK_KEY
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -66,13 +66,12 @@ class StreamHandler:
                                                ("Content-Length", str(len(body))), *exc.headers])
             return [body]
         try:
-            sock = environ[SOCKET_KEY]
-            environ[HIJACKED_KEY] = True
+            taken = environ[HIJACK_KEY]()  # the connection and any bytes the server read past the request's head
+            sock = taken.sock
             sock.settimeout(10.0)
             head = "HTTP/1.1 101 Switching Protocols\r\n" + "".join(f"{k}: {v}\r\n" for k, v in neg.headers)
             sock.sendall((head + "\r\n").encode("latin-1"))
-            early = environ[UNREAD_KEY]() if UNREAD_KEY in environ else b""
-            self._session(req, neg, target, sock, early)
+            self._session(req, neg, target, sock, taken.buffered)
         except OSError as exc:
             log.debug("stream %s ended: %s", environ["PATH_INFO"], exc)
         finally:
