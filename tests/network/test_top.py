@@ -67,11 +67,30 @@ def test_top_reports_what_the_pods_do(top_cluster: tuple[NetCluster, Path]) -> N
         found = rows(kubectl(config, "new", "top", "pods", "--no-headers"))
         return found if {"burner", "idle", "filler"} <= set(found) else None
 
-    found = wait_for("the three pods in kubectl top pods", pods_listed, 45, 1)
-    # A busy loop: at least 0.8 of a core (the sample is a 15 s window, so a moment of contention averages out).
-    found = wait_for("the burner at full speed", lambda: (f := pods_listed()) and cpu_millis(f["burner"][1]) >= 800
-                     and f, 40, 1) or found
-    assert cpu_millis(found["burner"][1]) >= 800, found["burner"]
+    wait_for("the three pods in kubectl top pods", pods_listed, 45, 1)
+    # The burner's CPU as Docker counts it between two of the agent's samples, against what the second sample
+    # says: a busy loop gets a whole core unless the machine is short of cores (other work beside this test), so
+    # the check is that top reports what the container got — and at least 800m whenever it got most of a core.
+    burner = c.docker.api.containers(filters={"label": ["io.kubernetes.pod.name=burner",
+                                                         "pikube.io/kind=app"]})[0]["Id"]
+
+    def docker_ns() -> int:
+        return int(c.docker.api.stats(burner, stream=False, one_shot=True)["cpu_stats"]["cpu_usage"]["total_usage"])
+
+    def sample_time() -> str:
+        return str((c.get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/burner") or {}).get("timestamp", ""))
+
+    first = wait_for("a sample of the burner", lambda: sample_time() or None, 30, 0.2)
+    t0, n0 = time.monotonic(), docker_ns()
+    wait_for("the next sample", lambda: sample_time() not in ("", first), 30, 0.2)
+    got = (docker_ns() - n0) / (time.monotonic() - t0) / 1e6  # millicores
+    metrics = c.get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/burner") or {}
+    reported = cpu_millis(metrics["containers"][0]["usage"]["cpu"])
+    print(f"burner: {got:.0f}m by Docker's count, {reported}m in the agent's sample of the same window")
+    assert abs(reported - got) <= max(100, 0.2 * got), (reported, got)
+    found = pods_listed() or {}
+    if got >= 900:
+        assert cpu_millis(found["burner"][1]) >= 800, found["burner"]
     assert cpu_millis(found["idle"][1]) < 50, found["idle"]
     filled = bytes_value(found["filler"][2]) / (1024 * 1024)
     assert abs(filled - FILL_MI) <= FILL_MI * 0.1, f"filler's working set {filled:.1f} Mi, {FILL_MI} Mi written"
