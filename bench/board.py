@@ -11,7 +11,11 @@ under `qemu-system-aarch64 -M virt -m 1024`, and prints, in one run:
   master and the agent (their units' cgroups), and the rest (the OS); the same with
   10 pods running (target: OS + pikube ≤ 350 MB);
 - bytes written to the root disk in `--idle-minutes` idle minutes, from the guest's
-  /proc/diskstats (target ≤ 1 MB/h);
+  /proc/diskstats (target ≤ 1 MB/h), and who wrote them: the deltas of every
+  process's /proc/PID/io write_bytes over the window (charged when a page is
+  dirtied, so the writer is named, not the flusher; kernel threads such as
+  jbd2's journal commits and ext4lazyinit show up too), grouped by command name,
+  beside the ext4 file system's own lifetime_write_kbytes delta;
 - image size raw, mapped (bmap), zstd-compressed (target ≤ 350 MB).
 
     sudo .venv/bin/python -m bench.board [--idle-minutes 30] [--zstd-level 12] [--out DIR]
@@ -78,6 +82,38 @@ def disk_writes(ssh: qemu.Ssh) -> int:
     return int(line[9]) * 512
 
 
+# Every process's write_bytes (bytes it caused to be sent to storage), one "PID BYTES COMM" line each.
+_IO_SCRIPT = r"""for d in /proc/[0-9]*; do
+  w=$(sed -n 's/^write_bytes: //p' "$d/io" 2>/dev/null)
+  [ -n "$w" ] && printf '%s %s %s\n' "${d#/proc/}" "$w" "$(tr ' ' _ < "$d/comm" 2>/dev/null)"
+done; cat /sys/fs/ext4/vda2/lifetime_write_kbytes"""
+
+
+def process_writes(ssh: qemu.Ssh) -> tuple[dict[tuple[int, str], int], int]:
+    """write_bytes per (pid, command), and the root ext4's lifetime_write_kbytes."""
+    lines = ssh.run(_IO_SCRIPT, timeout=120).stdout.split("\n")
+    per: dict[tuple[int, str], int] = {}
+    ext4_kb = 0
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit():
+            per[(int(parts[0]), parts[2])] = int(parts[1])
+        elif len(parts) == 1 and parts[0].isdigit():
+            ext4_kb = int(parts[0])
+    return per, ext4_kb
+
+
+def writers(before: dict[tuple[int, str], int], after: dict[tuple[int, str], int]) -> dict[str, int]:
+    """Bytes written during the window per command name (processes started in it count from zero;
+    those that exited in it are lost, which is what the 'unattributed' remainder shows), largest first."""
+    by_comm: dict[str, int] = {}
+    for key, value in after.items():
+        delta = value - before.get(key, 0)
+        if delta > 0:
+            by_comm[key[1]] = by_comm.get(key[1], 0) + delta
+    return dict(sorted(by_comm.items(), key=lambda kv: -kv[1]))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--idle-minutes", type=float, default=30.0)
@@ -135,13 +171,21 @@ def main() -> None:
             for k, v in memory(ssh).items():
                 figures[f"mem_10_pods_{k}_mb"] = v
             figures["pikube_and_os_10_pods_mb"] = figures["mem_10_pods_used_mb"] - figures["mem_10_pods_pods_mb"]
+            procs_before, ext4_before = process_writes(ssh)
             before = disk_writes(ssh)
             idle_end = time.monotonic() + args.idle_minutes * 60
             while time.monotonic() < idle_end:
                 time.sleep(min(30.0, max(0.0, idle_end - time.monotonic())))
             written = disk_writes(ssh) - before
+            procs_after, ext4_after = process_writes(ssh)
+            per_hour = 60 / max(args.idle_minutes, 1e-9)
             figures["idle_minutes"] = args.idle_minutes
-            figures["idle_written_mb_per_hour"] = written / MB * 60 / max(args.idle_minutes, 1e-9)
+            figures["idle_written_mb_per_hour"] = written / MB * per_hour
+            figures["idle_ext4_lifetime_written_mb_per_hour"] = (ext4_after - ext4_before) * 1024 / MB * per_hour
+            who = writers(procs_before, procs_after)
+            for comm, n in who.items():
+                figures[f"idle_writer_{comm}_kb_per_hour"] = n / 1e3 * per_hour
+            figures["idle_unattributed_kb_per_hour"] = max(0, written - sum(who.values())) / 1e3 * per_hour
         finally:
             vm.stop()
     width = max(len(k) for k in figures)

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -28,6 +28,16 @@ from pikube.dev.sshboards import USER, SshLab
 ANSIBLE_DIR = Path(__file__).resolve().parents[2] / "ansible"
 _RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+skipped=(\d+)",
                     re.MULTILINE)
+
+
+class Controller(Protocol):
+    """Where a playbook run keeps its files: an SshLab, or any directory with a known_hosts (a QEMU board's)."""
+
+    @property
+    def dir(self) -> Path: ...
+
+    @property
+    def known_hosts(self) -> Path: ...
 
 
 @dataclass(frozen=True)
@@ -86,7 +96,7 @@ def inventory(lab: SshLab, master: str, workers: Sequence[str], connection: str 
         "vars": cluster_vars}}
 
 
-def write_config(lab: SshLab) -> Path:
+def write_config(lab: Controller) -> Path:
     """An ansible.cfg whose files all live in the lab's directory; its path."""
     home = lab.dir / "home"
     (home / ".ssh").mkdir(parents=True, exist_ok=True)
@@ -107,7 +117,7 @@ def write_config(lab: SshLab) -> Path:
     return cfg
 
 
-def run_playbook(lab: SshLab, playbook: str, inv: Mapping[str, Any], *args: str, timeout: float = 600,
+def run_playbook(lab: Controller, playbook: str, inv: Mapping[str, Any], *args: str, timeout: float = 600,
                  name: str = "inventory") -> PlaybookRun:
     """`ansible-playbook -i INV ansible/PLAYBOOK ARGS` with the lab's configuration; never raises on failure."""
     inv_path = lab.dir / f"{name}.yml"
