@@ -115,9 +115,8 @@ def run_spdy(client_sock: socket.socket, early: bytes, dial: Dial, idle_timeout:
                 data = client.read_burst()
                 if data == b"":
                     break
-                if data:
+                if data and _spdy_frames(st, wire.unwrap(data), dial):
                     last = time.monotonic()
-                    _spdy_frames(st, wire.unwrap(data), dial)
             for pair in list(st.pairs.values()):
                 t = pair.target
                 if t is None or pair.done:
@@ -157,10 +156,13 @@ def _end_pair(st: _Spdy, pair: _Pair) -> None:
         pair.target.close()
 
 
-def _spdy_frames(st: _Spdy, data: bytes, dial: Dial) -> None:
+def _spdy_frames(st: _Spdy, data: bytes, dial: Dial) -> bool:
+    """Act on the frames `data` completes; whether any was stream traffic (pings are not: no idle reset)."""
     if not data:
-        return
+        return False
+    active = False
     for frame in st.session.receive(data):
+        active = active or isinstance(frame, (spdy.SynStream, spdy.Data))
         if isinstance(frame, spdy.SynStream):
             st.session.send(spdy.SynReply(frame.stream_id))
             kind, port_text = frame.header("streamtype"), frame.header("port")
@@ -207,6 +209,7 @@ def _spdy_frames(st: _Spdy, data: bytes, dial: Dial) -> None:
                 st.forget(pair_or_none)
         elif isinstance(frame, spdy.GoAway):
             st.gone = True
+    return active
 
 
 def _connect(st: _Spdy, pair: _Pair, port_text: str, dial: Dial) -> None:
@@ -268,9 +271,11 @@ def run_channels(client_sock: socket.socket, early: bytes, ports: tuple[int, ...
                 if data == b"":
                     return
                 if data:
-                    last = time.monotonic()
-                    if not _channel_input(conn, data, targets):
+                    active = _channel_input(conn, data, targets)
+                    if active is None:
                         return
+                    if active:
+                        last = time.monotonic()
                     for t in targets:
                         if t is not None and t.out:
                             t.flush()
@@ -296,12 +301,15 @@ def run_channels(client_sock: socket.socket, early: bytes, ports: tuple[int, ...
         client.sock.setblocking(True)
 
 
-def _channel_input(conn: channels.ChannelConnection, data: bytes, targets: list[pipe.End | None]) -> bool:
+def _channel_input(conn: channels.ChannelConnection, data: bytes, targets: list[pipe.End | None]) -> bool | None:
+    """Pass channel data on; None when the client closed, else whether any stream data came."""
+    active = False
     for ev in conn.receive(data):
         if isinstance(ev, channels.Closed):
-            return False
+            return None
         if isinstance(ev, channels.ChannelData) and ev.channel % 2 == 0 and ev.channel // 2 < len(targets):
             t = targets[ev.channel // 2]
+            active = True
             if t is not None:
                 t.write(ev.data)
-    return True
+    return active

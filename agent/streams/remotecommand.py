@@ -7,7 +7,8 @@ Docker side, then copy both ways: stdin to Docker (its end becomes a
 stdout/stderr, terminal sizes to Docker's resize. When Docker's stream ends, the
 exit code becomes the error channel's Status, everything is flushed and the
 client's stream is closed; when the client leaves, Docker's connection is
-closed at once. A session with no bytes either way for `idle_timeout` ends.
+closed at once. A session with no stream data either way for `idle_timeout`
+ends (kubectl's pings every 5 s do not count, as with the kubelet).
 """
 
 from __future__ import annotations
@@ -152,8 +153,9 @@ def _copy(client: pipe.End, side: DockerSide, transport: Transport, state: _Stat
         if client in r:
             data = client.read_burst()
             if data is not None:
-                state.last = time.monotonic()
                 for inp in transport.receive(data):
+                    if inp.kind != "gone":  # stream data; pings and other protocol chatter do not count
+                        state.last = time.monotonic()
                     if not _apply(inp, docker, side):
                         return
         if docker in r:
