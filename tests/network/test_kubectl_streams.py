@@ -223,6 +223,11 @@ def test_attach_and_run_it_rm(lab: NetCluster, mode: str) -> None:
     assert att.returncode == 0 and b"got:hello" in att.stdout, att
     overrides = json.dumps({"apiVersion": "v1", "spec": {"nodeName": lab.node("b2")}})
     run = kubectl(lab, mode, "run", f"once-{mode.replace('.', '-')}", f"--image={lab.images.busybox}",
-                  "--restart=Never", "-i", "--rm", f"--overrides={overrides}", "--", "sh", "-c",
-                  "read line; echo ran:$line", input=b"there\n", timeout=90)
+                  "--restart=Never", "-i", "--rm", f"--overrides={overrides}", "--", "sh",
+                  input=b"echo ran:there\nexit 0\n", timeout=90)
     assert run.returncode == 0 and b"ran:there" in run.stdout, run
+    # stdin's end reaches the container: a shell fed a script without `exit` ends at its end
+    cat = kubectl(lab, mode, "run", f"cat-{mode.replace('.', '-')}", f"--image={lab.images.busybox}",
+                  "--restart=Never", "-i", "--rm", f"--overrides={overrides}", "--", "cat",
+                  input=b"through and back\n", timeout=90)
+    assert cat.returncode == 0 and b"through and back" in cat.stdout, cat
