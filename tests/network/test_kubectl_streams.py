@@ -72,18 +72,20 @@ def test_exec_env_stdin_and_exit_code(lab: NetCluster, mode: str) -> None:
     assert b"command terminated with exit code 3" in fail.stderr
 
 
-def test_exec_with_a_tty(lab: NetCluster, mode: str) -> None:
+def _on_a_terminal(lab: NetCluster, mode: str, args: list[str], typed: bytes, timeout: float = 60,
+                   ) -> tuple[bytes, int]:
+    """kubectl `args` with a pseudo-terminal as its stdin/stdout, `typed` written to it; (output, exit code)."""
     which, extra = MODES[mode]
     env = {**os.environ, "HOME": str(lab.workdir), **extra, "TERM": "dumb"}
     env.pop("KUBECONFIG", None)
     pid, fd = pty.fork()
     if pid == 0:  # the child: kubectl on a terminal
-        os.execve(kubectl_path(which), [kubectl_path(which), "--kubeconfig", str(lab.master.kubeconfig), "exec",
-                                        "-it", "web-b2", "--", "sh"], env)
+        os.execve(kubectl_path(which), [kubectl_path(which), "--kubeconfig", str(lab.master.kubeconfig), *args],
+                  env)
     out = b""
     try:
-        os.write(fd, b"tty; exit 4\n")
-        deadline = time.monotonic() + 30
+        os.write(fd, typed)
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             r, _, _ = select.select([fd], [], [], 1.0)
             if r:
@@ -97,8 +99,24 @@ def test_exec_with_a_tty(lab: NetCluster, mode: str) -> None:
         _, status = os.waitpid(pid, 0)
     finally:
         os.close(fd)
+    return out, os.waitstatus_to_exitcode(status)
+
+
+def test_exec_with_a_tty(lab: NetCluster, mode: str) -> None:
+    out, code = _on_a_terminal(lab, mode, ["exec", "-it", "web-b2", "--", "sh"], b"tty; stty size; exit 4\n")
     assert b"/dev/pts/" in out, out
-    assert os.waitstatus_to_exitcode(status) == 4, out
+    assert code == 4, out
+
+
+def test_run_it_rm_with_a_tty(lab: NetCluster, mode: str) -> None:
+    """`kubectl run -it --rm`: a pod with a TTY, attached to on a terminal, removed at the end."""
+    name = f"tty-{mode.replace('.', '-')}"
+    overrides = json.dumps({"apiVersion": "v1", "spec": {"nodeName": lab.node("b2")}})
+    out, _ = _on_a_terminal(lab, mode, ["run", name, f"--image={lab.images.busybox}", "--restart=Never", "-it",
+                                        "--rm", f"--overrides={overrides}", "--", "sh"],
+                            b"echo on-$(tty | cut -c1-8); exit 0\n", timeout=90)
+    assert b"on-/dev/pts" in out, out
+    wait_for(f"pod {name} removed", lambda: lab.pod(name) is None or None, 30)
 
 
 def test_cp_in_and_out(lab: NetCluster, mode: str, tmp_path: Path) -> None:
