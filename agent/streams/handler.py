@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.runtime import labels as L
-from agent.runtime.docker import Container, DockerRuntime
+from agent.runtime.docker import Container, DockerRuntime, RuntimeError_
 from agent.streams import engine, portforward, remotecommand
 from agent.streams.request import Negotiated, StreamError, StreamRequest, negotiate, parse
 from agent.streams.transports import SpdyTransport, WebSocketTransport
@@ -85,7 +85,10 @@ class StreamHandler:
         pod = self.find_pod(req.namespace, req.pod)
         if pod is None:
             raise StreamError(404, f'pod "{req.pod}" in namespace "{req.namespace}" is not on this node')
-        found = self.runtime.containers(pod["metadata"]["uid"])
+        try:
+            found = self.runtime.containers(pod["metadata"]["uid"])
+        except RuntimeError_ as exc:
+            raise StreamError(503, f"the container runtime on this node does not answer: {exc.detail}") from exc
         if req.kind == "portforward":
             sandbox = [c for c in found if c.kind is L.Kind.SANDBOX and c.running and c.pid]
             if not sandbox:
