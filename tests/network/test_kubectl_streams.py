@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -205,7 +206,7 @@ def test_python_client_stream_and_portforward(lab: NetCluster) -> None:
 
 
 def test_streams_leave_the_agent_threads(lab: NetCluster) -> None:
-    """The agent's thread count after many execs is where it started (read from /proc)."""
+    """The agent's thread count after 20 execs one after another and 20 at once is where it started (/proc)."""
     pid = lab.agents["b2"].pid
 
     def threads() -> int:
@@ -216,6 +217,10 @@ def test_streams_leave_the_agent_threads(lab: NetCluster) -> None:
     before = wait_for("a settled thread count", lambda: threads() or None, 5)
     for _ in range(20):
         assert kubectl(lab, "1.33-websocket", "exec", "web-b2", "--", "true").returncode == 0
+    with ThreadPoolExecutor(20) as pool:  # 20 at once, SPDY and WebSocket mixed
+        codes = list(pool.map(lambda i: kubectl(lab, list(MODES)[i % 3], "exec", "web-b2", "--", "true").returncode,
+                              range(20)))
+    assert codes == [0] * 20
     wait_for("the agent's threads back to where they were", lambda: threads() <= before or None, 10)
 
 
