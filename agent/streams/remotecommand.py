@@ -26,6 +26,7 @@ from core.streams import channels, spdy
 log = logging.getLogger(__name__)
 STREAMS_TIMEOUT = 30.0  # the kubelet's wait for a SPDY client's streams
 FLUSH_TIMEOUT = 10.0  # the final flush to a client that reads nothing
+LINGER = 2.0  # after the last byte: how long the client's leftover input is drained before the close
 
 
 class SessionError(Exception):
@@ -148,8 +149,9 @@ def _copy(client: pipe.End, side: DockerSide, transport: Transport, state: _Stat
         r, w = pipe.wait(readers, writers, min(left, 5.0))
         for e in w:
             e.flush()
-        if client.broken or docker.broken:
+        if client.broken:
             return
+        # docker.broken: the process stopped reading its stdin (or ended); what it wrote and its exit code still come
         if client in r:
             data = client.read_burst()
             if data is not None:
@@ -170,6 +172,25 @@ def _copy(client: pipe.End, side: DockerSide, transport: Transport, state: _Stat
     code = side.exit_code()
     transport.finish(channels.success_status() if code is None else channels.exit_status(code))
     _flush(client, transport)
+    _linger(client)
+
+
+def _linger(client: pipe.End, seconds: float = LINGER) -> None:
+    """Read (and drop) what the client still sends until it closes, for a little while.
+
+    Closing a socket with unread bytes in it makes the kernel send a reset, and
+    a reset can destroy the Status and the close frame still in flight to the
+    client; a client that was still sending stdin (a command that stopped
+    reading it) would then see a broken connection instead of the exit code.
+    """
+    deadline = time.monotonic() + seconds
+    while not client.eof and not client.broken:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        r, _ = pipe.wait([client], [], min(left, 0.5))
+        if r and client.read_burst(1 << 20) == b"":
+            return
 
 
 def _flush(client: pipe.End, transport: Transport) -> None:

@@ -212,3 +212,17 @@ def test_an_idle_stream_ends_after_the_idle_timeout_pings_or_not(agent: Agent) -
     assert pongs > 0  # the pings were answered, and did not keep the stream alive
     assert 0.9 <= took < 5, took
     assert json.loads(status)["reason"] == "Timeout" and close_code == 1000
+
+
+@pytest.mark.parametrize("protocol", [channels.V5, "spdy"])
+def test_a_command_that_stops_reading_stdin_still_reports_its_exit_code(agent: Agent, protocol: str) -> None:
+    q = _q(["sh", "-c", "head -c 10 >/dev/null; echo read-enough; exit 2"], stdin=True, stdout=True, stderr=True)
+    data = os.urandom(8_000_000)
+    if protocol == "spdy":
+        ans = request(agent.port, agent.admin, "POST", f"/exec/{NS}/{POD}/app?{q}", spdy_headers(channels.V4))
+        res = spdy_exec(ans, stdin=data)
+    else:
+        ans = request(agent.port, agent.admin, "GET", f"/exec/{NS}/{POD}/app?{q}", ws_headers(protocol))
+        res = ws_exec(ans, protocol, data)
+        assert res.close_code == 1000
+    assert res.stdout == b"read-enough\n" and res.exit_code == 2, res
