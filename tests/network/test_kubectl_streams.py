@@ -71,6 +71,10 @@ def test_exec_env_stdin_and_exit_code(lab: NetCluster, mode: str) -> None:
     fail = kubectl(lab, mode, "exec", "web-b2", "--", "sh", "-c", "echo to-stderr >&2; exit 3")
     assert fail.returncode == 3 and b"to-stderr" in fail.stderr, fail
     assert b"command terminated with exit code 3" in fail.stderr
+    # a command that stops reading its stdin early still gets its exit code to kubectl
+    early = kubectl(lab, mode, "exec", "-i", "web-b2", "--", "sh", "-c", "head -c 10 >/dev/null; exit 2",
+                    input=os.urandom(5_000_000))
+    assert early.returncode == 2, early
 
 
 def _on_a_terminal(lab: NetCluster, mode: str, args: list[str], typed: bytes, timeout: float = 60,
