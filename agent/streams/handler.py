@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -169,8 +170,6 @@ class StreamHandler:
 
 def _exec_exit_code(api: Any, exec_id: str) -> int | None:
     """The exec's exit code; Docker's inspect can lag the stream's end a little, so it is asked a few times."""
-    import time
-
     deadline = time.monotonic() + 5.0
     delay = 0.01
     while True:

@@ -169,8 +169,13 @@ def _copy(client: pipe.End, side: DockerSide, transport: Transport, state: _Stat
                 client.flush()  # now rather than after another poll
         if docker.out:
             docker.flush()
-    code = side.exit_code()
-    transport.finish(channels.success_status() if code is None else channels.exit_status(code))
+    try:
+        code = side.exit_code()
+    except Exception as exc:  # Docker went away between the output's end and the inspect
+        log.warning("exit code of a stream's command unknown: %s", exc)
+        transport.finish(channels.failure_status(f"cannot learn the command's exit code: {exc}"))
+    else:
+        transport.finish(channels.success_status() if code is None else channels.exit_status(code))
     _flush(client, transport)
     _linger(client)
 
