@@ -28,6 +28,7 @@ import contextlib
 import logging
 import ssl
 import threading
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -125,13 +126,20 @@ def handle(ctx: ApiContext, handlers: Handlers, rt: ResourceType, ns: str, name:
         requested = (parse_qs(str(environ.get("QUERY_STRING") or "")).get("container") or [""])[0]
         container = container_for(pod, name, requested)
     ep = agentlink.node_endpoint(ctx, node, f'of pod "{name}"')
-    s = ctx.settings
-    if not ctx.stream_slots.acquire(node, s.max_streams_per_node):
-        raise errors.TooManyRequests(message=f'too many streams to node "{node}" at once '
-                                             f"({s.max_streams_per_node}); try again later", retry_after=1)
+    with stream_slot(ctx, node):
+        target = agent_target(sub, ns, name, container, str(environ.get("QUERY_STRING") or ""))
+        return _relay(ctx, ep, environ, target, stopping)
+
+
+@contextlib.contextmanager
+def stream_slot(ctx: ApiContext, node: str) -> Iterator[None]:
+    """One of the node's `max_streams_per_node` stream slots for the block; 429 when none is free."""
+    cap = ctx.settings.max_streams_per_node
+    if not ctx.stream_slots.acquire(node, cap):
+        raise errors.TooManyRequests(message=f'too many streams to node "{node}" at once ({cap}); try again later',
+                                     retry_after=1)
     try:
-        return _relay(ctx, ep, environ, agent_target(sub, ns, name, container, str(environ.get("QUERY_STRING") or "")),
-                      stopping)
+        yield
     finally:
         ctx.stream_slots.release(node)
 

@@ -46,7 +46,7 @@ from flask import Response
 
 from core import errors
 from master.api import agentlink
-from master.api.podstreams import is_upgrade, switch
+from master.api.podstreams import is_upgrade, stream_slot, switch
 from master.api.streaming import STREAM_HEADER
 from master.registry.context import ApiContext
 from master.registry.resource import ResourceType
@@ -187,15 +187,9 @@ def handle(ctx: ApiContext, handlers: Handlers, rt: ResourceType, ns: str, name:
     if not upgrade:
         return _forward(ctx, ep, method, where.agent_path + (f"?{query}" if query else ""), headers, body, rt,
                         target_name, prefix)
-    s = ctx.settings
-    if not ctx.stream_slots.acquire(where.node, s.max_streams_per_node):
-        raise errors.TooManyRequests(message=f'too many streams to node "{where.node}" at once '
-                                             f"({s.max_streams_per_node}); try again later", retry_after=1)
-    try:
+    with stream_slot(ctx, where.node):
         return _forward(ctx, ep, method, where.agent_path + (f"?{query}" if query else ""), headers, body, rt,
                         target_name, prefix, environ, stopping)
-    finally:
-        ctx.stream_slots.release(where.node)
 
 
 def _forward(ctx: ApiContext, ep: agentlink.AgentEndpoint, method: str, target: str, headers: list[tuple[str, str]],
