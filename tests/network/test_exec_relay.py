@@ -59,11 +59,6 @@ def test_exec_output_and_stdin_through_the_master(lab: NetCluster, which: str, e
     assert proc.stdout == text
 
 
-# The agent's Status (core/streams/channels.py, part A) names the cause `"type": "ExitCode"`; metav1.StatusCause's
-# JSON name for that field is "reason" (`Type CauseType json:"reason,omitempty"`), so client-go finds no ExitCode
-# cause and kubectl exits 1 with "error stream protocol error: no ExitCode cause given". strict: once part A
-# sends `"reason": "ExitCode"` this passes, and the marker must go.
-@pytest.mark.xfail(strict=True, reason="part A's exit Status names its cause 'type', not 'reason'")
 @pytest.mark.parametrize(("which", "env"), CLIENTS, ids=IDS)
 def test_exec_exit_code_through_the_master(lab: NetCluster, which: str, env: dict[str, str]) -> None:
     proc = run_kubectl(lab, which, "exec", "sh-b2", "--", "sh", "-c", "echo out; echo err >&2; exit 3", env=env)
