@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from agent.runtime import labels as L
-from agent.runtime.docker import Container, DockerRuntime
+from agent.runtime.docker import Container, DockerRuntime, RuntimeError_
 from agent.streams import engine, portforward, remotecommand
 from agent.streams.request import Negotiated, StreamError, StreamRequest, negotiate, parse
 from agent.streams.transports import SpdyTransport, WebSocketTransport
@@ -85,7 +86,10 @@ class StreamHandler:
         pod = self.find_pod(req.namespace, req.pod)
         if pod is None:
             raise StreamError(404, f'pod "{req.pod}" in namespace "{req.namespace}" is not on this node')
-        found = self.runtime.containers(pod["metadata"]["uid"])
+        try:
+            found = self.runtime.containers(pod["metadata"]["uid"])
+        except RuntimeError_ as exc:
+            raise StreamError(503, f"the container runtime on this node does not answer: {exc.detail}") from exc
         if req.kind == "portforward":
             sandbox = [c for c in found if c.kind is L.Kind.SANDBOX and c.running and c.pid]
             if not sandbox:
@@ -166,8 +170,6 @@ class StreamHandler:
 
 def _exec_exit_code(api: Any, exec_id: str) -> int | None:
     """The exec's exit code; Docker's inspect can lag the stream's end a little, so it is asked a few times."""
-    import time
-
     deadline = time.monotonic() + 5.0
     delay = 0.01
     while True:

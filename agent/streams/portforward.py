@@ -2,8 +2,8 @@
 
 SPDY (kubectl 1.20, and ≥ 1.31 inside binary WebSocket messages): for each
 local connection the client opens an error stream and a data stream with the
-same `requestid` (older clients send none: the data stream is then the error
-stream's id minus 2) and a `port` header. The agent answers each SYN_STREAM at
+same `requestid` (older clients send none: the data stream then follows its
+error stream, at the error stream's id plus 2) and a `port` header. The agent answers each SYN_STREAM at
 once, connects to `localhost:<port>` inside the pod's network namespace, and
 copies bytes between the data stream and that connection; a failure is a
 message on the error stream. The channel variant (the Python client) forwards
@@ -27,10 +27,12 @@ from core.streams import channels, spdy
 
 log = logging.getLogger(__name__)
 Dial = Callable[[int], socket.socket]  # a connection to `port` in the pod (raises OSError)
+MAX_CONNECTIONS = 128  # open forwarded connections in one SPDY session (more are refused on their error stream)
 
 
 @dataclass
 class _Pair:
+    key: str
     port: int
     data_id: int = 0
     error_id: int = 0
@@ -44,6 +46,13 @@ class _Spdy:
     pairs: dict[str, _Pair] = field(default_factory=dict)
     by_data: dict[int, _Pair] = field(default_factory=dict)
     gone: bool = False
+    served: int = 0  # connections that ended (their pairs are forgotten)
+
+    def forget(self, pair: _Pair) -> None:
+        if self.pairs.get(pair.key) is pair:
+            del self.pairs[pair.key]
+            self.served += 1
+        self.by_data.pop(pair.data_id, None)
 
 
 class TunnelWire:
@@ -106,9 +115,8 @@ def run_spdy(client_sock: socket.socket, early: bytes, dial: Dial, idle_timeout:
                 data = client.read_burst()
                 if data == b"":
                     break
-                if data:
+                if data and _spdy_frames(st, wire.unwrap(data), dial):
                     last = time.monotonic()
-                    _spdy_frames(st, wire.unwrap(data), dial)
             for pair in list(st.pairs.values()):
                 t = pair.target
                 if t is None or pair.done:
@@ -120,6 +128,7 @@ def run_spdy(client_sock: socket.socket, early: bytes, dial: Dial, idle_timeout:
                         st.session.send_data(pair.data_id, data)
                 if t.eof or t.broken:
                     _end_pair(st, pair)
+                    st.forget(pair)
                 elif t.out:
                     t.flush()  # now rather than after another poll
             client.write(wire.wrap(st.session.data_to_send()))
@@ -130,7 +139,7 @@ def run_spdy(client_sock: socket.socket, early: bytes, dial: Dial, idle_timeout:
         log.info("port-forward ended: %s", exc)
     finally:
         log.info("port-forward session of %d connection(s) ended after %.1f s, %.2f s of CPU",
-                 len(st.pairs), time.monotonic() - began, time.thread_time() - cpu)
+                 st.served + len(st.pairs), time.monotonic() - began, time.thread_time() - cpu)
         for pair in st.pairs.values():
             if pair.target is not None:
                 pair.target.close()
@@ -147,15 +156,21 @@ def _end_pair(st: _Spdy, pair: _Pair) -> None:
         pair.target.close()
 
 
-def _spdy_frames(st: _Spdy, data: bytes, dial: Dial) -> None:
+def _spdy_frames(st: _Spdy, data: bytes, dial: Dial) -> bool:
+    """Act on the frames `data` completes; whether any was stream traffic (pings are not: no idle reset)."""
     if not data:
-        return
+        return False
+    active = False
     for frame in st.session.receive(data):
+        active = active or isinstance(frame, (spdy.SynStream, spdy.Data))
         if isinstance(frame, spdy.SynStream):
             st.session.send(spdy.SynReply(frame.stream_id))
             kind, port_text = frame.header("streamtype"), frame.header("port")
-            key = frame.header("requestid") or str(frame.stream_id if kind == "error" else frame.stream_id + 2)
-            pair = st.pairs.setdefault(key, _Pair(port=0))
+            key = frame.header("requestid") or str(frame.stream_id if kind == "error" else frame.stream_id - 2)
+            if key not in st.pairs and len(st.pairs) >= 2 * MAX_CONNECTIONS:  # halves of pairs never completed
+                st.session.send(spdy.RstStream(frame.stream_id, spdy.REFUSED_STREAM))
+                continue
+            pair = st.pairs.setdefault(key, _Pair(key=key, port=0))
             if kind == "error":
                 pair.error_id = frame.stream_id
             elif kind == "data":
@@ -165,7 +180,17 @@ def _spdy_frames(st: _Spdy, data: bytes, dial: Dial) -> None:
                 st.session.send(spdy.RstStream(frame.stream_id, spdy.PROTOCOL_ERROR))
                 continue
             if kind == "data":
+                if sum(1 for p in st.pairs.values() if p.target is not None) >= MAX_CONNECTIONS:
+                    pair.done = True
+                    if pair.error_id:
+                        st.session.send_data(pair.error_id, b"too many connections in this port-forward session "
+                                             b"(at most %d)" % MAX_CONNECTIONS, fin=True)
+                    st.session.send_data(pair.data_id, b"", fin=True)
+                    st.forget(pair)
+                    continue
                 _connect(st, pair, port_text, dial)
+                if pair.done:
+                    st.forget(pair)
         elif isinstance(frame, spdy.Data):
             pair_or_none = st.by_data.get(frame.stream_id)
             if pair_or_none is None or pair_or_none.target is None:
@@ -181,8 +206,10 @@ def _spdy_frames(st: _Spdy, data: bytes, dial: Dial) -> None:
                 pair_or_none.done = True
                 if pair_or_none.target is not None:
                     pair_or_none.target.close()
+                st.forget(pair_or_none)
         elif isinstance(frame, spdy.GoAway):
             st.gone = True
+    return active
 
 
 def _connect(st: _Spdy, pair: _Pair, port_text: str, dial: Dial) -> None:
@@ -244,9 +271,11 @@ def run_channels(client_sock: socket.socket, early: bytes, ports: tuple[int, ...
                 if data == b"":
                     return
                 if data:
-                    last = time.monotonic()
-                    if not _channel_input(conn, data, targets):
+                    active = _channel_input(conn, data, targets)
+                    if active is None:
                         return
+                    if active:
+                        last = time.monotonic()
                     for t in targets:
                         if t is not None and t.out:
                             t.flush()
@@ -272,12 +301,15 @@ def run_channels(client_sock: socket.socket, early: bytes, ports: tuple[int, ...
         client.sock.setblocking(True)
 
 
-def _channel_input(conn: channels.ChannelConnection, data: bytes, targets: list[pipe.End | None]) -> bool:
+def _channel_input(conn: channels.ChannelConnection, data: bytes, targets: list[pipe.End | None]) -> bool | None:
+    """Pass channel data on; None when the client closed, else whether any stream data came."""
+    active = False
     for ev in conn.receive(data):
         if isinstance(ev, channels.Closed):
-            return False
+            return None
         if isinstance(ev, channels.ChannelData) and ev.channel % 2 == 0 and ev.channel // 2 < len(targets):
             t = targets[ev.channel // 2]
+            active = True
             if t is not None:
                 t.write(ev.data)
-    return True
+    return active

@@ -7,7 +7,8 @@ Docker side, then copy both ways: stdin to Docker (its end becomes a
 stdout/stderr, terminal sizes to Docker's resize. When Docker's stream ends, the
 exit code becomes the error channel's Status, everything is flushed and the
 client's stream is closed; when the client leaves, Docker's connection is
-closed at once. A session with no bytes either way for `idle_timeout` ends.
+closed at once. A session with no stream data either way for `idle_timeout`
+ends (kubectl's pings every 5 s do not count, as with the kubelet).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from core.streams import channels, spdy
 log = logging.getLogger(__name__)
 STREAMS_TIMEOUT = 30.0  # the kubelet's wait for a SPDY client's streams
 FLUSH_TIMEOUT = 10.0  # the final flush to a client that reads nothing
+LINGER = 2.0  # after the last byte: how long the client's leftover input is drained before the close
 
 
 class SessionError(Exception):
@@ -147,13 +149,15 @@ def _copy(client: pipe.End, side: DockerSide, transport: Transport, state: _Stat
         r, w = pipe.wait(readers, writers, min(left, 5.0))
         for e in w:
             e.flush()
-        if client.broken or docker.broken:
+        if client.broken:
             return
+        # docker.broken: the process stopped reading its stdin (or ended); what it wrote and its exit code still come
         if client in r:
             data = client.read_burst()
             if data is not None:
-                state.last = time.monotonic()
                 for inp in transport.receive(data):
+                    if inp.kind != "gone":  # stream data; pings and other protocol chatter do not count
+                        state.last = time.monotonic()
                     if not _apply(inp, docker, side):
                         return
         if docker in r:
@@ -165,9 +169,33 @@ def _copy(client: pipe.End, side: DockerSide, transport: Transport, state: _Stat
                 client.flush()  # now rather than after another poll
         if docker.out:
             docker.flush()
-    code = side.exit_code()
-    transport.finish(channels.success_status() if code is None else channels.exit_status(code))
+    try:
+        code = side.exit_code()
+    except Exception as exc:  # Docker went away between the output's end and the inspect
+        log.warning("exit code of a stream's command unknown: %s", exc)
+        transport.finish(channels.failure_status(f"cannot learn the command's exit code: {exc}"))
+    else:
+        transport.finish(channels.success_status() if code is None else channels.exit_status(code))
     _flush(client, transport)
+    _linger(client)
+
+
+def _linger(client: pipe.End, seconds: float = LINGER) -> None:
+    """Read (and drop) what the client still sends until it closes, for a little while.
+
+    Closing a socket with unread bytes in it makes the kernel send a reset, and
+    a reset can destroy the Status and the close frame still in flight to the
+    client; a client that was still sending stdin (a command that stopped
+    reading it) would then see a broken connection instead of the exit code.
+    """
+    deadline = time.monotonic() + seconds
+    while not client.eof and not client.broken:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        r, _ = pipe.wait([client], [], min(left, 0.5))
+        if r and client.read_burst(1 << 20) == b"":
+            return
 
 
 def _flush(client: pipe.End, transport: Transport) -> None:

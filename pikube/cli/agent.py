@@ -54,7 +54,7 @@ def register(sub: Any) -> None:
                         f"{RESOLVED_CONF} when /etc/resolv.conf names only loopback servers)")
     p.add_argument("--max-pods", type=int, default=110)
     p.add_argument("--streaming-connection-idle-timeout", default="4h", metavar="DURATION",
-                   help="end an exec/attach/port-forward stream with no bytes either way for this long "
+                   help="end an exec/attach/port-forward stream with no data either way for this long "
                         "(Go duration: 4h, 30m, 1h30m0s, 90s; as the kubelet's flag)")
     p.add_argument("--max-streams", type=int, default=32,
                    help="concurrent exec/attach/port-forward streams on this board (beyond: 429)")

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -70,20 +71,26 @@ def test_exec_env_stdin_and_exit_code(lab: NetCluster, mode: str) -> None:
     fail = kubectl(lab, mode, "exec", "web-b2", "--", "sh", "-c", "echo to-stderr >&2; exit 3")
     assert fail.returncode == 3 and b"to-stderr" in fail.stderr, fail
     assert b"command terminated with exit code 3" in fail.stderr
+    # a command that stops reading its stdin early still gets its exit code to kubectl
+    early = kubectl(lab, mode, "exec", "-i", "web-b2", "--", "sh", "-c", "head -c 10 >/dev/null; exit 2",
+                    input=os.urandom(5_000_000))
+    assert early.returncode == 2, early
 
 
-def test_exec_with_a_tty(lab: NetCluster, mode: str) -> None:
+def _on_a_terminal(lab: NetCluster, mode: str, args: list[str], typed: bytes, timeout: float = 60,
+                   ) -> tuple[bytes, int]:
+    """kubectl `args` with a pseudo-terminal as its stdin/stdout, `typed` written to it; (output, exit code)."""
     which, extra = MODES[mode]
     env = {**os.environ, "HOME": str(lab.workdir), **extra, "TERM": "dumb"}
     env.pop("KUBECONFIG", None)
     pid, fd = pty.fork()
     if pid == 0:  # the child: kubectl on a terminal
-        os.execve(kubectl_path(which), [kubectl_path(which), "--kubeconfig", str(lab.master.kubeconfig), "exec",
-                                        "-it", "web-b2", "--", "sh"], env)
+        os.execve(kubectl_path(which), [kubectl_path(which), "--kubeconfig", str(lab.master.kubeconfig), *args],
+                  env)
     out = b""
     try:
-        os.write(fd, b"tty; exit 4\n")
-        deadline = time.monotonic() + 30
+        os.write(fd, typed)
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             r, _, _ = select.select([fd], [], [], 1.0)
             if r:
@@ -97,8 +104,24 @@ def test_exec_with_a_tty(lab: NetCluster, mode: str) -> None:
         _, status = os.waitpid(pid, 0)
     finally:
         os.close(fd)
+    return out, os.waitstatus_to_exitcode(status)
+
+
+def test_exec_with_a_tty(lab: NetCluster, mode: str) -> None:
+    out, code = _on_a_terminal(lab, mode, ["exec", "-it", "web-b2", "--", "sh"], b"tty; stty size; exit 4\n")
     assert b"/dev/pts/" in out, out
-    assert os.waitstatus_to_exitcode(status) == 4, out
+    assert code == 4, out
+
+
+def test_run_it_rm_with_a_tty(lab: NetCluster, mode: str) -> None:
+    """`kubectl run -it --rm`: a pod with a TTY, attached to on a terminal, removed at the end."""
+    name = f"tty-{mode.replace('.', '-')}"
+    overrides = json.dumps({"apiVersion": "v1", "spec": {"nodeName": lab.node("b2")}})
+    out, _ = _on_a_terminal(lab, mode, ["run", name, f"--image={lab.images.busybox}", "--restart=Never", "-it",
+                                        "--rm", f"--overrides={overrides}", "--", "sh"],
+                            b"echo on-$(tty | cut -c1-8); exit 0\n", timeout=90)
+    assert b"on-/dev/pts" in out, out
+    wait_for(f"pod {name} removed", lambda: lab.pod(name) is None or None, 30)
 
 
 def test_cp_in_and_out(lab: NetCluster, mode: str, tmp_path: Path) -> None:
@@ -187,7 +210,7 @@ def test_python_client_stream_and_portforward(lab: NetCluster) -> None:
 
 
 def test_streams_leave_the_agent_threads(lab: NetCluster) -> None:
-    """The agent's thread count after many execs is where it started (read from /proc)."""
+    """The agent's thread count after 20 execs one after another and 20 at once is where it started (/proc)."""
     pid = lab.agents["b2"].pid
 
     def threads() -> int:
@@ -198,6 +221,10 @@ def test_streams_leave_the_agent_threads(lab: NetCluster) -> None:
     before = wait_for("a settled thread count", lambda: threads() or None, 5)
     for _ in range(20):
         assert kubectl(lab, "1.33-websocket", "exec", "web-b2", "--", "true").returncode == 0
+    with ThreadPoolExecutor(20) as pool:  # 20 at once, SPDY and WebSocket mixed
+        codes = list(pool.map(lambda i: kubectl(lab, list(MODES)[i % 3], "exec", "web-b2", "--", "true").returncode,
+                              range(20)))
+    assert codes == [0] * 20
     wait_for("the agent's threads back to where they were", lambda: threads() <= before or None, 10)
 
 
@@ -223,6 +250,11 @@ def test_attach_and_run_it_rm(lab: NetCluster, mode: str) -> None:
     assert att.returncode == 0 and b"got:hello" in att.stdout, att
     overrides = json.dumps({"apiVersion": "v1", "spec": {"nodeName": lab.node("b2")}})
     run = kubectl(lab, mode, "run", f"once-{mode.replace('.', '-')}", f"--image={lab.images.busybox}",
-                  "--restart=Never", "-i", "--rm", f"--overrides={overrides}", "--", "sh", "-c",
-                  "read line; echo ran:$line", input=b"there\n", timeout=90)
+                  "--restart=Never", "-i", "--rm", f"--overrides={overrides}", "--", "sh",
+                  input=b"echo ran:there\nexit 0\n", timeout=90)
     assert run.returncode == 0 and b"ran:there" in run.stdout, run
+    # stdin's end reaches the container: a shell fed a script without `exit` ends at its end
+    cat = kubectl(lab, mode, "run", f"cat-{mode.replace('.', '-')}", f"--image={lab.images.busybox}",
+                  "--restart=Never", "-i", "--rm", f"--overrides={overrides}", "--", "cat",
+                  input=b"through and back\n", timeout=90)
+    assert cat.returncode == 0 and b"through and back" in cat.stdout, cat

@@ -173,3 +173,31 @@ def test_attach_to_a_container_without_stdin_is_refused_after_the_upgrade(agent:
                 status += ev.data
         data = ans.sock.recv(65536)
     assert "stdin" in json.loads(status)["message"]
+
+
+def test_connections_per_session_are_capped_and_old_clients_pair_by_stream_id(agent: Agent,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.streams import portforward
+
+    monkeypatch.setattr(portforward, "MAX_CONNECTIONS", 2)
+    ans = request(agent.port, agent.admin, "POST", f"/portforward/{NS}/{POD}", spdy_headers("portforward.k8s.io"))
+    assert ans.code == 101
+    c = SpdyClient(ans)
+    for rid in ("a", "b"):  # two idle connections: the pod's httpd waits for their requests
+        c.open({"streamtype": "error", "port": "8080", "requestid": rid})
+        c.open({"streamtype": "data", "port": "8080", "requestid": rid})
+    err = c.open({"streamtype": "error", "port": "8080", "requestid": "c"})
+    data = c.open({"streamtype": "data", "port": "8080", "requestid": "c"})
+    got = c.collect({err: "error", data: "data"}, {err, data})
+    assert b"too many connections" in got["error"] and got["data"] == b""
+    c.sock.close()
+    # a client without request ids: the data stream (id N + 2) belongs to the error stream (id N)
+    monkeypatch.setattr(portforward, "MAX_CONNECTIONS", 128)
+    ans = request(agent.port, agent.admin, "POST", f"/portforward/{NS}/{POD}", spdy_headers("portforward.k8s.io"))
+    c = SpdyClient(ans)
+    err = c.open({"streamtype": "error", "port": "8081"})  # nothing listens there: the error names the port
+    data = c.open({"streamtype": "data", "port": "8081"})
+    assert data == err + 2
+    got = c.collect({err: "error", data: "data"}, {err, data})
+    assert b"8081" in got["error"]
+    c.sock.close()
