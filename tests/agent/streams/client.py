@@ -32,11 +32,12 @@ class Answer:
 
 
 def request(port: int, ctx: ssl.SSLContext, method: str, target: str, headers: list[tuple[str, str]],
-            timeout: float = 20.0) -> Answer:
+            timeout: float = 20.0, after: bytes = b"") -> Answer:
+    """One request; `after` goes out in the same write as the head (a client that does not wait for the 101)."""
     raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     sock = ctx.wrap_socket(raw, server_hostname="localhost")
     head = f"{method} {target} HTTP/1.1\r\nHost: localhost\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
-    sock.sendall((head + "\r\n").encode())
+    sock.sendall((head + "\r\n").encode() + after)
     buf = b""
     while b"\r\n\r\n" not in buf:
         chunk = sock.recv(65536)

@@ -226,3 +226,16 @@ def test_a_command_that_stops_reading_stdin_still_reports_its_exit_code(agent: A
         res = ws_exec(ans, protocol, data)
         assert res.close_code == 1000
     assert res.stdout == b"read-enough\n" and res.exit_code == 2, res
+
+
+def test_bytes_sent_with_the_request_head_are_not_lost(agent: Agent) -> None:
+    """A client that sends its first frames right behind the request: the server had read them already."""
+    conn = channels.ChannelConnection(channels.V5, client=True)
+    conn.send(channels.STDIN, b"sent before the 101\n")
+    conn.close_channel(channels.STDIN)
+    q = _q(["cat"], stdin=True, stdout=True)
+    ans = request(agent.port, agent.admin, "GET", f"/exec/{NS}/{POD}/app?{q}", ws_headers(channels.V5),
+                  after=conn.data_to_send())
+    assert ans.code == 101
+    res = ws_exec(ans, channels.V5)
+    assert res.stdout == b"sent before the 101\n" and res.exit_code == 0
