@@ -76,6 +76,30 @@ def memory(ssh: qemu.Ssh) -> dict[str, float]:
     return out
 
 
+# PSS (KB) of every process, "COMM PSS" per line: the runtime's share of memory without its shared pages counted
+# once per process (20 containerd shims share one binary's text).
+_PSS_SCRIPT = r"""for d in /proc/[0-9]*; do
+  p=$(sed -n 's/^Pss: *\([0-9]*\) kB/\1/p' "$d/smaps_rollup" 2>/dev/null)
+  [ -n "$p" ] && printf '%s %s\n' "$(tr ' ' _ < "$d/comm" 2>/dev/null)" "$p"
+done; true"""
+
+
+def runtime_pss(ssh: qemu.Ssh) -> dict[str, float]:
+    """MB of PSS for dockerd, containerd, all containerd shims together (and how many), the Python services."""
+    out = {"dockerd": 0.0, "containerd": 0.0, "shims": 0.0, "shim_count": 0.0, "python": 0.0}
+    for line in ssh.run(_PSS_SCRIPT, timeout=120).stdout.splitlines():
+        comm, _, kb = line.rpartition(" ")
+        if not kb.isdigit():
+            continue
+        mb = int(kb) * 1024 / MB
+        if comm.startswith("containerd-shim"):
+            out["shims"] += mb
+            out["shim_count"] += 1
+        elif comm in ("dockerd", "containerd", "python"):
+            out[comm] += mb
+    return out
+
+
 def disk_writes(ssh: qemu.Ssh) -> int:
     """Bytes written to the virtio disk since boot (sectors written times 512, /proc/diskstats field 10)."""
     line = ssh.run("grep ' vda ' /proc/diskstats").stdout.split()
@@ -121,76 +145,85 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None, help="keep the image here (default: a temporary folder)")
     args = p.parse_args()
     figures: dict[str, float] = {}
+    boot_report = ""
     r = recipe.load()
     cache = default_cache()
-    with tempfile.TemporaryDirectory(prefix="bench-board-") as tmp:
-        work = Path(tmp)
-        out = (args.out or work) / "pikube.img"
-        started = time.monotonic()
-        result = build(r, Options(board="rpi4", out=out, cache=cache, source=r.root.parent,
-                                  zstd_level=args.zstd_level), Progress())
-        figures["build_warm_s"] = time.monotonic() - started
-        sidecar = cached_tarball(cache, r.rootfs).with_suffix(".json")
-        if sidecar.exists():
-            figures["rootfs_build_s"] = json.loads(sidecar.read_text())["seconds"]
-            figures["build_cold_s"] = figures["build_warm_s"] + figures["rootfs_build_s"]
-        figures["image_raw_mb"] = result.assembled.size / MB
-        bmap = result.assembled.bmap.read_text()
-        mapped = int(re.search(r"<MappedBlocksCount>\s*(\d+)", bmap).group(1))  # type: ignore[union-attr]
-        block = int(re.search(r"<BlockSize>\s*(\d+)", bmap).group(1))  # type: ignore[union-attr]
-        figures["image_mapped_mb"] = mapped * block / MB
-        if result.assembled.zst is not None:
-            figures["image_zst_mb"] = result.assembled.zst.stat().st_size / MB
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-board-") as tmp:
+            work = Path(tmp)
+            out = (args.out or work) / "pikube.img"
+            started = time.monotonic()
+            result = build(r, Options(board="rpi4", out=out, cache=cache, source=r.root.parent,
+                                      zstd_level=args.zstd_level), Progress())
+            figures["build_warm_s"] = time.monotonic() - started
+            sidecar = cached_tarball(cache, r.rootfs).with_suffix(".json")
+            if sidecar.exists():
+                figures["rootfs_build_s"] = json.loads(sidecar.read_text())["seconds"]
+                figures["build_cold_s"] = figures["build_warm_s"] + figures["rootfs_build_s"]
+            figures["image_raw_mb"] = result.assembled.size / MB
+            bmap = result.assembled.bmap.read_text()
+            mapped = int(re.search(r"<MappedBlocksCount>\s*(\d+)", bmap).group(1))  # type: ignore[union-attr]
+            block = int(re.search(r"<BlockSize>\s*(\d+)", bmap).group(1))  # type: ignore[union-attr]
+            figures["image_mapped_mb"] = mapped * block / MB
+            if result.assembled.zst is not None:
+                figures["image_zst_mb"] = result.assembled.zst.stat().st_size / MB
 
-        key, pub = qemu.keypair(work)
-        img = qemu.card(out, work / "card", f"version: 1\nhostname: pi-bench\nrole: master\n"
-                                             f"ssh:\n  authorized_keys: [\"{pub}\"]\n")
-        vm = qemu.Vm(image=img, workdir=work / "vm", guest_ports=(22, 6443)).start()
-        try:
-            ssh = qemu.Ssh(port=vm.ports[22], key=key, known_hosts=work / "known_hosts")
-            figures["poweron_to_login_s"] = vm.wait_console(r"login:", 900)
-            ssh.wait(900)
-            figures["poweron_to_ssh_s"] = time.monotonic() - vm.started
-            kubeconfig = work / "admin.kubeconfig"
-            text = wait("admin kubeconfig", lambda: ssh.run("cat /etc/pikube/admin.kubeconfig",
-                                                            check=False).stdout, 900)
-            server = next(x.split("server:", 1)[1].strip() for x in text.splitlines() if "server:" in x)
-            kubeconfig.write_text(text.replace(server, f"https://127.0.0.1:{vm.ports[6443]}"))
-            wait("node Ready", lambda: kubectl(kubeconfig, "get", "node", "pi-bench", "-o",
-                 'jsonpath={.status.conditions[?(@.type=="Ready")].status}').stdout == "True", 900)
-            figures["poweron_to_ready_s"] = time.monotonic() - vm.started
-            analyze = ssh.run("systemd-analyze", check=False).stdout
-            if m := re.search(r"= ([\d.]+)(min|s)", analyze):
-                figures["guest_systemd_analyze_s"] = float(m.group(1)) * (60 if m.group(2) == "min" else 1)
-            for k, v in memory(ssh).items():
-                figures[f"mem_after_boot_{k}_mb"] = v
-            kubectl(kubeconfig, "create", "deployment", "sleepers", f"--image={BUSYBOX_IMAGE}", "--replicas=10",
-                    "--", "sleep", "3600")
-            wait("10 pods Running", lambda: kubectl(kubeconfig, "get", "pods", "-l", "app=sleepers", "-o",
-                 "jsonpath={.items[*].status.phase}").stdout.split().count("Running") == 10, 900)
-            for k, v in memory(ssh).items():
-                figures[f"mem_10_pods_{k}_mb"] = v
-            figures["pikube_and_os_10_pods_mb"] = figures["mem_10_pods_used_mb"] - figures["mem_10_pods_pods_mb"]
-            procs_before, ext4_before = process_writes(ssh)
-            before = disk_writes(ssh)
-            idle_end = time.monotonic() + args.idle_minutes * 60
-            while time.monotonic() < idle_end:
-                time.sleep(min(30.0, max(0.0, idle_end - time.monotonic())))
-            written = disk_writes(ssh) - before
-            procs_after, ext4_after = process_writes(ssh)
-            per_hour = 60 / max(args.idle_minutes, 1e-9)
-            figures["idle_minutes"] = args.idle_minutes
-            figures["idle_written_mb_per_hour"] = written / MB * per_hour
-            figures["idle_ext4_lifetime_written_mb_per_hour"] = (ext4_after - ext4_before) * 1024 / MB * per_hour
-            who = writers(procs_before, procs_after)
-            for comm, n in who.items():
-                figures[f"idle_writer_{comm}_kb_per_hour"] = n / 1e3 * per_hour
-            figures["idle_unattributed_kb_per_hour"] = max(0, written - sum(who.values())) / 1e3 * per_hour
-        finally:
-            vm.stop()
-    width = max(len(k) for k in figures)
-    for k, v in figures.items():
-        print(f"{k:<{width}}  {v:10.1f}")
+            key, pub = qemu.keypair(work)
+            img = qemu.card(out, work / "card", f"version: 1\nhostname: pi-bench\nrole: master\n"
+                                                 f"ssh:\n  authorized_keys: [\"{pub}\"]\n")
+            vm = qemu.Vm(image=img, workdir=work / "vm", guest_ports=(22, 6443)).start()
+            try:
+                ssh = qemu.Ssh(port=vm.ports[22], key=key, known_hosts=work / "known_hosts")
+                figures["poweron_to_login_s"] = vm.wait_console(r"login:", 900)
+                ssh.wait(900)
+                figures["poweron_to_ssh_s"] = time.monotonic() - vm.started
+                kubeconfig = work / "admin.kubeconfig"
+                text = wait("admin kubeconfig", lambda: ssh.run("cat /etc/pikube/admin.kubeconfig",
+                                                                check=False).stdout, 900)
+                server = next(x.split("server:", 1)[1].strip() for x in text.splitlines() if "server:" in x)
+                kubeconfig.write_text(text.replace(server, f"https://127.0.0.1:{vm.ports[6443]}"))
+                wait("node Ready", lambda: kubectl(kubeconfig, "get", "node", "pi-bench", "-o",
+                     'jsonpath={.status.conditions[?(@.type=="Ready")].status}').stdout == "True", 900)
+                figures["poweron_to_ready_s"] = time.monotonic() - vm.started
+                analyze = ssh.run("systemd-analyze", check=False).stdout
+                boot_report = ssh.run("systemd-analyze blame --no-pager | head -15; systemd-analyze "
+                                      "critical-chain --no-pager pikube-agent.service", check=False).stdout
+                if m := re.search(r"= ([\d.]+)(min|s)", analyze):
+                    figures["guest_systemd_analyze_s"] = float(m.group(1)) * (60 if m.group(2) == "min" else 1)
+                for k, v in memory(ssh).items():
+                    figures[f"mem_after_boot_{k}_mb"] = v
+                kubectl(kubeconfig, "create", "deployment", "sleepers", f"--image={BUSYBOX_IMAGE}", "--replicas=10",
+                        "--", "sleep", "3600")
+                wait("10 pods Running", lambda: kubectl(kubeconfig, "get", "pods", "-l", "app=sleepers", "-o",
+                     "jsonpath={.items[*].status.phase}").stdout.split().count("Running") == 10, 900)
+                for k, v in memory(ssh).items():
+                    figures[f"mem_10_pods_{k}_mb"] = v
+                for k, v in runtime_pss(ssh).items():
+                    figures[f"pss_10_pods_{k}" + ("" if k == "shim_count" else "_mb")] = v
+                figures["pikube_and_os_10_pods_mb"] = figures["mem_10_pods_used_mb"] - figures["mem_10_pods_pods_mb"]
+                procs_before, ext4_before = process_writes(ssh)
+                before = disk_writes(ssh)
+                idle_end = time.monotonic() + args.idle_minutes * 60
+                while time.monotonic() < idle_end:
+                    time.sleep(min(30.0, max(0.0, idle_end - time.monotonic())))
+                written = disk_writes(ssh) - before
+                procs_after, ext4_after = process_writes(ssh)
+                per_hour = 60 / max(args.idle_minutes, 1e-9)
+                figures["idle_minutes"] = args.idle_minutes
+                figures["idle_written_mb_per_hour"] = written / MB * per_hour
+                figures["idle_ext4_lifetime_written_mb_per_hour"] = (ext4_after - ext4_before) * 1024 / MB * per_hour
+                who = writers(procs_before, procs_after)
+                for comm, n in who.items():
+                    figures[f"idle_writer_{comm}_kb_per_hour"] = n / 1e3 * per_hour
+                figures["idle_unattributed_kb_per_hour"] = max(0, written - sum(who.values())) / 1e3 * per_hour
+            finally:
+                vm.stop()
+    finally:  # whatever was measured, even when a later step failed
+        width = max((len(k) for k in figures), default=1)
+        for k, v in figures.items():
+            print(f"{k:<{width}}  {v:10.1f}")
+        print("\nfirst boot, from the guest (systemd-analyze blame | head -15; critical-chain pikube-agent.service):")
+        print(boot_report)
 
 
 if __name__ == "__main__":
