@@ -50,8 +50,11 @@ def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     require(analyze is not None, "needs systemd-analyze (Debian's systemd package)")
     assert analyze is not None
-    # the image's venv is not on this machine: the same command line with this interpreter
-    text = UNIT.read_text().replace("/opt/pikube/venv/bin/pikube", f"{sys.executable} -m pikube")
+    # the image's venv and overlay are not installed on this machine: the same command lines with this
+    # interpreter and the overlay's own copy of the condition script
+    pending = ROOT / "image-builder/overlay/usr/local/lib/pikube/firstboot-pending"
+    text = (UNIT.read_text().replace("/opt/pikube/venv/bin/pikube", f"{sys.executable} -m pikube")
+            .replace("/usr/local/lib/pikube/firstboot-pending", str(pending)))
     path = tmp_path / UNIT.name
     path.write_text(text)
     proc = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True, check=False)

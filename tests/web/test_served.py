@@ -153,9 +153,14 @@ def test_slow_and_idle_connections_do_not_take_the_page_down(served: tuple[Runni
     port = int(url.rsplit(":", 1)[1])
     held = []
     for i in range(200):
-        s = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.0.2", 0))
-        if i % 2:
-            s.sendall(b"GET /api/summary HTTP/1.1\r\nHost: x\r\n")  # headers that never end
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.0.2", 0))
+            if i % 2:
+                s.sendall(b"GET /api/summary HTTP/1.1\r\nHost: x\r\n")  # headers that never end
+        except (ConnectionResetError, BrokenPipeError):
+            # Beyond the per-address cap the server closes a connection at once; on a busy machine its reset
+            # can arrive before connect() or the first send returns. Refused is what the cap is for.
+            continue
         held.append(s)
     try:
         for _ in range(5):
