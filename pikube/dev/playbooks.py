@@ -77,7 +77,7 @@ def inventory(lab: SshLab, master: str, workers: Sequence[str], connection: str 
               extra_vars: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The inventory of `master` and `workers` as `ansible/inventory.example.yml` lays it out."""
     def host(name: str) -> dict[str, Any]:
-        return {"ansible_host": lab[name].address}
+        return {"ansible_host": lab[name].address, "pikube_data_dir": str(lab[name].data_dir)}
 
     cluster_vars: dict[str, Any] = {
         "ansible_user": USER,

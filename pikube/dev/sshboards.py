@@ -82,6 +82,17 @@ class SshBoard:
         """The board's own layer: what it wrote to /etc, /var, /opt... lands here."""
         return self.dir / "upper"
 
+    @property
+    def data_dir(self) -> Path:
+        """Where the board's pikube keeps its data (`pikube_data_dir`), outside its private /var.
+
+        The boards' pods run in the machine's one Docker engine, which bind-mounts the pods' resolv.conf
+        and hosts from the agent's data directory: on a real board the agent and its Docker see one file
+        system, here only a path outside the board's overlay is seen by both (Docker would otherwise make
+        empty directories of the missing files on the machine itself).
+        """
+        return self.dir / "data"
+
     def path(self, absolute: str) -> Path:
         """Where the board's `absolute` path (under an overlaid directory) is, seen from the machine."""
         rel = absolute.lstrip("/")

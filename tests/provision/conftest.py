@@ -65,6 +65,8 @@ def pikube_leftovers(lab: Any, name: str) -> list[str]:
                  "/etc/systemd/system/pikube-agent.service", "/opt/pikube/venv", "/usr/local/bin/pikube"):
         if lab[name].path(path).exists() or lab[name].path(path).is_symlink():
             found.append(f"file {path}")
+    data = lab[name].data_dir  # pikube_data_dir, outside the board's overlay (SshBoard.data_dir)
+    found += [f"file {p}" for p in (data / "master", data / "agent") if p.exists()]
     return found
 
 

@@ -94,13 +94,6 @@ def test_upgrade_moves_every_board_one_at_a_time_keeping_3_of_4_replicas(
                               extra_vars={**extra, "pikube_bundle_dir": str(provision_bundle)})
     new_inv = playbooks.inventory(lab, "pi-1", ["pi-2", "pi-3"],
                                   extra_vars={**extra, "pikube_bundle_dir": str(new_bundle)})
-    # The SSH boards share the test session's Docker engine, which lives outside their private /var: the
-    # agents' data (the pods' resolv.conf and hosts files Docker bind-mounts) goes where both see it, as the
-    # agent's files and its Docker share one file system on a real board.
-    for inventory in (inv, new_inv):
-        for group in inventory["pikube_cluster"]["children"].values():
-            for name, host in group["hosts"].items():
-                host["pikube_data_dir"] = str(lab[name].dir / "data")
     up = playbooks.run_playbook(lab, "site.yml", inv)
     assert up.returncode == 0, up.output[-5000:]
     kubeconfig = playbooks.kubeconfig(lab)
