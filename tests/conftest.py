@@ -165,6 +165,23 @@ def boards(make_boards: Callable[..., Any]) -> Any:
     return make_boards(["master", "worker-1"])
 
 
+# What pikube writes on a real board. Tests run boards in namespaces, with their own directories: a
+# test that makes one of these paths on the machine itself leaked out of its boards (an agent with
+# the default data dir, a Docker bind mount of a path only a board's private overlay has...).
+MACHINE_PATHS = ("/etc/pikube", "/var/lib/pikube", "/opt/pikube", "/var/cache/pikube", "/usr/local/bin/pikube",
+                 "/etc/systemd/system/pikube-master.service", "/etc/systemd/system/pikube-agent.service")
+
+
+@pytest.fixture(autouse=True)
+def _machine_untouched() -> Iterator[None]:
+    """Fail the test that makes one of pikube's own paths on the machine it runs on."""
+    before = {p for p in MACHINE_PATHS if os.path.lexists(p)}
+    yield
+    made = [p for p in MACHINE_PATHS if p not in before and os.path.lexists(p)]
+    if made:
+        pytest.fail(f"the test made {', '.join(made)} on the machine itself (outside its boards)")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """After session fixtures are gone: fail the run if the harness left anything behind."""
     if not (HARNESS_MADE.runs or HARNESS_MADE.engine_roots or HARNESS_MADE.session_engine):
