@@ -89,6 +89,12 @@ class MasterSettings:
     node_monitor_grace_seconds: float = 40.0
     # How often the node lifecycle controller looks at every node's heartbeat.
     node_monitor_period_seconds: float = 5.0
+    # The HorizontalPodAutoscaler controller (master/controllers/hpa): how often every autoscaler is looked at,
+    # how long a scale-down waits for higher recommendations (autoscalers without `behavior`, or whose
+    # scaleDown sets no window), and the usage ratio's tolerance (Kubernetes' --horizontal-pod-autoscaler-*).
+    hpa_sync_seconds: float = 15.0
+    hpa_downscale_stabilization_seconds: float = 300.0
+    hpa_tolerance: float = 0.1
     # The NoExecute toleration pods get by default for not-ready/unreachable nodes.
     default_toleration_seconds: int = 30
     # Zone disruption (master/controllers/disruption.py): a zone whose unhealthy nodes are more than 2 and at least

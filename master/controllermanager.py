@@ -19,6 +19,7 @@ from master.controllers.daemonset.controller import DaemonSetController
 from master.controllers.deployment.controller import DeploymentController
 from master.controllers.endpoints import EndpointsController
 from master.controllers.gc import GarbageCollector
+from master.controllers.hpa.controller import HorizontalPodAutoscalerController
 from master.controllers.job.controller import JobController
 from master.controllers.namespace import NamespaceController
 from master.controllers.nodeipam import NodeIpamController
@@ -52,12 +53,14 @@ CONTROLLERS: dict[str, Callable[[Env], _Startable]] = {
     "namespace": NamespaceController,
     "serviceaccount": ServiceAccountController,
     "servicelb": ServiceLBController,
+    "horizontalpodautoscaling": HorizontalPodAutoscalerController,
 }
 
 
 def build_env(ctx: ApiContext, handlers: Handlers, stopping: threading.Event) -> Env:
     client = Client(handlers)
-    return Env(ctx.settings, client, InformerFactory(ctx.store, stopping), Recorder(client, stopping), stopping)
+    return Env(ctx.settings, client, InformerFactory(ctx.store, stopping), Recorder(client, stopping), stopping,
+               ctx.usage)
 
 
 class Running:

@@ -61,6 +61,8 @@ ROOTS: list[tuple[str, str, str]] = [
     ("batch/v1", "Job", "k8s.io.api.batch.v1.Job"),
     ("coordination.k8s.io/v1", "Lease", "k8s.io.api.coordination.v1.Lease"),
     ("autoscaling/v1", "Scale", "k8s.io.api.autoscaling.v1.Scale"),
+    ("autoscaling/v1", "HorizontalPodAutoscaler", "k8s.io.api.autoscaling.v1.HorizontalPodAutoscaler"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler", "k8s.io.api.autoscaling.v2.HorizontalPodAutoscaler"),
     ("policy/v1", "Eviction", "k8s.io.api.policy.v1.Eviction"),
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview", "k8s.io.api.authorization.v1.SelfSubjectAccessReview"),
     ("*", "DeleteOptions", "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions"),

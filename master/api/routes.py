@@ -22,7 +22,7 @@ from master.api.streaming import STREAM_HEADER
 from master.registry.context import ApiContext, Identity
 from master.registry.listing import ListOptions, parse_list_options
 from master.registry.resource import ResourceType
-from master.registry.verbs import FieldCheck, Handlers, with_type
+from master.registry.verbs import FieldCheck, Handlers
 
 Obj = dict[str, Any]
 _TRUE = ("1", "true", "True")
@@ -210,7 +210,7 @@ def dispatch(ctx: ApiContext, handlers: Handlers, target: Target, stopping: thre
     if verb == "delete":
         options = _delete_options(limit)
         result = handlers.delete(rt, ns, name, options, dry_run)
-        return json_response(with_type(rt, result))
+        return json_response(result)  # typed (and converted) by the handler
     if verb == "deletecollection":
         options = _delete_options(limit)
         return json_response(handlers.delete_collection(rt, ns, opts, options, dry_run))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.settings import MasterSettings
 from master.client.client import Client, Kinds
 from master.client.informer import InformerFactory
 from master.client.recorder import Recorder
+from master.usage import UsageStore
 
 
 @dataclass
@@ -20,6 +21,8 @@ class Env:
     informers: InformerFactory
     recorder: Recorder
     stopping: threading.Event
+    # The boards' resource usage (the metrics API's source), for the autoscaler.
+    usage: UsageStore = field(default_factory=UsageStore)
 
     @property
     def kinds(self) -> Kinds:

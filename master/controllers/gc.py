@@ -68,7 +68,7 @@ class GarbageCollector(Controller):
         super().__init__(env)
         self.types: dict[str, tuple[ResourceType, Informer]] = {}
         self._orphaned = _Remembered(ORPHANED_SECONDS, ORPHANED_LIMIT)
-        for rt in self.client.catalog:
+        for rt in self.client.catalog.stored():
             if rt.plural in _SKIP:
                 continue
             inf = env.informers.metadata_informer(rt)

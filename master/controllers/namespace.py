@@ -63,7 +63,7 @@ class NamespaceController(Controller):
     def _delete_contents(self, namespace: str) -> int:
         """Delete everything in `namespace` (in the background); how many objects are still there."""
         remaining = 0
-        for rt in self.client.catalog:
+        for rt in self.client.catalog.stored():
             if not rt.namespaced:
                 continue
             for obj in self.client.list(rt, namespace):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from master.registry import printers
+from master.registry.autoscaling import HorizontalPodAutoscalerStrategy
 from master.registry.core import (
     ConfigMapStrategy,
     EndpointsStrategy,
@@ -19,6 +20,8 @@ from master.registry.core import (
     SecretStrategy,
     ServiceAccountStrategy,
 )
+from master.registry.hpatable import HPA
+from master.registry.hpaversions import HpaConversion
 from master.registry.pods import PodStrategy
 from master.registry.resource import ResourceType
 from master.registry.services import ServiceStrategy
@@ -62,6 +65,11 @@ def builtin_resources(toleration_seconds: int = 30) -> list[ResourceType]:
                      DaemonSetStrategy(), table=printers.DAEMONSET),
         ResourceType("batch", "v1", "Job", "jobs", True, (), ALL, ("status",), JobStrategy(),
                      ("status.successful",), table=printers.JOB),
+        # Stored as v2 (listed first: the preferred version); v1 is a view of it for older kubectl.
+        ResourceType("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ("hpa",),
+                     ALL, ("status",), HorizontalPodAutoscalerStrategy(), table=HPA),
+        ResourceType("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ("hpa",),
+                     ALL, ("status",), HorizontalPodAutoscalerStrategy(), table=HPA, conversion=HpaConversion()),
         ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True, (), (), (), LeaseStrategy(),
                      volatile=True, table=printers.LEASE),
     ]
@@ -72,11 +80,17 @@ class Catalog:
 
     def __init__(self, resources: list[ResourceType]) -> None:
         self._by_path = {(r.group, r.version, r.plural): r for r in resources}
-        self._by_kind = {(r.group, r.kind): r for r in resources}
+        # A kind served in several versions: by_kind answers the stored one (no conversion).
+        self._by_kind = {(r.group, r.kind): r for r in resources if r.conversion is None}
+        self._by_gvk = {(r.group, r.version, r.kind): r for r in resources}
         self.resources = resources
 
     def __iter__(self) -> Iterator[ResourceType]:
         return iter(self.resources)
+
+    def stored(self) -> Iterator[ResourceType]:
+        """Each kind once, in its stored version: what walks every object (GC, namespace deletion) reads."""
+        return (r for r in self.resources if r.conversion is None)
 
     def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
         return self._by_path.get((group, version, plural))
@@ -85,8 +99,9 @@ class Catalog:
         return self._by_kind.get((group, kind))
 
     def by_api_version(self, api_version: str, kind: str) -> ResourceType | None:
-        group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
-        return self._by_kind.get((group, kind))
+        """The resource type of `kind` in `api_version`; of its stored version when that version is not served."""
+        group, _, version = api_version.rpartition("/")
+        return self._by_gvk.get((group, version, kind)) or self._by_kind.get((group, kind))
 
     def groups(self) -> dict[str, list[str]]:
         """Group name → versions, core group ("") included."""

@@ -95,6 +95,22 @@ class Strategy:
         return False
 
 
+class Conversion(Protocol):
+    """How a served version other than the stored one reads and writes the stored object.
+
+    A kind served in two versions is two `ResourceType`s with one storage prefix: the
+    stored one has no conversion, the other converts at the API's edge (`with_type` on
+    the way out, `Handlers` on the way in), so strategies, controllers and the store
+    only ever see the stored version. Neither direction may change its argument.
+    """
+
+    storage_version: str  # the apiVersion of the stored form, e.g. "autoscaling/v2"
+
+    def from_storage(self, obj: Obj) -> Obj: ...
+
+    def to_storage(self, obj: Obj) -> Obj: ...
+
+
 @dataclass(frozen=True)
 class ResourceType:
     group: str
@@ -114,6 +130,8 @@ class ResourceType:
     verbs: tuple[str, ...] = (
         "create", "delete", "deletecollection", "get", "list", "patch", "update", "watch",
     )
+    # Set on a version served as a view of another (see `Conversion`); None: this is the stored version.
+    conversion: Conversion | None = None
 
     @property
     def singular(self) -> str:

@@ -73,9 +73,21 @@ def conflict(rt: ResourceType, name: str) -> errors.Conflict:
 
 
 def with_type(rt: ResourceType, obj: Obj) -> Obj:
+    """`obj` (as stored) as this resource type serves it: its version's shape, apiVersion and kind."""
+    if rt.conversion is not None:
+        obj = rt.conversion.from_storage(obj)
     obj["apiVersion"] = rt.api_version
     obj["kind"] = rt.kind
     return obj
+
+
+def _stored(rt: ResourceType, obj: Obj) -> Obj:
+    """A client's object (in `rt`'s version, type checked) in the stored version's shape."""
+    if rt.conversion is None:
+        return obj
+    if not isinstance(obj.get("metadata", {}), dict):
+        raise errors.BadRequest(message="metadata must be an object")
+    return rt.conversion.to_storage(obj)
 
 
 def revision_of(obj: Obj) -> int:
@@ -138,6 +150,8 @@ class Handlers:
                     next_key = key
                     break
                 if opts.matches(obj):
+                    if rt.conversion is not None:
+                        obj = rt.conversion.from_storage(obj)
                     obj.pop("apiVersion", None)
                     obj.pop("kind", None)
                     items.append(obj)
@@ -198,6 +212,7 @@ class Handlers:
         """`requester`: who asks, for admission (None: the master itself, no restrictions)."""
         obj = self._check_type(rt, body)
         (fields or FieldCheck()).apply(rt, obj)
+        obj = _stored(rt, obj)
         m = obj.setdefault("metadata", {})
         if not isinstance(m, dict):
             raise errors.BadRequest(message="metadata must be an object")
@@ -278,6 +293,7 @@ class Handlers:
                requester: Identity | None = None) -> Obj:
         new_body = self._check_type(rt, body)
         (fields or FieldCheck()).apply(rt, new_body)
+        new_body = _stored(rt, new_body)
         m = new_body.get("metadata")
         if not isinstance(m, dict):
             raise errors.BadRequest(message="metadata must be an object")
@@ -320,7 +336,7 @@ class Handlers:
                 raise errors.BadRequest(message="the patch did not produce an object")
             typed = self._check_type(rt, result)
             check.apply(rt, typed)
-            return typed
+            return _stored(rt, typed)
 
         return self._write(rt, ns, name, apply, expect_rv=expect, subresource=subresource, dry_run=dry_run,
                            requester=requester)

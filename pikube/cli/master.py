@@ -33,6 +33,13 @@ def register(sub: Any) -> None:
                    help="end an exec/attach/port-forward stream after this long without traffic (e.g. 4h, 90s)")
     p.add_argument("--max-streams-per-node", type=int, default=64,
                    help="exec/attach/port-forward streams at once to one board; beyond: 429")
+    p.add_argument("--horizontal-pod-autoscaler-sync-period", type=_duration, default=15.0, metavar="DURATION",
+                   help="how often every HorizontalPodAutoscaler is evaluated (default 15s)")
+    p.add_argument("--horizontal-pod-autoscaler-downscale-stabilization", type=_duration, default=300.0,
+                   metavar="DURATION", help="how long a scale-down waits for higher recommendations (default 5m; "
+                   "an autoscaler's spec.behavior.scaleDown.stabilizationWindowSeconds overrides it)")
+    p.add_argument("--horizontal-pod-autoscaler-tolerance", type=float, default=0.1,
+                   help="usage ratios this close to 1.0 change nothing (default 0.1)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=_run)
 
@@ -46,7 +53,10 @@ def settings_from(args: argparse.Namespace) -> MasterSettings:
                           web_token=args.web_token, board_node=args.board_node, lb_pool=tuple(args.lb_pool),
                           node_monitor_grace_seconds=args.node_monitor_grace_seconds,
                           stream_idle_timeout=args.streaming_connection_idle_timeout,
-                          max_streams_per_node=args.max_streams_per_node)
+                          max_streams_per_node=args.max_streams_per_node,
+                          hpa_sync_seconds=args.horizontal_pod_autoscaler_sync_period,
+                          hpa_downscale_stabilization_seconds=args.horizontal_pod_autoscaler_downscale_stabilization,
+                          hpa_tolerance=args.horizontal_pod_autoscaler_tolerance)
 
 
 def _duration(text: str) -> float:
@@ -81,6 +91,9 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError(f"--port must be between 1 and 65535, not {args.port}")
     if not 0 <= args.web_port <= 65535 or args.web_port == args.port:
         raise CliError(f"--web-port must be 0 (off) or a free port other than --port, not {args.web_port}")
+    if not 0 <= args.horizontal_pod_autoscaler_tolerance < 1:
+        raise CliError("--horizontal-pod-autoscaler-tolerance must be at least 0 and below 1, "
+                       f"not {args.horizontal_pod_autoscaler_tolerance}")
     if args.node_monitor_grace_seconds < 1:
         raise CliError(f"--node-monitor-grace-seconds must be at least 1, not {args.node_monitor_grace_seconds}")
     settings = settings_from(args)

@@ -1,0 +1,1 @@
+"""The HorizontalPodAutoscaler controller: replica calculation, stabilisation and rate limits, reconcile."""
