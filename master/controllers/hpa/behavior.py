@@ -5,7 +5,7 @@ Kubernetes' HPA controller does this in two ways, kept apart here as there:
 * without `spec.behavior`: the highest recommendation of the last
   `downscale_window` (5 min by default, `--horizontal-pod-autoscaler-downscale-stabilization`)
   is used, so a brief dip never scales down; scaling up is limited to
-  max(2 × current, 4) per sync;
+  max(2 x current, 4) per sync;
 * with `spec.behavior` (always set on objects written with one; the defaults
   fill in what it leaves out): scale-up and scale-down each have a stabilisation
   window (the lowest recommendation of the up window, the highest of the down

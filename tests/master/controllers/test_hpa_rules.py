@@ -13,7 +13,7 @@ from master.controllers.hpa.replicas import MetricError, Sample, resource_replic
 from master.registry.autoscaling import default_scale_down, default_scale_up
 
 Obj = dict[str, Any]
-NOW = dt.datetime(2026, 12, 5, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 12, 5, 12, 0, tzinfo=dt.UTC)
 LONG_AGO = "2026-12-05T10:00:00Z"
 WINDOW = dt.timedelta(seconds=15)
 
@@ -66,7 +66,7 @@ def test_missing_pods_count_as_full_when_scaling_down_and_idle_when_scaling_up()
 def test_unready_pods_are_idle_when_scaling_up_and_ignored_pods_do_not_count() -> None:
     starting = pod("new", ready=False, started="2026-12-05T11:59:00Z")
     pods = [pod("a"), starting, pod("gone", deleted=True), pod("failed", phase="Failed")]
-    # a at 150 % (3 × target) while "new" starts: (150+0)/200 = 75 % → ceil(1.5 × 2) = 3.
+    # a at 150 % (3 x target) while "new" starts: (150+0)/200 = 75 % → ceil(1.5 x 2) = 3.
     assert cpu(2, pods, {"a": use(150), "new": use(500), "gone": use(900), "failed": use(900)}) == 3
 
 
@@ -100,7 +100,7 @@ def test_behavior_policies_limit_each_period_and_select_the_largest_change() -> 
     behavior = {"scaleUp": default_scale_up(), "scaleDown": {**default_scale_down(), "stabilizationWindowSeconds": 0}}
     history = rules.History()
     window = dt.timedelta(minutes=5)
-    # From 1: max(1 + 4 pods, 1 × 200 %) = 5 per 15 s.
+    # From 1: max(1 + 4 pods, 1 x 200 %) = 5 per 15 s.
     up = rules.with_behavior(history, NOW, 1, 20, 1, 50, behavior, window)
     assert (up.replicas, up.limited.reason) == (5, "ScaleUpLimit")
     history.record_scale(NOW, 1, 5, dt.timedelta(minutes=30))

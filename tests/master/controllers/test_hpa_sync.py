@@ -153,7 +153,8 @@ def test_a_missing_target_is_unable_to_scale_and_changes_nothing(
     assert conditions(hpa) == {"AbleToScale": ("False", "FailedGetScale")}
     assert events == [("Warning", "FailedGetScale", 'deployments.apps "web" not found')]
     message = hpa["status"]["conditions"][0]["message"]
-    assert message == 'the HPA controller was unable to get the target\'s current scale: deployments.apps "web" not found'
+    assert message == ("the HPA controller was unable to get the target's current scale: "
+                       'deployments.apps "web" not found')
 
 
 def test_pods_without_a_cpu_request_fail_the_metric_and_change_nothing(
