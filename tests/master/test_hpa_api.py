@@ -143,3 +143,27 @@ def test_a_v1_body_sent_to_the_v2_url_is_refused(master: RunningMaster) -> None:
     assert resp.status_code == 400
     assert resp.json()["message"] == ("the API version in the data (autoscaling/v1) does not match the expected "
                                       "API version (autoscaling/v2)")
+
+
+def test_the_python_client_writes_v1_and_reads_v2_and_watches(master: RunningMaster) -> None:
+    from kubernetes import client, config, watch
+
+    api_client = config.new_client_from_config(config_file=str(master.kubeconfig))
+    v1, v2 = client.AutoscalingV1Api(api_client), client.AutoscalingV2Api(api_client)
+    ns = _ns(master, "hpa-python")
+    made = v1.create_namespaced_horizontal_pod_autoscaler(ns, client.V1HorizontalPodAutoscaler(
+        metadata=client.V1ObjectMeta(name="py"), spec=client.V1HorizontalPodAutoscalerSpec(
+            scale_target_ref=client.V1CrossVersionObjectReference(api_version="apps/v1", kind="Deployment",
+                                                                  name="web"),
+            min_replicas=2, max_replicas=5, target_cpu_utilization_percentage=70)))
+    assert made.spec.target_cpu_utilization_percentage == 70
+    read = v2.read_namespaced_horizontal_pod_autoscaler("py", ns)
+    assert read.spec.metrics[0].resource.target.average_utilization == 70 and read.spec.min_replicas == 2
+    events = watch.Watch().stream(v1.list_namespaced_horizontal_pod_autoscaler, ns,
+                                  resource_version=made.metadata.resource_version, timeout_seconds=5)
+    v2.patch_namespaced_horizontal_pod_autoscaler("py", ns, {"spec": {"maxReplicas": 6}})
+    seen = next(e for e in events if e["type"] == "MODIFIED" and e["object"].spec.max_replicas == 6)
+    assert seen["object"].api_version == "autoscaling/v1"
+    assert seen["object"].spec.target_cpu_utilization_percentage == 70
+    v2.delete_namespaced_horizontal_pod_autoscaler("py", ns)
+    assert [h.metadata.name for h in v1.list_namespaced_horizontal_pod_autoscaler(ns).items] == []
