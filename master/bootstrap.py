@@ -12,6 +12,7 @@ import ipaddress
 from typing import Any
 
 from core import errors
+from master.registry import rbacdefaults
 from master.registry.context import ApiContext
 from master.registry.services import first_service_ip
 from master.registry.verbs import Handlers
@@ -43,6 +44,7 @@ def ensure_defaults(ctx: ApiContext) -> None:
                  "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
                            {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]},
     })
+    ensure_rbac_defaults(ctx, h)
     subsets = [{"addresses": [{"ip": ctx.settings.advertise_address}],
                 "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]
     endpoints = {"metadata": {"name": "kubernetes", "labels": {
@@ -52,6 +54,31 @@ def ensure_defaults(ctx: ApiContext) -> None:
         _create(h.create, ep_rt, "default", endpoints)
     elif current.get("subsets") != subsets:
         h.patch(ep_rt, "default", "kubernetes", "merge", {"subsets": subsets})
+
+
+def ensure_rbac_defaults(ctx: ApiContext, h: Handlers) -> None:
+    """The default cluster roles and bindings: made when missing, and put back (rules, aggregation rule,
+    subjects) when changed while their `autoupdate` annotation is "true", as Kubernetes' RBAC bootstrap does."""
+    roles = ctx.catalog.by_kind("rbac.authorization.k8s.io", "ClusterRole")
+    bindings = ctx.catalog.by_kind("rbac.authorization.k8s.io", "ClusterRoleBinding")
+    assert roles and bindings
+    for rt, wanted_all, fields in ((roles, rbacdefaults.cluster_roles(), ("rules", "aggregationRule")),
+                                   (bindings, rbacdefaults.cluster_role_bindings(), ("roleRef", "subjects"))):
+        for wanted in wanted_all:
+            name = wanted["metadata"]["name"]
+            current = ctx.store.get(rt.key("", name))
+            if current is None:
+                _create(h.create, rt, "", wanted)
+                continue
+            annotations = (current.get("metadata") or {}).get("annotations") or {}
+            if annotations.get(rbacdefaults.AUTOUPDATE) != "true":
+                continue
+            # An aggregated role's rules are the aggregation controller's to fill.
+            keys = [f for f in fields if not (f == "rules" and wanted.get("aggregationRule"))]
+            if any(current.get(f) != wanted.get(f) for f in keys):
+                if "roleRef" in keys and current.get("roleRef") != wanted.get("roleRef"):
+                    continue  # roleRef cannot change; a binding someone re-pointed is left alone
+                h.patch(rt, "", name, "merge", {f: wanted.get(f) for f in keys})
 
 
 def cluster_dns_ip(service_cidr: str, configured: str = "") -> str:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from master.client import Client, Env, InformerFactory, Recorder
+from master.controllers.clusterroleaggregation import ClusterRoleAggregationController
 from master.controllers.daemonset.controller import DaemonSetController
 from master.controllers.deployment.controller import DeploymentController
 from master.controllers.endpoints import EndpointsController
@@ -54,6 +55,7 @@ CONTROLLERS: dict[str, Callable[[Env], _Startable]] = {
     "serviceaccount": ServiceAccountController,
     "servicelb": ServiceLBController,
     "horizontalpodautoscaling": HorizontalPodAutoscalerController,
+    "clusterroleaggregation": ClusterRoleAggregationController,
 }
 
 

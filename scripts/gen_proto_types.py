@@ -63,6 +63,8 @@ ROOTS: list[tuple[str, str, str]] = [
     ("autoscaling/v1", "Scale", "k8s.io.api.autoscaling.v1.Scale"),
     ("autoscaling/v1", "HorizontalPodAutoscaler", "k8s.io.api.autoscaling.v1.HorizontalPodAutoscaler"),
     ("autoscaling/v2", "HorizontalPodAutoscaler", "k8s.io.api.autoscaling.v2.HorizontalPodAutoscaler"),
+    *[("rbac.authorization.k8s.io/v1", k, f"k8s.io.api.rbac.v1.{k}")
+      for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")],
     ("policy/v1", "Eviction", "k8s.io.api.policy.v1.Eviction"),
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview", "k8s.io.api.authorization.v1.SelfSubjectAccessReview"),
     ("*", "DeleteOptions", "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions"),

@@ -1,4 +1,14 @@
-"""`SelfSubjectAccessReview`: "may I?" answered by the same authorizer every request meets (`kubectl auth can-i`).
+"""Access reviews: "may I?" (and "may they?") answered by the same authorizer every request meets.
+
+* `SelfSubjectAccessReview` (`kubectl auth can-i VERB RESOURCE`), for resources
+  and non-resource URLs;
+* `SelfSubjectRulesReview` (`kubectl auth can-i --list`): the RBAC rules that
+  apply to the caller in a namespace (a node's extra node-authorizer rights are
+  not rules, so its answer says `incomplete`);
+* `SubjectAccessReview` and the namespaced `LocalSubjectAccessReview`, for
+  whoever RBAC lets create them (the admin; `admin` in its namespace for the
+  local one): the same question about any user and groups.
+
 
 kubectl resolves the resource through discovery, then POSTs
 `/apis/authorization.k8s.io/v1/selfsubjectaccessreviews` with the verb,
@@ -14,11 +24,14 @@ from __future__ import annotations
 from typing import Any
 
 from core import errors
-from master.api.auth import Attributes, authorize
+from master.api.auth import Attributes, allowed, authorize
 from master.registry.context import ApiContext, Identity
+from master.registry.rbacindex import Request
 
 Obj = dict[str, Any]
 GROUP, VERSION, PLURAL = "authorization.k8s.io", "v1", "selfsubjectaccessreviews"
+RULES_PLURAL, SUBJECT_PLURAL, LOCAL_PLURAL = "selfsubjectrulesreviews", "subjectaccessreviews", \
+    "localsubjectaccessreviews"
 
 
 def review(ctx: ApiContext, identity: Identity, body: Obj) -> Obj:
@@ -38,8 +51,11 @@ def review(ctx: ApiContext, identity: Identity, body: Obj) -> Obj:
 def _decide(ctx: ApiContext, identity: Identity, spec: Obj) -> tuple[bool, str]:
     attrs = spec.get("resourceAttributes")
     if not isinstance(attrs, dict):
-        # Non-resource URLs (/healthz, /version, ...): an admin may; the rest is not modelled for others.
-        return identity.is_admin, "" if identity.is_admin else "pikube grants non-resource URLs to admins only"
+        url = spec.get("nonResourceAttributes")
+        if not isinstance(url, dict):
+            raise errors.Invalid(message="resourceAttributes or nonResourceAttributes is required")
+        ok = allowed(ctx, identity, Request(str(url.get("verb") or ""), path=str(url.get("path") or "")))
+        return ok, ""
     group, plural = str(attrs.get("group") or ""), str(attrs.get("resource") or "")
     rt = next((r for r in ctx.catalog if r.group == group and r.plural == plural), None)
     if rt is None:
@@ -53,3 +69,71 @@ def _decide(ctx: ApiContext, identity: Identity, spec: Obj) -> tuple[bool, str]:
     except errors.Forbidden as exc:
         return False, exc.message
     return True, "the user is an admin (system:masters)" if identity.is_admin else ""
+
+
+def _typed(kind: str, spec: Obj, status: Obj, namespace: str = "") -> Obj:
+    meta: Obj = {"creationTimestamp": None}
+    if namespace:
+        meta["namespace"] = namespace
+    return {"kind": kind, "apiVersion": f"{GROUP}/{VERSION}", "metadata": meta, "spec": spec, "status": status}
+
+
+def _spec(body: Obj, kind: str) -> Obj:
+    if body.get("kind") not in (None, kind):
+        raise errors.BadRequest(message=f'expected a {kind}, not a {body.get("kind")}')
+    spec = body.get("spec")
+    if not isinstance(spec, dict):
+        raise errors.Invalid(message=f"{kind}.authorization.k8s.io is invalid: spec: Required value")
+    return spec
+
+
+def rules_review(ctx: ApiContext, identity: Identity, body: Obj) -> Obj:
+    """The rules that apply to the caller in `spec.namespace`, as `kubectl auth can-i --list` prints them."""
+    spec = _spec(body, "SelfSubjectRulesReview")
+    namespace = str(spec.get("namespace") or "")
+    resource_rules: list[Obj] = []
+    url_rules: list[Obj] = []
+    for rule in ctx.rbac.rules_for(identity.user, identity.groups, namespace):
+        if rule.get("nonResourceURLs"):
+            entry = {"verbs": list(rule.get("verbs") or []), "nonResourceURLs": list(rule["nonResourceURLs"])}
+            if entry not in url_rules:
+                url_rules.append(entry)
+            continue
+        entry = {"verbs": list(rule.get("verbs") or []), "apiGroups": list(rule.get("apiGroups") or []),
+                 "resources": list(rule.get("resources") or [])}
+        if rule.get("resourceNames"):
+            entry["resourceNames"] = list(rule["resourceNames"])
+        if entry not in resource_rules:
+            resource_rules.append(entry)
+    status: Obj = {"resourceRules": resource_rules, "nonResourceRules": url_rules,
+                   "incomplete": identity.node_name is not None}
+    if identity.node_name is not None:
+        status["evaluationError"] = "the node authorizer's rights of a node are not listed as rules"
+    return _typed("SelfSubjectRulesReview", spec, status)
+
+
+def subject_review(ctx: ApiContext, identity: Identity, body: Obj, namespace: str = "") -> Obj:
+    """`SubjectAccessReview` (cluster-wide) or `LocalSubjectAccessReview` (`namespace` set): about `spec.user`."""
+    kind = "LocalSubjectAccessReview" if namespace else "SubjectAccessReview"
+    plural = LOCAL_PLURAL if namespace else SUBJECT_PLURAL
+    if not allowed(ctx, identity, Request("create", GROUP, plural, namespace=namespace)):
+        where = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+        raise errors.Forbidden(message=f'{plural}.{GROUP} is forbidden: User "{identity.user}" cannot create '
+                                       f'resource "{plural}" in API group "{GROUP}" {where}',
+                               kind=plural, group=GROUP)
+    spec = _spec(body, kind)
+    user, groups = str(spec.get("user") or ""), spec.get("groups") or []
+    if not user and not groups:
+        raise errors.Invalid(message=f'{kind}.authorization.k8s.io "" is invalid: spec.user: Invalid value: "": '
+                                     "at least one of user or group must be specified")
+    attrs = spec.get("resourceAttributes")
+    if namespace and isinstance(attrs, dict) and attrs.get("namespace") not in (None, "", namespace):
+        raise errors.BadRequest(message=f"spec.resourceAttributes.namespace must match namespace: {namespace}")
+    if namespace and isinstance(attrs, dict):
+        spec = {**spec, "resourceAttributes": {**attrs, "namespace": namespace}}
+    subject = Identity(user=user, groups=tuple(str(g) for g in groups if isinstance(g, str)))
+    ok, reason = _decide(ctx, subject, spec)
+    status: Obj = {"allowed": ok}
+    if reason and ok:
+        status["reason"] = reason
+    return _typed(kind, spec, status, namespace)

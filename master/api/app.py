@@ -24,7 +24,7 @@ from werkzeug.routing import Map, MapAdapter
 from core import errors
 from core.ratelimit import TokenBucket
 from master.api import accessreview, discovery, metrics, openapi
-from master.api.auth import authenticate
+from master.api.auth import authenticate, authorize_path, impersonate
 from master.api.join import JoinService
 from master.api.render import json_response
 from master.api.routes import group_blueprint
@@ -32,6 +32,25 @@ from master.registry.context import ApiContext
 from master.registry.verbs import Handlers
 
 log = logging.getLogger(__name__)
+_VERBS = {"GET": "get", "HEAD": "get", "POST": "post", "PUT": "put", "PATCH": "patch", "DELETE": "delete"}
+
+
+def _non_resource(path: str) -> bool:
+    """Whether `path` is a Kubernetes non-resource URL (discovery, OpenAPI ...), which RBAC decides by path.
+
+    Resource requests (`/api/v1/...`, `/apis/G/V/...`) are authorized where they are routed; pikube's own
+    endpoints (`/pikube/...`) check their callers themselves.
+    """
+    parts = [p for p in path.split("/") if p]
+    if not parts or parts[0] == "pikube":
+        return parts == []
+    if parts[0] == "api":
+        return len(parts) <= 2
+    if parts[0] == "apis":
+        return len(parts) <= 3
+    return True
+
+
 PUBLIC = ("/version", "/healthz", "/livez", "/readyz", "/cacerts", "/pikube/v1/join")
 TRACEBACKS = TokenBucket(rate=1 / 60, burst=5)  # at most 5 at once, then one a minute
 _PREFIX = os.urandom(3).hex()
@@ -76,7 +95,13 @@ def create_app(ctx: ApiContext, join: JoinService | None = None, admin_token: st
         identity = authenticate(request.environ, admin_token)
         if identity is None:
             raise errors.Unauthorized(message="Unauthorized")
+        as_user = request.headers.get("Impersonate-User", "")
+        as_groups = request.headers.getlist("Impersonate-Group")
+        if as_user or as_groups:
+            identity = impersonate(ctx, identity, as_user, as_groups)
         g.identity = identity
+        if not identity.is_admin and _non_resource(path):
+            authorize_path(ctx, identity, _VERBS.get(request.method, request.method.lower()), path)
         return None
 
     @app.errorhandler(errors.ApiError)
@@ -138,6 +163,24 @@ def create_app(ctx: ApiContext, join: JoinService | None = None, admin_token: st
 
         obj = bodies.decode_object(bodies.read(request, ctx.settings.max_body_bytes), bodies.media_type(request))
         return json_response(accessreview.review(ctx, g.identity, obj), 201)
+
+    def _review_body() -> Any:
+        from master.api import body as bodies
+
+        return bodies.decode_object(bodies.read(request, ctx.settings.max_body_bytes), bodies.media_type(request))
+
+    @app.post(f"/apis/{accessreview.GROUP}/{accessreview.VERSION}/{accessreview.RULES_PLURAL}")
+    def rules_review() -> Response:
+        return json_response(accessreview.rules_review(ctx, g.identity, _review_body()), 201)
+
+    @app.post(f"/apis/{accessreview.GROUP}/{accessreview.VERSION}/{accessreview.SUBJECT_PLURAL}")
+    def subject_review() -> Response:
+        return json_response(accessreview.subject_review(ctx, g.identity, _review_body()), 201)
+
+    @app.post(f"/apis/{accessreview.GROUP}/{accessreview.VERSION}/namespaces/<namespace>/"
+              f"{accessreview.LOCAL_PLURAL}")
+    def local_subject_review(namespace: str) -> Response:
+        return json_response(accessreview.subject_review(ctx, g.identity, _review_body(), namespace), 201)
 
     @app.get("/apis")
     @app.get("/apis/")

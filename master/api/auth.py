@@ -1,6 +1,8 @@
 """Who is asking, and may they: client certificates and tokens in, allow or 403 out.
 
-Admins (group `system:masters`) may do everything. A node identity
+Admins (group `system:masters`) may do everything. Everyone else is decided by
+RBAC (master/registry/rbacindex.py: Roles, ClusterRoles and their bindings),
+nodes first by the node authorizer below and then by RBAC. A node identity
 (`system:node:NAME` in `system:nodes`) may do what its agent needs and no more,
 in the spirit of Kubernetes' Node authorizer: its own Node and Lease, the pods
 bound to it and the config maps and secrets those pods use, services and
@@ -16,6 +18,7 @@ from typing import Any
 
 from core import errors
 from master.registry.context import ApiContext, Identity
+from master.registry.rbacindex import Request, serviceaccount_user
 from master.registry.resource import ResourceType
 
 Obj = dict[str, Any]
@@ -72,7 +75,57 @@ def authorize(ctx: ApiContext, identity: Identity, attrs: Attributes) -> None:
     node = identity.node_name
     if node is not None and _node_allows(ctx, node, attrs):
         return
+    rt = attrs.resource
+    if ctx.rbac.allows(identity.user, identity.groups, Request(attrs.verb, rt.group, rt.plural, attrs.subresource,
+                                                               attrs.namespace, attrs.name)):
+        return
     raise forbidden(identity, attrs)
+
+
+def allowed(ctx: ApiContext, identity: Identity, request: Request) -> bool:
+    """RBAC's answer for a request that names no catalog resource (metrics.k8s.io, users, paths)."""
+    return identity.is_admin or ctx.rbac.allows(identity.user, identity.groups, request)
+
+
+def authorize_path(ctx: ApiContext, identity: Identity, verb: str, path: str) -> None:
+    """A non-resource URL (`/api`, `/openapi/v2` ...): RBAC's nonResourceURLs rules."""
+    if not allowed(ctx, identity, Request(verb, path=path)):
+        raise errors.Forbidden(message=f'forbidden: User "{identity.user}" cannot {verb} path "{path}"')
+
+
+def impersonate(ctx: ApiContext, identity: Identity, user: str, groups: list[str]) -> Identity:
+    """The identity `identity` asks to act as (`kubectl --as`/`--as-group`), if it may impersonate it.
+
+    As Kubernetes: impersonating a service account needs `impersonate` on that
+    `serviceaccounts` object, any other user on `users`, each group on `groups`;
+    the impersonated identity is authenticated (and a service account's groups
+    are added).
+    """
+    if not user:
+        raise errors.BadRequest(message="requested impersonation of groups without impersonating a user")
+    checks: list[tuple[Request, str]] = []
+    parts = user.split(":")
+    if len(parts) == 4 and user.startswith("system:serviceaccount:"):
+        checks.append((Request("impersonate", "", "serviceaccounts", namespace=parts[2], name=parts[3]),
+                       f'serviceaccounts "{parts[3]}" is forbidden: User "{identity.user}" cannot impersonate '
+                       f'resource "serviceaccounts" in API group "" in the namespace "{parts[2]}"'))
+    else:
+        checks.append((Request("impersonate", "", "users", name=user),
+                       f'users "{user}" is forbidden: User "{identity.user}" cannot impersonate resource "users" '
+                       'in API group "" at the cluster scope'))
+    for group in groups:
+        checks.append((Request("impersonate", "", "groups", name=group),
+                       f'groups "{group}" is forbidden: User "{identity.user}" cannot impersonate resource '
+                       '"groups" in API group "" at the cluster scope'))
+    for request, message in checks:
+        if not allowed(ctx, identity, request):
+            raise errors.Forbidden(message=message, kind=request.resource, name=request.name)
+    found = list(groups)
+    if len(parts) == 4 and user == serviceaccount_user(parts[2], parts[3]):
+        found += ["system:serviceaccounts", f"system:serviceaccounts:{parts[2]}"]
+    if user != "system:anonymous" and "system:authenticated" not in found:
+        found.append("system:authenticated")
+    return Identity(user=user, groups=tuple(dict.fromkeys(found)))
 
 
 _READ = ("get", "list", "watch")

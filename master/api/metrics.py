@@ -10,8 +10,9 @@ complete sample of it, and only while that pod exists with the same uid; a board
 whose report is older than two minutes is left out, never shown as idle.
 
 Boards send reports with `PUT /pikube/v1/nodes/NAME/metrics`, each only its own
-(the admin may too); reading the metrics API needs the admin, as Kubernetes'
-default RBAC gives it to no node.
+(the admin may too); reading the metrics API is RBAC's decision (`view`, `edit`
+and `admin` hold it, through `system:aggregated-metrics-reader`, as with
+metrics-server's manifests); no node holds it.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from flask import Blueprint, Response, g, request
 from core import errors
 from core.kube.selectors import LabelSelector
 from master.api import body
+from master.api.auth import allowed
 from master.api.render import json_response
 from master.registry.context import ApiContext, Identity
+from master.registry.rbacindex import Request
 from master.usage import NodeUsage, PodUsage, ReportError
 
 Obj = dict[str, Any]
@@ -162,19 +165,19 @@ def blueprint(ctx: ApiContext) -> Blueprint:
     def selector() -> LabelSelector:
         return LabelSelector.parse(request.args.get("labelSelector") or "")
 
-    def admin_only(verb: str, plural: str, namespace: str = "") -> None:
+    def may(verb: str, plural: str, namespace: str = "") -> None:
         identity: Identity = g.identity
-        if not identity.is_admin:
+        if not allowed(ctx, identity, Request(verb, GROUP, plural, namespace=namespace)):
             raise _forbidden(identity, verb, plural, namespace)
 
     @bp.get(f"/apis/{GROUP_VERSION}/nodes")
     def list_nodes() -> Response:
-        admin_only("list", "nodes")
+        may("list", "nodes")
         return json_response({**_listed("NodeMetricsList"), "items": api.nodes(selector())})
 
     @bp.get(f"/apis/{GROUP_VERSION}/nodes/<name>")
     def get_node(name: str) -> Response:
-        admin_only("get", "nodes")
+        may("get", "nodes")
         found = api.nodes(LabelSelector(), name)
         if not found:
             raise errors.NotFound(message=f'nodemetrics.{GROUP} "{name}" not found', name=name, kind="nodes",
@@ -184,12 +187,12 @@ def blueprint(ctx: ApiContext) -> Blueprint:
     @bp.get(f"/apis/{GROUP_VERSION}/pods")
     @bp.get(f"/apis/{GROUP_VERSION}/namespaces/<namespace>/pods")
     def list_pods(namespace: str = "") -> Response:
-        admin_only("list", "pods", namespace)
+        may("list", "pods", namespace)
         return json_response({**_listed("PodMetricsList"), "items": api.pods(selector(), namespace)})
 
     @bp.get(f"/apis/{GROUP_VERSION}/namespaces/<namespace>/pods/<name>")
     def get_pod(namespace: str, name: str) -> Response:
-        admin_only("get", "pods", namespace)
+        may("get", "pods", namespace)
         found = api.pods(LabelSelector(), namespace, name)
         if not found:
             raise errors.NotFound(message=f'podmetrics.{GROUP} "{name}" not found', name=name, kind="pods",

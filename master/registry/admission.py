@@ -1,5 +1,10 @@
 """Admission after authorisation: what an authorised requester may still not write.
 
+RBAC's escalation prevention, for everyone but admins and the master itself: a
+Role or ClusterRole may hold only permissions its writer holds (in the role's
+namespace), unless the writer may `escalate` it; a binding may grant only a role
+whose permissions its writer holds, unless the writer may `bind` that role.
+
 Kubernetes' NodeRestriction plugin, for node identities (`system:node:NAME` in
 `system:nodes`). Authorisation already confines a node to writing its own Node;
 here, with the old and new objects both known, a node may not:
@@ -20,9 +25,43 @@ from typing import Any
 from core import errors
 from core.kube.nodelabels import node_may_set
 from master.registry.context import Identity
+from master.registry.rbacindex import RbacIndex, Request, compact, missing_rules
 from master.registry.resource import ResourceType
 
 Obj = dict[str, Any]
+
+
+RBAC = "rbac.authorization.k8s.io"
+
+
+def admit_rbac(rt: ResourceType, obj: Obj, requester: Identity | None, rbac: RbacIndex) -> None:
+    """Escalation prevention for the four RBAC kinds (create and update alike)."""
+    if requester is None or requester.is_admin or rt.group != RBAC:
+        return
+    meta = obj.get("metadata") or {}
+    ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+    if rt.kind in ("Role", "ClusterRole"):
+        if rbac.allows(requester.user, requester.groups, Request("escalate", RBAC, rt.plural, namespace=ns, name=name)):
+            return
+        wanted = [r for r in obj.get("rules") or [] if isinstance(r, dict)]
+    elif rt.kind in ("RoleBinding", "ClusterRoleBinding"):
+        ref = obj.get("roleRef") or {}
+        role_plural = "clusterroles" if ref.get("kind") == "ClusterRole" else "roles"
+        role_ns = "" if ref.get("kind") == "ClusterRole" else ns
+        if rbac.allows(requester.user, requester.groups,
+                       Request("bind", RBAC, role_plural, namespace=ns, name=str(ref.get("name") or ""))):
+            return
+        wanted = rbac.role_rules(str(ref.get("kind") or ""), role_ns, str(ref.get("name") or "")) or []
+    else:
+        return
+    missing = missing_rules(rbac.rules_for(requester.user, requester.groups, ns), wanted)
+    if missing:
+        groups = "[" + " ".join(f'"{g}"' for g in requester.groups) + "]"
+        raise errors.Forbidden(
+            message=f'{rt.plural}.{RBAC} "{name}" is forbidden: user "{requester.user}" (groups={groups}) is '
+                    "attempting to grant RBAC permissions not currently held:\n"
+                    + "\n".join(compact(r) for r in missing),
+            kind=rt.plural, name=name, group=RBAC)
 
 
 def admit_create(rt: ResourceType, obj: Obj, requester: Identity | None) -> None:

@@ -23,6 +23,14 @@ from master.registry.core import (
 from master.registry.hpatable import HPA
 from master.registry.hpaversions import HpaConversion
 from master.registry.pods import PodStrategy
+from master.registry.rbac import (
+    BINDING_TABLE,
+    ROLE_TABLE,
+    ClusterRoleBindingStrategy,
+    ClusterRoleStrategy,
+    RoleBindingStrategy,
+    RoleStrategy,
+)
 from master.registry.resource import ResourceType
 from master.registry.services import ServiceStrategy
 from master.registry.workloads import DaemonSetStrategy, DeploymentStrategy, JobStrategy, ReplicaSetStrategy
@@ -70,6 +78,14 @@ def builtin_resources(toleration_seconds: int = 30) -> list[ResourceType]:
                      ALL, ("status",), HorizontalPodAutoscalerStrategy(), table=HPA),
         ResourceType("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ("hpa",),
                      ALL, ("status",), HorizontalPodAutoscalerStrategy(), table=HPA, conversion=HpaConversion()),
+        ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", True, (), (), (), RoleStrategy(),
+                     table=ROLE_TABLE),
+        ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False, (), (), (),
+                     ClusterRoleStrategy(), table=ROLE_TABLE),
+        ResourceType("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True, (), (), (),
+                     RoleBindingStrategy(), table=BINDING_TABLE),
+        ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False, (), (),
+                     (), ClusterRoleBindingStrategy(), table=BINDING_TABLE),
         ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True, (), (), (), LeaseStrategy(),
                      volatile=True, table=printers.LEASE),
     ]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from core.ratelimit import KeyedSlots
 from core.settings import MasterSettings
 from master.registry.catalog import Catalog
+from master.registry.rbacindex import RbacIndex
 from master.store.base import Store
 from master.usage import UsageStore
 
@@ -44,3 +45,13 @@ class ApiContext:
     usage: UsageStore = field(default_factory=UsageStore)
     # Streams relayed to each board's agent right now (exec, attach, port-forward), capped per node.
     stream_slots: KeyedSlots = field(default_factory=KeyedSlots)
+    _rbac: RbacIndex | None = field(default=None, repr=False)
+    _rbac_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def rbac(self) -> RbacIndex:
+        """The roles and bindings, kept in memory (made on first use: most contexts never need it)."""
+        with self._rbac_lock:
+            if self._rbac is None:
+                self._rbac = RbacIndex(self.store)
+            return self._rbac

@@ -244,6 +244,8 @@ class Handlers:
             admission.admit_create(rt, obj, requester)
             strategy.prepare_create(obj, self.ctx)
             self._raise_invalid(rt, obj, strategy.validate(obj))
+            if rt.group == admission.RBAC:
+                admission.admit_rbac(rt, obj, requester, self.ctx.rbac)
             if dry_run:
                 return with_type(rt, obj)
             try:
@@ -381,6 +383,8 @@ class Handlers:
                 strategy.default(new)
                 self._raise_invalid(rt, new, strategy.validate(new))
             self._raise_invalid(rt, new, meta.validate_meta_update(new, old) + strategy.validate_update(new, old))
+            if rt.group == admission.RBAC and subresource != "status":
+                admission.admit_rbac(rt, new, requester, self.ctx.rbac)
             if subresource != "status" and strategy.spec_changed(new, old):
                 nm["generation"] = int(om.get("generation") or 1) + 1
             result["new"] = new
