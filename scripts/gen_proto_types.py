@@ -66,7 +66,10 @@ ROOTS: list[tuple[str, str, str]] = [
     *[("rbac.authorization.k8s.io/v1", k, f"k8s.io.api.rbac.v1.{k}")
       for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")],
     ("policy/v1", "Eviction", "k8s.io.api.policy.v1.Eviction"),
-    ("authorization.k8s.io/v1", "SelfSubjectAccessReview", "k8s.io.api.authorization.v1.SelfSubjectAccessReview"),
+    # (SubjectAccessReview's spec.extra is a map of ExtraValue, a named []string the table cannot express; kubectl
+    # never sends one, and other clients send JSON.)
+    *[("authorization.k8s.io/v1", k, f"k8s.io.api.authorization.v1.{k}") for k in (
+        "SelfSubjectAccessReview", "SelfSubjectRulesReview")],
     ("*", "DeleteOptions", "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions"),
 ]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from core import errors
 from master.registry.context import ApiContext, Identity
-from master.registry.rbacindex import Request, serviceaccount_user
+from master.registry.rbacindex import AUTHENTICATED, Request, serviceaccount_user
 from master.registry.resource import ResourceType
 
 Obj = dict[str, Any]
@@ -40,13 +40,13 @@ def authenticate(environ: dict[str, Any], admin_token: str) -> Identity | None:
     if environ.get("SSL_CLIENT_VERIFY") == "SUCCESS":
         cn = str(environ.get("SSL_CLIENT_S_DN_CN") or "")
         orgs = _orgs(environ)
-        if cn:
-            return Identity(user=cn, groups=tuple(orgs))
+        if cn:  # every authenticated identity is in system:authenticated, as Kubernetes adds it
+            return Identity(user=cn, groups=tuple(dict.fromkeys([*orgs, AUTHENTICATED])))
     header = str(environ.get("HTTP_AUTHORIZATION") or "")
     if header.startswith("Bearer ") and admin_token:
         token = header.removeprefix("Bearer ").strip()
         if hmac.compare_digest(token.encode(), admin_token.encode()):
-            return Identity(user="pikube-admin", groups=("system:masters",))
+            return Identity(user="pikube-admin", groups=("system:masters", AUTHENTICATED))
     return None
 
 

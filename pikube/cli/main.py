@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from core import __version__
 
 # Modules under pikube.cli that contribute subcommands, in help order.
-SUBCOMMAND_MODULES = ("enable", "token", "lifecycle", "board", "master", "agent", "firstboot", "image", "flash",
+SUBCOMMAND_MODULES = ("enable", "token", "user", "lifecycle", "board", "master", "agent", "firstboot", "image", "flash",
                       "provision", "dev")
 
 

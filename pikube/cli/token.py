@@ -55,9 +55,12 @@ def parse_ttl(text: str) -> float | None:
     return float(match.group(1)) * _UNIT[match.group(2)]
 
 
-def _store(args: argparse.Namespace) -> tuple[Any, record.NodeRecord | None]:
+def master_pki(args: argparse.Namespace) -> tuple[Path, Any, record.NodeRecord | None]:
+    """This board's master data dir, its PKI and the bootstrap's record (CliError when it is no master).
+
+    `--config-dir` finds the record; `--data-dir` overrides the data dir it names.
+    """
     from master.pki import pki_paths
-    from master.tokens import TokenStore
     from pikube.cli.main import CliError
 
     layout = Layout(config_dir=args.config_dir)
@@ -69,8 +72,15 @@ def _store(args: argparse.Namespace) -> tuple[Any, record.NodeRecord | None]:
     master_data = Layout(data_dir=data_dir).master_data
     pki = pki_paths(master_data)
     if not pki.ca_cert.exists():
-        raise CliError(f"this board is not a master ({pki.ca_cert} does not exist): run `pikube token` "
+        raise CliError(f"this board is not a master ({pki.ca_cert} does not exist): run `pikube {args.command}` "
                        "on the master board.")
+    return master_data, pki, rec
+
+
+def _store(args: argparse.Namespace) -> tuple[Any, record.NodeRecord | None]:
+    from master.tokens import TokenStore
+
+    master_data, pki, rec = master_pki(args)
     return TokenStore.for_pki(master_data, pki), rec
 
 
