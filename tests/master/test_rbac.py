@@ -152,7 +152,8 @@ def test_default_roles_aggregation_and_bad_input(rbac_master: RunningMaster, tmp
     from pikube.dev.netlab import wait_for
     wait_for("view aggregates widgets-view", has_widgets, 20, 0.2)
     bad_rule = run(admin, "new", "create", "-f", "-", input=json.dumps({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "bad", "namespace": "default"},
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "bad", "namespace": "default"},
         "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": []}]}))
     assert bad_rule.returncode != 0
     assert "rules[0].verbs: Required value: verbs must contain at least one value" in bad_rule.stderr
