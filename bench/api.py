@@ -8,6 +8,11 @@ idle connections and 500 watches are held against the same run's quiet p99
 (target <= 2x), and bytes the master wrote while simulated nodes heartbeat
 (target <= 1 MB per hour for 5 nodes).
 
+`--rbac-only` measures what RBAC costs a request: GET p50/p99 by a user whose
+rights come from a RoleBinding (RBAC evaluated on every request), with 100
+Roles and 100 RoleBindings present, against the admin certificate's GET in the
+same rounds (target <= 1.2x).
+
 Latency is measured in rounds: each round runs /healthz (the baseline: TLS, the
 WSGI server and the client, no API work), GET, LIST and CREATE windows one after
 the other, and notes the CPU time the hypervisor stole from this machine during
@@ -18,7 +23,7 @@ round's p99, and every round's figures are printed beside its steal.
 
     .venv/bin/python -m bench.api [--objects 1000] [--rate 100] [--rounds 5] [--seconds 4]
                                   [--watchers 200] [--idle-minutes 10] [--idle-only]
-                                  [--pressure-only]
+                                  [--pressure-only] [--rbac-only]
 """
 
 from __future__ import annotations
@@ -146,6 +151,9 @@ def bench(args: argparse.Namespace) -> dict[str, float]:
             results["rss_mb_3_nodes_30_pods"] = rss_mb(m.proc.pid)
             results.update(usage_memory(m, s))
 
+            if args.rbac_only:
+                results.update(rbac_latency(args, m, s, base))
+                raise _SkipLoad
             if not args.pressure_only:
                 results.update(latency_rounds(args, m, s, base))
                 results.update(watch_fanout(m, s, args.watchers))
@@ -155,7 +163,7 @@ def bench(args: argparse.Namespace) -> dict[str, float]:
             pass
         finally:
             m.stop()
-        if args.idle_minutes > 0:
+        if args.idle_minutes > 0 and not args.rbac_only:
             # A fresh master, so nothing from the load above (nodes going NotReady, evictions) is counted.
             idle = start_master(Path(tmp) / "idle")
             try:
@@ -223,6 +231,58 @@ def latency_rounds(args: argparse.Namespace, m: RunningMaster, s: requests.Sessi
     results["get_p99_over_healthz_p99"] = (results["get_p99_ms_median_of_rounds"]
                                            / results["healthz_p99_ms_median_of_rounds"])
     return results
+
+
+def rbac_session(m: RunningMaster, user: str) -> requests.Session:
+    """An HTTPS session with a client certificate for `user` (no groups), from the master's CA."""
+    from master.pki import issue_client_cert, pki_paths
+
+    cert, key = issue_client_cert(pki_paths(m.data_dir), user, [])
+    folder = m.data_dir / f"bench-{user}"
+    folder.mkdir(exist_ok=True)
+    (folder / "c.pem").write_bytes(cert)
+    (folder / "k.pem").write_bytes(key)
+    s = requests.Session()
+    s.trust_env = False  # REQUESTS_CA_BUNDLE in the environment would override the cluster's CA
+    s.verify = str(m.ca)
+    s.cert = (str(folder / "c.pem"), str(folder / "k.pem"))
+    s.mount("https://", requests.adapters.HTTPAdapter(pool_connections=64, pool_maxsize=64))
+    return s
+
+
+def rbac_latency(args: argparse.Namespace, m: RunningMaster, s: requests.Session, base: str) -> dict[str, float]:
+    rbac = f"{m.url}/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}"
+    for i in range(100):  # 100 roles and bindings for other users, as a busy cluster has
+        s.post(f"{rbac}/roles", json={"metadata": {"name": f"role-{i}"}, "rules": [
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"], "resourceNames": [f"cm-{i}"]}]})
+        s.post(f"{rbac}/rolebindings", json={"metadata": {"name": f"binding-{i}"}, "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"role-{i}"}, "subjects": [
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": f"user-{i}"}]})
+    s.post(f"{rbac}/rolebindings", json={"metadata": {"name": "reader"}, "roleRef": {
+        "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"}, "subjects": [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "reader"}]})
+    reader = rbac_session(m, "reader")
+    reader.get(f"{base}/cm-0").raise_for_status()
+    sessions = {"admin": s, "rbac": reader}
+    pooled: dict[str, list[float]] = {k: [] for k in sessions}
+    round_p99: dict[str, list[float]] = {k: [] for k in sessions}
+    for r in range(args.rounds):
+        cells = []
+        for who, session in sessions.items():
+            lat = paced(args.rate, args.seconds,
+                        lambda i, session=session: session.get(f"{base}/cm-{i % args.objects}").raise_for_status())
+            pooled[who] += lat
+            round_p99[who].append(pct(lat, 99))
+            cells.append(f"{who} {statistics.median(lat):6.1f}/{pct(lat, 99):6.1f} ms")
+        print(f"round {r + 1}: " + "   ".join(cells), flush=True)
+    out: dict[str, float] = {}
+    for who in sessions:
+        out[f"get_{who}_p50_ms"] = statistics.median(pooled[who])
+        out[f"get_{who}_p99_ms_median_of_rounds"] = statistics.median(round_p99[who])
+    out["get_rbac_over_admin_p50"] = out["get_rbac_p50_ms"] / out["get_admin_p50_ms"]
+    out["get_rbac_over_admin_p99"] = (out["get_rbac_p99_ms_median_of_rounds"]
+                                      / out["get_admin_p99_ms_median_of_rounds"])
+    return out
 
 
 def watch_fanout(m: RunningMaster, s: requests.Session, watchers: int) -> dict[str, float]:
@@ -350,6 +410,8 @@ def main() -> None:
     p.add_argument("--idle-only", action="store_true", help="measure only the idle cluster's disk writes")
     p.add_argument("--pressure-only", action="store_true",
                    help="of the load figures, measure only the admin's GET under held connections and watches")
+    p.add_argument("--rbac-only", action="store_true",
+                   help="measure only GET by an RBAC-authorized user against the admin's, 100 roles present")
     args = p.parse_args()
     for key, value in bench(args).items():
         print(f"{key:38} {value:12.3f}")
