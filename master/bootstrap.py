@@ -12,7 +12,7 @@ import ipaddress
 from typing import Any
 
 from core import errors
-from master.registry import rbacdefaults
+from master.registry import apiservices, rbacdefaults
 from master.registry.context import ApiContext
 from master.registry.services import first_service_ip
 from master.registry.verbs import Handlers
@@ -45,6 +45,7 @@ def ensure_defaults(ctx: ApiContext) -> None:
                            {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]},
     })
     ensure_rbac_defaults(ctx, h)
+    ensure_local_apiservices(ctx, h)
     subsets = [{"addresses": [{"ip": ctx.settings.advertise_address}],
                 "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]
     endpoints = {"metadata": {"name": "kubernetes", "labels": {
@@ -79,6 +80,15 @@ def ensure_rbac_defaults(ctx: ApiContext, h: Handlers) -> None:
                 if "roleRef" in keys and current.get("roleRef") != wanted.get("roleRef"):
                     continue  # roleRef cannot change; a binding someone re-pointed is left alone
                 h.patch(rt, "", name, "merge", {f: wanted.get(f) for f in keys})
+
+
+def ensure_local_apiservices(ctx: ApiContext, h: Handlers) -> None:
+    """An APIService for every group version the master serves (never removed: a stored one outlives nothing)."""
+    rt = ctx.catalog.by_kind(apiservices.GROUP, "APIService")
+    assert rt is not None
+    served = [(g, v) for g, versions in ctx.catalog.groups().items() for v in versions]
+    for group, version in [*served, *apiservices.EXTRA_LOCAL]:
+        _create(h.create, rt, "", apiservices.local_apiservice(group, version))
 
 
 def cluster_dns_ip(service_cidr: str, configured: str = "") -> str:

@@ -67,6 +67,7 @@ ROOTS: list[tuple[str, str, str, str]] = [  # class, package, group, version
     ("V2HorizontalPodAutoscaler", "io.k8s.api.autoscaling.v2.", "autoscaling", "v2"),
     *[(f"V1{k}", "io.k8s.api.rbac.v1.", "rbac.authorization.k8s.io", "v1")
       for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")],
+    ("V1APIService", "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.", "apiregistration.k8s.io", "v1"),
     ("V1Eviction", "io.k8s.api.policy.v1.", "policy", "v1"),
     ("V1Status", META, "", "v1"),
     ("V1DeleteOptions", META, "", "v1"),
@@ -76,7 +77,7 @@ ROOTS: list[tuple[str, str, str, str]] = [  # class, package, group, version
 LISTED = {"V1Namespace", "V1Node", "V1Pod", "V1Service", "V1Endpoints", "V1ConfigMap", "V1Secret",
           "CoreV1Event", "V1ServiceAccount", "V1Deployment", "V1ReplicaSet", "V1DaemonSet", "V1Job",
           "V1Lease", "V1HorizontalPodAutoscaler", "V2HorizontalPodAutoscaler", "V1Role", "V1ClusterRole",
-          "V1RoleBinding", "V1ClusterRoleBinding"}
+          "V1RoleBinding", "V1ClusterRoleBinding", "V1APIService"}
 NOT_A_KIND = {"V1PodTemplateSpec"}
 # Types that live in apimachinery's meta/v1 whichever kind reaches them first.
 META_TYPES = {"ObjectMeta", "ListMeta", "ManagedFieldsEntry", "OwnerReference", "LabelSelector",
@@ -84,7 +85,7 @@ META_TYPES = {"ObjectMeta", "ListMeta", "ManagedFieldsEntry", "OwnerReference", 
               "Preconditions", "WatchEvent", "Condition", "ShardInfo"}
 # Group-versions that share DeleteOptions and WatchEvent (as in a real cluster, one GVK each).
 SHARED_GVS = [("", "v1"), ("apps", "v1"), ("autoscaling", "v1"), ("autoscaling", "v2"), ("batch", "v1"),
-              ("rbac.authorization.k8s.io", "v1"),
+              ("rbac.authorization.k8s.io", "v1"), ("apiregistration.k8s.io", "v1"),
               ("coordination.k8s.io", "v1"), ("policy", "v1")]
 ALPHA_PACKAGES = {"V1alpha3": "io.k8s.api.scheduling.v1alpha3."}
 
@@ -290,8 +291,9 @@ ATOMIC_STRUCTS = {"V1ObjectReference", "V1LocalObjectReference", "V1ConfigMapKey
                   "V1NodeSelector", "V1NodeSelectorTerm", "V1LabelSelector", "V1TypedLocalObjectReference",
                   "V1ConfigMapEnvSource", "V1SecretEnvSource", "V1SecretReference"}
 
-_NAME = re.compile(r"^(CoreV1|RbacV1|V1alpha3|V1|V2)([A-Z]\w*)$")
-_PRIMS = {"str": {"type": "string"}, "bool": {"type": "boolean"}, "float": {"type": "number", "format": "double"},
+_NAME = re.compile(r"^(CoreV1|RbacV1|ApiregistrationV1|V1alpha3|V1|V2)([A-Z]\w*)$")
+_PRIMS = {"str": {"type": "string"}, "bytes": {"type": "string", "format": "byte"}, "bool": {"type": "boolean"},
+          "float": {"type": "number", "format": "double"},
           "object": {"type": "object"}}
 
 
@@ -332,7 +334,7 @@ class Generator:
         self.names[cls_name] = package + short
         self.order.append(cls_name)
         for t in getattr(models, cls_name).openapi_types.values():
-            for ref in re.findall(r"\b(?:CoreV1|RbacV1|V1alpha3|V1|V2)[A-Z]\w*", t):
+            for ref in re.findall(r"\b(?:CoreV1|RbacV1|ApiregistrationV1|V1alpha3|V1|V2)[A-Z]\w*", t):
                 self.assign(ref, package)
 
     def run(self) -> tuple[Obj, Obj]:

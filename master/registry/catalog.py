@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from master.registry import printers
+from master.registry import apiservices, printers
 from master.registry.autoscaling import HorizontalPodAutoscalerStrategy
 from master.registry.core import (
     ConfigMapStrategy,
@@ -42,6 +42,14 @@ _EVENT_FIELDS = ("involvedObject.kind", "involvedObject.namespace", "involvedObj
 
 
 def builtin_resources(toleration_seconds: int = 30) -> list[ResourceType]:
+    resources = _served(toleration_seconds)
+    local = frozenset({(r.group, r.version) for r in resources} | {(apiservices.GROUP, "v1")}
+                      | set(apiservices.EXTRA_LOCAL))
+    return [*resources, ResourceType(apiservices.GROUP, "v1", "APIService", "apiservices", False, (), (),
+                                     ("status",), apiservices.APIServiceStrategy(local), table=apiservices.TABLE)]
+
+
+def _served(toleration_seconds: int) -> list[ResourceType]:
     return [
         ResourceType("", "v1", "Namespace", "namespaces", False, ("ns",), (), ("status", "finalize"),
                      NamespaceStrategy(), ("status.phase",), table=printers.NAMESPACE),
