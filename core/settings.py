@@ -61,6 +61,13 @@ class MasterSettings:
     max_body_bytes: int = 3 * 1024 * 1024
     # Revisions of history kept for watches to resume from.
     history_revisions: int = 10000
+    # The store: SQLite under `data_dir` (empty), or an etcd cluster (its client URLs; master/store/etcd.py),
+    # with mutual TLS when the three files are given, keys under `datastore_prefix`.
+    datastore_endpoints: tuple[str, ...] = ()
+    datastore_cafile: str = ""
+    datastore_certfile: str = ""
+    datastore_keyfile: str = ""
+    datastore_prefix: str = "/pikube"
     # Open connections to the API in total and from one client address (core/httpserver.py): beyond them new
     # connections are closed at once and those already open keep being served. Each holds a thread.
     max_connections: int = 1024

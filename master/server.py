@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from flask import Flask
 
+from core import errors
 from core.httpserver import Limits, Server
 from core.settings import MasterSettings
 from master import bootstrap, controllermanager
@@ -28,6 +29,8 @@ from master.pki import Pki, ensure_admin_kubeconfig, ensure_pki
 from master.registry.catalog import Catalog, builtin_resources
 from master.registry.context import ApiContext
 from master.registry.verbs import Handlers
+from master.store.base import Store
+from master.store.etcd import EtcdStore, EtcdTls
 from master.store.sqlite import SqliteStore
 from master.tokens import TokenStore
 
@@ -62,7 +65,7 @@ class Master:
         self.tokens = TokenStore.for_pki(s.data_dir, self.pki)
         self.server_url = f"https://{s.advertise_address}:{s.port}"
         ensure_admin_kubeconfig(self.pki, s.data_dir / "admin.kubeconfig", self.server_url)
-        self.store = SqliteStore(s.db_path)
+        self.store = open_store(s)
         self.catalog = Catalog(builtin_resources(s.default_toleration_seconds))
         self.ctx = ApiContext(settings=s, store=self.store, catalog=self.catalog)
         bootstrap.ensure_defaults(self.ctx)
@@ -98,6 +101,21 @@ class Master:
             self._server.stop()
         controllermanager.stop_all(self._threads)
         self.store.close()
+
+
+def open_store(s: MasterSettings) -> Store:
+    """SQLite in the data dir, or the etcd cluster the settings name."""
+    if not s.datastore_endpoints:
+        return SqliteStore(s.db_path)
+    tls = EtcdTls(s.datastore_cafile, s.datastore_certfile, s.datastore_keyfile) if s.datastore_cafile else None
+    store = EtcdStore(list(s.datastore_endpoints), prefix=s.datastore_prefix, tls=tls)
+    try:
+        store.revision()
+    except errors.ApiError as exc:
+        store.close()
+        where = ", ".join(s.datastore_endpoints)
+        raise ConnectionError(f"cannot use the etcd datastore at {where}: {exc.message}") from None
+    return store
 
 
 def _freeze_startup_heap() -> None:

@@ -106,4 +106,7 @@ class Store(Protocol):
     def compact(self, keep_after: int) -> None:
         """Forget history at or below `keep_after` (current objects are kept)."""
 
+    def compact_older_than(self, keep_last_revisions: int = 10_000) -> int:
+        """Compact all but the newest `keep_last_revisions` revisions; returns the compacted revision."""
+
     def close(self) -> None: ...

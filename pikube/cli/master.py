@@ -33,6 +33,15 @@ def register(sub: Any) -> None:
                    help="end an exec/attach/port-forward stream after this long without traffic (e.g. 4h, 90s)")
     p.add_argument("--max-streams-per-node", type=int, default=64,
                    help="exec/attach/port-forward streams at once to one board; beyond: 429")
+    p.add_argument("--datastore-endpoint", default="", metavar="URLS",
+                   help="keep the cluster's state in etcd at these client URLs (comma-separated, e.g. "
+                        "https://10.0.0.2:2379,https://10.0.0.3:2379) instead of SQLite in the data dir")
+    p.add_argument("--datastore-cafile", default="", help="CA of the etcd servers' certificates")
+    p.add_argument("--datastore-certfile", default="", help="client certificate for etcd")
+    p.add_argument("--datastore-keyfile", default="", help="client key for etcd")
+    p.add_argument("--datastore-prefix", default="/pikube", help="the etcd key prefix (default /pikube)")
+    p.add_argument("--disable-controllers", default="", metavar="NAMES",
+                   help="controllers not to run here (comma-separated; `scheduler` too)")
     p.add_argument("--horizontal-pod-autoscaler-sync-period", type=_duration, default=15.0, metavar="DURATION",
                    help="how often every HorizontalPodAutoscaler is evaluated (default 15s)")
     p.add_argument("--horizontal-pod-autoscaler-downscale-stabilization", type=_duration, default=300.0,
@@ -56,7 +65,12 @@ def settings_from(args: argparse.Namespace) -> MasterSettings:
                           max_streams_per_node=args.max_streams_per_node,
                           hpa_sync_seconds=args.horizontal_pod_autoscaler_sync_period,
                           hpa_downscale_stabilization_seconds=args.horizontal_pod_autoscaler_downscale_stabilization,
-                          hpa_tolerance=args.horizontal_pod_autoscaler_tolerance)
+                          hpa_tolerance=args.horizontal_pod_autoscaler_tolerance,
+                          datastore_endpoints=tuple(u.strip() for u in args.datastore_endpoint.split(",") if u.strip()),
+                          datastore_cafile=args.datastore_cafile, datastore_certfile=args.datastore_certfile,
+                          datastore_keyfile=args.datastore_keyfile, datastore_prefix=args.datastore_prefix,
+                          disabled_controllers=frozenset(n.strip() for n in args.disable_controllers.split(",")
+                                                         if n.strip()))
 
 
 def _duration(text: str) -> float:
@@ -91,6 +105,16 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError(f"--port must be between 1 and 65535, not {args.port}")
     if not 0 <= args.web_port <= 65535 or args.web_port == args.port:
         raise CliError(f"--web-port must be 0 (off) or a free port other than --port, not {args.web_port}")
+    endpoints = [u.strip() for u in args.datastore_endpoint.split(",") if u.strip()]
+    for url in endpoints:
+        if not url.startswith(("http://", "https://")):
+            raise CliError(f"--datastore-endpoint takes etcd client URLs such as https://10.0.0.2:2379, not {url!r}")
+    tls_files = [args.datastore_cafile, args.datastore_certfile, args.datastore_keyfile]
+    if any(tls_files) and not all(tls_files):
+        raise CliError("--datastore-cafile, --datastore-certfile and --datastore-keyfile go together")
+    for path in filter(None, tls_files):
+        if not Path(path).is_file():
+            raise CliError(f"{path} does not exist")
     if not 0 <= args.horizontal_pod_autoscaler_tolerance < 1:
         raise CliError("--horizontal-pod-autoscaler-tolerance must be at least 0 and below 1, "
                        f"not {args.horizontal_pod_autoscaler_tolerance}")

@@ -15,6 +15,12 @@ from tests.master.store.conftest import obj, rv
 P = "/pods/default/"
 
 
+@pytest.fixture
+def store(any_store: Any) -> Any:
+    """These tests hold for both backends (SQLite and etcd); SQLite-only ones take `sqlite_store`."""
+    return any_store
+
+
 def names(items: list[dict[str, Any]]) -> list[str]:
     return [o["metadata"]["name"] for o in items]
 

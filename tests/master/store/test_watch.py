@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,17 @@ from master.store.sqlite import SqliteStore
 from tests.master.store.conftest import obj, rv
 
 
-def drain(w: Watcher, timeout: float = 0.05) -> list[Event]:
+@pytest.fixture
+def store(any_store: Any) -> Any:
+    """These tests hold for both backends (SQLite and etcd); SQLite-only ones take `sqlite_store`."""
+    return any_store
+
+
+def drain(w: Watcher, expect: int = 0, timeout: float = 0.05) -> list[Event]:
+    """The events `w` has: waiting up to 5 s for each of the first `expect` (etcd delivers a watch that
+    catches up from the past in its own rhythm), then `timeout` for any more."""
     out = []
-    while (e := w.next(timeout)) is not None:
+    while (e := w.next(5.0 if len(out) < expect else timeout)) is not None:
         out.append(e)
     return out
 
@@ -25,7 +34,7 @@ def test_events_carry_type_object_prev_and_revision(store: SqliteStore) -> None:
     c = store.create("/pods/default/a", obj("a", image="one"))
     u = store.update("/pods/default/a", obj("a", image="two"))
     d = store.delete("/pods/default/a")
-    events = drain(w)
+    events = drain(w, 3)
     w.close()
     assert [(e.type, e.key, e.revision) for e in events] == [
         ("ADDED", "/pods/default/a", rv(c)), ("MODIFIED", "/pods/default/a", rv(u)),
@@ -42,7 +51,7 @@ def test_watch_respects_prefix_boundaries(store: SqliteStore) -> None:
     store.create("/pods/ab/x", obj("x", "ab"))
     store.create("/pods/a/y", obj("y", "a"))
     store.create("/services/a/y", obj("y", "a"))
-    assert [e.key for e in drain(w)] == ["/pods/a/y"]
+    assert [e.key for e in drain(w, 1)] == ["/pods/a/y"]
     w.close()
 
 
@@ -59,16 +68,17 @@ def test_watch_from_a_past_revision_replays_from_the_ring(store: SqliteStore) ->
     revs = [rv(store.create(f"/pods/default/p{i}", obj(f"p{i}"))) for i in range(5)]
     w = store.watch("/pods/", revs[1])
     store.create("/pods/default/p5", obj("p5"))
-    events = drain(w)
+    events = drain(w, 4)
     w.close()
     assert [e.revision for e in events] == [*revs[2:], revs[-1] + 1]
 
 
 def test_watch_from_the_future_skips_until_then(store: SqliteStore) -> None:
-    w = store.watch("/pods/", store.revision() + 2)
+    start = store.revision()
+    w = store.watch("/pods/", start + 2)
     for i in range(4):
         store.create(f"/pods/default/p{i}", obj(f"p{i}"))
-    assert [e.revision for e in drain(w)] == [3, 4]
+    assert [e.revision for e in drain(w, 2)] == [start + 3, start + 4]
     w.close()
 
 
@@ -187,15 +197,15 @@ def test_volatile_changes_are_delivered_live_and_from_the_ring(store: SqliteStor
 
 
 def test_watch_below_compacted_revision_is_gone(store: SqliteStore) -> None:
-    store.create("/pods/default/a", obj("a"))
+    c = rv(store.create("/pods/default/a", obj("a")))
     for i in range(9):
         store.update("/pods/default/a", obj("a", i=i))
-    store.compact(6)
-    assert store.compacted_revision() == 6
+    store.compact(c + 5)
+    assert store.compacted_revision() == c + 5
     with pytest.raises(errors.Gone):
-        store.watch("/pods/", 5)
-    w = store.watch("/pods/", 6)
-    assert [e.revision for e in drain(w)] == [7, 8, 9, 10]
+        store.watch("/pods/", c + 4)
+    w = store.watch("/pods/", c + 5)
+    assert [e.revision for e in drain(w, 4)] == [c + 6, c + 7, c + 8, c + 9]
     w.close()
 
 
