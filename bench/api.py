@@ -8,6 +8,11 @@ idle connections and 500 watches are held against the same run's quiet p99
 (target <= 2x), and bytes the master wrote while simulated nodes heartbeat
 (target <= 1 MB per hour for 5 nodes).
 
+`--compare-stores` runs GET / LIST / CREATE latency and the master's RSS on
+SQLite and on a real etcd (Debian's etcd-server, started on loopback) in one run,
+side by side, with etcd's own RSS (targets: CREATE p99 on etcd <= 2x SQLite's,
+master RSS <= SQLite's + 5 MB).
+
 `--rbac-only` measures what RBAC costs a request: GET p50/p99 by a user whose
 rights come from a RoleBinding (RBAC evaluated on every request), with 100
 Roles and 100 RoleBindings present, against the admin certificate's GET in the
@@ -23,7 +28,7 @@ round's p99, and every round's figures are printed beside its steal.
 
     .venv/bin/python -m bench.api [--objects 1000] [--rate 100] [--rounds 5] [--seconds 4]
                                   [--watchers 200] [--idle-minutes 10] [--idle-only]
-                                  [--pressure-only] [--rbac-only]
+                                  [--pressure-only] [--rbac-only] [--compare-stores]
 """
 
 from __future__ import annotations
@@ -233,6 +238,37 @@ def latency_rounds(args: argparse.Namespace, m: RunningMaster, s: requests.Sessi
     return results
 
 
+def compare_stores(args: argparse.Namespace) -> dict[str, float]:
+    from pikube.dev.etcd import start_etcd
+
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="pikube-bench-stores-") as tmp:
+        etcd = start_etcd(Path(tmp) / "etcd")
+        try:
+            for name, extra in (("sqlite", ()), ("etcd", ("--datastore-endpoint", etcd.client_url))):
+                m = start_master(Path(tmp) / name, extra_args=extra)
+                try:
+                    s = m.session()
+                    s.mount("https://", requests.adapters.HTTPAdapter(pool_connections=64, pool_maxsize=64))
+                    base = f"{m.url}/api/v1/namespaces/{NS}/configmaps"
+                    s.post(f"{m.url}/api/v1/namespaces", json={"metadata": {"name": NS}})
+                    for i in range(args.objects):
+                        s.post(base, json=configmap(i))
+                    print(f"--- {name}")
+                    for key, value in latency_rounds(args, m, s, base).items():
+                        out[f"{name}_{key}"] = value
+                    out[f"{name}_master_rss_mb"] = rss_mb(m.proc.pid)
+                finally:
+                    m.stop()
+            out["etcd_own_rss_mb"] = rss_mb(etcd.proc.pid)
+        finally:
+            etcd.stop()
+    out["etcd_over_sqlite_create_p99"] = (out["etcd_create_p99_ms_median_of_rounds"]
+                                          / out["sqlite_create_p99_ms_median_of_rounds"])
+    out["etcd_minus_sqlite_master_rss_mb"] = out["etcd_master_rss_mb"] - out["sqlite_master_rss_mb"]
+    return out
+
+
 def rbac_session(m: RunningMaster, user: str) -> requests.Session:
     """An HTTPS session with a client certificate for `user` (no groups), from the master's CA."""
     from master.pki import issue_client_cert, pki_paths
@@ -412,8 +448,10 @@ def main() -> None:
                    help="of the load figures, measure only the admin's GET under held connections and watches")
     p.add_argument("--rbac-only", action="store_true",
                    help="measure only GET by an RBAC-authorized user against the admin's, 100 roles present")
+    p.add_argument("--compare-stores", action="store_true",
+                   help="GET/LIST/CREATE latency and RSS on SQLite and on etcd, side by side")
     args = p.parse_args()
-    for key, value in bench(args).items():
+    for key, value in (compare_stores(args) if args.compare_stores else bench(args)).items():
         print(f"{key:38} {value:12.3f}")
 
 
