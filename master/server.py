@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import secrets
 import socket
 import ssl
 import threading
@@ -25,6 +26,7 @@ from master.api.app import create_app
 from master.api.fairness import Fairness, Shares
 from master.api.join import JoinService
 from master.api.streaming import serve_streams
+from master.leaderelection import LeaderElector
 from master.pki import Pki, ensure_admin_kubeconfig, ensure_pki
 from master.registry.catalog import Catalog, builtin_resources
 from master.registry.context import ApiContext
@@ -72,6 +74,9 @@ class Master:
         self.app: Flask = create_app(self.ctx, JoinService(self.pki, self.tokens), stopping=self.stopping)
         self._server: Server | None = None
         self._threads: list[threading.Thread] = []
+        self._term = threading.Event()
+        self._term_threads: list[threading.Thread] = []
+        self.elector: LeaderElector | None = None
 
     def start(self) -> None:
         s = self.settings
@@ -84,9 +89,31 @@ class Master:
         t = threading.Thread(target=self._compact_loop, name="compactor", daemon=True)
         t.start()
         self._threads.append(t)
-        self._threads += controllermanager.start_all(self.ctx, Handlers(self.ctx), self.stopping)
+        if s.datastore_endpoints:
+            # Other masters may share this etcd: only the elected one runs the scheduler and controllers.
+            lease_rt = self.catalog.by_kind("coordination.k8s.io", "Lease")
+            assert lease_rt is not None
+            identity = f"{socket.gethostname()}:{s.port}_{secrets.token_hex(4)}"  # which master, at a glance
+            elector = LeaderElector(Handlers(self.ctx), lease_rt, self._lead, self._step_down, self.stopping,
+                                    identity)
+            self.elector = elector
+            t = threading.Thread(target=elector.run, name="leader-election", daemon=True)
+            t.start()
+            self._threads.append(t)
+        else:
+            self._threads += controllermanager.start_all(self.ctx, Handlers(self.ctx), self.stopping)
         _freeze_startup_heap()
         log.info("pikube master serving on %s:%d (advertised as %s)", s.bind, s.port, self.server_url)
+
+    def _lead(self) -> None:
+        """Elected: start the scheduler and controllers, for as long as this term lasts."""
+        self._term = threading.Event()
+        self._term_threads = controllermanager.start_all(self.ctx, Handlers(self.ctx), self._term)
+
+    def _step_down(self) -> None:
+        self._term.set()
+        controllermanager.stop_all(self._term_threads)
+        self._term_threads = []
 
     def _compact_loop(self) -> None:
         while not self.stopping.wait(60):

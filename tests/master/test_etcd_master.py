@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,14 +37,11 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def masters(tmp_path_factory: pytest.TempPathFactory, etcd: Any) -> Iterator[tuple[RunningMaster, RunningMaster]]:
     base = tmp_path_factory.mktemp("masters")
     first = start_master(base / "a", extra_args=("--datastore-endpoint", etcd.client_url))
-    # The second master shares the first's CA (as a joined master does) and runs no controllers:
-    # leader election between masters is not here yet.
+    # The second master shares the first's CA (as a joined master does); leader election decides which one
+    # runs the controllers.
     (base / "b").mkdir()
     shutil.copytree(base / "a" / "pki", base / "b" / "pki")
-    second = start_master(base / "b", extra_args=(
-        "--datastore-endpoint", etcd.client_url, "--disable-controllers",
-        "scheduler,deployment,replicaset,daemonset,job,endpoints,nodeipam,noderoles,nodelifecycle,"
-        "garbagecollector,namespace,serviceaccount,servicelb,horizontalpodautoscaling,clusterroleaggregation"))
+    second = start_master(base / "b", extra_args=("--datastore-endpoint", etcd.client_url))
     yield first, second
     second.stop()
     first.stop()
@@ -112,3 +110,49 @@ def test_the_python_client_pages_through_a_list_served_from_etcd(masters: tuple[
         names += [c.metadata.name for c in page.items]
         token = page.metadata._continue
     assert names == [f"cm-{i}" for i in range(7)]
+
+
+def test_one_leader_runs_the_controllers_and_another_takes_over_when_it_dies(
+        tmp_path: Path, etcd: Any) -> None:
+    """Three masters on one etcd: a Deployment gets exactly its replicas (one controller manager acts), and a
+    kill -9 of the leading master hands the lease to another, whose controllers converge a scale made after."""
+    first = start_master(tmp_path / "m0", extra_args=("--datastore-endpoint", etcd.client_url,
+                                                      "--datastore-prefix", "/failover"))
+    others = []
+    for i in (1, 2):
+        (tmp_path / f"m{i}").mkdir()
+        shutil.copytree(tmp_path / "m0" / "pki", tmp_path / f"m{i}" / "pki")
+        others.append(start_master(tmp_path / f"m{i}", extra_args=("--datastore-endpoint", etcd.client_url,
+                                                                   "--datastore-prefix", "/failover")))
+    masters = {m.port: m for m in (first, *others)}
+    try:
+        def holder() -> str:
+            lease = json.loads(kubectl(first if first.proc.poll() is None else others[0], "new", "-n",
+                                       "kube-system", "get", "lease", "pikube-controller-manager", "-o",
+                                       "json", check=False).stdout or "{}")
+            return str((lease.get("spec") or {}).get("holderIdentity") or "")
+
+        leader_id = wait_for("a leader", holder, 30, 0.2)
+        leader = masters[int(leader_id.split("_")[0].rsplit(":", 1)[1])]
+        survivor = next(m for m in masters.values() if m is not leader)
+        kubectl(survivor, "new", "create", "deployment", "web", "--image=pikube/busybox:1", "--replicas=3")
+
+        def pods() -> int:
+            items = json.loads(kubectl(survivor, "new", "get", "pods", "-l", "app=web", "-o", "json").stdout)["items"]
+            return len(items)
+
+        wait_for("three pods", lambda: pods() == 3, 30, 0.2)
+        leader.proc.kill()  # kill -9: no release of the lease
+        leader.proc.wait(10)
+        killed = time.monotonic()
+        kubectl(survivor, "new", "scale", "deployment", "web", "--replicas=5")
+        new_id = wait_for("a new leader", lambda: (lambda h: h if h and h != leader_id else None)(holder()), 40, 0.2)
+        elected = time.monotonic() - killed
+        print(f"new leader {new_id} elected {elected:.1f} s after the leader was killed")
+        assert elected <= 20.0
+        wait_for("five pods under the new leader", lambda: pods() == 5, 30, 0.2)
+        # Exactly five: one controller manager at a time, no duplicate pods.
+        assert pods() == 5
+    finally:
+        for m in masters.values():
+            m.stop()
