@@ -5,6 +5,8 @@
 * `SelfSubjectRulesReview` (`kubectl auth can-i --list`): the RBAC rules that
   apply to the caller in a namespace (a node's extra node-authorizer rights are
   not rules, so its answer says `incomplete`);
+* `SelfSubjectReview` (`authentication.k8s.io/v1`, `kubectl auth whoami`): who
+  the caller is, as authentication (and impersonation) established it;
 * `SubjectAccessReview` and the namespaced `LocalSubjectAccessReview`, for
   whoever RBAC lets create them (the admin; `admin` in its namespace for the
   local one): the same question about any user and groups.
@@ -137,3 +139,12 @@ def subject_review(ctx: ApiContext, identity: Identity, body: Obj, namespace: st
     if reason and ok:
         status["reason"] = reason
     return _typed(kind, spec, status, namespace)
+
+
+AUTHN_GROUP, WHOAMI_PLURAL = "authentication.k8s.io", "selfsubjectreviews"
+
+
+def whoami(identity: Identity) -> Obj:
+    """The caller's user info, as `kubectl auth whoami` prints it."""
+    return {"kind": "SelfSubjectReview", "apiVersion": f"{AUTHN_GROUP}/v1", "metadata": {"creationTimestamp": None},
+            "status": {"userInfo": {"username": identity.user, "groups": list(identity.groups)}}}

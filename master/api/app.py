@@ -169,6 +169,14 @@ def create_app(ctx: ApiContext, join: JoinService | None = None, admin_token: st
 
         return bodies.decode_object(bodies.read(request, ctx.settings.max_body_bytes), bodies.media_type(request))
 
+    @app.post(f"/apis/{accessreview.AUTHN_GROUP}/v1/{accessreview.WHOAMI_PLURAL}")
+    def whoami() -> Response:
+        from master.api import body as bodies
+
+        # The request holds nothing to read (an empty SelfSubjectReview, in JSON or protobuf): its size is checked.
+        bodies.read(request, ctx.settings.max_body_bytes)
+        return json_response(accessreview.whoami(g.identity), 201)
+
     @app.post(f"/apis/{accessreview.GROUP}/{accessreview.VERSION}/{accessreview.RULES_PLURAL}")
     def rules_review() -> Response:
         return json_response(accessreview.rules_review(ctx, g.identity, _review_body()), 201)

@@ -180,3 +180,15 @@ def test_default_roles_aggregation_and_bad_input(rbac_master: RunningMaster, tmp
     for which in ("old", "new"):
         ok(admin, which, "auth", "reconcile", "-f", str(manifest))
     assert ok(admin, "new", "-n", "default", "auth", "can-i", "create", "configmaps", "--as=dave").strip() == "yes"
+
+
+def test_auth_whoami_names_the_user_its_groups_and_the_impersonated(rbac_master: RunningMaster) -> None:
+    erin = user(rbac_master, "erin", "tutors")
+    out = ok(erin, "new", "auth", "whoami")
+    assert "erin" in out and "tutors" in out and "system:authenticated" in out
+    admin = ok(rbac_master.kubeconfig, "new", "auth", "whoami", "--as=frank", "--as-group=pupils")
+    assert "frank" in admin and "pupils" in admin and "system:masters" not in admin
+    denied = run(erin, "new", "auth", "whoami", "--as=frank")  # kubectl words the 403 itself
+    assert denied.returncode != 0 and "you do not have permission to call it" in denied.stderr
+    raw = run(erin, "new", "get", "--raw", "/api", "--as=frank")
+    assert raw.returncode != 0 and "cannot impersonate resource" in raw.stderr and "users" in raw.stderr
