@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,10 @@ class ApiClient:
 
     def __init__(self, cfg: KubeConfig, ca_file: Path, timeout: float = 15.0) -> None:
         self.server = cfg.server.rstrip("/")
+        # Every master the agent knows (the configured one first, then what `default/kubernetes` lists):
+        # a request that cannot reach `server` moves on to the next, as k3s's agent load balancer does.
+        self.servers: list[str] = [self.server]
+        self._servers_lock = threading.Lock()
         self.timeout = timeout
         self.session = requests.Session()
         self.session.trust_env = False  # never a proxy or CA bundle from the environment
@@ -93,6 +98,37 @@ class ApiClient:
     def close(self) -> None:
         self.session.close()
 
+    def set_servers(self, urls: list[str]) -> None:
+        """The masters to fail over to (the one in use stays first while it answers)."""
+        with self._servers_lock:
+            known = [u.rstrip("/") for u in urls if u]
+            if not known:
+                return
+            self.servers = [self.server, *(u for u in known if u != self.server)]
+
+    def _next_server(self, failed: str) -> bool:
+        """After `failed` could not be reached: use the next known master. False when there is none."""
+        with self._servers_lock:
+            if len(self.servers) < 2:
+                return False
+            if self.server == failed:
+                i = self.servers.index(failed) if failed in self.servers else -1
+                self.server = self.servers[(i + 1) % len(self.servers)]
+                log.warning("master %s unreachable; using %s", failed, self.server)
+            return True
+
+    def master_urls(self) -> list[str]:
+        """The masters `default/kubernetes` lists (https://ADDRESS:PORT), as the cluster knows them now."""
+        ep = self._json("GET", "/api/v1/namespaces/default/endpoints/kubernetes")
+        urls = []
+        for subset in ep.get("subsets") or []:
+            ports = [p.get("port") for p in subset.get("ports") or [] if p.get("port")]
+            for a in subset.get("addresses") or []:
+                for port in ports[:1]:
+                    host = f"[{a['ip']}]" if ":" in str(a.get("ip")) else a.get("ip")
+                    urls.append(f"https://{host}:{port}")
+        return urls
+
     # -- plumbing --------------------------------------------------------------------------------
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
@@ -100,11 +136,19 @@ class ApiClient:
                 timeout: float | tuple[float, float] | None = None) -> requests.Response:
         headers = {"Content-Type": content_type} if body is not None else {}
         data = json.dumps(body) if body is not None else None
-        try:
-            resp = self.session.request(method, self.server + path, params=params, data=data, headers=headers,
-                                        stream=stream, timeout=timeout or self.timeout)
-        except requests.RequestException as exc:
-            raise ConnectionFailed(f"{method} {path}: {exc}") from exc
+        tried = 0
+        while True:
+            server = self.server
+            try:
+                resp = self.session.request(method, server + path, params=params, data=data, headers=headers,
+                                            stream=stream, timeout=timeout or self.timeout)
+                break
+            except (requests.ConnectionError, requests.ConnectTimeout) as exc:
+                tried += 1
+                if not self._next_server(server) or tried >= len(self.servers):
+                    raise ConnectionFailed(f"{method} {path}: {exc}") from exc
+            except requests.RequestException as exc:
+                raise ConnectionFailed(f"{method} {path}: {exc}") from exc
         if resp.status_code >= 400:
             try:
                 doc = resp.json()

@@ -54,6 +54,9 @@ if TYPE_CHECKING:  # the network side loads pyroute2 (and DNS dnslib): imported 
 log = logging.getLogger(__name__)
 
 
+MASTERS_REFRESH_SECONDS = 30.0
+
+
 class AgentError(Exception):
     """The agent cannot start; the message says why in a sentence."""
 
@@ -311,6 +314,7 @@ class Agent:
         """Renew the Lease every `lease_renew_seconds`; write the Node's status then, or at once when woken."""
         s = self.settings
         next_lease = time.monotonic() + s.lease_renew_seconds
+        next_masters = 0.0
         while not self.stop_event.is_set():
             self._node_changed.wait(max(0.0, next_lease - time.monotonic()))
             if self.stop_event.is_set():
@@ -320,6 +324,9 @@ class Agent:
                 if time.monotonic() >= next_lease:
                     next_lease = time.monotonic() + s.lease_renew_seconds
                     self.reporter.renew_lease()
+                    if time.monotonic() >= next_masters:  # the masters to fail over to
+                        next_masters = time.monotonic() + MASTERS_REFRESH_SECONDS
+                        self.api.set_servers(self.api.master_urls())
                 self.reporter.sync()
             except errors.NotFound:
                 log.warning("node %s was deleted; registering it again", s.node_name)

@@ -51,10 +51,8 @@ def ensure_defaults(ctx: ApiContext) -> None:
     endpoints = {"metadata": {"name": "kubernetes", "labels": {
         "endpointslice.kubernetes.io/skip-mirror": "true"}}, "subsets": subsets}
     current = ctx.store.get(ep_rt.key("default", "kubernetes"))
-    if current is None:
+    if current is None:  # later, every live master is listed by master/apiserverleases.py
         _create(h.create, ep_rt, "default", endpoints)
-    elif current.get("subsets") != subsets:
-        h.patch(ep_rt, "default", "kubernetes", "merge", {"subsets": subsets})
 
 
 def ensure_rbac_defaults(ctx: ApiContext, h: Handlers) -> None:

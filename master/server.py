@@ -26,6 +26,7 @@ from master.api.app import create_app
 from master.api.fairness import Fairness, Shares
 from master.api.join import JoinService
 from master.api.streaming import serve_streams
+from master.apiserverleases import ApiserverLeases
 from master.leaderelection import LeaderElector
 from master.pki import Pki, ensure_admin_kubeconfig, ensure_pki
 from master.registry.catalog import Catalog, builtin_resources
@@ -87,6 +88,13 @@ class Master:
         server.start()
         self._server = server
         t = threading.Thread(target=self._compact_loop, name="compactor", daemon=True)
+        t.start()
+        self._threads.append(t)
+        lease_rt = self.catalog.by_kind("coordination.k8s.io", "Lease")
+        ep_rt = self.catalog.by_kind("", "Endpoints")
+        assert lease_rt is not None and ep_rt is not None
+        leases = ApiserverLeases(Handlers(self.ctx), lease_rt, ep_rt, s.advertise_address, s.port, self.stopping)
+        t = threading.Thread(target=leases.run, name="apiserver-lease", daemon=True)
         t.start()
         self._threads.append(t)
         if s.datastore_endpoints:

@@ -132,6 +132,16 @@ def test_one_leader_runs_the_controllers_and_another_takes_over_when_it_dies(
                                        "json", check=False).stdout or "{}")
             return str((lease.get("spec") or {}).get("holderIdentity") or "")
 
+        def endpoint_ports() -> set[int]:
+            ep = json.loads(kubectl(survivor_or_first(), "new", "get", "endpoints", "kubernetes", "-o",
+                                    "json").stdout)
+            return {p["port"] for sub in ep.get("subsets") or [] for p in sub.get("ports") or []}
+
+        def survivor_or_first() -> RunningMaster:
+            return next(m for m in masters.values() if m.proc.poll() is None)
+
+        # Every live master lists itself in default/kubernetes (what agents fail over with).
+        wait_for("all three masters in the kubernetes Endpoints", lambda: endpoint_ports() == set(masters), 30, 0.2)
         leader_id = wait_for("a leader", holder, 30, 0.2)
         leader = masters[int(leader_id.split("_")[0].rsplit(":", 1)[1])]
         survivor = next(m for m in masters.values() if m is not leader)
@@ -153,6 +163,11 @@ def test_one_leader_runs_the_controllers_and_another_takes_over_when_it_dies(
         wait_for("five pods under the new leader", lambda: pods() == 5, 30, 0.2)
         # Exactly five: one controller manager at a time, no duplicate pods.
         assert pods() == 5
+        # A master that stops takes itself out of the Endpoints at once (one killed waits for its lease to run out).
+        third = next(m for m in masters.values() if m is not leader and m is not survivor)
+        third.stop()
+        wait_for("the stopped master out of the Endpoints", lambda: third.port not in endpoint_ports(), 10, 0.2)
+        assert survivor.port in endpoint_ports()
     finally:
         for m in masters.values():
             m.stop()
