@@ -16,6 +16,7 @@ from typing import Protocol
 
 from master.client import Client, Env, InformerFactory, Recorder
 from master.controllers.clusterroleaggregation import ClusterRoleAggregationController
+from master.controllers.cronjob import CronJobController
 from master.controllers.daemonset.controller import DaemonSetController
 from master.controllers.deployment.controller import DeploymentController
 from master.controllers.endpoints import EndpointsController
@@ -46,6 +47,7 @@ CONTROLLERS: dict[str, Callable[[Env], _Startable]] = {
     "replicaset": ReplicaSetController,
     "daemonset": DaemonSetController,
     "job": JobController,
+    "cronjob": CronJobController,
     "endpoints": EndpointsController,
     "nodeipam": NodeIpamController,
     "noderoles": NodeRolesController,

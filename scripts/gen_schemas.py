@@ -61,6 +61,8 @@ ROOTS: list[tuple[str, str, str, str]] = [  # class, package, group, version
     *[("CoreV1Event" if k == "Event" else f"V1{k}", CORE, "", "v1") for k in _CORE_KINDS],
     *[(f"V1{k}", "io.k8s.api.apps.v1.", "apps", "v1") for k in ("Deployment", "ReplicaSet", "DaemonSet")],
     ("V1Job", "io.k8s.api.batch.v1.", "batch", "v1"),
+    ("V1CronJob", "io.k8s.api.batch.v1.", "batch", "v1"),
+    ("V1CronJob", "io.k8s.api.batch.v1.", "batch", "v1beta1"),  # kubectl 1.20 speaks v1beta1
     ("V1Lease", "io.k8s.api.coordination.v1.", "coordination.k8s.io", "v1"),
     ("V1Scale", "io.k8s.api.autoscaling.v1.", "autoscaling", "v1"),
     ("V1HorizontalPodAutoscaler", "io.k8s.api.autoscaling.v1.", "autoscaling", "v1"),
@@ -75,7 +77,7 @@ ROOTS: list[tuple[str, str, str, str]] = [  # class, package, group, version
 ]
 # Kinds that also have a List kind served by `list`.
 LISTED = {"V1Namespace", "V1Node", "V1Pod", "V1Service", "V1Endpoints", "V1ConfigMap", "V1Secret",
-          "CoreV1Event", "V1ServiceAccount", "V1Deployment", "V1ReplicaSet", "V1DaemonSet", "V1Job",
+          "CoreV1Event", "V1ServiceAccount", "V1Deployment", "V1ReplicaSet", "V1DaemonSet", "V1Job", "V1CronJob",
           "V1Lease", "V1HorizontalPodAutoscaler", "V2HorizontalPodAutoscaler", "V1Role", "V1ClusterRole",
           "V1RoleBinding", "V1ClusterRoleBinding", "V1APIService"}
 NOT_A_KIND = {"V1PodTemplateSpec"}
@@ -85,6 +87,7 @@ META_TYPES = {"ObjectMeta", "ListMeta", "ManagedFieldsEntry", "OwnerReference", 
               "Preconditions", "WatchEvent", "Condition", "ShardInfo"}
 # Group-versions that share DeleteOptions and WatchEvent (as in a real cluster, one GVK each).
 SHARED_GVS = [("", "v1"), ("apps", "v1"), ("autoscaling", "v1"), ("autoscaling", "v2"), ("batch", "v1"),
+              ("batch", "v1beta1"),
               ("rbac.authorization.k8s.io", "v1"), ("apiregistration.k8s.io", "v1"),
               ("coordination.k8s.io", "v1"), ("policy", "v1")]
 ALPHA_PACKAGES = {"V1alpha3": "io.k8s.api.scheduling.v1alpha3."}
@@ -463,10 +466,14 @@ class Generator:
             if kind in ("DeleteOptions", "WatchEvent"):
                 gvks = [{"group": g, "kind": kind, "version": v} for g, v in SHARED_GVS]
             else:
-                gvks = [{"group": group, "kind": kind, "version": version}]
+                # A kind served in an older version with the same fields (batch/v1beta1 CronJob) shares the
+                # definition: one more group-version-kind on it.
+                gvks = [*(defs[name].get("x-kubernetes-group-version-kind") or []),
+                        {"group": group, "kind": kind, "version": version}]
             defs[name]["x-kubernetes-group-version-kind"] = gvks
             if cls_name in LISTED:
                 defs[name + "List"]["x-kubernetes-group-version-kind"] = [
+                    *(defs[name + "List"].get("x-kubernetes-group-version-kind") or []),
                     {"group": group, "kind": kind + "List", "version": version}]
 
     def check_refs(self, defs: Obj) -> None:

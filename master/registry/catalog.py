@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from master.registry import apiservices, printers
+from master.registry import apiservices, cronjobs, printers
 from master.registry.autoscaling import HorizontalPodAutoscalerStrategy
 from master.registry.core import (
     ConfigMapStrategy,
@@ -81,6 +81,10 @@ def _served(toleration_seconds: int) -> list[ResourceType]:
                      DaemonSetStrategy(), table=printers.DAEMONSET),
         ResourceType("batch", "v1", "Job", "jobs", True, (), ALL, ("status",), JobStrategy(),
                      ("status.successful",), table=printers.JOB),
+        ResourceType("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ALL, ("status",),
+                     cronjobs.CronJobStrategy(), table=cronjobs.TABLE),
+        ResourceType("batch", "v1beta1", "CronJob", "cronjobs", True, ("cj",), ALL, ("status",),
+                     cronjobs.CronJobStrategy(), table=cronjobs.TABLE, conversion=cronjobs.V1beta1Conversion()),
         # Stored as v2 (listed first: the preferred version); v1 is a view of it for older kubectl.
         ResourceType("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ("hpa",),
                      ALL, ("status",), HorizontalPodAutoscalerStrategy(), table=HPA),
