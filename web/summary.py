@@ -22,6 +22,7 @@ Obj = dict[str, Any]
 KINDS: tuple[tuple[str, str, str], ...] = (
     ("", "v1", "nodes"), ("", "v1", "pods"), ("", "v1", "services"), ("", "v1", "events"),
     ("apps", "v1", "deployments"), ("apps", "v1", "daemonsets"), ("batch", "v1", "jobs"),
+    ("batch", "v1", "cronjobs"),
 )
 
 
@@ -51,7 +52,8 @@ def summarize(objs: Mapping[str, list[Obj]]) -> Summary:
     ready_addresses = [b["address"] for b in cards if b["ready"] == "Ready" and b["address"]]
     return Summary(
         schema=SCHEMA_VERSION, version=__version__, totals=totals, boards=cards,
-        workloads=workloads.workloads(objs.get("deployments", []), objs.get("daemonsets", []), objs.get("jobs", [])),
+        workloads=workloads.workloads(objs.get("deployments", []), objs.get("daemonsets", []), objs.get("jobs", []),
+                                      objs.get("cronjobs", [])),
         podsByBoard=groups, services=services.services(objs.get("services", []), ready_addresses), events=recent,
     )
 

@@ -1,4 +1,5 @@
-"""Workload rows: Deployments, DaemonSets and Jobs with how many of their pods are ready (or done)."""
+"""Workload rows: Deployments, DaemonSets and Jobs with how many of their pods are ready (or done); CronJobs with
+their schedule and how many of their Jobs run now."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ Obj = dict[str, Any]
 
 
 def _images(obj: Obj) -> list[str]:
-    spec = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+    template = (obj.get("spec") or {}).get("template") or \
+        (((obj.get("spec") or {}).get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
+    spec = template.get("spec") or {}
     return [str(c.get("image") or "") for c in spec.get("containers") or [] if isinstance(c, dict)]
 
 
@@ -76,7 +79,19 @@ def job(obj: Obj) -> Workload:
                 Tone.WARN if failed else Tone.BUSY)
 
 
-def workloads(deployments: list[Obj], daemonsets: list[Obj], jobs: list[Obj]) -> list[Workload]:
-    rows = [*map(deployment, deployments), *map(daemonset, daemonsets), *map(job, jobs)]
-    order = {"Deployment": 0, "DaemonSet": 1, "Job": 2}
+def cronjob(obj: Obj) -> Workload:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    active = len(status.get("active") or [])
+    schedule = str(spec.get("schedule") or "")
+    if spec.get("suspend"):
+        return _row(obj, "CronJob", active, active, f"suspended ({schedule})", Tone.WARN)
+    return _row(obj, "CronJob", active, active, f"{active} running ({schedule})" if active else f"every {schedule}",
+                Tone.BUSY if active else Tone.OK)
+
+
+def workloads(deployments: list[Obj], daemonsets: list[Obj], jobs: list[Obj],
+              cronjobs: list[Obj] | None = None) -> list[Workload]:
+    rows = [*map(deployment, deployments), *map(daemonset, daemonsets), *map(job, jobs),
+            *map(cronjob, cronjobs or [])]
+    order = {"Deployment": 0, "DaemonSet": 1, "CronJob": 2, "Job": 3}
     return sorted(rows, key=lambda w: (order[w["kind"]], w["namespace"], w["name"]))

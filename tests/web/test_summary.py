@@ -218,3 +218,15 @@ def test_never_reads_secrets(ctx: ApiContext, objects: Objects) -> None:
         feed.join(3)
     assert spy.read and not [p for p in spy.read if "secrets" in p or "configmaps" in p or "serviceaccounts" in p]
     assert set(spy.read) == set(prefixes.values())
+
+
+def test_cronjobs_are_listed_with_their_schedule() -> None:
+    from web.workloads import cronjob
+
+    base = {"metadata": {"namespace": "default", "name": "backup"}, "spec": {"schedule": "0 3 * * *", "jobTemplate": {
+        "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "restic"}]}}}}}}
+    idle = cronjob(base)
+    assert (idle["kind"], idle["status"], idle["images"]) == ("CronJob", "every 0 3 * * *", ["restic"])
+    running = cronjob({**base, "status": {"active": [{"name": "backup-1"}]}})
+    assert (running["ready"], running["status"]) == (1, "1 running (0 3 * * *)")
+    assert cronjob({**base, "spec": {**base["spec"], "suspend": True}})["status"] == "suspended (0 3 * * *)"
