@@ -27,7 +27,7 @@ from master.controllers.namespace import NamespaceController
 from master.controllers.nodeipam import NodeIpamController
 from master.controllers.nodelifecycle import NodeLifecycleController
 from master.controllers.noderoles import NodeRolesController
-from master.controllers.replicaset import ReplicaSetController
+from master.controllers.replicaset import ReplicaSetController, ReplicationControllerController
 from master.controllers.serviceaccount import ServiceAccountController
 from master.controllers.servicelb import ServiceLBController
 from master.registry.context import ApiContext
@@ -45,6 +45,7 @@ CONTROLLERS: dict[str, Callable[[Env], _Startable]] = {
     "scheduler": Scheduler,
     "deployment": DeploymentController,
     "replicaset": ReplicaSetController,
+    "replicationcontroller": ReplicationControllerController,
     "daemonset": DaemonSetController,
     "job": JobController,
     "cronjob": CronJobController,

@@ -56,7 +56,7 @@ DEFAULT_KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33"
 ROOTS: list[tuple[str, str, str]] = [
     *[("v1", k, f"k8s.io.api.core.v1.{k}") for k in (
         "Namespace", "ConfigMap", "Secret", "Service", "Pod", "Endpoints", "ServiceAccount", "Event", "Node",
-        "Binding")],
+        "Binding", "ReplicationController")],
     *[("apps/v1", k, f"k8s.io.api.apps.v1.{k}") for k in ("Deployment", "ReplicaSet", "DaemonSet")],
     ("batch/v1", "Job", "k8s.io.api.batch.v1.Job"),
     ("batch/v1", "CronJob", "k8s.io.api.batch.v1.CronJob"),

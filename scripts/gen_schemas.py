@@ -56,7 +56,7 @@ RAWEXT = "io.k8s.apimachinery.pkg.runtime.RawExtension"
 # (client class, definition package, GVKs). Order matters: a nested type belongs to the
 # package of the first root that reaches it (PodTemplateSpec comes before apps and batch).
 _CORE_KINDS = ["Namespace", "Node", "Pod", "PodTemplateSpec", "Service", "Endpoints", "ConfigMap",
-               "Secret", "Event", "ServiceAccount", "Binding"]
+               "Secret", "Event", "ServiceAccount", "Binding", "ReplicationController"]
 ROOTS: list[tuple[str, str, str, str]] = [  # class, package, group, version
     *[("CoreV1Event" if k == "Event" else f"V1{k}", CORE, "", "v1") for k in _CORE_KINDS],
     *[(f"V1{k}", "io.k8s.api.apps.v1.", "apps", "v1") for k in ("Deployment", "ReplicaSet", "DaemonSet")],
@@ -76,7 +76,8 @@ ROOTS: list[tuple[str, str, str, str]] = [  # class, package, group, version
     ("V1WatchEvent", META, "", "v1"),
 ]
 # Kinds that also have a List kind served by `list`.
-LISTED = {"V1Namespace", "V1Node", "V1Pod", "V1Service", "V1Endpoints", "V1ConfigMap", "V1Secret",
+LISTED = {"V1ReplicationController",
+          "V1Namespace", "V1Node", "V1Pod", "V1Service", "V1Endpoints", "V1ConfigMap", "V1Secret",
           "CoreV1Event", "V1ServiceAccount", "V1Deployment", "V1ReplicaSet", "V1DaemonSet", "V1Job", "V1CronJob",
           "V1Lease", "V1HorizontalPodAutoscaler", "V2HorizontalPodAutoscaler", "V1Role", "V1ClusterRole",
           "V1RoleBinding", "V1ClusterRoleBinding", "V1APIService"}

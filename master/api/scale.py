@@ -23,7 +23,10 @@ def to_scale(obj: Obj) -> Obj:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     selector = spec.get("selector") or {}
     try:
-        selector_text = str(LabelSelector.from_dict(selector)) if selector else ""
+        if obj.get("kind") == "ReplicationController":  # an equality-based selector: a label map
+            selector_text = str(LabelSelector.from_set(selector)) if selector else ""
+        else:
+            selector_text = str(LabelSelector.from_dict(selector)) if selector else ""
     except ValueError:
         selector_text = ""
     return {

@@ -13,6 +13,7 @@ from typing import Any
 
 from core import errors
 from core.kube import timefmt
+from core.kube.selectors import LabelSelector
 from master.client import Env, Informer, obj_key, split_key
 from master.controllers import podutil
 from master.controllers.base import Controller
@@ -20,6 +21,7 @@ from master.controllers.expectations import Expectations
 from master.controllers.keys import by_namespace, owner_key
 from master.controllers.ownership import claim
 from master.controllers.slowstart import slow_start
+from master.registry.resource import ResourceType
 
 Obj = dict[str, Any]
 BURST = 500  # at most this many creations or deletions per sync
@@ -28,11 +30,14 @@ COMPONENT = "replicaset-controller"
 
 class ReplicaSetController(Controller):
     name = "replicaset"
+    # The kind this controller keeps replicas of (ReplicationController reuses everything below).
+    owner_kind, owner_api_version, owner_component = "ReplicaSet", "apps/v1", COMPONENT
 
     def __init__(self, env: Env) -> None:
         super().__init__(env)
         self.expectations = Expectations()
-        self.sets: Informer = env.informers.informer(self.kinds.replicasets)
+        self.set_rt = self._set_type()
+        self.sets: Informer = env.informers.informer(self.set_rt)
         self.pods: Informer = env.informers.informer(self.kinds.pods)
         self.sets.add_indexer("namespace", by_namespace)
         self.pods.add_indexer("namespace", by_namespace)
@@ -40,11 +45,17 @@ class ReplicaSetController(Controller):
         self.sets.add_handler(lambda old, new: self.enqueue(new or old))
         self.pods.add_handler(self._pod_changed)
 
+    def _set_type(self) -> ResourceType:
+        return self.kinds.replicasets
+
+    def _selector(self, spec: Obj) -> LabelSelector:
+        return podutil.selector(spec.get("selector"))
+
     def _pod_changed(self, old: Obj | None, new: Obj | None) -> None:
         pod = new or old
         assert pod is not None
-        key = owner_key(pod, "ReplicaSet")
-        before = owner_key(old, "ReplicaSet") if old is not None and new is not None else None
+        key = owner_key(pod, self.owner_kind)
+        before = owner_key(old, self.owner_kind) if old is not None and new is not None else None
         if key is not None:
             if new is None or (podutil.meta(new).get("deletionTimestamp") and
                                not (old and podutil.meta(old).get("deletionTimestamp"))):
@@ -57,8 +68,7 @@ class ReplicaSetController(Controller):
         if key is None and new is not None:  # an orphan: a matching ReplicaSet may adopt it
             labels = podutil.meta(new).get("labels") or {}
             for rs in self.sets.by_index("namespace", podutil.meta(new).get("namespace", "")):
-                selector = (rs.get("spec") or {}).get("selector")
-                if selector and podutil.selector(selector).matches(labels):
+                if (rs.get("spec") or {}).get("selector") and self._selector(rs.get("spec") or {}).matches(labels):
                     self.enqueue(rs)
 
     def sync(self, key: str) -> None:
@@ -68,9 +78,9 @@ class ReplicaSetController(Controller):
             self.expectations.forget(key)
             return
         spec = rs.get("spec") or {}
-        selector = podutil.selector(spec.get("selector"))
+        selector = self._selector(spec)
         candidates = self.pods.by_index("namespace", ns)
-        owned = claim(self.client, self.kinds.pods, self.kinds.replicasets, rs, candidates, selector)
+        owned = claim(self.client, self.kinds.pods, self.set_rt, rs, candidates, selector)
         active = [p for p in owned if podutil.is_active(p)]
         error: Exception | None = None
         if self.expectations.satisfied(key) and not podutil.meta(rs).get("deletionTimestamp"):
@@ -88,20 +98,22 @@ class ReplicaSetController(Controller):
             template = (rs.get("spec") or {}).get("template") or {}
 
             def create(_: int) -> None:
-                pod = podutil.pod_from_template(template, rs, "apps/v1", "ReplicaSet", f"{m['name']}-")
+                pod = podutil.pod_from_template(template, rs, self.owner_api_version, self.owner_kind,
+                                                f"{m['name']}-")
                 try:
                     made = self.client.create(self.kinds.pods, m["namespace"], pod)
                 except Exception:
                     self.expectations.creation_observed(key)
                     raise
                 self.env.recorder.event(rs, "Normal", "SuccessfulCreate",
-                                        f"Created pod: {made['metadata']['name']}", COMPONENT)
+                                        f"Created pod: {made['metadata']['name']}", self.owner_component)
 
             attempted, error = slow_start(count, create)
             for _ in range(count - attempted):
                 self.expectations.creation_observed(key)  # creations skipped after a failed batch
             if error is not None and not isinstance(error, errors.Forbidden):
-                self.env.recorder.event(rs, "Warning", "FailedCreate", f"Error creating: {error}", COMPONENT)
+                self.env.recorder.event(rs, "Warning", "FailedCreate", f"Error creating: {error}",
+                                        self.owner_component)
             return error
         if diff > 0:
             victims = sorted(active, key=podutil.deletion_rank)[:min(diff, BURST)]
@@ -111,7 +123,8 @@ class ReplicaSetController(Controller):
                 if self.client.delete(self.kinds.pods, pm["namespace"], pm["name"], uid=pm["uid"]) is None:
                     self.expectations.deletion_observed(key, obj_key(pod))
                     continue
-                self.env.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pm['name']}", COMPONENT)
+                self.env.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pm['name']}",
+                                        self.owner_component)
         return None
 
     def _update_status(self, rs: Obj, active: list[Obj], error: Exception | None) -> None:
@@ -140,4 +153,21 @@ class ReplicaSetController(Controller):
         if {k: v for k, v in old.items() if v or k == "replicas"} == status:
             return
         with contextlib.suppress(errors.NotFound):
-            self.client.update_status(self.kinds.replicasets, {**rs, "status": status})
+            self.client.update_status(self.set_rt, {**rs, "status": status})
+
+
+class ReplicationControllerController(ReplicaSetController):
+    """core/v1 ReplicationController: the ReplicaSet machinery with an equality-based selector (a label map)."""
+
+    name = "replicationcontroller"
+    owner_kind, owner_api_version, owner_component = "ReplicationController", "v1", "replication-controller"
+
+    def _set_type(self) -> ResourceType:
+        rt = self.client.catalog.by_kind("", "ReplicationController")
+        if rt is None:
+            raise LookupError("the catalog serves no ReplicationController")
+        return rt
+
+    def _selector(self, spec: Obj) -> LabelSelector:
+        selector = spec.get("selector")
+        return LabelSelector.from_set(selector) if selector else LabelSelector.nothing()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from master.registry import apiservices, cronjobs, printers
+from master.registry import apiservices, cronjobs, printers, replicationcontrollers
 from master.registry.autoscaling import HorizontalPodAutoscalerStrategy
 from master.registry.core import (
     ConfigMapStrategy,
@@ -73,6 +73,9 @@ def _served(toleration_seconds: int) -> list[ResourceType]:
                      table=printers.EVENT),
         ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), (), (),
                      ServiceAccountStrategy(), table=printers.SERVICEACCOUNT),
+        ResourceType("", "v1", "ReplicationController", "replicationcontrollers", True, ("rc",), ALL,
+                     ("status", "scale"), replicationcontrollers.ReplicationControllerStrategy(),
+                     table=replicationcontrollers.TABLE),
         ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",), ALL, ("status", "scale"),
                      DeploymentStrategy(), table=printers.DEPLOYMENT),
         ResourceType("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ALL, ("status", "scale"),

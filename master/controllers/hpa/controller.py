@@ -210,7 +210,9 @@ class _Run:
     def _from_metrics(self, target: Obj, current: int) -> tuple[int, str] | None:
         """(the highest proposal, its metric's name), or None when no count may be taken from the metrics."""
         try:
-            selector = LabelSelector.from_dict((target.get("spec") or {}).get("selector"))
+            raw = (target.get("spec") or {}).get("selector")
+            selector = LabelSelector.from_set(raw) if target.get("kind") == "ReplicationController" and raw \
+                else LabelSelector.from_dict(raw)
         except ValueError as exc:
             self.event("Warning", "InvalidSelector", str(exc))
             self.set("ScalingActive", "False", "InvalidSelector",
