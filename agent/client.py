@@ -214,3 +214,5 @@ class ApiClient:
             raise ConnectionFailed(f"watch {res.plural}: {exc}") from exc
         finally:
             resp.close()
+PERSISTENTVOLUMECLAIMS = Resource("", "v1", "persistentvolumeclaims")
+PERSISTENTVOLUMES = Resource("", "v1", "persistentvolumes")

@@ -29,6 +29,7 @@ from core.httpserver import SOCKET_KEY, Limits, Server
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 ADMIN_GROUP = "system:masters"
+LOCAL_PATH_ROUTE = "/pikube/local-path/"
 _TRUE = ("1", "true", "True")
 
 
@@ -61,8 +62,10 @@ def pick(found: list[Container], name: str, previous: bool) -> Container:
 
 class LogServer:
     def __init__(self, runtime: DockerRuntime, find_pod: Callable[[str, str], Obj | None], bind: str, port: int,
-                 cert: str, key: str, ca: str, socket_in: SocketIn, stream_limits: StreamLimits | None = None) -> None:
+                 cert: str, key: str, ca: str, socket_in: SocketIn, stream_limits: StreamLimits | None = None,
+                 remove_local_path: Callable[[str], bool] | None = None) -> None:
         self.runtime, self.find_pod = runtime, find_pod
+        self.remove_local_path = remove_local_path
         stream_limits = stream_limits or StreamLimits()
         self.streams = StreamHandler(runtime, find_pod, socket_in, stream_limits)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -94,6 +97,8 @@ class LogServer:
             return self.streams(environ, start_response)
         if podproxy.handles(environ["PATH_INFO"]):
             return podproxy.serve(environ, start_response, self.find_pod)
+        if environ["PATH_INFO"].startswith(LOCAL_PATH_ROUTE):
+            return self._local_path(environ, start_response)
         if environ["REQUEST_METHOD"] != "GET":
             return _error(start_response, 405, "only GET is served here")
         query = parse_qs(environ.get("QUERY_STRING", ""))
@@ -108,6 +113,24 @@ class LogServer:
         if streams and (query.get("follow") or [""])[0] in _TRUE and sock is not None:
             threading.Thread(target=_close_when_client_leaves, args=(sock, streams[0]), daemon=True).start()
         return itertools.chain([first] if first else [], chunks)
+
+    def _local_path(self, environ: Obj, start_response: Callable[..., Any]) -> list[bytes]:
+        """`DELETE /pikube/local-path/<directory>`: the master reclaiming a released local-path volume."""
+        if environ["REQUEST_METHOD"] != "DELETE":
+            return _error(start_response, 405, "only DELETE is served here")
+        directory = unquote(environ["PATH_INFO"][len(LOCAL_PATH_ROUTE):])
+        if self.remove_local_path is None:
+            return _error(start_response, 404, "this node keeps no local-path volumes")
+        try:
+            removed = self.remove_local_path(directory)
+        except OSError as exc:
+            return _error(start_response, 500, f"cannot remove {directory}: {exc}")
+        if not removed:
+            return _error(start_response, 400, f"{directory!r} is not a local-path volume's directory")
+        log.info("removed local-path volume directory %s", directory)
+        body = b"removed\n"
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
 
     def stream(self, path: str, query: dict[str, list[str]],
                opened: Callable[[Any], None] = lambda _stream: None) -> Iterator[bytes]:

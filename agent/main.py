@@ -41,7 +41,7 @@ from agent.metrics.sampler import Sampler
 from agent.runtime import localimages
 from agent.runtime.docker import DockerRuntime, RuntimeError_
 from agent.streams.handler import StreamLimits
-from core import errors, jointoken
+from core import errors, jointoken, wellknown
 from core.settings import AgentSettings
 from core.workqueue import WorkQueue
 
@@ -107,7 +107,8 @@ class Agent:
         node_net = self._prepare_network(node_ip)
         ident = NodeIdentity(node_ip=node_ip, runtime_version=self.runtime.version(),
                              serving_cert_sha256=serving.sha256,
-                             extra_annotations=node_net.annotations() if node_net is not None else ())
+                             extra_annotations=(*(node_net.annotations() if node_net is not None else ()),
+                                                (wellknown.LOCAL_PATH_DIR_ANNOTATION, str(s.storage_dir))))
         self.reporter = NodeReporter(self.api, s, ident, self.facts, self.health.error, time.monotonic)
         try:
             node = self.reporter.register()
@@ -119,7 +120,7 @@ class Agent:
         self.objects = ObjectCache(self.api, time.monotonic)
         self.events = EventRecorder(self.api, s.node_name)
         backoff = Backoff(s.backoff_initial_seconds, s.backoff_max_seconds, time.time)
-        self.volumes = VolumeManager(s.data_dir, self.runtime, self.objects.lookup())
+        self.volumes = VolumeManager(s.data_dir, self.runtime, self.objects.lookup(), s.storage_dir)
         self.source = PodSource(self.api, s.node_name, self.queue.add)
         from concurrent.futures import ThreadPoolExecutor
 
@@ -143,7 +144,8 @@ class Agent:
         self.logs = LogServer(self.runtime, self.source.find, s.log_bind, s.log_port, str(serving.cert),
                               str(serving.key), str(credentials.ca_path(s.data_dir)),
                               lambda pid: pod_socket_in(pod_netns(pid)),
-                              StreamLimits(s.max_streams, s.streaming_idle_timeout_seconds))
+                              StreamLimits(s.max_streams, s.streaming_idle_timeout_seconds),
+                              remove_local_path=self.volumes.remove_local_path)
         self.events.start()
         self.probes.start()
         self.logs.start()

@@ -182,6 +182,9 @@ class AgentSettings:
     cluster_domain: str = "cluster.local"
     resolv_conf: Path = Path("/etc/resolv.conf")
     max_pods: int = 110
+    # Where local-path volumes (the default StorageClass) live on this board: DATA/storage unless set, e.g. to
+    # a USB disk's mount point; published on the Node for the master to make volumes in.
+    local_path_dir: Path | None = None
     # Heartbeats: the Lease is renewed this often; node status is written on change or this often.
     lease_renew_seconds: float = 10.0
     lease_duration_seconds: int = 40
@@ -200,3 +203,7 @@ class AgentSettings:
     # Evict nothing, but report pressure below these.
     memory_pressure_bytes: int = 100 * 1024 * 1024
     disk_pressure_fraction: float = 0.10
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.local_path_dir or self.data_dir / "storage"

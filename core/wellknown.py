@@ -29,3 +29,11 @@ API_VERSION = "pikube.io/v1"
 # controller gives "worker" boards node-role.kubernetes.io/worker; the master role goes to the board the
 # master's own settings name (MasterSettings.board_node), never to a board for saying "master".
 BOARD_ROLE_LABEL = "pikube.io/board-role"
+
+# Local-path storage (master/controllers/volumes/, agent/kubelet/volumes.py): the default class's provisioner,
+# where a board keeps its volumes (an annotation its agent publishes on its Node), and the mark on the volumes the
+# master made, which alone the agent removes (reclaim Delete) and only inside that directory.
+LOCAL_PATH_PROVISIONER = "pikube.io/local-path"
+LOCAL_PATH_DIR_ANNOTATION = "pikube.io/local-path-dir"
+PROVISIONED_BY_ANNOTATION = "pv.kubernetes.io/provisioned-by"
+SELECTED_NODE_ANNOTATION = "volume.kubernetes.io/selected-node"

@@ -11,12 +11,13 @@ import contextlib
 import ipaddress
 from typing import Any
 
-from core import errors
-from master.registry import apiservices, rbacdefaults
+from core import errors, wellknown
+from master.registry import apiservices, rbacdefaults, storage
 from master.registry.context import ApiContext
 from master.registry.services import first_service_ip
 from master.registry.verbs import Handlers
 
+LOCAL_PATH_CLASS = "local-path"
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -46,6 +47,7 @@ def ensure_defaults(ctx: ApiContext) -> None:
     })
     ensure_rbac_defaults(ctx, h)
     ensure_local_apiservices(ctx, h)
+    ensure_local_path_class(ctx, h)
     subsets = [{"addresses": [{"ip": ctx.settings.advertise_address}],
                 "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]
     endpoints = {"metadata": {"name": "kubernetes", "labels": {
@@ -53,6 +55,18 @@ def ensure_defaults(ctx: ApiContext) -> None:
     current = ctx.store.get(ep_rt.key("default", "kubernetes"))
     if current is None:  # later, every live master is listed by master/apiserverleases.py
         _create(h.create, ep_rt, "default", endpoints)
+
+
+def ensure_local_path_class(ctx: ApiContext, h: Handlers) -> None:
+    """The `local-path` StorageClass, the default one, as k3s ships it: volumes are directories on the board that
+    first runs a pod of the claim (master/controllers/volumes/). Made again when missing, like k3s' manifest."""
+    rt = ctx.catalog.by_kind("storage.k8s.io", "StorageClass")
+    assert rt is not None
+    if ctx.store.get(rt.key("", LOCAL_PATH_CLASS)) is None:
+        _create(h.create, rt, "", {
+            "metadata": {"name": LOCAL_PATH_CLASS, "annotations": {storage.DEFAULT_CLASS_ANNOTATION: "true"}},
+            "provisioner": wellknown.LOCAL_PATH_PROVISIONER, "reclaimPolicy": "Delete",
+            "volumeBindingMode": "WaitForFirstConsumer"})
 
 
 def ensure_rbac_defaults(ctx: ApiContext, h: Handlers) -> None:

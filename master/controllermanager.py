@@ -30,6 +30,7 @@ from master.controllers.noderoles import NodeRolesController
 from master.controllers.replicaset import ReplicaSetController, ReplicationControllerController
 from master.controllers.serviceaccount import ServiceAccountController
 from master.controllers.servicelb import ServiceLBController
+from master.controllers.volumes.binder import PersistentVolumeController
 from master.registry.context import ApiContext
 from master.registry.verbs import Handlers
 from master.scheduler.scheduler import Scheduler
@@ -57,6 +58,7 @@ CONTROLLERS: dict[str, Callable[[Env], _Startable]] = {
     "namespace": NamespaceController,
     "serviceaccount": ServiceAccountController,
     "servicelb": ServiceLBController,
+    "persistentvolume-binder": PersistentVolumeController,
     "horizontalpodautoscaling": HorizontalPodAutoscalerController,
     "clusterroleaggregation": ClusterRoleAggregationController,
 }

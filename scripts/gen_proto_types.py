@@ -56,13 +56,14 @@ DEFAULT_KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33"
 ROOTS: list[tuple[str, str, str]] = [
     *[("v1", k, f"k8s.io.api.core.v1.{k}") for k in (
         "Namespace", "ConfigMap", "Secret", "Service", "Pod", "Endpoints", "ServiceAccount", "Event", "Node",
-        "Binding", "ReplicationController")],
+        "Binding", "ReplicationController", "PersistentVolume", "PersistentVolumeClaim")],
     *[("apps/v1", k, f"k8s.io.api.apps.v1.{k}") for k in ("Deployment", "ReplicaSet", "DaemonSet")],
     ("batch/v1", "Job", "k8s.io.api.batch.v1.Job"),
     ("batch/v1", "CronJob", "k8s.io.api.batch.v1.CronJob"),
     # kubectl 1.20's batch/v1beta1 CronJob has v1's field numbers (v1 only adds timeZone = 8).
     ("batch/v1beta1", "CronJob", "k8s.io.api.batch.v1.CronJob"),
     ("coordination.k8s.io/v1", "Lease", "k8s.io.api.coordination.v1.Lease"),
+    ("storage.k8s.io/v1", "StorageClass", "k8s.io.api.storage.v1.StorageClass"),
     ("autoscaling/v1", "Scale", "k8s.io.api.autoscaling.v1.Scale"),
     ("autoscaling/v1", "HorizontalPodAutoscaler", "k8s.io.api.autoscaling.v1.HorizontalPodAutoscaler"),
     ("autoscaling/v2", "HorizontalPodAutoscaler", "k8s.io.api.autoscaling.v2.HorizontalPodAutoscaler"),

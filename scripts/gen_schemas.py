@@ -56,7 +56,8 @@ RAWEXT = "io.k8s.apimachinery.pkg.runtime.RawExtension"
 # (client class, definition package, GVKs). Order matters: a nested type belongs to the
 # package of the first root that reaches it (PodTemplateSpec comes before apps and batch).
 _CORE_KINDS = ["Namespace", "Node", "Pod", "PodTemplateSpec", "Service", "Endpoints", "ConfigMap",
-               "Secret", "Event", "ServiceAccount", "Binding", "ReplicationController"]
+               "Secret", "Event", "ServiceAccount", "Binding", "ReplicationController", "PersistentVolume",
+               "PersistentVolumeClaim"]
 ROOTS: list[tuple[str, str, str, str]] = [  # class, package, group, version
     *[("CoreV1Event" if k == "Event" else f"V1{k}", CORE, "", "v1") for k in _CORE_KINDS],
     *[(f"V1{k}", "io.k8s.api.apps.v1.", "apps", "v1") for k in ("Deployment", "ReplicaSet", "DaemonSet")],
@@ -64,6 +65,7 @@ ROOTS: list[tuple[str, str, str, str]] = [  # class, package, group, version
     ("V1CronJob", "io.k8s.api.batch.v1.", "batch", "v1"),
     ("V1CronJob", "io.k8s.api.batch.v1.", "batch", "v1beta1"),  # kubectl 1.20 speaks v1beta1
     ("V1Lease", "io.k8s.api.coordination.v1.", "coordination.k8s.io", "v1"),
+    ("V1StorageClass", "io.k8s.api.storage.v1.", "storage.k8s.io", "v1"),
     ("V1Scale", "io.k8s.api.autoscaling.v1.", "autoscaling", "v1"),
     ("V1HorizontalPodAutoscaler", "io.k8s.api.autoscaling.v1.", "autoscaling", "v1"),
     ("V2HorizontalPodAutoscaler", "io.k8s.api.autoscaling.v2.", "autoscaling", "v2"),
@@ -76,7 +78,7 @@ ROOTS: list[tuple[str, str, str, str]] = [  # class, package, group, version
     ("V1WatchEvent", META, "", "v1"),
 ]
 # Kinds that also have a List kind served by `list`.
-LISTED = {"V1ReplicationController",
+LISTED = {"V1ReplicationController", "V1PersistentVolume", "V1PersistentVolumeClaim", "V1StorageClass",
           "V1Namespace", "V1Node", "V1Pod", "V1Service", "V1Endpoints", "V1ConfigMap", "V1Secret",
           "CoreV1Event", "V1ServiceAccount", "V1Deployment", "V1ReplicaSet", "V1DaemonSet", "V1Job", "V1CronJob",
           "V1Lease", "V1HorizontalPodAutoscaler", "V2HorizontalPodAutoscaler", "V1Role", "V1ClusterRole",
@@ -90,7 +92,7 @@ META_TYPES = {"ObjectMeta", "ListMeta", "ManagedFieldsEntry", "OwnerReference", 
 SHARED_GVS = [("", "v1"), ("apps", "v1"), ("autoscaling", "v1"), ("autoscaling", "v2"), ("batch", "v1"),
               ("batch", "v1beta1"),
               ("rbac.authorization.k8s.io", "v1"), ("apiregistration.k8s.io", "v1"),
-              ("coordination.k8s.io", "v1"), ("policy", "v1")]
+              ("coordination.k8s.io", "v1"), ("policy", "v1"), ("storage.k8s.io", "v1")]
 ALPHA_PACKAGES = {"V1alpha3": "io.k8s.api.scheduling.v1alpha3."}
 
 # Named scalar definitions, as the Kubernetes OpenAPI spec has them.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections import ChainMap
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.kube.quantity import parse_quantity
@@ -33,6 +33,12 @@ class Lookup:
 
     config_map: Callable[[str, str], dict[str, str] | None]
     secret: Callable[[str, str], dict[str, str] | None]
+    # (namespace, claim) -> the bound PersistentVolume; ConfigError when it cannot be used (yet)
+    claim_volume: Callable[[str, str], dict[str, Any]] = field(default=lambda ns, name: _no_claims(name))
+
+
+def _no_claims(name: str) -> dict[str, Any]:
+    raise ConfigError(f'persistentvolumeclaim "{name}" cannot be looked up here')
 
 
 def expand(text: str, env: Mapping[str, str]) -> str:

@@ -26,7 +26,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from agent.client import CONFIGMAPS, SECRETS, ApiClient, ConnectionFailed, Resource
+from agent.client import (
+    CONFIGMAPS,
+    PERSISTENTVOLUMECLAIMS,
+    PERSISTENTVOLUMES,
+    SECRETS,
+    ApiClient,
+    ConnectionFailed,
+    Resource,
+)
 from agent.kubelet.envs import ConfigError, Lookup
 from core import errors
 
@@ -42,9 +50,34 @@ class ObjectCache:
         self.api, self._clock, self.ttl, self.missing_ttl = api, clock, ttl, missing_ttl
         self._data: dict[tuple[str, str, str], tuple[float, dict[str, str] | None]] = {}
         self._lock = threading.Lock()
+        self._volumes: dict[tuple[str, str, str], tuple[float, Obj]] = {}
 
     def lookup(self) -> Lookup:
-        return Lookup(config_map=self.config_map, secret=self.secret)
+        return Lookup(config_map=self.config_map, secret=self.secret, claim_volume=self.claim_volume)
+
+    def claim_volume(self, namespace: str, name: str) -> Obj:
+        """The PersistentVolume bound to claim `name`: kept once found (a binding never changes), asked for
+        afresh while the claim is missing or unbound (the pod's next retry finds it)."""
+        key = ("persistentvolumeclaims", namespace, name)
+        with self._lock:
+            hit = self._volumes.get(key)
+        if hit is not None and self._clock() - hit[0] < self.ttl:
+            return hit[1]
+        try:
+            claim = self.api.get(PERSISTENTVOLUMECLAIMS, name, namespace)
+            volume_name = str((claim.get("spec") or {}).get("volumeName") or "")
+            if not volume_name or (claim.get("status") or {}).get("phase") == "Lost":
+                raise ConfigError(f'persistentvolumeclaim "{name}" is not bound')
+            volume = self.api.get(PERSISTENTVOLUMES, volume_name, "")
+        except (errors.NotFound, errors.Forbidden) as exc:
+            raise ConfigError(f'persistentvolumeclaim "{name}" or its volume not found') from exc
+        except (errors.ApiError, ConnectionFailed) as exc:
+            if hit is not None:
+                return hit[1]
+            raise ConfigError(f"failed to get persistentvolumeclaim {namespace}/{name}: {exc}") from exc
+        with self._lock:
+            self._volumes[key] = (self._clock(), volume)
+        return volume
 
     def config_map(self, namespace: str, name: str) -> dict[str, str] | None:
         return self._get(CONFIGMAPS, namespace, name)
@@ -83,12 +116,15 @@ class ObjectCache:
         with self._lock:
             for key in references(pod):
                 self._data.pop(key, None)
+                self._volumes.pop(key, None)
 
     def retain(self, keep: set[tuple[str, str, str]]) -> None:
         """Forget every object but those keyed in `keep` (`references` of the pods still here)."""
         with self._lock:
             for key in [k for k in self._data if k not in keep]:
                 del self._data[key]
+            for key in [k for k in self._volumes if k not in keep]:
+                del self._volumes[key]
 
 
 def references(pod: Obj) -> set[tuple[str, str, str]]:
@@ -112,6 +148,7 @@ def references(pod: Obj) -> set[tuple[str, str, str]]:
     for vol in spec.get("volumes") or []:
         add(CONFIGMAPS, vol.get("configMap"))
         add(SECRETS, vol.get("secret"), "secretName")
+        add(PERSISTENTVOLUMECLAIMS, vol.get("persistentVolumeClaim"), "claimName")
     return found
 
 

@@ -1,4 +1,4 @@
-"""Pod volumes: emptyDir, hostPath, configMap and secret (on tmpfs), and how containers mount them.
+"""Pod volumes: emptyDir, hostPath, configMap, secret (on tmpfs) and claims, and how containers mount them.
 
 Disk-backed volumes are directories under `DATA/pods/<uid>/volumes/`, bind-mounted
 into the containers. Memory-backed ones (secrets, emptyDir with medium Memory) are
@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import shutil
 import stat
 import tarfile
@@ -42,9 +43,14 @@ import requests
 from agent.kubelet.envs import ConfigError, Lookup
 from agent.runtime import labels as L
 from agent.runtime.docker import DockerRuntime, RuntimeError_
+from core import wellknown
 from core.fsutil import write_atomic
 
 Obj = dict[str, Any]
+# A local-path volume's directory: pvc-<claim uid>_<namespace>_<claim> (names are DNS subdomains).
+LOCAL_PATH_NAME = re.compile(r"pvc-[0-9a-f-]{36}_[a-z0-9-]+_[a-z0-9.-]+")
+_PV_FIELDS = {"capacity", "accessModes", "claimRef", "persistentVolumeReclaimPolicy", "storageClassName",
+              "mountOptions", "volumeMode", "nodeAffinity", "volumeAttributesClassName"}
 SANDBOX_MOUNTS = "/.pikube/volumes"
 Files = dict[str, tuple[bytes, int]]  # path in the volume -> (content, mode)
 DATA_LINK = "..data"
@@ -146,8 +152,10 @@ def _link_target(name: str) -> str:
 
 
 class VolumeManager:
-    def __init__(self, data_dir: Path, runtime: DockerRuntime, lookup: Lookup) -> None:
+    def __init__(self, data_dir: Path, runtime: DockerRuntime, lookup: Lookup,
+                 local_path_dir: Path | None = None) -> None:
         self.root = data_dir / "pods"
+        self.local_path_dir = local_path_dir or data_dir / "storage"
         self.runtime, self.lookup = runtime, lookup
         self._filled: dict[str, tuple[str, _Live]] = {}  # docker volume -> (sandbox id, what it holds)
 
@@ -186,6 +194,11 @@ class VolumeManager:
                 out.sources[name] = str(base)
         elif "hostPath" in vol:
             out.sources[name] = self._host_path(vol["hostPath"])
+        elif "persistentVolumeClaim" in vol:
+            src = vol["persistentVolumeClaim"] or {}
+            out.sources[name] = self._claim_path(self.lookup.claim_volume(ns, str(src.get("claimName") or "")))
+            if src.get("readOnly"):
+                out.read_only.add(name)
         elif "configMap" in vol:
             src = vol["configMap"]
             data = self.lookup.config_map(ns, str(src.get("name", "")))
@@ -208,6 +221,43 @@ class VolumeManager:
         else:
             kinds = [k for k in vol if k != "name"]
             raise ConfigError(f'type {", ".join(kinds) or "unknown"} is not supported by pikube')
+
+    def _claim_path(self, pv: Obj) -> str:
+        """Where a claim's volume is on this board: a local-path directory (made on first use, writable by any
+        container user, as k3s' provisioner makes it), a hostPath, or a `local` volume's existing path."""
+        spec, meta = pv.get("spec") or {}, pv.get("metadata") or {}
+        name = meta.get("name")
+        if (meta.get("annotations") or {}).get(wellknown.PROVISIONED_BY_ANNOTATION) == wellknown.LOCAL_PATH_PROVISIONER:
+            path = Path(str((spec.get("hostPath") or {}).get("path") or ""))
+            if path.parent != self.local_path_dir or not LOCAL_PATH_NAME.fullmatch(path.name):
+                raise ConfigError(f'local-path volume "{name}" is at {path}, not in this board\'s local-path '
+                                  f"directory {self.local_path_dir}")
+            if not path.is_dir():
+                path.mkdir(parents=True, exist_ok=True)
+                os.chmod(path, 0o777)
+            return str(path)
+        if "hostPath" in spec:
+            return self._host_path(spec["hostPath"] or {})
+        if "local" in spec:
+            path = Path(str((spec["local"] or {}).get("path") or ""))
+            if not path.exists():
+                raise ConfigError(f'local volume "{name}": path {path} does not exist on this board')
+            return str(path)
+        kinds = [k for k in spec if k not in _PV_FIELDS]
+        raise ConfigError(f'persistentvolume "{name}" is of type {", ".join(kinds) or "unknown"}, which pikube '
+                          "does not mount")
+
+    def remove_local_path(self, directory: str) -> bool:
+        """Remove a released local-path volume's directory (only a `pvc-…` entry of the local-path directory);
+        False when the name is not one; True when it is gone, also when it was never made."""
+        if not LOCAL_PATH_NAME.fullmatch(directory):
+            return False
+        path = self.local_path_dir / directory
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.exists():
+            shutil.rmtree(path)
+        return True
 
     def _host_path(self, src: Obj) -> str:
         path, kind = Path(str(src.get("path", ""))), str(src.get("type") or "")

@@ -253,3 +253,30 @@ def read_body(sock: ssl.SSLSocket, head: Head, first: bytes, timeout: float, lim
     except (OSError, ConnectionError):
         pass
     return bytes(out[:limit])
+
+
+def call(ctx: ApiContext, node_name: str, method: str, target: str, timeout: float = 10.0) -> tuple[int, str]:
+    """One small request to a node's agent (no body sent, a short one read back): its status code and text.
+
+    For the master's own errands on a board (removing a released local-path volume); a 503 `Status` when the
+    agent cannot be reached or does not answer in time."""
+    ep = node_endpoint(ctx, node_name, "holding the volume")
+    sock = connect(ctx, ep, timeout)
+    try:
+        send_request(sock, method, target, ep, [("Connection", "close")])
+        head, rest = read_head(sock, ep, timeout)
+        body = bytearray(rest)
+        length = int(head.get("Content-Length") or 0)
+        deadline = time.monotonic() + timeout
+        while len(body) < min(length, 64 * 1024) and time.monotonic() < deadline:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                data = sock.recv(65536)
+            except (OSError, ssl.SSLError):
+                break
+            if not data:
+                break
+            body += data
+        return head.code, body.decode("utf-8", "replace").strip()
+    finally:
+        sock.close()

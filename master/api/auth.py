@@ -157,9 +157,23 @@ def _node_allows(ctx: ApiContext, node: str, a: Attributes) -> bool:
             pod = ctx.store.get(a.resource.key(a.namespace, a.name))
             return pod is not None and (pod.get("spec") or {}).get("nodeName") == node
         return False
-    if kind in ("ConfigMap", "Secret"):
+    if kind in ("ConfigMap", "Secret", "PersistentVolumeClaim"):
         return a.verb == "get" and _used_by_node_pod(ctx, node, a)
+    if kind == "PersistentVolume":
+        return a.verb == "get" and _volume_of_node_pod(ctx, node, a.name)
     return False
+
+
+def _volume_of_node_pod(ctx: ApiContext, node: str, volume: str) -> bool:
+    """The volume is bound to a claim that one of the node's pods uses (Kubernetes' node authoriser's rule)."""
+    pv = ctx.store.get(f"/core/persistentvolumes/{volume}")
+    ref = ((pv or {}).get("spec") or {}).get("claimRef") or {}
+    if not ref.get("name"):
+        return False
+    ns = str(ref.get("namespace") or "")
+    pods, _ = ctx.store.list(f"/core/pods/{ns}/")
+    return any((p.get("spec") or {}).get("nodeName") == node and
+               str(ref["name"]) in _references(p.get("spec") or {}, "PersistentVolumeClaim") for p in pods)
 
 
 def _used_by_node_pod(ctx: ApiContext, node: str, a: Attributes) -> bool:
@@ -174,8 +188,11 @@ def _used_by_node_pod(ctx: ApiContext, node: str, a: Attributes) -> bool:
 
 
 def _references(spec: Obj, kind: str) -> set[str]:
-    """Names of config maps or secrets a pod spec refers to (volumes, env, envFrom)."""
+    """Names of config maps, secrets or claims a pod spec refers to (volumes, env, envFrom)."""
     names: set[str] = set()
+    if kind == "PersistentVolumeClaim":
+        return {str((v.get("persistentVolumeClaim") or {}).get("claimName") or "") for v in spec.get("volumes") or []
+                if isinstance(v, dict) and isinstance(v.get("persistentVolumeClaim"), dict)} - {""}
     vol_key, ref_key, env_key = ("configMap", "configMapRef", "configMapKeyRef") if kind == "ConfigMap" \
         else ("secret", "secretRef", "secretKeyRef")
     for v in spec.get("volumes") or []:

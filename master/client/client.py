@@ -55,6 +55,9 @@ class Kinds:
     replicasets: ResourceType
     daemonsets: ResourceType
     jobs: ResourceType
+    persistentvolumes: ResourceType
+    persistentvolumeclaims: ResourceType
+    storageclasses: ResourceType
 
     @classmethod
     def from_catalog(cls, catalog: Catalog) -> Kinds:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from master.registry import apiservices, cronjobs, printers, replicationcontrollers
+from master.registry import apiservices, cronjobs, printers, replicationcontrollers, storage
 from master.registry.autoscaling import HorizontalPodAutoscalerStrategy
 from master.registry.core import (
     ConfigMapStrategy,
@@ -76,6 +76,10 @@ def _served(toleration_seconds: int) -> list[ResourceType]:
         ResourceType("", "v1", "ReplicationController", "replicationcontrollers", True, ("rc",), ALL,
                      ("status", "scale"), replicationcontrollers.ReplicationControllerStrategy(),
                      table=replicationcontrollers.TABLE),
+        ResourceType("", "v1", "PersistentVolume", "persistentvolumes", False, ("pv",), (), ("status",),
+                     storage.PersistentVolumeStrategy(), table=storage.PV_TABLE),
+        ResourceType("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",), (), ("status",),
+                     storage.PersistentVolumeClaimStrategy(), table=storage.PVC_TABLE),
         ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",), ALL, ("status", "scale"),
                      DeploymentStrategy(), table=printers.DEPLOYMENT),
         ResourceType("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ALL, ("status", "scale"),
@@ -101,6 +105,8 @@ def _served(toleration_seconds: int) -> list[ResourceType]:
                      RoleBindingStrategy(), table=BINDING_TABLE),
         ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False, (), (),
                      (), ClusterRoleBindingStrategy(), table=BINDING_TABLE),
+        ResourceType("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",), (), (),
+                     storage.StorageClassStrategy(), table=storage.STORAGECLASS_TABLE),
         ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True, (), (), (), LeaseStrategy(),
                      volatile=True, table=printers.LEASE),
     ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,10 +35,13 @@ class Placement:
     node: str | None
     reasons: Counter[str]
     nodes: int
+    error: str | None = None  # a reason that holds for every node (a missing claim)
 
     def message(self) -> str:
         if self.nodes == 0:
             return "no nodes available to schedule pods"
+        if self.error is not None:
+            return f"0/{self.nodes} nodes are available: {self.error}."
         parts = sorted(f"{count} {reason}" for reason, count in self.reasons.items())
         return f"0/{self.nodes} nodes are available: {', '.join(parts)}."
 
@@ -86,7 +90,8 @@ class Fitter:
         self._static[key] = (self.cache.generation, ok, failed)
         return ok, failed
 
-    def place(self, pod: Obj, usage: Usage) -> Placement:
+    def place(self, pod: Obj, usage: Usage, extra: Callable[[NodeInfo], str | None] | None = None) -> Placement:
+        """The best node for the pod; `extra` is one more filter (the pod's volumes), run after the others."""
         candidates, failed = self._statically_feasible(pod.get("spec") or {})
         reasons: Counter[str] = Counter(failed.values())
         cpu, memory, ports = usage.cpu, usage.memory, usage.ports
@@ -105,6 +110,11 @@ class Fitter:
             if memory and info.memory + memory > info.alloc_memory:
                 reasons["Insufficient memory"] += 1
                 fits = False
+            if fits and extra is not None:
+                reason = extra(info)
+                if reason is not None:
+                    reasons[reason] += 1
+                    fits = False
             if fits:
                 feasible.append(info)
         if not feasible:

@@ -17,6 +17,7 @@ import copy
 import logging
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,6 +27,7 @@ from core.workqueue import WorkQueue
 from master.client import Env, Informer, obj_key, split_key
 from master.scheduler.cache import Cache, Usage
 from master.scheduler.fit import Fitter, Placement
+from master.scheduler.volumes import VolumeBinder, VolumeCheck
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -55,6 +57,7 @@ class Scheduler:
         self._lock = threading.Lock()
         self._waiting: dict[str, tuple[float, int]] = {}  # unschedulable: key -> (last failure, attempts)
         self._binders = ThreadPoolExecutor(max(1, env.settings.scheduler_bind_threads), "scheduler-bind")
+        self.volumes = VolumeBinder(env, self._retry_waiting)
         self.nodes.add_handler(self._node_changed)  # last: a running informer calls handlers at once
         self.pods.add_handler(self._pod_changed)
 
@@ -133,23 +136,40 @@ class Scheduler:
         if pod is None or not _wants_us(pod) or self.cache.is_placed(key):
             return
         usage = Usage.of(pod)
+        volumes = self.volumes.check(pod)
+        node_obj: Obj = {}
         with self.cache.lock:
-            placement = self.fitter.place(pod, usage)
+            if volumes.error is not None:
+                placement = Placement(None, Counter(), len(self.cache.nodes), volumes.error)
+            else:
+                placement = self.fitter.place(pod, usage, None if volumes.empty else volumes.reason)
             if placement.node is not None:
                 self.cache.assume(key, placement.node, usage)
+                node_obj = self.cache.nodes[placement.node].node
         if placement.node is None:
             self._unschedulable(key, pod, placement)
             return
         with self._lock:
             self._waiting.pop(key, None)
-        self._binders.submit(self._bind, key, pod, placement.node)
+        if volumes.delayed:
+            self.volumes.assume(pod, volumes, placement.node)
+            self._binders.submit(self._bind, key, pod, placement.node, volumes, node_obj)
+        else:
+            self._binders.submit(self._bind, key, pod, placement.node)
 
-    def _bind(self, key: str, pod: Obj, node: str) -> None:
+    def _bind(self, key: str, pod: Obj, node: str, volumes: VolumeCheck | None = None,
+              node_obj: Obj | None = None) -> None:
         ns, name = split_key(key)
         try:
+            if volumes is not None and node_obj is not None:
+                self.volumes.bind_claims(pod, volumes, node, node_obj)
             self.client.bind(ns, name, node)
-        except (errors.Conflict, errors.NotFound):
-            self.cache.forget(key)  # bound by someone else, being deleted, or gone
+        except errors.NotFound:
+            self.cache.forget(key)  # being deleted, or gone
+            return
+        except errors.Conflict:
+            self.cache.forget(key)  # bound by someone else, or its claim bound elsewhere: placed again if not bound
+            self.queue.add_after(key, 0.2)
             return
         except Exception as exc:
             log.info("binding %s to %s failed: %s", key, node, exc)

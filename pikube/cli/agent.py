@@ -53,6 +53,9 @@ def register(sub: Any) -> None:
                         "and what dnsPolicy Default pods get (default: /etc/resolv.conf, or systemd-resolved's "
                         f"{RESOLVED_CONF} when /etc/resolv.conf names only loopback servers)")
     p.add_argument("--max-pods", type=int, default=110)
+    p.add_argument("--local-path-dir", type=Path, default=None,
+                   help="where volumes of the local-path StorageClass live on this board (default: DATA/storage; "
+                        "e.g. a USB disk's mount point)")
     p.add_argument("--streaming-connection-idle-timeout", default="4h", metavar="DURATION",
                    help="end an exec/attach/port-forward stream with no data either way for this long "
                         "(Go duration: 4h, 30m, 1h30m0s, 90s; as the kubelet's flag)")
@@ -124,7 +127,7 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
                          cluster_domain=args.cluster_domain.strip(".").lower(),
                          resolv_conf=args.resolv_conf or default_resolv_conf(),
                          metrics_interval_seconds=args.metrics_interval, streaming_idle_timeout_seconds=idle,
-                         max_streams=args.max_streams)
+                         max_streams=args.max_streams, local_path_dir=args.local_path_dir)
 
 
 def go_duration(text: str) -> float | None:

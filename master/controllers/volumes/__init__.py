@@ -1,0 +1,1 @@
+"""Persistent volumes: binding claims to volumes, their phases, protection, and reclaiming released ones."""
