@@ -135,10 +135,12 @@ class PersistentVolumeClaimStrategy(Strategy):
 
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
         spec, old_spec = dict(new.get("spec") or {}), dict(old.get("spec") or {})
-        if not old_spec.get("volumeName"):
-            old_spec["volumeName"] = spec.get("volumeName")  # the binder fills it in once
-        if old_spec.get("storageClassName") is None:
-            old_spec["storageClassName"] = spec.get("storageClassName")
+        if not old_spec.get("volumeName"):  # the binder fills it in once
+            old_spec.pop("volumeName", None)
+            spec.pop("volumeName", None)
+        if old_spec.get("storageClassName") is None:  # a default class given later
+            old_spec.pop("storageClassName", None)
+            spec.pop("storageClassName", None)
         for s in (spec, old_spec):
             s.pop("volumeAttributesClassName", None)
             s["resources"] = {k: v for k, v in (s.get("resources") or {}).items() if k != "requests"}
