@@ -99,3 +99,17 @@ def claim_names(pod: Obj) -> list[str]:
     return [str((v.get("persistentVolumeClaim") or {}).get("claimName") or "")
             for v in (pod.get("spec") or {}).get("volumes") or []
             if isinstance(v, dict) and isinstance(v.get("persistentVolumeClaim"), dict)]
+
+
+def unclaimed_class(pv: Obj) -> list[str]:
+    """Index of volumes free to bind: their class name ("" for none) while no claim holds them (uid in claimRef)."""
+    ref = (pv.get("spec") or {}).get("claimRef") or {}
+    if ref.get("uid") or (pv.get("metadata") or {}).get("deletionTimestamp"):
+        return []
+    return [str((pv.get("spec") or {}).get("storageClassName") or "")]
+
+
+def claim_ref_key(pv: Obj) -> list[str]:
+    """Index of volumes by the claim their claimRef names: `namespace/name`."""
+    ref = (pv.get("spec") or {}).get("claimRef") or {}
+    return [f"{ref.get('namespace')}/{ref.get('name')}"] if ref.get("name") else []

@@ -48,7 +48,7 @@ class VolumeCheck:
     bound: list[Obj] = field(default_factory=list)  # volumes of bound claims: their node affinity must hold
     pinned: dict[str, str] = field(default_factory=dict)  # claim -> node it is being bound on
     delayed: list[tuple[Obj, Obj]] = field(default_factory=list)  # (claim, class) bound once the pod is placed
-    volumes: list[Obj] = field(default_factory=list)  # every volume, for delayed claims of static classes
+    free: dict[str, list[Obj]] = field(default_factory=dict)  # class -> volumes free to bind, for delayed claims
 
     @property
     def empty(self) -> bool:
@@ -68,7 +68,8 @@ class VolumeCheck:
                 annotations = (node.get("metadata") or {}).get("annotations") or {}
                 if annotations.get(wellknown.LOCAL_PATH_DIR_ANNOTATION):
                     continue
-            if not any(vb.fits(pv, claim) and vb.on_node(pv, node) for pv in self.volumes):
+            free = self.free.get(str((claim.get("spec") or {}).get("storageClassName") or ""), [])
+            if not any(vb.fits(pv, claim) and vb.on_node(pv, node) for pv in free):
                 return NO_VOLUMES
         return None
 
@@ -81,6 +82,7 @@ class VolumeBinder:
         self.classes: Informer = env.informers.informer(k.storageclasses)
         self._lock = threading.Lock()
         self._assumed: dict[str, str] = {}  # "ns/claim" -> node
+        self.volumes.add_indexer("unclaimed", vb.unclaimed_class)
         for inf in (self.claims, self.volumes, self.classes):
             inf.add_handler(lambda old, new: changed())
 
@@ -114,8 +116,9 @@ class VolumeBinder:
             if klass is None or klass.get("volumeBindingMode") != "WaitForFirstConsumer":
                 return VolumeCheck(error=UNBOUND_IMMEDIATE)
             out.delayed.append((claim, klass))
-        if out.delayed:
-            out.volumes = self.volumes.list()
+            class_name = str(klass["metadata"]["name"])
+            if class_name not in out.free:
+                out.free[class_name] = self.volumes.by_index("unclaimed", class_name)
         return out
 
     def assume(self, pod: Obj, check: VolumeCheck, node: str) -> None:
@@ -151,7 +154,8 @@ class VolumeBinder:
             if pv is None or not vb.on_node(pv, node):
                 raise errors.Conflict(message=f'persistentvolumeclaim "{m["name"]}" was bound elsewhere')
             return
-        static = [pv for pv in self.volumes.list() if vb.fits(pv, claim) and vb.on_node(pv, node)]
+        free = self.volumes.by_index("unclaimed", str(klass["metadata"]["name"]))
+        static = [pv for pv in free if vb.fits(pv, claim) and vb.on_node(pv, node)]
         pv = vb.best_volume(static, claim)
         if pv is None:
             if klass.get("provisioner") != wellknown.LOCAL_PATH_PROVISIONER:

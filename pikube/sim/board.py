@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from core import errors
+from core import errors, wellknown
 from core.kube import timefmt
 from pikube.sim.api import Api, Credentials, resource_path
 from pikube.sim.pods import SimPod
@@ -102,7 +102,10 @@ class Board:
         s = self.spec
         labels = {"kubernetes.io/arch": s.arch, "kubernetes.io/os": "linux", "kubernetes.io/hostname": s.name,
                   "beta.kubernetes.io/arch": s.arch, "beta.kubernetes.io/os": "linux", **s.labels}
-        body: Obj = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": s.name, "labels": labels}, "spec": {}}
+        # Like a real agent, it publishes where its local-path volumes would live (nothing is made there).
+        annotations = {wellknown.LOCAL_PATH_DIR_ANNOTATION: "/var/lib/pikube/storage"}
+        body: Obj = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": s.name, "labels": labels,
+                                                                      "annotations": annotations}, "spec": {}}
         if s.taints:
             body["spec"]["taints"] = s.taints
         return body

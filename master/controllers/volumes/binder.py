@@ -35,7 +35,7 @@ import logging
 from typing import Any
 
 from core import errors, wellknown
-from core.kube.volumebinding import best_volume, claim_names, local_path_node
+from core.kube.volumebinding import best_volume, claim_names, claim_ref_key, local_path_node, unclaimed_class
 from master.api import agentlink
 from master.client import Env, Informer
 from master.controllers import podutil
@@ -61,6 +61,8 @@ class PersistentVolumeController(Controller):
         self.classes: Informer = env.informers.informer(k.storageclasses)
         self.pods: Informer = env.informers.informer(k.pods)
         self.pods.add_indexer("namespace", by_namespace)
+        self.volumes.add_indexer("unclaimed", unclaimed_class)
+        self.volumes.add_indexer("claim", claim_ref_key)
         self._said: dict[str, str] = {}  # claim key -> the last waiting event given, so it is said once
         self.claims.add_handler(self._claim_changed)
         self.volumes.add_handler(self._volume_changed)
@@ -81,10 +83,8 @@ class PersistentVolumeController(Controller):
         if volume:
             self.queue.add(f"volume:{volume}")
         if new is None:  # volumes whose claimRef named it are released now
-            for pv in self.volumes.list():
-                ref = (pv.get("spec") or {}).get("claimRef") or {}
-                if ref.get("name") == m["name"] and ref.get("namespace") == m.get("namespace"):
-                    self.queue.add(f"volume:{pv['metadata']['name']}")
+            for pv in self.volumes.by_index("claim", f"{m.get('namespace')}/{m['name']}"):
+                self.queue.add(f"volume:{pv['metadata']['name']}")
 
     def _volume_changed(self, old: Obj | None, new: Obj | None) -> None:
         pv = new or old
@@ -147,7 +147,9 @@ class PersistentVolumeController(Controller):
             self._say(claim, "Normal", "WaitForFirstConsumer",
                       "waiting for first consumer to be created before binding")
             return
-        pv = best_volume(self.volumes.list(), claim)
+        reserved = [pv for pv in self.volumes.by_index("claim", f"{ns}/{name}")
+                    if not ((pv.get("spec") or {}).get("claimRef") or {}).get("uid")]
+        pv = best_volume(reserved + self.volumes.by_index("unclaimed", class_name), claim)
         if pv is not None:
             self._bind(claim, pv)
             return
