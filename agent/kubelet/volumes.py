@@ -8,6 +8,12 @@ exec` gives the agent a private one); the pause container mounts them for the
 pod's lifetime and the agent fills them through it (`put_archive`), so their
 contents never touch the SD card.
 
+A claim (`persistentVolumeClaim`) is mounted from its bound PersistentVolume:
+a local-path directory (made on first use, mode 0777, and only as a
+`pvc-<uid>_<ns>_<claim>` entry of this board's local-path directory — the
+master may also ask for one to be removed, and nothing else is), a hostPath
+one, or a `local` one's existing path.
+
 configMap and secret volumes are laid out as the kubelet lays them out, so that
 an update is atomic for the container's readers: the files live in a generation
 directory (`..a` or `..b`), `..data` links to the current one, and each
