@@ -179,6 +179,10 @@ class ApiClient:
     def create(self, res: Resource, obj: Obj, namespace: str = "") -> Obj:
         return self._json("POST", res.path(namespace), body=obj)
 
+    def create_sub(self, res: Resource, name: str, sub: str, obj: Obj, namespace: str = "") -> Obj:
+        """POST to a named object's subresource (a service account's `token`)."""
+        return self._json("POST", res.path(namespace, name, sub), body=obj)
+
     def replace(self, res: Resource, obj: Obj, namespace: str = "", sub: str = "") -> Obj:
         name = obj["metadata"]["name"]
         return self._json("PUT", res.path(namespace, name, sub), body=obj)

@@ -34,6 +34,7 @@ from agent.kubelet.podsource import PodSource
 from agent.kubelet.podsync import PodSyncer, SyncDeps
 from agent.kubelet.probes import ProbeManager, Prober, Target
 from agent.kubelet.runtimehealth import PING_TIMEOUT_SECONDS, RuntimeHealth
+from agent.kubelet.satoken import TokenSource
 from agent.kubelet.servicelinks import ServiceLinks
 from agent.kubelet.volumes import VolumeManager
 from agent.logserver import LogServer
@@ -118,9 +119,11 @@ class Agent:
         self.bridge: BridgeNetwork | None = self._bridge(node, node_net)
         self.network: PodNetwork = self.bridge if self.bridge is not None else IsolatedNetwork()
         self.objects = ObjectCache(self.api, time.monotonic)
+        self.tokens = TokenSource(self.api, time.time)
         self.events = EventRecorder(self.api, s.node_name)
         backoff = Backoff(s.backoff_initial_seconds, s.backoff_max_seconds, time.time)
-        self.volumes = VolumeManager(s.data_dir, self.runtime, self.objects.lookup(), s.storage_dir)
+        lookup = self.objects.lookup(self.tokens.token)
+        self.volumes = VolumeManager(s.data_dir, self.runtime, lookup, s.storage_dir)
         self.source = PodSource(self.api, s.node_name, self.queue.add)
         from concurrent.futures import ThreadPoolExecutor
 
@@ -134,7 +137,7 @@ class Agent:
         self.syncer = PodSyncer(SyncDeps(
             settings=s, api=self.api, runtime=self.runtime, volumes=self.volumes, network=self.network,
             probes=self.probes, images=ImagePuller(self.runtime, backoff, time.time), backoff=backoff,
-            events=self.events, lookup=self.objects.lookup(), node_ip=node_ip, node_cpus=facts.cpus,
+            events=self.events, lookup=lookup, node_ip=node_ip, node_cpus=facts.cpus,
             node_memory=facts.memory_bytes, pause_image=pause,
             ensure_pause_image=lambda: self._ensure_pause(pause),
             forget_pause_image=self._pause_present.clear, clock=time.time, service_env=links.env,
@@ -356,6 +359,7 @@ class Agent:
 
     def housekeep(self) -> None:
         self.objects.retain(set().union(*(references(pod) for pod in self.source.pods())))
+        self.tokens.forget({str(pod["metadata"].get("uid")) for pod in self.source.pods()})
         live = self.source.uids()
         seen = {c.pod_uid for c in self.runtime.containers() if c.pod_uid}
         seen |= self.volumes.known_uids() | self.syncer.known() | self.probes.pods()

@@ -50,6 +50,10 @@ class MasterSettings:
     advertise_address: str = "127.0.0.1"
     service_cidr: str = "10.96.0.0/12"
     pod_cidr: str = "10.244.0.0/16"
+    # Service account tokens: their issuer (`iss`, also the audience the API accepts) and the longest a
+    # TokenRequest may ask for (seconds; a longer request is cut to it, as kube-apiserver's flag does).
+    service_account_issuer: str = "https://kubernetes.default.svc.cluster.local"
+    service_account_max_token_seconds: int = 24 * 3600
     # The `kube-dns` Service's address in kube-system ("" = the tenth of service_cidr, 10.96.0.10): every
     # agent answers DNS on it (their --cluster-dns must agree).
     cluster_dns: str = ""

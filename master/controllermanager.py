@@ -28,6 +28,7 @@ from master.controllers.nodeipam import NodeIpamController
 from master.controllers.nodelifecycle import NodeLifecycleController
 from master.controllers.noderoles import NodeRolesController
 from master.controllers.replicaset import ReplicaSetController, ReplicationControllerController
+from master.controllers.satokens import ServiceAccountTokenController
 from master.controllers.serviceaccount import ServiceAccountController
 from master.controllers.servicelb import ServiceLBController
 from master.controllers.volumes.binder import PersistentVolumeController
@@ -57,6 +58,7 @@ CONTROLLERS: dict[str, Callable[[Env], _Startable]] = {
     "garbagecollector": GarbageCollector,
     "namespace": NamespaceController,
     "serviceaccount": ServiceAccountController,
+    "serviceaccount-token": ServiceAccountTokenController,
     "servicelb": ServiceLBController,
     "persistentvolume-binder": PersistentVolumeController,
     "horizontalpodautoscaling": HorizontalPodAutoscalerController,

@@ -83,7 +83,7 @@ class Master:
         s = self.settings
         shares = Shares(s.max_long_running, s.max_long_running_per_identity, s.max_in_flight_per_identity)
         limits = Limits(max_connections=s.max_connections, max_per_client=s.max_connections_per_client)
-        server = Server(serve_streams(Fairness(self.app, shares=shares)), s.bind, s.port,
+        server = Server(serve_streams(Fairness(self.app, shares=shares, tokens=self.ctx.sa_tokens)), s.bind, s.port,
                         ssl_context=tls_context(self.pki), limits=limits, name="api")
         server.start()
         self._server = server

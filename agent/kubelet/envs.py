@@ -35,6 +35,12 @@ class Lookup:
     secret: Callable[[str, str], dict[str, str] | None]
     # (namespace, claim) -> the bound PersistentVolume; ConfigError when it cannot be used (yet)
     claim_volume: Callable[[str, str], dict[str, Any]] = field(default=lambda ns, name: _no_claims(name))
+    # (pod, audience, seconds) -> a service account token bound to the pod; ConfigError when none can be had
+    sa_token: Callable[[dict[str, Any], str, int], str] = field(default=lambda pod, aud, secs: _no_tokens())
+
+
+def _no_tokens() -> str:
+    raise ConfigError("service account tokens cannot be had here")
 
 
 def _no_claims(name: str) -> dict[str, Any]:
@@ -68,7 +74,7 @@ def expand(text: str, env: Mapping[str, str]) -> str:
     return "".join(out)
 
 
-def _field(pod: Obj, path: str, host_ip: str, pod_ip: str) -> str:
+def field_value(pod: Obj, path: str, host_ip: str = "", pod_ip: str = "") -> str:
     meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
     m = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
     if m:
@@ -132,7 +138,7 @@ def build(pod: Obj, container: Obj, lookup: Lookup, host_ip: str, pod_ip: str,
             continue
         vf = item["valueFrom"] or {}
         if "fieldRef" in vf:
-            env[name] = _field(pod, str(vf["fieldRef"].get("fieldPath", "")), host_ip, pod_ip)
+            env[name] = field_value(pod, str(vf["fieldRef"].get("fieldPath", "")), host_ip, pod_ip)
         elif "resourceFieldRef" in vf:
             env[name] = _resource(pod, container, vf["resourceFieldRef"], node_cpus, node_memory)
         elif "configMapKeyRef" in vf or "secretKeyRef" in vf:

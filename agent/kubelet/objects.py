@@ -52,8 +52,11 @@ class ObjectCache:
         self._lock = threading.Lock()
         self._volumes: dict[tuple[str, str, str], tuple[float, Obj]] = {}
 
-    def lookup(self) -> Lookup:
-        return Lookup(config_map=self.config_map, secret=self.secret, claim_volume=self.claim_volume)
+    def lookup(self, sa_token: Callable[[Obj, str, int], str] | None = None) -> Lookup:
+        if sa_token is None:
+            return Lookup(config_map=self.config_map, secret=self.secret, claim_volume=self.claim_volume)
+        return Lookup(config_map=self.config_map, secret=self.secret, claim_volume=self.claim_volume,
+                      sa_token=sa_token)
 
     def claim_volume(self, namespace: str, name: str) -> Obj:
         """The PersistentVolume bound to claim `name`: kept once found (a binding never changes), asked for
@@ -149,6 +152,9 @@ def references(pod: Obj) -> set[tuple[str, str, str]]:
         add(CONFIGMAPS, vol.get("configMap"))
         add(SECRETS, vol.get("secret"), "secretName")
         add(PERSISTENTVOLUMECLAIMS, vol.get("persistentVolumeClaim"), "claimName")
+        for source in (vol.get("projected") or {}).get("sources") or []:
+            add(CONFIGMAPS, source.get("configMap"))
+            add(SECRETS, source.get("secret"))
     return found
 
 

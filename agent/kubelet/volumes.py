@@ -46,7 +46,7 @@ from typing import Any
 
 import requests
 
-from agent.kubelet.envs import ConfigError, Lookup
+from agent.kubelet.envs import ConfigError, Lookup, field_value
 from agent.runtime import labels as L
 from agent.runtime.docker import DockerRuntime, RuntimeError_
 from core import wellknown
@@ -179,7 +179,7 @@ class VolumeManager:
         for vol in spec.get("volumes") or []:
             name = str(vol.get("name", ""))
             try:
-                self._prepare_one(uid, ns, vol, name, out)
+                self._prepare_one(pod, uid, ns, vol, name, out)
             except ConfigError as exc:
                 raise VolumeError(name, str(exc)) from exc
             except (OSError, ValueError, RuntimeError_, requests.RequestException) as exc:
@@ -187,7 +187,46 @@ class VolumeManager:
                 raise VolumeError(name, _reason(exc)) from exc
         return out
 
-    def _prepare_one(self, uid: str, ns: str, vol: Obj, name: str, out: PodVolumes) -> None:
+    def _projected(self, pod: Obj, ns: str, src: Obj) -> Files:
+        """A projected volume's files: service account token, config map, secret and downward API sources, on
+        tmpfs like a secret (the token is a credential); the token is renewed by `lookup.sa_token`."""
+        default = _mode(src.get("defaultMode"), 0o644)
+        out: Files = {}
+        for source in src.get("sources") or []:
+            if not isinstance(source, dict):
+                continue
+            if "serviceAccountToken" in source:
+                t = source["serviceAccountToken"] or {}
+                token = self.lookup.sa_token(pod, str(t.get("audience") or ""), int(t.get("expirationSeconds")
+                                                                                    or 3600))
+                out[_check_path(str(t.get("path") or "token"))] = (token.encode(), default)
+            elif "configMap" in source:
+                cm = source["configMap"] or {}
+                data = self.lookup.config_map(ns, str(cm.get("name", "")))
+                if data is None and not cm.get("optional"):
+                    raise ConfigError(f'configmap "{cm.get("name")}" not found')
+                out.update(_items({k: v.encode() for k, v in (data or {}).items()}, {**cm, "defaultMode": default},
+                                  "configmap", "config"))
+            elif "secret" in source:
+                sec = source["secret"] or {}
+                data = self.lookup.secret(ns, str(sec.get("name", "")))
+                if data is None and not sec.get("optional"):
+                    raise ConfigError(f'secret "{sec.get("name")}" not found')
+                out.update(_items({k: v.encode() for k, v in (data or {}).items()}, {**sec, "defaultMode": default},
+                                  "secret", "secret"))
+            elif "downwardAPI" in source:
+                for item in (source["downwardAPI"] or {}).get("items") or []:
+                    ref = item.get("fieldRef") or {}
+                    if not ref:
+                        raise ConfigError("downwardAPI: only fieldRef items are supported by pikube")
+                    value = field_value(pod, str(ref.get("fieldPath") or ""))
+                    out[_check_path(str(item.get("path") or ""))] = (value.encode(), _mode(item.get("mode"), default))
+            else:
+                kinds = [k for k in source]
+                raise ConfigError(f'projected source {", ".join(kinds) or "unknown"} is not supported by pikube')
+        return out
+
+    def _prepare_one(self, pod: Obj, uid: str, ns: str, vol: Obj, name: str, out: PodVolumes) -> None:
         base = self.pod_dir(uid) / "volumes" / name
         if "emptyDir" in vol:
             if (vol.get("emptyDir") or {}).get("medium") == "Memory":
@@ -213,6 +252,12 @@ class VolumeManager:
             files = _items({k: v.encode() for k, v in (data or {}).items()}, src, "configmap", "config")
             _write_dir(base, files)
             out.sources[name] = str(base)
+            out.read_only.add(name)
+        elif "projected" in vol:
+            files = self._projected(pod, ns, vol["projected"] or {})
+            docker_vol = self._tmpfs_volume(uid, name, None)
+            out.sources[name] = docker_vol
+            out.memory[docker_vol] = files
             out.read_only.add(name)
         elif "secret" in vol:
             src = vol["secret"]

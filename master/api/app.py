@@ -92,7 +92,7 @@ def create_app(ctx: ApiContext, join: JoinService | None = None, admin_token: st
         path = request.path.rstrip("/") or "/"
         if path in PUBLIC or path.startswith(("/healthz/", "/livez/", "/readyz/")):
             return None
-        identity = authenticate(request.environ, admin_token)
+        identity = authenticate(request.environ, admin_token, ctx.sa_tokens)
         if identity is None:
             raise errors.Unauthorized(message="Unauthorized")
         as_user = request.headers.get("Impersonate-User", "")
@@ -133,6 +133,21 @@ def create_app(ctx: ApiContext, join: JoinService | None = None, admin_token: st
         text = " ".join(str(exc).split())[:200]
         err = errors.InternalError(message=f"Internal error occurred: {type(exc).__name__}: {text}")
         return json_response(err.status(), 500)
+
+    @app.get("/.well-known/openid-configuration")
+    def openid_configuration() -> Response:
+        """OIDC discovery, as kube-apiserver serves it for the service account issuer."""
+        s = ctx.settings
+        return json_response({"issuer": s.service_account_issuer,
+                              "jwks_uri": f"https://{s.advertise_address}:{s.port}/openid/v1/jwks",
+                              "response_types_supported": ["id_token"], "subject_types_supported": ["public"],
+                              "id_token_signing_alg_values_supported": ["ES256"]})
+
+    @app.get("/openid/v1/jwks")
+    def jwks() -> Response:
+        resp = json_response(ctx.sa_tokens.jwks())
+        resp.mimetype = "application/jwk-set+json"
+        return resp
 
     @app.get("/version")
     def version() -> Response:

@@ -20,6 +20,7 @@ from core import errors
 from master.registry.context import ApiContext, Identity
 from master.registry.rbacindex import AUTHENTICATED, Request, serviceaccount_user
 from master.registry.resource import ResourceType
+from master.registry.satokens import ServiceAccountTokens
 
 Obj = dict[str, Any]
 
@@ -35,18 +36,24 @@ class Attributes:
     node_selector: str | None = None
 
 
-def authenticate(environ: dict[str, Any], admin_token: str) -> Identity | None:
-    """The identity a verified client certificate or a bearer token carries."""
+def authenticate(environ: dict[str, Any], admin_token: str,
+                 tokens: ServiceAccountTokens | None = None) -> Identity | None:
+    """The identity a verified client certificate or a bearer token (the admin's, a service account's) carries."""
     if environ.get("SSL_CLIENT_VERIFY") == "SUCCESS":
         cn = str(environ.get("SSL_CLIENT_S_DN_CN") or "")
         orgs = _orgs(environ)
         if cn:  # every authenticated identity is in system:authenticated, as Kubernetes adds it
             return Identity(user=cn, groups=tuple(dict.fromkeys([*orgs, AUTHENTICATED])))
     header = str(environ.get("HTTP_AUTHORIZATION") or "")
-    if header.startswith("Bearer ") and admin_token:
-        token = header.removeprefix("Bearer ").strip()
-        if hmac.compare_digest(token.encode(), admin_token.encode()):
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() == "bearer":  # the scheme is case-insensitive (the Python client sends "bearer")
+        token = token.strip()
+        if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
             return Identity(user="pikube-admin", groups=("system:masters", AUTHENTICATED))
+        if tokens is not None and token.count(".") == 2:
+            found = tokens.authenticate(token)
+            if found is not None:
+                return Identity(user=found[0], groups=found[1])
     return None
 
 
@@ -157,11 +164,19 @@ def _node_allows(ctx: ApiContext, node: str, a: Attributes) -> bool:
             pod = ctx.store.get(a.resource.key(a.namespace, a.name))
             return pod is not None and (pod.get("spec") or {}).get("nodeName") == node
         return False
+    if kind == "ServiceAccount":  # tokens for its pods' service accounts (tokenrequest.py checks the pod)
+        return a.subresource == "token" and a.verb == "create" and _account_of_node_pod(ctx, node, a)
     if kind in ("ConfigMap", "Secret", "PersistentVolumeClaim"):
         return a.verb == "get" and _used_by_node_pod(ctx, node, a)
     if kind == "PersistentVolume":
         return a.verb == "get" and _volume_of_node_pod(ctx, node, a.name)
     return False
+
+
+def _account_of_node_pod(ctx: ApiContext, node: str, a: Attributes) -> bool:
+    pods, _ = ctx.store.list(f"/core/pods/{a.namespace}/")
+    return any((p.get("spec") or {}).get("nodeName") == node and
+               ((p.get("spec") or {}).get("serviceAccountName") or "default") == a.name for p in pods)
 
 
 def _volume_of_node_pod(ctx: ApiContext, node: str, volume: str) -> bool:

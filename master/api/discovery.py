@@ -24,6 +24,7 @@ _SUBRESOURCE_VERBS = {
     "scale": ["get", "patch", "update"],
     "binding": ["create"],
     "eviction": ["create"],
+    "token": ["create"],
     "log": ["get"],
     "finalize": ["update"],
     "proxy": ["create", "delete", "get", "patch", "update"],
@@ -32,7 +33,8 @@ _SUBRESOURCE_VERBS = {
     "portforward": ["create", "get"],
 }
 _SUBRESOURCE_KIND = {"scale": ("autoscaling", "v1", "Scale"), "binding": ("", "v1", "Binding"),
-                     "eviction": ("policy", "v1", "Eviction")}
+                     "eviction": ("policy", "v1", "Eviction"),
+                     "token": ("authentication.k8s.io", "v1", "TokenRequest")}
 # The options kinds kube-apiserver lists for the connect subresources.
 _CONNECT_KIND = {("pods", "exec"): "PodExecOptions", ("pods", "attach"): "PodAttachOptions",
                  ("pods", "portforward"): "PodPortForwardOptions", ("pods", "proxy"): "PodProxyOptions",

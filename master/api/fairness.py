@@ -31,6 +31,7 @@ from typing import Any
 
 from core import errors
 from master.api.auth import authenticate
+from master.registry.satokens import ServiceAccountTokens
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 RETRY_AFTER = 1
@@ -60,9 +61,11 @@ def long_running(environ: dict[str, Any]) -> bool:
 class Fairness:
     """WSGI middleware in front of the API app; counts what each identity holds and refuses beyond its share."""
 
-    def __init__(self, app: WsgiApp, admin_token: str = "", shares: Shares | None = None) -> None:
+    def __init__(self, app: WsgiApp, admin_token: str = "", shares: Shares | None = None,
+                 tokens: ServiceAccountTokens | None = None) -> None:
         self.app = app
         self.admin_token = admin_token
+        self.tokens = tokens
         self.shares = shares or Shares()
         self._lock = threading.Lock()
         self._long: dict[str, int] = {}
@@ -70,7 +73,7 @@ class Fairness:
         self._short: dict[str, int] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        identity = authenticate(environ, self.admin_token)
+        identity = authenticate(environ, self.admin_token, self.tokens)
         if identity is None:  # anonymous: only public paths answer; the app says 401 to the rest
             who, exempt = f"anonymous@{environ.get('REMOTE_ADDR', '')}", False
         else:

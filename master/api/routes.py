@@ -123,7 +123,7 @@ def _verb(target: Target) -> str:
             return "watch" if target.legacy_watch or request.args.get("watch") in _TRUE else "list"
         return "watch" if target.legacy_watch else "get"
     if method == "POST":
-        if target.subresource in ("binding", "eviction"):
+        if target.subresource in ("binding", "eviction", "token"):
             return "create"
         if not collection:
             raise errors.MethodNotAllowed(message=f"the server does not allow this method on the requested "
@@ -174,6 +174,9 @@ def dispatch(ctx: ApiContext, handlers: Handlers, target: Target, stopping: thre
         from master.registry import binding
         body = bodies.decode_object(bodies.read(request, limit), bodies.media_type(request))
         return json_response(binding.bind(handlers, rt, ns, name, body), 201)
+    if sub == "token" and rt.kind == "ServiceAccount":
+        from master.api import tokenrequest
+        return json_response(tokenrequest.handle(ctx, handlers, rt, ns, name, request, identity, dry_run), 201)
     if sub == "eviction":
         options = {"gracePeriodSeconds": None}
         return json_response(handlers.delete(rt, ns, name, options, dry_run), 201)

@@ -56,6 +56,8 @@ class Kinds:
     daemonsets: ResourceType
     jobs: ResourceType
     persistentvolumes: ResourceType
+    configmaps: ResourceType
+    secrets: ResourceType
     persistentvolumeclaims: ResourceType
     storageclasses: ResourceType
 

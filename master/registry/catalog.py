@@ -71,7 +71,7 @@ def _served(toleration_seconds: int) -> list[ResourceType]:
                      table=printers.SECRET),
         ResourceType("", "v1", "Event", "events", True, ("ev",), (), (), EventStrategy(), _EVENT_FIELDS,
                      table=printers.EVENT),
-        ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), (), (),
+        ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), (), ("token",),
                      ServiceAccountStrategy(), table=printers.SERVICEACCOUNT),
         ResourceType("", "v1", "ReplicationController", "replicationcontrollers", True, ("rc",), ALL,
                      ("status", "scale"), replicationcontrollers.ReplicationControllerStrategy(),

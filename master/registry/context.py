@@ -12,6 +12,7 @@ from core.ratelimit import KeyedSlots
 from core.settings import MasterSettings
 from master.registry.catalog import Catalog
 from master.registry.rbacindex import RbacIndex
+from master.registry.satokens import ServiceAccountTokens
 from master.store.base import Store
 from master.usage import UsageStore
 
@@ -46,7 +47,17 @@ class ApiContext:
     # Streams relayed to each board's agent right now (exec, attach, port-forward), capped per node.
     stream_slots: KeyedSlots = field(default_factory=KeyedSlots)
     _rbac: RbacIndex | None = field(default=None, repr=False)
+    _sa_tokens: ServiceAccountTokens | None = field(default=None, repr=False)
     _rbac_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def sa_tokens(self) -> ServiceAccountTokens:
+        """The service account token signer and checker (its key made on first use, under DATA/pki/)."""
+        with self._rbac_lock:
+            if self._sa_tokens is None:
+                self._sa_tokens = ServiceAccountTokens(self.settings.data_dir / "pki" / "sa.key",
+                                                       self.settings.service_account_issuer, self.store)
+            return self._sa_tokens
 
     @property
     def rbac(self) -> RbacIndex:

@@ -7,8 +7,8 @@ from typing import Any
 
 from core.errors import Cause
 from core.kube import quantity, validation
-from master.registry import volumes
-from master.registry.resource import Strategy
+from master.registry import serviceaccounts, volumes
+from master.registry.resource import Context, Strategy
 
 Obj = dict[str, Any]
 
@@ -182,6 +182,10 @@ class PodStrategy(Strategy):
 
     def initial_status(self, obj: Obj) -> Obj:
         return {"phase": "Pending", "qosClass": qos_class(obj.get("spec", {}))}
+
+    def prepare_create(self, obj: Obj, ctx: Context) -> None:
+        super().prepare_create(obj, ctx)
+        serviceaccounts.admit_pod(obj, ctx)
 
     def spec_changed(self, new: Obj, old: Obj) -> bool:
         return False  # pods carry no generation-driven controller

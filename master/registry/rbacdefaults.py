@@ -92,6 +92,9 @@ def cluster_roles() -> list[Obj]:
             _rule(["batch"], ["cronjobs", "cronjobs/status", "jobs", "jobs/status"], _READ),
             _rule(["policy"], ["poddisruptionbudgets", "poddisruptionbudgets/status"], _READ),
             _rule(["coordination.k8s.io"], ["leases"], _READ)]},
+        {"metadata": _meta("system:service-account-issuer-discovery"), "rules": [{"nonResourceURLs": [
+            "/.well-known/openid-configuration", "/.well-known/openid-configuration/", "/openid/v1/jwks",
+            "/openid/v1/jwks/"], "verbs": ["get"]}]},
         {"metadata": _meta("system:aggregated-metrics-reader",
                            _aggregate("admin") | _aggregate("edit") | _aggregate("view")),
          "rules": [_rule(["metrics.k8s.io"], ["pods", "nodes"], _READ)]},
@@ -110,4 +113,6 @@ def cluster_role_bindings() -> list[Obj]:
         _binding("system:basic-user", "system:basic-user", ["system:authenticated"]),
         _binding("system:public-info-viewer", "system:public-info-viewer",
                  ["system:authenticated", "system:unauthenticated"]),
+        _binding("system:service-account-issuer-discovery", "system:service-account-issuer-discovery",
+                 ["system:serviceaccounts"]),
     ]
