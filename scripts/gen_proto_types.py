@@ -70,6 +70,7 @@ ROOTS: list[tuple[str, str, str]] = [
     *[("rbac.authorization.k8s.io/v1", k, f"k8s.io.api.rbac.v1.{k}")
       for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")],
     ("policy/v1", "Eviction", "k8s.io.api.policy.v1.Eviction"),
+    ("authentication.k8s.io/v1", "TokenRequest", "k8s.io.api.authentication.v1.TokenRequest"),
     # (SubjectAccessReview's spec.extra is a map of ExtraValue, a named []string the table cannot express; kubectl
     # never sends one, and other clients send JSON.)
     *[("authorization.k8s.io/v1", k, f"k8s.io.api.authorization.v1.{k}") for k in (
@@ -78,6 +79,8 @@ ROOTS: list[tuple[str, str, str]] = [
 ]
 
 _META = "k8s.io.apimachinery.pkg.apis.meta.v1."
+# Fields whose JSON name is not their proto name (the table records the JSON one, which the decoder writes).
+RENAMED = {("k8s.io.api.authentication.v1.BoundObjectReference", "uID")}
 # Messages the decoder renders by hand → the (number, name) pairs it assumes.
 SPECIAL: dict[str, set[tuple[int, str]]] = {
     _META + "Time": {(1, "seconds"), (2, "nanos")},
@@ -356,9 +359,9 @@ def build(kubectl: Path) -> str:
                 mode = "o"
             if not f.repeated and (gf.kind == _GO_POINTER) != f.nullable:
                 raise SystemExit(f"{name}.{f.name}: Go pointer-ness and gogoproto nullable disagree")
-            if jname != f.name:
+            if jname != f.name and (name, f.name) not in RENAMED:
                 raise SystemExit(f"{name}.{f.name}: JSON name {jname!r} differs from the proto name")
-            rows.append([f.number, f.name, typ, mode])
+            rows.append([f.number, jname or f.name, typ, mode])
         table[short(name)] = rows
     kinds = {f"{v}/{k}": short(m) for v, k, m in ROOTS}
     lines = [f"  {json.dumps(k)}: {json.dumps(table[k], separators=(',', ':'))}" for k in sorted(table)]
