@@ -49,6 +49,10 @@ def register(sub: Any) -> None:
                    "an autoscaler's spec.behavior.scaleDown.stabilizationWindowSeconds overrides it)")
     p.add_argument("--horizontal-pod-autoscaler-tolerance", type=float, default=0.1,
                    help="usage ratios this close to 1.0 change nothing (default 0.1)")
+    p.add_argument("--service-account-issuer", default="https://kubernetes.default.svc.cluster.local",
+                   help="the `iss` of service account tokens, and the audience the API accepts")
+    p.add_argument("--service-account-max-token-expiration", type=_duration, default=24 * 3600.0,
+                   metavar="DURATION", help="the longest token a TokenRequest gets (default 24h)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=_run)
 
@@ -70,7 +74,9 @@ def settings_from(args: argparse.Namespace) -> MasterSettings:
                           datastore_cafile=args.datastore_cafile, datastore_certfile=args.datastore_certfile,
                           datastore_keyfile=args.datastore_keyfile, datastore_prefix=args.datastore_prefix,
                           disabled_controllers=frozenset(n.strip() for n in args.disable_controllers.split(",")
-                                                         if n.strip()))
+                                                         if n.strip()),
+                          service_account_issuer=args.service_account_issuer,
+                          service_account_max_token_seconds=max(600, int(args.service_account_max_token_expiration)))
 
 
 def _duration(text: str) -> float:
