@@ -57,6 +57,9 @@ class Limits:
     tcp_queries: int = 100
 
 
+UDP_RECEIVE_BUFFER = 1 << 20
+
+
 class _Listener:
     def __init__(self, address: str, port: int) -> None:
         for _ in range(20 if port == 0 else 1):  # port 0 (tests): retry until the TCP side gets the same port
@@ -74,12 +77,25 @@ class _Listener:
         self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._big_receive_buffer()
             self.udp.bind((address, port))
             self.tcp.bind((address, self.udp.getsockname()[1]))  # port 0 (tests): the same port for both
             self.tcp.listen(64)
         except OSError:
             self.close()
             raise
+
+    def _big_receive_buffer(self) -> None:
+        """Room for a burst of queries while the agent's other threads hold the interpreter: ~1 MiB, not the
+        kernel's default ~200 KiB (a few hundred queries' worth), beyond net.core.rmem_max when root."""
+        for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+            if option is None:
+                continue
+            try:
+                self.udp.setsockopt(socket.SOL_SOCKET, option, UDP_RECEIVE_BUFFER)
+                return
+            except OSError:
+                continue
 
     def close(self) -> None:
         for s in (self.udp, self.tcp):
