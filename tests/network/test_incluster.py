@@ -98,7 +98,7 @@ def test_a_pod_uses_the_api_with_its_service_account_on_any_board(cluster: tuple
     made = json.loads(kubectl(config, "create", "-f", "-", "-o", "json",
                               input=json.dumps(client_pod(c, "probe-b2", "b2", "reader"))).stdout)
     [volume] = [v for v in made["spec"]["volumes"] if v["name"].startswith("kube-api-access-")]
-    assert [s for s in volume["projected"]["sources"]][0] == {
+    assert volume["projected"]["sources"][0] == {
         "serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}}
     mount = made["spec"]["containers"][0]["volumeMounts"][-1]
     assert mount == {"name": volume["name"], "readOnly": True,
@@ -106,7 +106,7 @@ def test_a_pod_uses_the_api_with_its_service_account_on_any_board(cluster: tuple
     kubectl(config, "create", "-f", "-", input=json.dumps(client_pod(c, "probe-b3", "b3", "reader")))
 
     for pod in ("probe-b2", "probe-b3"):
-        def finished() -> str | None:
+        def finished(pod: str = pod) -> str | None:
             got = json.loads(kubectl(config, "-n", NS, "get", "pod", pod, "-o", "json").stdout)
             return str(got["status"].get("phase")) if got["status"].get("phase") in ("Succeeded", "Failed") \
                 else None

@@ -71,7 +71,7 @@ def test_other_volume_kinds_and_an_unbound_claim(tmp_path: Path) -> None:
         "local": {"metadata": {"name": "l"}, "spec": {"local": {"path": str(tmp_path / "absent")}}},
         "nfs": {"metadata": {"name": "n"}, "spec": {"nfs": {"server": "nas", "path": "/x"}, "capacity": {}}}})
     assert vm.prepare(pod("host")).sources == {"host": str(tmp_path / "srv")}
-    with pytest.raises(VolumeError, match="path .* does not exist on this board"):
+    with pytest.raises(VolumeError, match=r"path .* does not exist on this board"):
         vm.prepare(pod("local"))
     with pytest.raises(VolumeError, match='persistentvolume "n" is of type nfs, which pikube does not mount'):
         vm.prepare(pod("nfs"))
