@@ -200,26 +200,21 @@ class VolumeManager:
                 token = self.lookup.sa_token(pod, str(t.get("audience") or ""), int(t.get("expirationSeconds")
                                                                                     or 3600))
                 out[_check_path(str(t.get("path") or "token"))] = (token.encode(), default)
-            elif "configMap" in source:
-                cm = source["configMap"] or {}
-                data = self.lookup.config_map(ns, str(cm.get("name", "")))
-                if data is None and not cm.get("optional"):
-                    raise ConfigError(f'configmap "{cm.get("name")}" not found')
-                out.update(_items({k: v.encode() for k, v in (data or {}).items()}, {**cm, "defaultMode": default},
-                                  "configmap", "config"))
-            elif "secret" in source:
-                sec = source["secret"] or {}
-                data = self.lookup.secret(ns, str(sec.get("name", "")))
-                if data is None and not sec.get("optional"):
-                    raise ConfigError(f'secret "{sec.get("name")}" not found')
-                out.update(_items({k: v.encode() for k, v in (data or {}).items()}, {**sec, "defaultMode": default},
-                                  "secret", "secret"))
+            elif "configMap" in source or "secret" in source:
+                kind, key_kind, get = ("configmap", "config", self.lookup.config_map) if "configMap" in source \
+                    else ("secret", "secret", self.lookup.secret)
+                ref = source.get("configMap") or source.get("secret") or {}
+                data = get(ns, str(ref.get("name", "")))
+                if data is None and not ref.get("optional"):
+                    raise ConfigError(f'{kind} "{ref.get("name")}" not found')
+                out.update(_items({k: v.encode() for k, v in (data or {}).items()}, {**ref, "defaultMode": default},
+                                  kind, key_kind))
             elif "downwardAPI" in source:
                 for item in (source["downwardAPI"] or {}).get("items") or []:
-                    ref = item.get("fieldRef") or {}
-                    if not ref:
+                    field = item.get("fieldRef") or {}
+                    if not field:
                         raise ConfigError("downwardAPI: only fieldRef items are supported by pikube")
-                    value = field_value(pod, str(ref.get("fieldPath") or ""))
+                    value = field_value(pod, str(field.get("fieldPath") or ""))
                     out[_check_path(str(item.get("path") or ""))] = (value.encode(), _mode(item.get("mode"), default))
             else:
                 kinds = [k for k in source]

@@ -16,8 +16,10 @@ session's leftover check, and re-exports the lab's helpers the tests use.
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,9 +40,10 @@ from pikube.dev.netlab import (
 from pikube.dev.netlab import check_root_untouched as assert_root_untouched
 from pikube.dev.netlab import cluster_up as lab_up
 from tests.conftest import HARNESS_MADE, require
+from tests.master.conftest import kubectl_path
 
 __all__ = ["BACKENDS", "BOARDS", "HTTPD", "HTTP_PORT", "NetCluster", "assert_root_untouched", "cluster_up",
-           "net_cluster", "new_name", "root_routes", "run", "wait_for"]
+           "kubectl", "kubectl_cluster", "net_cluster", "new_name", "root_routes", "run", "wait_for"]
 
 
 def _require_tools() -> None:
@@ -66,6 +69,25 @@ def net_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     with cluster_up(backend, tmp_path_factory.mktemp(f"net-{backend}"), docker_engine.host, docker_client,
                     dev_images) as c:
         yield c
+
+
+@contextlib.contextmanager
+def kubectl_cluster(workdir: Path, docker_engine: Any, docker: Any,
+                    images: Images) -> Iterator[tuple[NetCluster, Path]]:
+    """A host-gw lab and an admin kubeconfig for it, for tests that drive it with real kubectl."""
+    with cluster_up("host-gw", workdir, docker_engine.host, docker, images) as c:
+        config = c.workdir / "kubeconfig"
+        config.write_text(re.sub(r"server: https://\S+", f"server: {c.url}", c.master.kubeconfig.read_text()))
+        yield c, config
+
+
+def kubectl(config: Path, which: str, *args: str, input: str | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+    """kubectl `which` ("old" 1.20, "new" 1.33) with `config`; unless `check` is off, it must succeed."""
+    proc = subprocess.run([kubectl_path(which), "--kubeconfig", str(config), *args], capture_output=True, text=True,
+                          timeout=60, input=input, env={"HOME": str(config.parent), "PATH": "/usr/bin:/bin"})
+    assert not check or proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
+    return proc
 
 
 def new_name(prefix: str) -> str:

@@ -8,8 +8,6 @@ host into the busybox image, so no registry is needed."""
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -18,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.master.conftest import kubectl_path
-from tests.network.conftest import NetCluster, cluster_up, wait_for
+from tests.network.conftest import NetCluster, kubectl, kubectl_cluster, wait_for
 
 pytestmark = pytest.mark.integration
 Obj = dict[str, Any]
@@ -48,19 +45,9 @@ SCRIPT = textwrap.dedent("""
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, docker_engine: Any, docker_client: Any,
             dev_images: Any) -> Iterator[tuple[NetCluster, Path]]:
-    with cluster_up("host-gw", tmp_path_factory.mktemp("incluster"), docker_engine.host, docker_client,
-                    dev_images) as c:
-        config = c.workdir / "kubeconfig"
-        config.write_text(re.sub(r"server: https://\S+", f"server: {c.url}", c.master.kubeconfig.read_text()))
-        yield c, config
+    with kubectl_cluster(tmp_path_factory.mktemp("incluster"), docker_engine, docker_client, dev_images) as pair:
+        yield pair
 
-
-def kubectl(config: Path, *args: str, input: str | None = None, which: str = "new",
-            check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([kubectl_path(which), "--kubeconfig", str(config), *args], capture_output=True, text=True,
-                          timeout=60, input=input, env={"HOME": str(config.parent), "PATH": "/usr/bin:/bin"})
-    assert not check or proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
-    return proc
 
 
 def host_python_mounts() -> list[str]:
@@ -85,17 +72,17 @@ def client_pod(c: NetCluster, name: str, board: str, account: str) -> Obj:
 
 def test_a_pod_uses_the_api_with_its_service_account_on_any_board(cluster: tuple[NetCluster, Path]) -> None:
     c, config = cluster
-    kubectl(config, "create", "namespace", NS)
-    kubectl(config, "-n", NS, "create", "serviceaccount", "reader")
-    kubectl(config, "-n", NS, "create", "rolebinding", "reader-view", "--clusterrole=view",
+    kubectl(config, "new", "create", "namespace", NS)
+    kubectl(config, "new", "-n", NS, "create", "serviceaccount", "reader")
+    kubectl(config, "new", "-n", NS, "create", "rolebinding", "reader-view", "--clusterrole=view",
             f"--serviceaccount={NS}:reader")
     victim = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "victim", "namespace": NS},
               "spec": {"containers": [{"name": "c", "image": c.images.busybox, "command": ["sleep", "3600"]}],
                        "terminationGracePeriodSeconds": 1}}
-    kubectl(config, "create", "-f", "-", input=json.dumps(victim))
-    wait_for("kube-root-ca.crt", lambda: kubectl(config, "-n", NS, "get", "configmap", "kube-root-ca.crt",
+    kubectl(config, "new", "create", "-f", "-", input=json.dumps(victim))
+    wait_for("kube-root-ca.crt", lambda: kubectl(config, "new", "-n", NS, "get", "configmap", "kube-root-ca.crt",
                                                  check=False).returncode == 0, 20, 0.3)
-    made = json.loads(kubectl(config, "create", "-f", "-", "-o", "json",
+    made = json.loads(kubectl(config, "new", "create", "-f", "-", "-o", "json",
                               input=json.dumps(client_pod(c, "probe-b2", "b2", "reader"))).stdout)
     [volume] = [v for v in made["spec"]["volumes"] if v["name"].startswith("kube-api-access-")]
     assert volume["projected"]["sources"][0] == {
@@ -103,16 +90,16 @@ def test_a_pod_uses_the_api_with_its_service_account_on_any_board(cluster: tuple
     mount = made["spec"]["containers"][0]["volumeMounts"][-1]
     assert mount == {"name": volume["name"], "readOnly": True,
                      "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}
-    kubectl(config, "create", "-f", "-", input=json.dumps(client_pod(c, "probe-b3", "b3", "reader")))
+    kubectl(config, "new", "create", "-f", "-", input=json.dumps(client_pod(c, "probe-b3", "b3", "reader")))
 
     for pod in ("probe-b2", "probe-b3"):
         def finished(pod: str = pod) -> str | None:
-            got = json.loads(kubectl(config, "-n", NS, "get", "pod", pod, "-o", "json").stdout)
+            got = json.loads(kubectl(config, "new", "-n", NS, "get", "pod", pod, "-o", "json").stdout)
             return str(got["status"].get("phase")) if got["status"].get("phase") in ("Succeeded", "Failed") \
                 else None
 
         phase = wait_for(f"{pod} finished", finished, 120, 0.5)
-        logs = kubectl(config, "-n", NS, "logs", pod).stdout
+        logs = kubectl(config, "new", "-n", NS, "logs", pod).stdout
         assert phase == "Succeeded", logs
         result = json.loads(logs.split("RESULT ", 1)[1])
         assert result["host"] == "10.96.0.1" and result["port"] == "443" and result["namespace"] == NS
@@ -125,8 +112,8 @@ def test_a_pod_uses_the_api_with_its_service_account_on_any_board(cluster: tuple
 
 def test_an_account_that_does_not_exist_is_refused_and_automount_can_be_off(cluster: tuple[NetCluster, Path]) -> None:
     c, config = cluster
-    kubectl(config, "create", "namespace", "noauto", check=False)
-    refused = kubectl(config, "create", "-f", "-", check=False, input=json.dumps(
+    kubectl(config, "new", "create", "namespace", "noauto", check=False)
+    refused = kubectl(config, "new", "create", "-f", "-", check=False, input=json.dumps(
         {**client_pod(c, "ghost", "b1", "nobody"), "metadata": {"name": "ghost", "namespace": "noauto"}}))
     assert refused.returncode != 0
     assert ('pods "ghost" is forbidden: error looking up service account noauto/nobody: serviceaccount "nobody" '
@@ -134,5 +121,5 @@ def test_an_account_that_does_not_exist_is_refused_and_automount_can_be_off(clus
     quiet = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "quiet", "namespace": "noauto"},
              "spec": {"automountServiceAccountToken": False,
                       "containers": [{"name": "c", "image": c.images.busybox, "command": ["sleep", "1"]}]}}
-    made = json.loads(kubectl(config, "create", "-f", "-", "-o", "json", input=json.dumps(quiet)).stdout)
+    made = json.loads(kubectl(config, "new", "create", "-f", "-", "-o", "json", input=json.dumps(quiet)).stdout)
     assert not made["spec"].get("volumes") and not made["spec"]["containers"][0].get("volumeMounts")

@@ -4,16 +4,13 @@ kubectl 1.20 and 1.33; a selector that does not select the template is refused a
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.master.conftest import kubectl_path
-from tests.network.conftest import NetCluster, cluster_up, wait_for
+from tests.network.conftest import NetCluster, kubectl, kubectl_cluster, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -21,18 +18,9 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def rc_cluster(tmp_path_factory: pytest.TempPathFactory, docker_engine: Any, docker_client: Any,
                dev_images: Any) -> Iterator[tuple[NetCluster, Path]]:
-    with cluster_up("host-gw", tmp_path_factory.mktemp("rc"), docker_engine.host, docker_client, dev_images) as c:
-        config = c.workdir / "kubeconfig"
-        config.write_text(re.sub(r"server: https://\S+", f"server: {c.url}", c.master.kubeconfig.read_text()))
-        yield c, config
+    with kubectl_cluster(tmp_path_factory.mktemp("rc"), docker_engine, docker_client, dev_images) as pair:
+        yield pair
 
-
-def kubectl(config: Path, which: str, *args: str, input: str | None = None,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([kubectl_path(which), "--kubeconfig", str(config), *args], capture_output=True, text=True,
-                          timeout=60, input=input, env={"HOME": str(config.parent), "PATH": "/usr/bin:/bin"})
-    assert not check or proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
-    return proc
 
 
 def test_a_replication_controller_keeps_and_scales_its_pods(rc_cluster: tuple[NetCluster, Path]) -> None:

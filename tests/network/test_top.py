@@ -6,7 +6,6 @@ figures kubectl 1.33 and 1.20 print are checked against what those pods do.
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import pytest
 
 from core.kube.quantity import bytes_value, cpu_millis
 from tests.master.conftest import kubectl_path
-from tests.network.conftest import BOARDS, NetCluster, cluster_up, wait_for
+from tests.network.conftest import BOARDS, NetCluster, kubectl_cluster, wait_for
 
 pytestmark = pytest.mark.integration
 FILL_MI = 48
@@ -26,11 +25,8 @@ FILL_MI = 48
 @pytest.fixture(scope="module")
 def top_cluster(tmp_path_factory: pytest.TempPathFactory, docker_engine: Any, docker_client: Any,
                 dev_images: Any) -> Iterator[tuple[NetCluster, Path]]:
-    with cluster_up("host-gw", tmp_path_factory.mktemp("top"), docker_engine.host, docker_client,
-                    dev_images) as c:
-        config = c.workdir / "kubeconfig"
-        config.write_text(re.sub(r"server: https://\S+", f"server: {c.url}", c.master.kubeconfig.read_text()))
-        yield c, config
+    with kubectl_cluster(tmp_path_factory.mktemp("top"), docker_engine, docker_client, dev_images) as pair:
+        yield pair
 
 
 def kubectl(config: Path, which: str, *args: str) -> str:

@@ -20,6 +20,7 @@ from pikube.dev.localmaster import spawn_master
 from pikube.sim import Api, BoardSpec, Credentials, Fleet
 from pikube.sim.api import resource_path
 from tests.master.conftest import RunningMaster, free_port, kubectl
+from tests.master.controllers.direct import Harness, harness
 
 # Fast timings so the suite stays short; one test runs the defaults on purpose.
 FAST = {"node_monitor_grace_seconds": 4.0, "node_monitor_period_seconds": 0.5, "job_backoff_seconds": 0.2,
@@ -100,3 +101,19 @@ def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "condi
             return last
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+# --- the direct harness (tests/master/controllers/direct.py): one store, syncs called by hand ----------------
+@pytest.fixture
+def h(tmp_path: Path) -> Iterator[Harness]:
+    with harness(tmp_path) as built:
+        yield built
+
+
+@pytest.fixture
+def events(h: Harness, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
+    """The events the harness's controllers record, as (type, reason, message), instead of writing them."""
+    seen: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(h.env.recorder, "event", lambda obj, type_, reason, message, component="", field_path="":
+                        seen.append((type_, reason, message)))
+    return seen

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from core.kube.timefmt import rfc3339
 from master.controllers.cronjob import CronJobController, job_name
-from tests.master.controllers.direct import Harness, harness
+from tests.master.controllers.direct import Harness
 
 Obj = dict[str, Any]
 NS = "default"
@@ -27,18 +23,6 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def h(tmp_path: Path) -> Iterator[Harness]:
-    with harness(tmp_path) as built:
-        yield built
-
-
-@pytest.fixture
-def events(h: Harness, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
-    seen: list[tuple[str, str, str]] = []
-    monkeypatch.setattr(h.env.recorder, "event", lambda obj, type_, reason, message, component="", field_path="":
-                        seen.append((type_, reason, message)))
-    return seen
 
 
 def cronjob(h: Harness, created: dt.datetime = CREATED, **spec: Any) -> Obj:

@@ -9,34 +9,17 @@ user reads with kubectl.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from core.kube.timefmt import rfc3339
 from master.controllers.hpa.controller import HorizontalPodAutoscalerController
-from tests.master.controllers.direct import Harness, harness
+from tests.master.controllers.direct import Harness
 
 Obj = dict[str, Any]
 NS = "default"
 LONG_AGO = "2020-01-01T00:00:00Z"
 
 
-@pytest.fixture
-def h(tmp_path: Path) -> Iterator[Harness]:
-    with harness(tmp_path) as built:
-        yield built
-
-
-@pytest.fixture
-def events(h: Harness, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
-    seen: list[tuple[str, str, str]] = []
-    monkeypatch.setattr(h.env.recorder, "event",
-                        lambda obj, type_, reason, message, component="", field_path="":
-                        seen.append((type_, reason, message)))
-    return seen
 
 
 def hpa_rt(h: Harness) -> Any:

@@ -5,8 +5,6 @@ on the chosen board)."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,24 +14,12 @@ from master.controllers.volumes.binder import PersistentVolumeController
 from master.scheduler.cache import Cache, Usage
 from master.scheduler.fit import Fitter
 from master.scheduler.volumes import AFFINITY_CONFLICT, NO_VOLUMES, UNBOUND_IMMEDIATE, VolumeBinder
-from tests.master.controllers.direct import Harness, harness
+from tests.master.controllers.direct import Harness
 
 Obj = dict[str, Any]
 NS = "default"
 
 
-@pytest.fixture
-def h(tmp_path: Path) -> Iterator[Harness]:
-    with harness(tmp_path) as built:
-        yield built
-
-
-@pytest.fixture
-def events(h: Harness, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
-    seen: list[tuple[str, str, str]] = []
-    monkeypatch.setattr(h.env.recorder, "event", lambda obj, type_, reason, message, component="", field_path="":
-                        seen.append((type_, reason, message)))
-    return seen
 
 
 def local_class(h: Harness, name: str = "local-path", mode: str = "WaitForFirstConsumer", default: bool = True,
