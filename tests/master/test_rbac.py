@@ -192,3 +192,37 @@ def test_auth_whoami_names_the_user_its_groups_and_the_impersonated(rbac_master:
     assert denied.returncode != 0 and "you do not have permission to call it" in denied.stderr
     raw = run(erin, "new", "get", "--raw", "/api", "--as=frank")
     assert raw.returncode != 0 and "cannot impersonate resource" in raw.stderr and "users" in raw.stderr
+
+
+@pytest.mark.parametrize("which", ["old", "new"])
+def test_auth_reconcile_makes_and_widens_roles_and_bindings(rbac_master: RunningMaster, tmp_path: Path,
+                                                            which: str) -> None:
+    admin = rbac_master.kubeconfig
+    ns = f"reconcile-{which}"
+    ok(admin, which, "create", "namespace", ns)
+    manifest = tmp_path / "rbac.yaml"
+    role = textwrap.dedent(f"""\
+        apiVersion: rbac.authorization.k8s.io/v1
+        kind: Role
+        metadata: {{name: deployer, namespace: {ns}}}
+        rules:
+        - {{apiGroups: ["apps"], resources: ["deployments"], verbs: ["get", "list"]}}
+        ---
+        apiVersion: rbac.authorization.k8s.io/v1
+        kind: RoleBinding
+        metadata: {{name: deployer, namespace: {ns}}}
+        roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: deployer}}
+        subjects: [{{kind: User, name: carol, apiGroup: rbac.authorization.k8s.io}}]
+        """)
+    manifest.write_text(role)
+    out = ok(admin, which, "auth", "reconcile", "-f", str(manifest))
+    assert "role.rbac.authorization.k8s.io/deployer" in out and "rolebinding.rbac.authorization.k8s.io/deployer" in out
+    assert run(admin, which, "-n", ns, "auth", "can-i", "list", "deployments", "--as=carol").stdout.strip() == "yes"
+    assert run(admin, which, "-n", ns, "auth", "can-i", "delete", "deployments", "--as=carol").stdout.strip() == "no"
+    # Reconciling a wider role adds the rule; a rule the file drops stays (no --remove-extra-permissions).
+    manifest.write_text(role.replace('verbs: ["get", "list"]', 'verbs: ["delete"]'))
+    ok(admin, which, "auth", "reconcile", "-f", str(manifest))
+    assert run(admin, which, "-n", ns, "auth", "can-i", "delete", "deployments", "--as=carol").stdout.strip() == "yes"
+    assert run(admin, which, "-n", ns, "auth", "can-i", "list", "deployments", "--as=carol").stdout.strip() == "yes"
+    ok(admin, which, "auth", "reconcile", "-f", str(manifest), "--remove-extra-permissions")
+    assert run(admin, which, "-n", ns, "auth", "can-i", "list", "deployments", "--as=carol").stdout.strip() == "no"
