@@ -31,6 +31,7 @@ from master.controllers.replicaset import ReplicaSetController, ReplicationContr
 from master.controllers.satokens import ServiceAccountTokenController
 from master.controllers.serviceaccount import ServiceAccountController
 from master.controllers.servicelb import ServiceLBController
+from master.controllers.statefulset.controller import StatefulSetController
 from master.controllers.volumes.binder import PersistentVolumeController
 from master.registry.context import ApiContext
 from master.registry.verbs import Handlers
@@ -49,6 +50,7 @@ CONTROLLERS: dict[str, Callable[[Env], _Startable]] = {
     "replicaset": ReplicaSetController,
     "replicationcontroller": ReplicationControllerController,
     "daemonset": DaemonSetController,
+    "statefulset": StatefulSetController,
     "job": JobController,
     "cronjob": CronJobController,
     "endpoints": EndpointsController,

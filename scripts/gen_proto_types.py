@@ -57,7 +57,8 @@ ROOTS: list[tuple[str, str, str]] = [
     *[("v1", k, f"k8s.io.api.core.v1.{k}") for k in (
         "Namespace", "ConfigMap", "Secret", "Service", "Pod", "Endpoints", "ServiceAccount", "Event", "Node",
         "Binding", "ReplicationController", "PersistentVolume", "PersistentVolumeClaim")],
-    *[("apps/v1", k, f"k8s.io.api.apps.v1.{k}") for k in ("Deployment", "ReplicaSet", "DaemonSet")],
+    # (ControllerRevision's data is a RawExtension the table cannot express; only controllers write them.)
+    *[("apps/v1", k, f"k8s.io.api.apps.v1.{k}") for k in ("Deployment", "ReplicaSet", "DaemonSet", "StatefulSet")],
     ("batch/v1", "Job", "k8s.io.api.batch.v1.Job"),
     ("batch/v1", "CronJob", "k8s.io.api.batch.v1.CronJob"),
     # kubectl 1.20's batch/v1beta1 CronJob has v1's field numbers (v1 only adds timeZone = 8).

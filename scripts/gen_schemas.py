@@ -60,7 +60,8 @@ _CORE_KINDS = ["Namespace", "Node", "Pod", "PodTemplateSpec", "Service", "Endpoi
                "PersistentVolumeClaim"]
 ROOTS: list[tuple[str, str, str, str]] = [  # class, package, group, version
     *[("CoreV1Event" if k == "Event" else f"V1{k}", CORE, "", "v1") for k in _CORE_KINDS],
-    *[(f"V1{k}", "io.k8s.api.apps.v1.", "apps", "v1") for k in ("Deployment", "ReplicaSet", "DaemonSet")],
+    *[(f"V1{k}", "io.k8s.api.apps.v1.", "apps", "v1") for k in ("Deployment", "ReplicaSet", "DaemonSet",
+                                                                  "StatefulSet", "ControllerRevision")],
     ("V1Job", "io.k8s.api.batch.v1.", "batch", "v1"),
     ("V1CronJob", "io.k8s.api.batch.v1.", "batch", "v1"),
     ("V1CronJob", "io.k8s.api.batch.v1.", "batch", "v1beta1"),  # kubectl 1.20 speaks v1beta1
@@ -78,7 +79,8 @@ ROOTS: list[tuple[str, str, str, str]] = [  # class, package, group, version
     ("V1WatchEvent", META, "", "v1"),
 ]
 # Kinds that also have a List kind served by `list`.
-LISTED = {"V1ReplicationController", "V1PersistentVolume", "V1PersistentVolumeClaim", "V1StorageClass",
+LISTED = {"V1ReplicationController", "V1StatefulSet", "V1ControllerRevision", "V1PersistentVolume",
+          "V1PersistentVolumeClaim", "V1StorageClass",
           "V1Namespace", "V1Node", "V1Pod", "V1Service", "V1Endpoints", "V1ConfigMap", "V1Secret",
           "CoreV1Event", "V1ServiceAccount", "V1Deployment", "V1ReplicaSet", "V1DaemonSet", "V1Job", "V1CronJob",
           "V1Lease", "V1HorizontalPodAutoscaler", "V2HorizontalPodAutoscaler", "V1Role", "V1ClusterRole",
@@ -148,7 +150,8 @@ QUANTITY_MAPS = {"limits", "requests", "capacity", "allocatable", "overhead", "a
 QUANTITY_FIELDS = {"sizeLimit", "divisor"}
 MICROTIME_FIELDS = {("CoreV1Event", "eventTime"), ("CoreV1EventSeries", "lastObservedTime"),
                     ("V1LeaseSpec", "acquireTime"), ("V1LeaseSpec", "renewTime")}
-OBJECT_FIELDS = {("V1ManagedFieldsEntry", "fieldsV1"): FIELDSV1, ("V1WatchEvent", "object"): RAWEXT}
+OBJECT_FIELDS = {("V1ManagedFieldsEntry", "fieldsV1"): FIELDSV1, ("V1WatchEvent", "object"): RAWEXT,
+                 ("V1ControllerRevision", "data"): RAWEXT}
 # Integer fields that are int64 in the Go types; every other integer is int32.
 INT64 = {"generation", "observedGeneration", "deletionGracePeriodSeconds", "gracePeriodSeconds",
          "terminationGracePeriodSeconds", "activeDeadlineSeconds", "runAsUser", "runAsGroup", "fsGroup",

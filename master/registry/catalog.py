@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from master.registry import apiservices, cronjobs, printers, replicationcontrollers, storage
+from master.registry import apiservices, cronjobs, printers, replicationcontrollers, statefulsets, storage
 from master.registry.autoscaling import HorizontalPodAutoscalerStrategy
 from master.registry.core import (
     ConfigMapStrategy,
@@ -86,6 +86,10 @@ def _served(toleration_seconds: int) -> list[ResourceType]:
                      ReplicaSetStrategy(), table=printers.REPLICASET),
         ResourceType("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ALL, ("status",),
                      DaemonSetStrategy(), table=printers.DAEMONSET),
+        ResourceType("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), ALL, ("status", "scale"),
+                     statefulsets.StatefulSetStrategy(), table=statefulsets.TABLE),
+        ResourceType("apps", "v1", "ControllerRevision", "controllerrevisions", True, (), (), (),
+                     statefulsets.ControllerRevisionStrategy(), table=statefulsets.REVISION_TABLE),
         ResourceType("batch", "v1", "Job", "jobs", True, (), ALL, ("status",), JobStrategy(),
                      ("status.successful",), table=printers.JOB),
         ResourceType("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ALL, ("status",),
