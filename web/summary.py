@@ -22,7 +22,7 @@ Obj = dict[str, Any]
 KINDS: tuple[tuple[str, str, str], ...] = (
     ("", "v1", "nodes"), ("", "v1", "pods"), ("", "v1", "services"), ("", "v1", "events"),
     ("apps", "v1", "deployments"), ("apps", "v1", "daemonsets"), ("batch", "v1", "jobs"),
-    ("batch", "v1", "cronjobs"),
+    ("batch", "v1", "cronjobs"), ("apps", "v1", "statefulsets"),
 )
 
 
@@ -53,7 +53,7 @@ def summarize(objs: Mapping[str, list[Obj]]) -> Summary:
     return Summary(
         schema=SCHEMA_VERSION, version=__version__, totals=totals, boards=cards,
         workloads=workloads.workloads(objs.get("deployments", []), objs.get("daemonsets", []), objs.get("jobs", []),
-                                      objs.get("cronjobs", [])),
+                                      objs.get("cronjobs", []), objs.get("statefulsets", [])),
         podsByBoard=groups, services=services.services(objs.get("services", []), ready_addresses), events=recent,
     )
 

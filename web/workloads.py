@@ -1,5 +1,5 @@
-"""Workload rows: Deployments, DaemonSets and Jobs with how many of their pods are ready (or done); CronJobs with
-their schedule and how many of their Jobs run now."""
+"""Workload rows: Deployments, StatefulSets, DaemonSets and Jobs with how many of their pods are ready (or done);
+CronJobs with their schedule and how many of their Jobs run now."""
 
 from __future__ import annotations
 
@@ -51,6 +51,19 @@ def deployment(obj: Obj) -> Workload:
     return _row(obj, "Deployment", ready, desired, "not all ready", Tone.WARN)
 
 
+def statefulset(obj: Obj) -> Workload:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    desired = _int(spec.get("replicas"), 1)
+    ready, updated = _int(status.get("readyReplicas")), _int(status.get("updatedReplicas"))
+    partition = _int(((spec.get("updateStrategy") or {}).get("rollingUpdate") or {}).get("partition"))
+    if ready >= desired and _int(status.get("replicas")) == desired and updated >= desired - partition:
+        return _row(obj, "StatefulSet", ready, desired, "available", Tone.OK)
+    if status.get("currentRevision") != status.get("updateRevision") and updated < desired - partition:
+        return _row(obj, "StatefulSet", ready, desired, "rolling out", Tone.BUSY)
+    return _row(obj, "StatefulSet", ready, desired, "starting in order" if ready < desired else "not all ready",
+                Tone.BUSY if ready < desired else Tone.WARN)
+
+
 def daemonset(obj: Obj) -> Workload:
     status = obj.get("status") or {}
     desired, ready = _int(status.get("desiredNumberScheduled")), _int(status.get("numberReady"))
@@ -90,8 +103,8 @@ def cronjob(obj: Obj) -> Workload:
 
 
 def workloads(deployments: list[Obj], daemonsets: list[Obj], jobs: list[Obj],
-              cronjobs: list[Obj] | None = None) -> list[Workload]:
-    rows = [*map(deployment, deployments), *map(daemonset, daemonsets), *map(job, jobs),
-            *map(cronjob, cronjobs or [])]
-    order = {"Deployment": 0, "DaemonSet": 1, "CronJob": 2, "Job": 3}
+              cronjobs: list[Obj] | None = None, statefulsets: list[Obj] | None = None) -> list[Workload]:
+    rows = [*map(deployment, deployments), *map(statefulset, statefulsets or []), *map(daemonset, daemonsets),
+            *map(job, jobs), *map(cronjob, cronjobs or [])]
+    order = {"Deployment": 0, "StatefulSet": 1, "DaemonSet": 2, "CronJob": 3, "Job": 4}
     return sorted(rows, key=lambda w: (order[w["kind"]], w["namespace"], w["name"]))

@@ -119,7 +119,9 @@ class StatefulSetStrategy(_Workload):
 def _with_claim_volumes(obj: Obj) -> Obj:
     """The set as its pods will be: each claim template is a volume of that name (mounts may name them)."""
     spec = obj.get("spec")
-    template = spec.get("template") if isinstance(spec, dict) else None
+    if not isinstance(spec, dict):
+        return obj
+    template = spec.get("template")
     if not isinstance(template, dict) or not isinstance(template.get("spec"), dict):
         return obj
     names = [str(((c or {}).get("metadata") or {}).get("name") or "") for c in spec.get("volumeClaimTemplates") or []

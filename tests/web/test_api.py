@@ -157,7 +157,8 @@ def test_one_watch_per_kind_for_any_number_of_viewers(ctx: ApiContext, client: F
         next(iter(r.response))  # type: ignore[attr-defined]
     page: StatusPage = client.application.extensions["pikube-status"]
     assert page.streams.open == 5
-    assert store.watcher_count() - before == 8  # nodes, pods, services, events, deployments, daemonsets, jobs, cronjobs
+    assert store.watcher_count() - before == 9  # nodes, pods, services, events, deployments, daemonsets, jobs,
+    # cronjobs, statefulsets
     for r in responses:
         r.close()
     assert page.streams.open == 0

@@ -230,3 +230,25 @@ def test_cronjobs_are_listed_with_their_schedule() -> None:
     running = cronjob({**base, "status": {"active": [{"name": "backup-1"}]}})
     assert (running["ready"], running["status"]) == (1, "1 running (0 3 * * *)")
     assert cronjob({**base, "spec": {**base["spec"], "suspend": True}})["status"] == "suspended (0 3 * * *)"
+
+
+def test_statefulsets_are_listed_with_their_progress() -> None:
+    from web.summary import summarize
+
+    base = {"metadata": {"namespace": "db", "name": "pg"}, "spec": {"replicas": 3, "template": {"spec": {
+        "containers": [{"name": "c", "image": "postgres"}]}}, "updateStrategy": {"rollingUpdate": {"partition": 0}}}}
+    done = {**base, "status": {"replicas": 3, "readyReplicas": 3, "updatedReplicas": 3, "currentRevision": "pg-a",
+                               "updateRevision": "pg-a"}}
+    starting = {**base, "status": {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1,
+                                   "currentRevision": "pg-a", "updateRevision": "pg-a"}}
+    rolling = {**base, "status": {"replicas": 3, "readyReplicas": 3, "updatedReplicas": 1, "currentRevision": "pg-a",
+                                  "updateRevision": "pg-b"}}
+    rows = {}
+    for name, obj in (("done", done), ("starting", starting), ("rolling", rolling)):
+        [row] = summarize({"statefulsets": [{**obj, "metadata": {**obj["metadata"], "name": name}}]})["workloads"]
+        rows[name] = row
+    assert (rows["done"]["kind"], rows["done"]["status"], rows["done"]["ready"], rows["done"]["images"]) == (
+        "StatefulSet", "available", 3, ["postgres"])
+    assert (rows["starting"]["status"], rows["starting"]["ready"], rows["starting"]["desired"]) == (
+        "starting in order", 1, 3)
+    assert rows["rolling"]["status"] == "rolling out"
