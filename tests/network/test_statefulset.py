@@ -80,6 +80,9 @@ def test_a_statefulset_keeps_names_boards_and_data(sts_cluster: tuple[NetCluster
                                                                                            "web-2"]
     table = kubectl(config, "new", "get", "sts", "web", "--no-headers").stdout.split()
     assert table[:2] == ["web", "3/3"]
+    described = kubectl(config, "old", "describe", "sts", "web").stdout
+    assert "Pods Status:" in described and "3 Running" in described and "data" in described
+    assert "create Pod web-2 in StatefulSet web successful" in described
 
     # web-1 deleted: it comes back, same name, same board, same data.
     board = pods["web-1"]["spec"]["nodeName"]

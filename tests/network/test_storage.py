@@ -84,6 +84,10 @@ def test_a_local_path_claim_keeps_its_data_on_its_board_and_goes_with_the_claim(
     assert directory.parent == c.data_dir(board) / "storage"  # the board's own directory, as its agent published
     log = directory / "log"
     wait_for("the pod's first write", lambda: log.is_file() and log.read_text() == "started\n", 30, 0.3)
+    described = kubectl(config, "new", "describe", "pvc", "data").stdout
+    assert "Used By:" in described and first["metadata"]["name"] in described and "Bound" in described
+    assert "local-path" in kubectl(config, "old", "describe", "pv", pv["metadata"]["name"]).stdout
+    assert "WaitForFirstConsumer" in kubectl(config, "new", "describe", "sc", "local-path").stdout
     table = kubectl(config, "old", "get", "pvc", "data", "--no-headers").stdout.split()
     assert table[:6] == ["data", "Bound", pv["metadata"]["name"], "64Mi", "RWO", "local-path"]
 
