@@ -141,3 +141,28 @@ def test_the_api_refuses_what_kubernetes_refuses(h: Harness) -> None:
         h.client.update(sts_rt(h), {**made, "spec": {**made["spec"], "serviceName": "other"}})
     scaled = h.client.update(sts_rt(h), {**made, "spec": {**made["spec"], "replicas": 5}})
     assert scaled["spec"]["replicas"] == 5
+
+
+def test_on_delete_changes_a_pod_only_when_it_is_deleted(h: Harness) -> None:
+    make(h, replicas=2, podManagementPolicy="Parallel", updateStrategy={"type": "OnDelete"})
+    ctl = h.build(StatefulSetController)
+    step(h, ctl)
+    ready(h, "db-0", "db-1")
+    step(h, ctl)
+    sts = h.client.get(sts_rt(h), NS, "db")
+    assert sts is not None
+    first = sts["status"]["updateRevision"]
+    template = {**sts["spec"]["template"], "spec": {"containers": [{"name": "c", "image": "pg:2"}]}}
+    h.client.update(sts_rt(h), {**sts, "spec": {**sts["spec"], "template": template}})
+    step(h, ctl)
+    step(h, ctl)
+    assert {p["spec"]["containers"][0]["image"] for p in pods(h).values()} == {"pg"}  # nothing replaced
+    h.client.delete(h.kinds.pods, NS, "db-1", grace=0)
+    step(h, ctl)
+    step(h, ctl)  # the status of what the first sync made
+    now = pods(h)
+    assert now["db-1"]["spec"]["containers"][0]["image"] == "pg:2" and now["db-0"]["spec"]["containers"][0][
+        "image"] == "pg"
+    sts = h.client.get(sts_rt(h), NS, "db")
+    assert sts is not None and sts["status"]["currentRevision"] == first
+    assert sts["status"]["updatedReplicas"] == 1 and sts["status"]["currentReplicas"] == 1
