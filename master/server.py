@@ -143,7 +143,8 @@ def open_store(s: MasterSettings) -> Store:
     if not s.datastore_endpoints:
         return SqliteStore(s.db_path)
     tls = EtcdTls(s.datastore_cafile, s.datastore_certfile, s.datastore_keyfile) if s.datastore_cafile else None
-    store = EtcdStore(list(s.datastore_endpoints), prefix=s.datastore_prefix, tls=tls)
+    store = EtcdStore(list(s.datastore_endpoints), prefix=s.datastore_prefix, tls=tls,
+                      timeout=s.datastore_timeout_seconds)
     try:
         store.revision()
     except errors.ApiError as exc:

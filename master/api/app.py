@@ -51,6 +51,8 @@ def _non_resource(path: str) -> bool:
     return True
 
 
+READ_ONLY_WARNING = ("this master's store has lost its quorum: it is read-only, and what it answers may be stale "
+                     "until a majority of the etcd members is back")
 PUBLIC = ("/version", "/healthz", "/livez", "/readyz", "/cacerts", "/pikube/v1/join")
 TRACEBACKS = TokenBucket(rate=1 / 60, burst=5)  # at most 5 at once, then one a minute
 _PREFIX = os.urandom(3).hex()
@@ -122,6 +124,8 @@ def create_app(ctx: ApiContext, join: JoinService | None = None, admin_token: st
         rid = g.get("request_id")
         if rid:
             response.headers["Audit-Id"] = rid
+        if getattr(ctx.store, "read_only", False):  # kubectl prints a 299 warning as "Warning: …"
+            response.headers.add("Warning", f'299 - "{READ_ONLY_WARNING}"')
         return response
 
     @app.errorhandler(Exception)

@@ -38,6 +38,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 import urllib.parse
 from dataclasses import dataclass
 
@@ -73,6 +74,10 @@ class EtcdTls:
     key: str
 
 
+# What etcd answers when it has no leader, or a proposal found none in time.
+_NO_QUORUM_TEXTS = ("no leader", "request timed out", "leader changed", "timed out waiting for read index")
+
+
 class EtcdStore:
     """A `Store` on an etcd cluster (any of `endpoints` answers; the next one is tried on a connection error)."""
 
@@ -89,6 +94,7 @@ class EtcdStore:
         self._lock = threading.Lock()
         self._closed = False
         self._watchers: set[_EtcdWatcher] = set()
+        self._no_quorum_since: float | None = None  # monotonic time the cluster was last found without quorum
 
     # ---- plumbing -----------------------------------------------------------------------------------
     def _new_session(self) -> requests.Session:
@@ -107,19 +113,47 @@ class EtcdStore:
         etcd, as etcd's own compaction is."""
         return _b64("\x00pikube-compacted")
 
+    @property
+    def read_only(self) -> bool:
+        """Whether the cluster was last found without quorum: reads are served by the member at hand (maybe
+        stale), writes fail. Cleared by the next request the cluster answers as a whole."""
+        return self._no_quorum_since is not None
+
+    def _no_quorum(self) -> errors.ApiError:
+        self._no_quorum_since = time.monotonic()
+        return errors.ServiceUnavailable(
+            message=f"the cluster's store has no quorum (etcd did not answer within {self._timeout:g} s): writes "
+                    "are refused until a majority of its members is back; reads may be stale")
+
     def _call(self, path: str, body: Obj) -> Obj:
+        """One request to the cluster. A range the cluster cannot answer for want of a quorum is answered by the
+        member at hand (a serializable read), so a master that lost its peers still serves what it last saw."""
+        try:
+            data = self._post(path, body, self._timeout)
+        except errors.ServiceUnavailable as exc:
+            if path != "/v3/kv/range" or body.get("serializable") or "quorum" not in exc.message:
+                raise
+            data = self._post(path, {**body, "serializable": True}, min(2.0, self._timeout), fallback=True)
+            return data
+        self._no_quorum_since = None
+        return data
+
+    def _post(self, path: str, body: Obj, timeout: float, fallback: bool = False) -> Obj:
         last: Exception | None = None
         for _ in range(len(self._endpoints)):
             endpoint = self._endpoints[0]
             try:
-                resp = self._session.post(f"{endpoint}{path}", json=body, timeout=self._timeout)
+                resp = self._session.post(f"{endpoint}{path}", json=body, timeout=timeout)
             except requests.ConnectionError as exc:
                 last = exc
                 with self._lock:  # try the next member; keep the order for everyone
                     self._endpoints.append(self._endpoints.pop(0))
                 continue
             except requests.Timeout:
-                raise errors.Timeout(message="the etcd cluster did not answer in time (no quorum?)") from None
+                if fallback:
+                    raise errors.ServiceUnavailable(message="no etcd member answers, even for a stale read") \
+                        from None
+                raise self._no_quorum() from None
             data: Obj = resp.json() if resp.content else {}
             if resp.status_code != 200:
                 raise self._error(data)
@@ -127,9 +161,10 @@ class EtcdStore:
         reason = "connection refused" if "refused" in str(last).lower() else type(last).__name__
         raise errors.ServiceUnavailable(message=f"no etcd member reachable ({reason})")
 
-    @staticmethod
-    def _error(data: Obj) -> errors.ApiError:
+    def _error(self, data: Obj) -> errors.ApiError:
         message = str(data.get("message") or data.get("error") or data)
+        if any(t in message for t in _NO_QUORUM_TEXTS):
+            return self._no_quorum()
         if _COMPACTED_TEXT in message:
             return errors.Gone(message=f"etcd: {message}")
         if _FUTURE_TEXT in message:

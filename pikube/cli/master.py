@@ -40,6 +40,9 @@ def register(sub: Any) -> None:
     p.add_argument("--datastore-certfile", default="", help="client certificate for etcd")
     p.add_argument("--datastore-keyfile", default="", help="client key for etcd")
     p.add_argument("--datastore-prefix", default="/pikube", help="the etcd key prefix (default /pikube)")
+    p.add_argument("--datastore-timeout", type=_duration, default=10.0, metavar="DURATION",
+                   help="how long a request waits for the etcd cluster before failing as having no quorum "
+                        "(default 10s; on SD cards keep it above etcd's own election timeout)")
     p.add_argument("--disable-controllers", default="", metavar="NAMES",
                    help="controllers not to run here (comma-separated; `scheduler` too)")
     p.add_argument("--horizontal-pod-autoscaler-sync-period", type=_duration, default=15.0, metavar="DURATION",
@@ -73,6 +76,7 @@ def settings_from(args: argparse.Namespace) -> MasterSettings:
                           datastore_endpoints=tuple(u.strip() for u in args.datastore_endpoint.split(",") if u.strip()),
                           datastore_cafile=args.datastore_cafile, datastore_certfile=args.datastore_certfile,
                           datastore_keyfile=args.datastore_keyfile, datastore_prefix=args.datastore_prefix,
+                          datastore_timeout_seconds=args.datastore_timeout,
                           disabled_controllers=frozenset(n.strip() for n in args.disable_controllers.split(",")
                                                          if n.strip()),
                           service_account_issuer=args.service_account_issuer,
