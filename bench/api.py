@@ -28,7 +28,7 @@ gives both the p99 of all samples pooled and the median over rounds of each
 round's p99, and every round's figures are printed beside its steal.
 
     .venv/bin/python -m bench.api [--objects 1000] [--rate 100] [--rounds 5] [--seconds 4]
-                                  [--watchers 200] [--idle-minutes 10] [--idle-only]
+                                  [--watchers 200] [--idle-minutes 10] [--idle-only] [--idle-etcd]
                                   [--pressure-only] [--rbac-only] [--compare-stores]
 """
 
@@ -448,6 +448,56 @@ def idle_writes(m: RunningMaster, s: requests.Session, minutes: float) -> dict[s
             "idle_mb_per_hour": written / (1 << 20) * 60 / minutes}
 
 
+def idle_on_etcd(minutes: float) -> dict[str, float]:
+    """--idle-etcd: the disk writes per hour of an idle cluster of three masters on a three-member etcd against
+    one master on SQLite, the same five heartbeating nodes on each, side by side in the same minutes."""
+    import shutil
+
+    from pikube.dev.etcd import start_etcd_cluster
+
+    with tempfile.TemporaryDirectory(prefix="pikube-bench-") as tmp:
+        base = Path(tmp)
+        members = start_etcd_cluster(base / "etcd", 3)
+        endpoints = ",".join(m.client_url for m in members)
+        lite = start_master(base / "sqlite")
+        masters: list[RunningMaster] = []
+        try:
+            masters.append(start_master(base / "m0", extra_args=("--datastore-endpoint", endpoints)))
+            for i in (1, 2):
+                (base / f"m{i}").mkdir()
+                shutil.copytree(base / "m0" / "pki", base / f"m{i}" / "pki")
+                masters.append(start_master(base / f"m{i}", extra_args=("--datastore-endpoint", endpoints)))
+            sessions = [(lite.url, lite.session()), (masters[0].url, masters[0].session())]
+            names = [f"idle-{i}" for i in range(5)]
+            for url, s in sessions:
+                for n in names:
+                    s.post(f"{url}/api/v1/nodes", json=node(n))
+
+            def beat(until: float) -> None:
+                while time.monotonic() < until:
+                    for url, s in sessions:
+                        for n in names:
+                            heartbeat(s, url, n)
+                    time.sleep(10)
+
+            beat(time.monotonic() + 60)  # the first heartbeats change real state; what follows is idle
+            etcd_pids = [m.proc.pid for m in members] + [m.proc.pid for m in masters]
+            lite_before = write_bytes(lite.proc.pid)
+            etcd_before = sum(write_bytes(pid) for pid in etcd_pids)
+            beat(time.monotonic() + minutes * 60)
+            lite_mb = (write_bytes(lite.proc.pid) - lite_before) / (1 << 20) * 60 / minutes
+            etcd_mb = (sum(write_bytes(pid) for pid in etcd_pids) - etcd_before) / (1 << 20) * 60 / minutes
+        finally:
+            for m in masters:
+                m.stop()
+            lite.stop()
+            for member in members:
+                member.stop()
+    return {"idle_minutes": minutes, "idle_sqlite_master_mb_per_hour": lite_mb,
+            "idle_3_masters_3_etcd_mb_per_hour_all": etcd_mb, "idle_3_etcd_mb_per_hour_per_member": etcd_mb / 3,
+            "idle_etcd_per_member_over_sqlite": (etcd_mb / 3) / lite_mb if lite_mb else float("inf")}
+
+
 class _SkipLoad(Exception):
     """--idle-only: go straight to the idle-writes measurement."""
 
@@ -465,10 +515,14 @@ def main() -> None:
                    help="of the load figures, measure only the admin's GET under held connections and watches")
     p.add_argument("--rbac-only", action="store_true",
                    help="measure only GET by an RBAC-authorized user against the admin's, 100 roles present")
+    p.add_argument("--idle-etcd", action="store_true",
+                   help="idle disk writes of 3 masters on a 3-member etcd against 1 master on SQLite")
     p.add_argument("--compare-stores", action="store_true",
                    help="GET/LIST/CREATE latency and RSS on SQLite and on etcd, side by side")
     args = p.parse_args()
-    for key, value in (compare_stores(args) if args.compare_stores else bench(args)).items():
+    results = idle_on_etcd(args.idle_minutes) if args.idle_etcd else \
+        compare_stores(args) if args.compare_stores else bench(args)
+    for key, value in results.items():
         print(f"{key:38} {value:12.3f}")
 
 

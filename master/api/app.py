@@ -138,6 +138,13 @@ def create_app(ctx: ApiContext, join: JoinService | None = None, admin_token: st
         err = errors.InternalError(message=f"Internal error occurred: {type(exc).__name__}: {text}")
         return json_response(err.status(), 500)
 
+    @app.get("/pikube/v1/datastore")
+    def datastore() -> Response:
+        """The store's health (`pikube info`): the backend, and an etcd cluster's members and leader."""
+        if not g.identity.is_admin:
+            raise errors.Forbidden(message="only an administrator may read the datastore's health")
+        return json_response(ctx.store.describe())
+
     @app.get("/.well-known/openid-configuration")
     def openid_configuration() -> Response:
         """OIDC discovery, as kube-apiserver serves it for the service account issuer."""

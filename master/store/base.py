@@ -109,4 +109,9 @@ class Store(Protocol):
     def compact_older_than(self, keep_last_revisions: int = 10_000) -> int:
         """Compact all but the newest `keep_last_revisions` revisions; returns the compacted revision."""
 
+    def describe(self) -> Obj:
+        """What the store is and how it is: `backend` ("sqlite", "etcd") and its health, for `pikube info` and
+        the status page (an etcd cluster's members, their leader and which answer)."""
+        ...
+
     def close(self) -> None: ...

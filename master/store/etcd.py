@@ -119,6 +119,36 @@ class EtcdStore:
         stale), writes fail. Cleared by the next request the cluster answers as a whole."""
         return self._no_quorum_since is not None
 
+    def describe(self) -> Obj:
+        """The cluster's members (`/v3/cluster/member/list`), each one's own status asked of it directly
+        (`/v3/maintenance/status`, one second each): whether it answers, its database size, who leads."""
+        out: Obj = {"backend": "etcd", "endpoints": list(self._endpoints), "readOnly": self.read_only,
+                    "members": [], "leader": ""}
+        try:
+            listed = self._post("/v3/cluster/member/list", {}, min(2.0, self._timeout))
+        except errors.ApiError as exc:
+            out["error"] = exc.message
+            return out
+        leader_id = ""
+        for member in listed.get("members") or []:
+            row: Obj = {"name": member.get("name") or "", "id": str(member.get("ID") or ""),
+                        "clientURLs": list(member.get("clientURLs") or []),
+                        "learner": bool(member.get("isLearner")), "healthy": False}
+            for url in row["clientURLs"]:
+                try:
+                    resp = self._session.post(f"{url}/v3/maintenance/status", json={}, timeout=1.0)
+                    status = resp.json() if resp.status_code == 200 else {}
+                except (requests.RequestException, ValueError):
+                    continue
+                if status:
+                    row["healthy"] = True
+                    row["dbSizeBytes"] = int(status.get("dbSize") or 0)
+                    leader_id = leader_id or str(status.get("leader") or "")
+                    break
+            out["members"].append(row)
+        out["leader"] = next((m["name"] for m in out["members"] if m["id"] == leader_id), "")
+        return out
+
     def _no_quorum(self) -> errors.ApiError:
         self._no_quorum_since = time.monotonic()
         return errors.ServiceUnavailable(

@@ -39,6 +39,7 @@ class SqliteStore:
     def __init__(self, path: Path, *, reserve_chunk: int = 10_000, ring_events: int = 4096,
                  ring_bytes: int = 8 << 20, watch_queue: int = 5000, history_chunk: int = 500) -> None:
         self._db = LogDB(path)
+        self._describe_path = path
         self._reserve_chunk = reserve_chunk
         self._watch_queue = watch_queue
         self._history_chunk = history_chunk
@@ -383,6 +384,10 @@ class SqliteStore:
         """How many rows the disk log holds (for tests and metrics)."""
         with self._read_lock:
             return self._db.row_count()
+
+    def describe(self) -> Obj:
+        return {"backend": "sqlite", "path": str(self._describe_path), "revision": self.revision(),
+                "readOnly": False}
 
     def close(self) -> None:
         with self._lock:

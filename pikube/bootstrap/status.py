@@ -51,3 +51,38 @@ def cluster(layout: Layout, rec: NodeRecord | None) -> str:
     me = next((n for n in nodes if (n.get("metadata") or {}).get("name") == rec.node_name), None)
     mine = "not registered" if me is None else ("Ready" if me in ready else "NotReady")
     return f"{len(nodes)} nodes, {len(ready)} Ready; this node ({rec.node_name}) {mine}"
+
+
+def datastore(layout: Layout, rec: NodeRecord | None) -> str | None:
+    """The master's store as `pikube info` shows it (None on a board that is not a master)."""
+    if rec is None or rec.role is not Role.MASTER:
+        return None
+    try:
+        cfg = read_kubeconfig(layout.admin_kubeconfig)
+        doc = api.request(cfg, "GET", "/pikube/v1/datastore", timeout=5.0)
+    except (OSError, ValueError) as exc:
+        return f"unknown (no admin credentials: {exc})"
+    except api.Unreachable as exc:
+        return f"unknown (the master does not answer: {exc})"
+    except errors.ApiError as exc:
+        return f"unknown ({exc.message})"
+    return describe_store(doc)
+
+
+def describe_store(doc: dict[str, object]) -> str:
+    """One line for a store's health, from `GET /pikube/v1/datastore`."""
+    if doc.get("backend") == "sqlite":
+        return f"SQLite ({doc.get('path')})"
+    listed = doc.get("members")
+    members = [m for m in listed if isinstance(m, dict)] if isinstance(listed, list) else []
+    if doc.get("error"):
+        return f"etcd: cannot list its members ({doc.get('error')})"
+    healthy = [m for m in members if m.get("healthy")]
+    down = [str(m.get("name") or m.get("id")) for m in members if not m.get("healthy")]
+    line = f"etcd, {len(healthy)} of {len(members)} members answering"
+    line += f", leader {doc.get('leader')}" if doc.get("leader") else ", NO LEADER"
+    if down:
+        line += f"; not answering: {', '.join(down)}"
+    if len(healthy) * 2 <= len(members) or doc.get("readOnly"):
+        line += " — NO QUORUM: the API is read-only"
+    return line

@@ -87,6 +87,9 @@ def _info(args: argparse.Namespace) -> int:
     init = boardenv.make_init(rec.init if rec else boardenv.init_kind(None), layout)
     rows += [("role", status.role(rec)), ("services", status.services(rec, init)),
              ("cluster", status.cluster(layout, rec))]
+    store = status.datastore(layout, rec)
+    if store is not None:
+        rows.append(("datastore", store))
     width = max(len(label) for label, _ in rows) + 1
     for label, value in rows:
         print(f"{label + ':':<{width}} {value}")

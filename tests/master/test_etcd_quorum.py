@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from pikube.bootstrap.status import describe_store
 from tests.master.conftest import RunningMaster, kubectl, start_master
 
 pytestmark = pytest.mark.integration
@@ -40,8 +41,12 @@ def test_losing_quorum_makes_the_master_read_only_not_stuck(cluster: tuple[Runni
     master, members = cluster
     made = kubectl(master, "new", "create", "configmap", "before", "--from-literal=a=1")
     assert made.returncode == 0 and "Warning" not in made.stderr
+    health = master.session().get(master.url + "/pikube/v1/datastore", timeout=10).json()
+    assert describe_store(health).startswith("etcd, 3 of 3 members answering, leader m")
     members[1].stop()
     assert kubectl(master, "new", "create", "configmap", "one-down").returncode == 0  # 2 of 3: still a majority
+    health = master.session().get(master.url + "/pikube/v1/datastore", timeout=10).json()
+    assert describe_store(health).endswith("; not answering: m1")
     members[2].stop()
     started = time.monotonic()
     refused = kubectl(master, "new", "create", "configmap", "no-quorum", check=False)
@@ -52,6 +57,8 @@ def test_losing_quorum_makes_the_master_read_only_not_stuck(cluster: tuple[Runni
     assert read.returncode == 0, read.stderr
     assert read.stdout.split() == ["configmap/before", "configmap/one-down"]
     assert "read-only" in read.stderr  # kubectl prints the 299 warning
+    health = master.session().get(master.url + "/pikube/v1/datastore", timeout=10).json()
+    assert "NO QUORUM: the API is read-only" in describe_store(health)
     members[2].restart()
     deadline = time.monotonic() + 30
     while True:  # the first write after the cluster elects a leader again

@@ -182,3 +182,13 @@ def test_issuer_discovery_and_the_root_ca_config_map(m: RunningMaster, reader: s
     kubectl(m, "-n", NS, "delete", "configmap", "kube-root-ca.crt")
     wait_for("kube-root-ca.crt put back", lambda: "kube-root-ca.crt" in kubectl(
         m, "-n", NS, "get", "configmap", check=False), 20, 0.2)
+
+
+def test_the_datastore_health_is_the_admins_to_read(m: RunningMaster, reader: str) -> None:
+    from pikube.bootstrap.status import describe_store
+
+    doc = m.session().get(m.url + "/pikube/v1/datastore", timeout=10).json()
+    assert doc["backend"] == "sqlite" and doc["readOnly"] is False
+    assert describe_store(doc) == f"SQLite ({doc['path']})" and doc["path"].startswith(str(m.data_dir))
+    refused = as_token(m, reader, "/pikube/v1/datastore")
+    assert refused.status_code == 403
