@@ -17,7 +17,16 @@ from flask import Flask, Response
 from core.settings import MasterSettings
 from web import summary
 from web.feed import ChangeFeed, SummaryCache
-from web.source import FirstBootRecord, NoUsage, Prefixes, Source, UsageSource, no_first_boot
+from web.source import (
+    DatastoreHealth,
+    FirstBootRecord,
+    NoUsage,
+    Prefixes,
+    Source,
+    UsageSource,
+    no_datastore,
+    no_first_boot,
+)
 from web.stream import Streams
 from web.views import StatusPage, blueprint
 
@@ -39,14 +48,14 @@ def _plain(code: int, text: str) -> Response:
 
 def create_web_app(settings: MasterSettings, source: Source, prefixes: Prefixes, stopping: threading.Event,
                    max_streams: int = 8, first_boot: FirstBootRecord = no_first_boot,
-                   usage: UsageSource | None = None) -> Flask:
+                   usage: UsageSource | None = None, datastore: DatastoreHealth = no_datastore) -> Flask:
     """The page over `source`, reading the kinds of `summary.KINDS` under `prefixes`."""
     summary.check_prefixes(prefixes)
     feed = ChangeFeed(source, prefixes.values(), stopping)
     cache = SummaryCache(feed, functools.partial(summary.build, source, prefixes))
     page = StatusPage(token=settings.web_token, feed=feed, cache=cache, streams=Streams(max_streams),
                       stopping=stopping, asset_version=asset_version(), first_boot=first_boot,
-                      usage=usage if usage is not None else NoUsage())
+                      usage=usage if usage is not None else NoUsage(), datastore=datastore)
     app = Flask("pikube-status", static_folder=None)
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = ASSET_MAX_AGE
     app.register_blueprint(blueprint(page))

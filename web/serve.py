@@ -16,7 +16,7 @@ import threading
 from core.httpserver import Limits, Server
 from core.settings import MasterSettings
 from web.app import create_web_app
-from web.source import FirstBootRecord, Prefixes, Source, UsageSource, no_first_boot
+from web.source import DatastoreHealth, FirstBootRecord, Prefixes, Source, UsageSource, no_datastore, no_first_boot
 
 log = logging.getLogger(__name__)
 MAX_STREAMS = 8
@@ -27,10 +27,10 @@ MAX_PER_CLIENT = 16
 class StatusServer:
     def __init__(self, settings: MasterSettings, source: Source, prefixes: Prefixes,
                  stopping: threading.Event, first_boot: FirstBootRecord = no_first_boot,
-                 usage: UsageSource | None = None) -> None:
+                 usage: UsageSource | None = None, datastore: DatastoreHealth = no_datastore) -> None:
         self.settings = settings
         self.stopping = stopping
-        self.app = create_web_app(settings, source, prefixes, stopping, MAX_STREAMS, first_boot, usage)
+        self.app = create_web_app(settings, source, prefixes, stopping, MAX_STREAMS, first_boot, usage, datastore)
         self._server: Server | None = None
 
     def start(self) -> bool:

@@ -25,6 +25,15 @@ def no_first_boot() -> firstboot.Record | None:
     return None
 
 
+# The cluster's store as it describes itself (backend; an etcd cluster's members, leader, quorum), read when
+# asked; the command layer hands the page the master's store's `describe`.
+DatastoreHealth = Callable[[], Obj]
+
+
+def no_datastore() -> Obj:
+    return {}
+
+
 class Change(Protocol):
     @property
     def revision(self) -> int: ...

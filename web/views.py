@@ -11,7 +11,7 @@ from flask import Blueprint, Response, render_template, request
 from core.kube.timefmt import rfc3339
 from web import access, stream, summary
 from web.feed import ChangeFeed, SummaryCache
-from web.source import FirstBootRecord, NoUsage, UsageSource, no_first_boot
+from web.source import DatastoreHealth, FirstBootRecord, NoUsage, UsageSource, no_datastore, no_first_boot
 
 # The page loads nothing from elsewhere, and nothing may frame it or learn its URL (which may hold the token).
 SECURITY_HEADERS = {
@@ -36,6 +36,7 @@ class StatusPage:
     asset_version: str
     first_boot: FirstBootRecord = no_first_boot
     usage: UsageSource = field(default_factory=NoUsage)
+    datastore: DatastoreHealth = no_datastore
 
 
 def stamp(body: bytes) -> bytes:
@@ -90,6 +91,15 @@ def blueprint(page: StatusPage) -> Blueprint:
                         for (ns, name), (cpu, memory) in page.usage.pod_totals().items()}}
         return Response(json.dumps(doc, separators=(",", ":")), mimetype="application/json",
                         headers={"Cache-Control": "no-store"})
+
+    @bp.get("/api/datastore")
+    def api_datastore() -> Response:
+        """The cluster's store: SQLite, or an etcd cluster with its members, leader and quorum."""
+        try:
+            doc = {"datastore": page.datastore() or None}
+        except Exception as exc:  # the page keeps serving whatever the store's state
+            doc = {"datastore": {"error": f"{type(exc).__name__}: {exc}"}}
+        return Response(json.dumps(doc), mimetype="application/json", headers={"Cache-Control": "no-store"})
 
     @bp.get("/api/firstboot")
     def api_first_boot() -> Response:

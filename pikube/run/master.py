@@ -44,7 +44,8 @@ class MasterProcess:
         self.master = Master(settings)
         first_boot = functools.partial(firstboot.load, settings.data_dir.parent / firstboot.STATE_PATH.name)
         self.web = (StatusServer(settings, self.master.store, page_prefixes(self.master.catalog), self.master.stopping,
-                                 first_boot, self.master.ctx.usage) if settings.web_port else None)
+                                 first_boot, self.master.ctx.usage, self.master.store.describe)
+                    if settings.web_port else None)
 
     def start(self) -> None:
         if self.web is not None:

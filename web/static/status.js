@@ -353,6 +353,34 @@
     };
   }
 
+  // --- the cluster's store (/api/datastore; shown for an etcd cluster, refreshed every 15 s) ------
+  async function datastore() {
+    const headers = token ? { Authorization: "Bearer " + token } : {};
+    let doc = null;
+    try {
+      const r = await fetch("api/datastore", { headers, cache: "no-store" });
+      if (r.ok) doc = (await r.json()).datastore;
+    } catch (err) {
+      return;
+    }
+    if (!doc || doc.backend !== "etcd") return;
+    const members = doc.members || [];
+    const answering = members.filter((m) => m.healthy).length;
+    const quorum = answering * 2 > members.length && !doc.readOnly;
+    const rows = members.map((m) => el("tr", {},
+      el("td", {}, m.name || m.id),
+      el("td", {}, el("span", { class: "pill tone-" + (m.healthy ? "ok" : "bad") }, m.healthy ? "answering" : "not answering")),
+      el("td", {}, m.name && m.name === doc.leader ? "leader" : m.learner ? "learner" : ""),
+      el("td", {}, (m.clientURLs || []).join(", "))));
+    document.getElementById("datastore").replaceChildren(
+      el("p", {}, el("span", { class: "pill tone-" + (quorum ? "ok" : "bad") }, quorum ? "quorum" : "no quorum"), " ",
+        "etcd, " + answering + " of " + members.length + " members answering" +
+        (doc.leader ? ", leader " + doc.leader : ", no leader") + (quorum ? "" : " · the API is read-only")),
+      doc.error ? el("p", { class: "reason" }, doc.error) : null,
+      rows.length ? el("table", {}, el("tbody", {}, rows)) : null);
+    document.getElementById("datastore-section").hidden = false;
+  }
+
   // --- first boot of the board the page runs on (/api/firstboot; fetched once) ------------------
   const STEP_TONE = { done: "ok", unchanged: "done", skipped: "done", failed: "bad" };
   const RESULT_TONE = { applied: "ok", absent: "done", running: "busy", failed: "bad", invalid: "bad" };
@@ -382,6 +410,8 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     firstBoot();
+    datastore();
+    setInterval(datastore, 15000);
     connect();
     fetchUsage();
     setInterval(fetchUsage, USAGE_MS);
