@@ -372,12 +372,12 @@
       el("td", {}, el("span", { class: "pill tone-" + (m.healthy ? "ok" : "bad") }, m.healthy ? "answering" : "not answering")),
       el("td", {}, m.name && m.name === doc.leader ? "leader" : m.learner ? "learner" : ""),
       el("td", {}, (m.clientURLs || []).join(", "))));
-    document.getElementById("datastore").replaceChildren(
+    document.getElementById("datastore").replaceChildren(...[
       el("p", {}, el("span", { class: "pill tone-" + (quorum ? "ok" : "bad") }, quorum ? "quorum" : "no quorum"), " ",
         "etcd, " + answering + " of " + members.length + " members answering" +
         (doc.leader ? ", leader " + doc.leader : ", no leader") + (quorum ? "" : " · the API is read-only")),
       doc.error ? el("p", { class: "reason" }, doc.error) : null,
-      rows.length ? el("table", {}, el("tbody", {}, rows)) : null);
+      rows.length ? el("table", {}, el("tbody", {}, rows)) : null].filter(Boolean));
     document.getElementById("datastore-section").hidden = false;
   }
 
@@ -400,11 +400,11 @@
       el("td", {}, el("span", { class: "pill tone-" + (STEP_TONE[s.status] || "done") }, s.status)),
       el("td", { class: s.error ? "reason" : null }, s.error || s.message)));
     const problems = (rec.problems || []).map((p) => el("li", { class: "reason" }, p));
-    document.getElementById("firstboot").replaceChildren(
+    document.getElementById("firstboot").replaceChildren(...[
       el("p", {}, el("span", { class: "pill tone-" + (RESULT_TONE[rec.result] || "done") }, rec.result), " ",
         (rec.source || "pikube.yaml") + (rec.finished ? " · " + rec.finished : rec.started ? " · since " + rec.started : "")),
       problems.length ? el("ul", {}, problems) : null,
-      rows.length ? el("table", {}, el("tbody", {}, rows)) : null);
+      rows.length ? el("table", {}, el("tbody", {}, rows)) : null].filter(Boolean));
     document.getElementById("firstboot-section").hidden = false;
   }
 
