@@ -161,6 +161,8 @@ def test_quiet_ticks_never_reach_the_wire_and_events_still_do(master: RunningMas
     ns = "stream-events"
     admin.post(f"{master.url}/api/v1/namespaces", json={"metadata": {"name": ns}}).raise_for_status()
     path = f"/api/v1/namespaces/{ns}/configmaps"
+    # The controllers put kube-root-ca.crt in every new namespace: the watch starts after it.
+    wait_for(lambda: admin.get(f"{master.url}{path}/kube-root-ca.crt").status_code == 200, 10, "kube-root-ca.crt")
     rv = admin.get(f"{master.url}{path}").json()["metadata"]["resourceVersion"]
     w = Stream(master, path, {"watch": "1", "resourceVersion": rv, "timeoutSeconds": "60"})
     got: list[bytes] = []
