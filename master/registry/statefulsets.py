@@ -18,7 +18,7 @@ from core.errors import Cause
 from core.kube import validation
 from master.registry.resource import Strategy
 from master.registry.tables import AGE, NAME, Column, TableDef, containers_cell, images_cell
-from master.registry.workloads import _default_template, _Workload
+from master.registry.workloads import _default_template, _template_causes, _Workload
 
 Obj = dict[str, Any]
 POLICIES = ("OrderedReady", "Parallel")
@@ -40,11 +40,12 @@ class StatefulSetStrategy(_Workload):
         spec.setdefault("podManagementPolicy", "OrderedReady")
         strategy = spec.setdefault("updateStrategy", {})
         if isinstance(strategy, dict):
-            strategy.setdefault("type", "RollingUpdate")
-            if strategy["type"] == "RollingUpdate":
-                ru = strategy.setdefault("rollingUpdate", {})
-                if isinstance(ru, dict):
-                    ru.setdefault("partition", 0)
+            if not strategy.get("type"):  # as Kubernetes: a rollingUpdate only for a defaulted type
+                strategy["type"] = "RollingUpdate"
+                strategy.setdefault("rollingUpdate", {})
+            ru = strategy.get("rollingUpdate")
+            if strategy["type"] == "RollingUpdate" and isinstance(ru, dict):
+                ru.setdefault("partition", 0)
         spec.setdefault("revisionHistoryLimit", 10)
         retention = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})
         if isinstance(retention, dict):
@@ -61,28 +62,45 @@ class StatefulSetStrategy(_Workload):
         _default_template(spec)
 
     def validate(self, obj: Obj) -> list[Cause]:
-        causes = super().validate(_with_claim_volumes(obj))
         spec = obj.get("spec")
         if not isinstance(spec, dict):
-            return causes
+            return [validation.required("spec")]
+        causes: list[Cause] = []
         if spec.get("podManagementPolicy") not in POLICIES:
-            causes.append(validation.not_supported("spec.podManagementPolicy", spec.get("podManagementPolicy"),
-                                                   POLICIES))
+            causes.append(validation.invalid("spec.podManagementPolicy", spec.get("podManagementPolicy"),
+                                             "must be 'OrderedReady' or 'Parallel'"))
         strategy = spec.get("updateStrategy") or {}
         if strategy.get("type") not in STRATEGIES:
-            causes.append(validation.not_supported("spec.updateStrategy.type", strategy.get("type"), STRATEGIES))
+            causes.append(Cause("spec.updateStrategy", f"Invalid value: {_go_strategy(strategy)}: must be "
+                                "'RollingUpdate' or 'OnDelete'", validation.INVALID))
+        if strategy.get("type") == "OnDelete" and strategy.get("rollingUpdate") is not None:
+            causes.append(Cause("spec.updateStrategy.rollingUpdate", "Invalid value: "
+                                f"{_go_rolling_value(strategy['rollingUpdate'])}: only allowed for updateStrategy "
+                                "'RollingUpdate'", validation.INVALID))
         partition = (strategy.get("rollingUpdate") or {}).get("partition")
         if partition is not None and (not isinstance(partition, int) or partition < 0):
             causes.append(validation.invalid("spec.updateStrategy.rollingUpdate.partition", partition,
                                              "must be greater than or equal to 0"))
-        if strategy.get("type") == "OnDelete" and strategy.get("rollingUpdate"):
-            causes.append(validation.invalid("spec.updateStrategy.rollingUpdate", strategy["rollingUpdate"],
-                                             "only allowed for updateStrategy 'RollingUpdate'"))
         retention = spec.get("persistentVolumeClaimRetentionPolicy") or {}
         for key in ("whenDeleted", "whenScaled"):
             if retention.get(key) not in RETENTION:
                 causes.append(validation.not_supported(f"spec.persistentVolumeClaimRetentionPolicy.{key}",
                                                        retention.get(key), RETENTION))
+        for field, value in (("spec.replicas", spec.get("replicas")),
+                             ("spec.minReadySeconds", spec.get("minReadySeconds")),
+                             ("spec.ordinals.start", (spec.get("ordinals") or {}).get("start"))):
+            if value is not None and (not isinstance(value, int) or value < 0):
+                causes.append(validation.invalid(field, value, "must be greater than or equal to 0"))
+        selector = spec.get("selector")
+        empty = isinstance(selector, dict) and not (selector.get("matchLabels") or selector.get("matchExpressions"))
+        if empty:
+            causes.append(Cause("spec.selector", "Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), "
+                                "MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for "
+                                "statefulset", validation.INVALID))
+        causes += _template_causes(_with_claim_volumes(obj)["spec"], ("Always",), check_selector=not empty)
+        if ((spec.get("template") or {}).get("spec") or {}).get("activeDeadlineSeconds") is not None:
+            causes.append(validation.forbidden("spec.template.spec.activeDeadlineSeconds",
+                                               "activeDeadlineSeconds in StatefulSet is not Supported"))
         service = spec.get("serviceName")
         if service:
             causes += validation.dns1123_label(str(service), "spec.serviceName")
@@ -116,6 +134,27 @@ class StatefulSetStrategy(_Workload):
         return []
 
 
+# How Go prints these values in a field error (%#v; a pointer inside a struct prints as an address).
+_ADDRESS = "(0xc000010000)"
+
+
+def _go_rolling(rolling: Any) -> str:
+    return "(*apps.RollingUpdateStatefulSetStrategy)" + ("(nil)" if rolling is None else _ADDRESS)
+
+
+def _go_rolling_value(rolling: Obj) -> str:
+    partition = rolling.get("partition") or 0
+    unavailable = "(nil)" if rolling.get("maxUnavailable") is None else _ADDRESS
+    return (f"apps.RollingUpdateStatefulSetStrategy{{Partition:{partition}, "
+            f"MaxUnavailable:(*intstr.IntOrString){unavailable}}}")
+
+
+def _go_strategy(strategy: Obj) -> str:
+    kind = str(strategy.get("type") or "").replace("\\", "\\\\").replace('"', '\\"')
+    rolling = _go_rolling(strategy.get("rollingUpdate"))
+    return f'apps.StatefulSetUpdateStrategy{{Type:"{kind}", RollingUpdate:{rolling}}}'
+
+
 def _with_claim_volumes(obj: Obj) -> Obj:
     """The set as its pods will be: each claim template is a volume of that name (mounts may name them)."""
     spec = obj.get("spec")
@@ -133,10 +172,13 @@ def _with_claim_volumes(obj: Obj) -> Obj:
 
 class ControllerRevisionStrategy(Strategy):
     def validate(self, obj: Obj) -> list[Cause]:
+        causes: list[Cause] = []
+        if obj.get("data") is None:
+            causes.append(validation.required("data", "data is mandatory"))
         revision = obj.get("revision")
         if not isinstance(revision, int) or revision < 0:
-            return [validation.invalid("revision", revision, "must be greater than or equal to 0")]
-        return []
+            causes.append(validation.invalid("revision", revision, "must be greater than or equal to 0"))
+        return causes
 
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
         if new.get("data") != old.get("data"):

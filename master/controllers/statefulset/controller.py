@@ -1,31 +1,34 @@
 """The StatefulSet controller: pods with stable names and their own claims, made, replaced and updated in order.
 
-For a set `web` of N replicas the pods are `web-0` … `web-(N-1)` (from
-`spec.ordinals.start` when set), each labelled with its name, index and
-revision, with `hostname` = its name and `subdomain` = `serviceName` so the
-headless service gives each a DNS name. Before a pod is made, each of the
-set's `volumeClaimTemplates` becomes a claim `<template>-web-<i>` (kept when
-the pod goes; owned by the set when `whenDeleted: Delete`, by the pod being
-scaled away when `whenScaled: Delete`), mounted as the template's volume.
+Each sync follows kube-controller-manager's: the set's pods are those its
+selector matches *and* whose names make them members (`web-<ordinal>`,
+identity.py); its revisions are found or made (revisions.py). Then:
 
-`OrderedReady` (the default) makes pods one at a time in ordinal order, each
-only once all before it are Running and Ready, and removes surplus ones from
-the highest ordinal down, one at a time; `Parallel` makes and removes them all
-at once. A failed pod is deleted and made again under the same name.
+1. Every wanted ordinal (`start` … `start+replicas-1`), lowest first: a
+   failed or finished pod is deleted and made again under the same name; a
+   missing pod is made at its revision (the current one below the partition,
+   else the update one) after its claims (claims.py), unless a claim of a pod
+   scaled away is still waiting for the garbage collector; a Pending pod gets
+   any claim it lacks; each pod's claims get the owners the retention policy
+   asks. With `OrderedReady` (the default) the sync stops at the first pod it
+   made, or that is terminating or not yet Running, Ready and available
+   (`minReadySeconds`); with `Parallel` it goes on.
+2. Pods beyond the wanted ordinals (condemned), highest first: their claims'
+   owners are set first (`whenScaled: Delete` hands a claim to its pod, so
+   the garbage collector takes it with the pod). `OrderedReady` deletes one
+   at a time and waits for it to go; `Parallel` deletes them all.
+3. `RollingUpdate`: from the highest ordinal down to `partition`, the first
+   pod not at the update revision is deleted (step 1 makes it again at the
+   new one), one at a time, waiting for each to be healthy. `OnDelete`
+   changes a pod only when someone deletes it.
 
-Updates: the set's template is a ControllerRevision (revisions.py).
-`RollingUpdate` replaces pods whose revision is not the newest, from the highest
-ordinal down to `partition`, one at a time, each once the others are Ready;
-pods below the partition stay at (and are re-made at) the current revision.
-`OnDelete` changes nothing until a pod is deleted. Status follows Kubernetes:
-`currentRevision` moves to `updateRevision` once every pod runs it.
+Status follows (status.py), then history is trimmed to `revisionHistoryLimit`.
+Events are worded as Kubernetes words them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import re
 from typing import Any
 
 from core import errors
@@ -35,14 +38,15 @@ from master.controllers import podutil
 from master.controllers.base import Controller
 from master.controllers.keys import by_namespace, owner_key
 from master.controllers.ownership import claim
-from master.controllers.statefulset import revisions
+from master.controllers.statefulset import claims, identity, revisions, status
 from master.registry.resource import ResourceType
 
 Obj = dict[str, Any]
 COMPONENT = "statefulset-controller"
-POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
-POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
-REVISION_LABEL = "controller-revision-hash"
+POD_NAME_LABEL = identity.POD_NAME_LABEL
+POD_INDEX_LABEL = identity.POD_INDEX_LABEL
+REVISION_LABEL = identity.REVISION_LABEL
+_COLLISION_TRIES = 10
 
 
 def _kind(env: Env, group: str, kind: str) -> ResourceType:
@@ -50,6 +54,14 @@ def _kind(env: Env, group: str, kind: str) -> ResourceType:
     if rt is None:
         raise LookupError(f"the catalog serves no {kind}")
     return rt
+
+
+def _name(obj: Obj) -> str:
+    return str(podutil.meta(obj).get("name"))
+
+
+def _deleting(obj: Obj) -> bool:
+    return bool(podutil.meta(obj).get("deletionTimestamp"))
 
 
 class StatefulSetController(Controller):
@@ -63,11 +75,12 @@ class StatefulSetController(Controller):
         self.pods: Informer = env.informers.informer(self.kinds.pods)
         self.revisions: Informer = env.informers.informer(self.revision_rt)
         self.claims: Informer = env.informers.informer(self.kinds.persistentvolumeclaims)
-        for inf in (self.sets, self.pods, self.revisions):
+        for inf in (self.sets, self.pods, self.revisions, self.claims):
             inf.add_indexer("namespace", by_namespace)
         self.primary = self.sets
         self.sets.add_handler(lambda old, new: self.enqueue(new or old))
         self.pods.add_handler(self._pod_changed)
+        self.claims.add_handler(self._claim_changed)
 
     def _pod_changed(self, old: Obj | None, new: Obj | None) -> None:
         pod = new or old
@@ -76,187 +89,179 @@ class StatefulSetController(Controller):
         if key is not None:
             self.queue.add(key)
         elif new is not None:  # an orphan a set may adopt
-            labels = podutil.meta(new).get("labels") or {}
-            for sts in self.sets.by_index("namespace", str(podutil.meta(new).get("namespace", ""))):
-                selector = (sts.get("spec") or {}).get("selector")
-                if selector and podutil.selector(selector).matches(labels):
-                    self.enqueue(sts)
+            self._enqueue_selecting(new, member=True)
+
+    def _claim_changed(self, old: Obj | None, new: Obj | None) -> None:
+        if new is None or _deleting(new):  # a claim going away may let a pod be made again
+            self._enqueue_selecting(new or old or {}, member=False)
+
+    def _enqueue_selecting(self, obj: Obj, member: bool) -> None:
+        labels = podutil.meta(obj).get("labels") or {}
+        for sts in self.sets.by_index("namespace", str(podutil.meta(obj).get("namespace", ""))):
+            if member and identity.ordinal(_name(sts), _name(obj)) is None:
+                continue
+            selector = (sts.get("spec") or {}).get("selector")
+            if selector and podutil.selector(selector).matches(labels):
+                self.enqueue(sts)
 
     # --- sync ---------------------------------------------------------------------------------------------
     def sync(self, key: str) -> None:
         ns, name = split_key(key)
         sts = self.sets.get(ns, name)
-        if sts is None or podutil.meta(sts).get("deletionTimestamp"):
+        if sts is None or _deleting(sts):
             return
-        spec = sts.get("spec") or {}
-        selector = podutil.selector(spec.get("selector"))
-        owned = claim(self.client, self.kinds.pods, self.set_rt, sts, self.pods.by_index("namespace", ns), selector)
-        current, update, history = self._revisions(sts)
-        pods = {p["metadata"]["name"]: p for p in owned}
+        selector = podutil.selector((sts.get("spec") or {}).get("selector"))
+        members = [p for p in self.pods.by_index("namespace", ns) if identity.ordinal(name, _name(p)) is not None]
+        owned = claim(self.client, self.kinds.pods, self.set_rt, sts, members, selector)
+        history = claim(self.client, self.revision_rt, self.set_rt, sts, self.revisions.by_index("namespace", ns),
+                        selector)
+        current, update, collisions, history = self._revisions(sts, history)
+        pods = {_name(p): p for p in owned}
         error: Exception | None = None
         try:
             self._manage(sts, pods, current, update)
         except errors.ApiError as exc:
             error = exc
-        self._status(sts, list(pods.values()), current, update)
+        self._status(sts, list(pods.values()), current, update, collisions)
         self._trim(sts, history, list(pods.values()), current, update)
         if error is not None:
             raise error
 
-    def _revisions(self, sts: Obj) -> tuple[Obj, Obj, list[Obj]]:
-        """(current revision, update revision, every revision of the set), making or renumbering the newest."""
-        uid = podutil.meta(sts).get("uid")
-        ns = str(podutil.meta(sts).get("namespace"))
-        history = [r for r in self.revisions.by_index("namespace", ns) if podutil.controller_uid(r) == uid]
+    def _revisions(self, sts: Obj, history: list[Obj]) -> tuple[Obj, Obj, int, list[Obj]]:
+        """(current revision, update revision, collision count, every revision), making or renumbering the newest."""
+        collisions = int((sts.get("status") or {}).get("collisionCount") or 0)
         data = revisions.data_of(sts)
-        newest = max((int(r.get("revision") or 0) for r in history), default=0)
-        update = next((r for r in history if revisions.same_data(r.get("data") or {}, data)), None)
-        if update is None:
-            made = revisions.new_revision(sts, newest + 1, podutil.owner_ref(sts, "apps/v1", "StatefulSet"))
-            try:
-                update = self.client.create(self.revision_rt, ns, made)
-            except errors.AlreadyExists:
-                found = self.client.get(self.revision_rt, ns, made["metadata"]["name"])
-                if found is None or podutil.controller_uid(found) != uid:
-                    raise
-                update = found
+        history = sorted(history, key=lambda r: int(r.get("revision") or 0))
+        newest = int(history[-1].get("revision") or 0) if history else 0
+        equal = [r for r in history if revisions.same_data(r.get("data") or {}, data)]
+        if equal and equal[-1] is history[-1]:
+            update = equal[-1]
+        elif equal:  # back to an older template: that revision is the newest again
+            update = self.client.update(self.revision_rt, {**equal[-1], "revision": newest + 1})
+            history = [update if _name(r) == _name(update) else r for r in history]
+        else:
+            update, collisions = self._create_revision(sts, newest + 1, collisions)
             history.append(update)
-        elif int(update.get("revision") or 0) < newest:  # back to an older template: it is the newest again
-            update = self.client.update(self.revision_rt, {**update, "revision": newest + 1})
-            history = [update if r["metadata"]["name"] == update["metadata"]["name"] else r for r in history]
         current_name = (sts.get("status") or {}).get("currentRevision")
-        current = next((r for r in history if r["metadata"]["name"] == current_name), update)
-        return current, update, history
+        current = next((r for r in history if _name(r) == current_name), update)
+        return current, update, collisions, history
 
-    def _ordinals(self, sts: Obj) -> range:
-        spec = sts.get("spec") or {}
-        start = int(((spec.get("ordinals") or {}).get("start")) or 0)
-        return range(start, start + int(spec.get("replicas") or 0))
+    def _create_revision(self, sts: Obj, number: int, collisions: int) -> tuple[Obj, int]:
+        ns = str(podutil.meta(sts).get("namespace"))
+        owner = podutil.owner_ref(sts, "apps/v1", "StatefulSet")
+        for _ in range(_COLLISION_TRIES):
+            made = revisions.new_revision(sts, number, owner, collisions)
+            try:
+                return self.client.create(self.revision_rt, ns, made), collisions
+            except errors.AlreadyExists:
+                found = self.client.get(self.revision_rt, ns, _name(made))
+                if found is not None and revisions.same_data(found.get("data") or {}, made["data"]):
+                    return found, collisions
+                collisions += 1  # the name is another template's: hash again with the next count
+        raise errors.Conflict(message=f"no free name for a revision of StatefulSet {_name(sts)} after "
+                                      f"{_COLLISION_TRIES} collisions")
 
     def _manage(self, sts: Obj, pods: dict[str, Obj], current: Obj, update: Obj) -> None:
-        spec, name = sts.get("spec") or {}, podutil.meta(sts)["name"]
-        ordered = spec.get("podManagementPolicy", "OrderedReady") != "Parallel"
-        strategy = spec.get("updateStrategy") or {}
-        partition = int((strategy.get("rollingUpdate") or {}).get("partition") or 0) \
-            if strategy.get("type", "RollingUpdate") == "RollingUpdate" else 0
-        wanted = self._ordinals(sts)
-        # Make missing pods (and replace failed ones), in order.
+        spec, set_name = sts.get("spec") or {}, _name(sts)
+        monotonic = spec.get("podManagementPolicy", "OrderedReady") != "Parallel"
+        min_ready = int(spec.get("minReadySeconds") or 0)
+        at = timefmt.now()
+        wanted = identity.wanted(sts)
+        slots: dict[int, Obj | None] = {o: pods.get(f"{set_name}-{o}") for o in wanted}
         for ordinal in wanted:
-            pod_name = f"{name}-{ordinal}"
-            pod = pods.get(pod_name)
-            if pod is not None and podutil.is_terminal(pod) and not podutil.meta(pod).get("deletionTimestamp"):
-                self._delete_pod(sts, pod)
-                if ordered:
-                    return
-                continue
+            pod = slots[ordinal]
+            if pod is not None and podutil.is_terminal(pod) and not _deleting(pod):
+                self._recreate(sts, pod)
+                pod = None
             if pod is None:
-                use = current if strategy.get("type", "RollingUpdate") == "RollingUpdate" and ordinal < partition \
-                    else update
-                self._create(sts, ordinal, use)
-                if ordered:
+                slots[ordinal] = self._create(sts, ordinal, current, update)
+                if monotonic:
                     return
                 continue
-            if ordered and not (podutil.is_ready(pod) and not podutil.meta(pod).get("deletionTimestamp")):
-                return  # wait for this one before the next
-        # Remove pods beyond the wanted ordinals, highest first.
-        surplus = sorted((p for n, p in pods.items() if _ordinal(name, n) not in wanted),
-                         key=lambda p: -(_ordinal(name, p["metadata"]["name"]) or 0))
-        if surplus:
-            if ordered and any(podutil.meta(p).get("deletionTimestamp") for p in surplus):
+            if (pod.get("status") or {}).get("phase") == "Pending":
+                self._ensure_claims(sts, ordinal, pod)
+            if monotonic and _deleting(pod):
+                return  # wait for it to go
+            if monotonic and not status.available(pod, min_ready, at):
+                if min_ready and status.running_and_ready(pod):
+                    self.queue.add_after(obj_key(sts), float(min_ready))
+                return  # wait for it before the next
+            self._fix_claims(sts, pod, scaled_down=False)
+        condemned = sorted((p for n, p in pods.items() if identity.ordinal(set_name, n) not in wanted),
+                           key=lambda p: identity.ordinal(set_name, _name(p)) or 0)
+        for pod in condemned:
+            self._fix_claims(sts, pod, scaled_down=True)
+        first_unhealthy = next((p for p in condemned if not status.healthy(p)), None)
+        for pod in reversed(condemned):
+            if _deleting(pod):
+                if monotonic:
+                    return
+                continue
+            if monotonic and pod is not first_unhealthy and not status.available(pod, min_ready, at):
                 return
-            for pod in surplus[:1] if ordered else surplus:
-                if not podutil.meta(pod).get("deletionTimestamp"):
-                    self._scale_away(sts, pod)
-            return
+            self._delete_pod(sts, pod)
+            if monotonic:
+                return
+        strategy = spec.get("updateStrategy") or {}
         if strategy.get("type", "RollingUpdate") != "RollingUpdate":
             return
-        # Rolling update: one pod at a time from the top, once everything is ready.
-        live = [pods.get(f"{name}-{o}") for o in wanted]
-        if any(p is None or not podutil.is_ready(p) or podutil.meta(p).get("deletionTimestamp") for p in live):
-            return
+        floor = identity.start(sts) + int((strategy.get("rollingUpdate") or {}).get("partition") or 0)
         for ordinal in reversed(wanted):
-            if ordinal < partition:
+            if ordinal < floor:
                 break
-            pod = pods[f"{name}-{ordinal}"]
-            if (podutil.meta(pod).get("labels") or {}).get(REVISION_LABEL) != update["metadata"]["name"]:
+            pod = slots[ordinal]
+            if pod is None:
+                return
+            if status.revision_of(pod) != _name(update) and not _deleting(pod):
                 self._delete_pod(sts, pod)
                 return
+            if not status.healthy(pod):
+                return
 
-    def _create(self, sts: Obj, ordinal: int, revision: Obj) -> None:
-        meta, spec = podutil.meta(sts), sts.get("spec") or {}
-        ns, name = str(meta.get("namespace")), str(meta["name"])
-        pod_name = f"{name}-{ordinal}"
-        template = revisions.template_of(revision)
-        pod = podutil.pod_from_template(template, sts, "apps/v1", "StatefulSet", "", {
-            POD_NAME_LABEL: pod_name, POD_INDEX_LABEL: str(ordinal), REVISION_LABEL: revision["metadata"]["name"]})
-        pod["metadata"].pop("generateName", None)
-        pod["metadata"]["name"] = pod_name
-        pod_spec = pod["spec"]
-        pod_spec["hostname"] = pod_name
-        if spec.get("serviceName"):
-            pod_spec["subdomain"] = spec["serviceName"]
-        volumes = [v for v in pod_spec.get("volumes") or []]
-        for template_claim in spec.get("volumeClaimTemplates") or []:
-            tname = str((template_claim.get("metadata") or {}).get("name"))
-            claim_name = f"{tname}-{name}-{ordinal}"
-            self._ensure_claim(sts, template_claim, claim_name, pod_name)
-            volumes = [v for v in volumes if v.get("name") != tname]
-            volumes.append({"name": tname, "persistentVolumeClaim": {"claimName": claim_name}})
-        if volumes:
-            pod_spec["volumes"] = volumes
+    def _revision_for(self, sts: Obj, ordinal: int, current: Obj, update: Obj) -> Obj:
+        """The revision a new pod of `ordinal` is made at (Kubernetes' newVersionedStatefulSetPod)."""
+        spec = sts.get("spec") or {}
+        strategy = spec.get("updateStrategy") or {}
+        rolling = strategy.get("rollingUpdate")
+        first = identity.start(sts)
+        if strategy.get("type", "RollingUpdate") == "RollingUpdate" and rolling is None and \
+                ordinal < first + int((sts.get("status") or {}).get("currentReplicas") or 0):
+            return current
+        if rolling is not None and ordinal < first + int(rolling.get("partition") or 0):
+            return current
+        return update
+
+    # --- pods -----------------------------------------------------------------------------------------------
+    def _create(self, sts: Obj, ordinal: int, current: Obj, update: Obj) -> Obj | None:
+        """Make the pod of `ordinal` (after its claims); None if it must wait or was made already."""
+        ns, set_name = str(podutil.meta(sts).get("namespace")), _name(sts)
+        revision = self._revision_for(sts, ordinal, current, update)
+        pod = identity.new_pod(sts, revisions.template_of(revision), _name(revision), ordinal)
+        if claims.policy(sts)[0] != claims.RETAIN and any(
+                claims.is_stale(c, pod) for c in self._claims_of(sts, ordinal).values() if c is not None):
+            return None  # a claim of the pod scaled away is still to be collected
         try:
-            self.client.create(self.kinds.pods, ns, pod)
+            self._ensure_claims(sts, ordinal, pod)
+            made = self.client.create(self.kinds.pods, ns, pod)
         except errors.AlreadyExists:
-            return  # made by an earlier sync the cache has not shown yet
+            return None  # made by an earlier sync the cache has not shown yet
         except errors.ApiError as exc:
-            self.env.recorder.event(sts, "Warning", "FailedCreate",
-                                    f"create Pod {pod_name} in StatefulSet {name} failed error: {exc}", COMPONENT)
+            self.env.recorder.event(sts, "Warning", "FailedCreate", f"create Pod {_name(pod)} in StatefulSet "
+                                    f"{set_name} failed error: {exc.message}", COMPONENT)
             raise
         self.env.recorder.event(sts, "Normal", "SuccessfulCreate",
-                                f"create Pod {pod_name} in StatefulSet {name} successful", COMPONENT)
+                                f"create Pod {_name(pod)} in StatefulSet {set_name} successful", COMPONENT)
+        self._fix_claims(sts, made, scaled_down=False)
+        return made
 
-    def _ensure_claim(self, sts: Obj, template: Obj, claim_name: str, pod_name: str) -> None:
-        meta = podutil.meta(sts)
-        ns = str(meta.get("namespace"))
-        if self.claims.get(ns, claim_name) is not None or \
-                self.client.get(self.kinds.persistentvolumeclaims, ns, claim_name) is not None:
-            return
-        tmeta = template.get("metadata") or {}
-        labels = {**(tmeta.get("labels") or {}),
-                  **(((sts.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})}
-        body: Obj = {"metadata": {"name": claim_name, "labels": labels}, "spec": copy.deepcopy(template.get("spec")
-                                                                                               or {})}
-        if tmeta.get("annotations"):
-            body["metadata"]["annotations"] = dict(tmeta["annotations"])
-        retention = (sts.get("spec") or {}).get("persistentVolumeClaimRetentionPolicy") or {}
-        if retention.get("whenDeleted") == "Delete":
-            body["metadata"]["ownerReferences"] = [{**podutil.owner_ref(sts, "apps/v1", "StatefulSet"),
-                                                    "controller": False}]
-        try:
-            self.client.create(self.kinds.persistentvolumeclaims, ns, body)
-        except errors.AlreadyExists:
-            return
-        except errors.ApiError as exc:
-            self.env.recorder.event(sts, "Warning", "FailedCreate", f"create Claim {claim_name} for Pod {pod_name} "
-                                    f"in StatefulSet {meta['name']} failed error: {exc}", COMPONENT)
-            raise
-        self.env.recorder.event(sts, "Normal", "SuccessfulCreate", f"create Claim {claim_name} Pod {pod_name} "
-                                f"in StatefulSet {meta['name']} success", COMPONENT)
-
-    def _scale_away(self, sts: Obj, pod: Obj) -> None:
-        retention = (sts.get("spec") or {}).get("persistentVolumeClaimRetentionPolicy") or {}
-        if retention.get("whenScaled") == "Delete":  # the claim goes with the pod (garbage collection)
-            ns = str(podutil.meta(pod).get("namespace"))
-            for volume in (pod.get("spec") or {}).get("volumes") or []:
-                ref = (volume.get("persistentVolumeClaim") or {}).get("claimName")
-                found = self.client.get(self.kinds.persistentvolumeclaims, ns, str(ref)) if ref else None
-                if found is not None:
-                    owners = [o for o in podutil.meta(found).get("ownerReferences") or []
-                              if o.get("uid") != podutil.meta(pod).get("uid")]
-                    owners.append({**podutil.owner_ref(pod, "v1", "Pod"), "controller": False})
-                    found["metadata"]["ownerReferences"] = owners
-                    with contextlib.suppress(errors.Conflict, errors.NotFound):
-                        self.client.update(self.kinds.persistentvolumeclaims, found)
+    def _recreate(self, sts: Obj, pod: Obj) -> None:
+        where = f"StatefulSet {podutil.meta(sts).get('namespace')}/{_name(sts)}"
+        if (pod.get("status") or {}).get("phase") == "Failed":
+            self.env.recorder.event(sts, "Warning", "RecreatingFailedPod",
+                                    f"{where} is recreating failed Pod {_name(pod)}", COMPONENT)
+        else:
+            self.env.recorder.event(sts, "Normal", "RecreatingTerminatedPod",
+                                    f"{where} is recreating terminated Pod {_name(pod)}", COMPONENT)
         self._delete_pod(sts, pod)
 
     def _delete_pod(self, sts: Obj, pod: Obj) -> None:
@@ -265,49 +270,77 @@ class StatefulSetController(Controller):
                 is None:
             return
         self.env.recorder.event(sts, "Normal", "SuccessfulDelete",
-                                f"delete Pod {m['name']} in StatefulSet {podutil.meta(sts)['name']} successful",
-                                COMPONENT)
+                                f"delete Pod {m['name']} in StatefulSet {_name(sts)} successful", COMPONENT)
+
+    # --- claims ---------------------------------------------------------------------------------------------
+    def _claims_of(self, sts: Obj, ordinal: int) -> dict[str, Obj | None]:
+        """The claims of `ordinal` by name, None for those not found (the cache first, then the store)."""
+        ns, set_name = str(podutil.meta(sts).get("namespace")), _name(sts)
+        found: dict[str, Obj | None] = {}
+        for template in (sts.get("spec") or {}).get("volumeClaimTemplates") or []:
+            name = claims.name(template, set_name, ordinal)
+            found[name] = self.claims.get(ns, name) or self.client.get(self.kinds.persistentvolumeclaims, ns, name)
+        return found
+
+    def _ensure_claims(self, sts: Obj, ordinal: int, pod: Obj) -> None:
+        """Make the claims of `ordinal` that are missing; an error if one failed or is being deleted."""
+        ns, set_name = str(podutil.meta(sts).get("namespace")), _name(sts)
+        existing = self._claims_of(sts, ordinal)
+        problems: list[str] = []
+        for template in (sts.get("spec") or {}).get("volumeClaimTemplates") or []:
+            body = claims.body(sts, template, ordinal)
+            found = existing.get(_name(body))
+            if found is not None:
+                if _deleting(found):
+                    problems.append(f"pvc {_name(body)} is being deleted")
+                continue
+            owners = claims.owners(body, sts, pod, scaled_down=False)
+            if owners:
+                body["metadata"]["ownerReferences"] = owners
+            try:
+                self.client.create(self.kinds.persistentvolumeclaims, ns, body)
+            except errors.AlreadyExists:
+                continue
+            except errors.ApiError as exc:
+                problems.append(f"failed to create PVC {_name(body)}: {exc.message}")
+                self.env.recorder.event(sts, "Warning", "FailedCreate", f"create Claim {_name(body)} for Pod "
+                                        f"{_name(pod)} in StatefulSet {set_name} failed error: {exc.message}",
+                                        COMPONENT)
+                continue
+            self.env.recorder.event(sts, "Normal", "SuccessfulCreate", f"create Claim {_name(body)} Pod "
+                                    f"{_name(pod)} in StatefulSet {set_name} success", COMPONENT)
+        if problems:
+            raise errors.ApiError(message="; ".join(problems))
+
+    def _fix_claims(self, sts: Obj, pod: Obj, scaled_down: bool) -> None:
+        """Give the pod's claims the owners the retention policy asks for."""
+        ordinal = identity.ordinal(_name(sts), _name(pod))
+        if ordinal is None:
+            return
+        for found in self._claims_of(sts, ordinal).values():
+            if found is None or claims.up_to_date(found, sts, pod, scaled_down):
+                continue
+            m = podutil.meta(found)
+            owners = claims.owners(found, sts, pod, scaled_down)
+            with contextlib.suppress(errors.NotFound):
+                self.client.patch(self.kinds.persistentvolumeclaims, str(m.get("namespace")), str(m["name"]),
+                                  {"metadata": {"ownerReferences": owners or None,
+                                                "resourceVersion": m.get("resourceVersion")}})
 
     # --- status and history -------------------------------------------------------------------------------
-    def _status(self, sts: Obj, pods: list[Obj], current: Obj, update: Obj) -> None:
-        spec = sts.get("spec") or {}
-        min_ready = int(spec.get("minReadySeconds") or 0)
-        at = timefmt.now()
-        active = [p for p in pods if podutil.is_active(p)]
-        revision = {p["metadata"]["name"]: (podutil.meta(p).get("labels") or {}).get(REVISION_LABEL) for p in active}
-        updated = sum(1 for r in revision.values() if r == update["metadata"]["name"])
-        current_name = current["metadata"]["name"]
-        replicas = int(spec.get("replicas") or 0)
-        if updated == replicas and len(active) == replicas and all(podutil.is_ready(p) for p in active):
-            current_name = update["metadata"]["name"]
-        status: Obj = {
-            "observedGeneration": podutil.meta(sts).get("generation", 1),
-            "replicas": len(active),
-            "readyReplicas": sum(1 for p in active if podutil.is_ready(p)),
-            "availableReplicas": sum(1 for p in active if podutil.is_available(p, min_ready, at)),
-            "currentReplicas": sum(1 for r in revision.values() if r == current_name),
-            "updatedReplicas": updated,
-            "currentRevision": current_name,
-            "updateRevision": update["metadata"]["name"],
-            "collisionCount": 0,
-        }
-        if min_ready and status["readyReplicas"] != status["availableReplicas"]:
+    def _status(self, sts: Obj, pods: list[Obj], current: Obj, update: Obj, collisions: int) -> None:
+        new = status.compute(sts, pods, _name(current), _name(update), collisions, timefmt.now())
+        min_ready = int((sts.get("spec") or {}).get("minReadySeconds") or 0)
+        if min_ready and new.get("readyReplicas", 0) != new.get("availableReplicas", 0):
             self.queue.add_after(obj_key(sts), float(min_ready))
-        status = {k: v for k, v in status.items() if v or k in ("replicas", "availableReplicas", "collisionCount")}
-        if (sts.get("status") or {}) == status:
+        if (sts.get("status") or {}) == new:
             return
         with contextlib.suppress(errors.NotFound, errors.Conflict):
-            self.client.update_status(self.set_rt, {**sts, "status": status})
+            self.client.update_status(self.set_rt, {**sts, "status": new})
 
     def _trim(self, sts: Obj, history: list[Obj], pods: list[Obj], current: Obj, update: Obj) -> None:
-        keep = {current["metadata"]["name"], update["metadata"]["name"]}
-        keep |= {str((podutil.meta(p).get("labels") or {}).get(REVISION_LABEL)) for p in pods}
+        keep = {_name(current), _name(update)} | {status.revision_of(p) for p in pods}
         limit = int((sts.get("spec") or {}).get("revisionHistoryLimit", 10))
         for old in revisions.surplus(history, keep, limit):
             m = podutil.meta(old)
             self.client.delete(self.revision_rt, str(m.get("namespace")), str(m["name"]), uid=str(m.get("uid")))
-
-
-def _ordinal(set_name: str, pod_name: str) -> int | None:
-    match = re.fullmatch(re.escape(set_name) + r"-(\d+)", pod_name)
-    return int(match.group(1)) if match else None

@@ -2,11 +2,15 @@
 
 A revision's `data` is the patch Kubernetes stores, `{"spec": {"template":
 {..., "$patch": "replace"}}}`, so `kubectl rollout undo` (which applies a
-revision's data as a strategic merge patch) puts the whole old template back;
-its name is `<set>-<hash of that data>`, its number one above the newest.
-Going back to an older template reuses that revision and gives it the newest
-number, so history reads in the order things happened. The oldest revisions
-beyond `revisionHistoryLimit` go, except those the set or its pods still use.
+revision's data as a strategic merge patch) puts the whole old template back.
+Its name is `<set>-<hash of that data>` (the hash takes the set's
+`collisionCount` too: a name taken by other data moves the count on), its
+labels are the template's plus `controller.kubernetes.io/hash`, its
+annotations the set's (so `kubectl rollout history` finds a change cause), its
+number one above the newest. Going back to an older template reuses that
+revision and gives it the newest number, so history reads in the order things
+happened. The oldest revisions beyond `revisionHistoryLimit` go, except those
+the set or its pods still use.
 """
 
 from __future__ import annotations
@@ -35,15 +39,18 @@ def same_data(a: Obj, b: Obj) -> bool:
     return template_hash(a) == template_hash(b) and a == b
 
 
-def new_revision(sts: Obj, number: int, owner: Obj) -> Obj:
+def new_revision(sts: Obj, number: int, owner: Obj, collision_count: int = 0) -> Obj:
     data = data_of(sts)
     meta = sts.get("metadata") or {}
-    digest = template_hash(data)
-    labels = dict(((sts.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+    digest = template_hash(data, collision_count)
+    template_meta = ((sts.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    labels = dict(template_meta.get("labels") or {})
     labels[HASH_LABEL] = digest
-    return {"apiVersion": "apps/v1", "kind": "ControllerRevision",
-            "metadata": {"name": f"{meta.get('name')}-{digest}", "namespace": meta.get("namespace"),
-                         "labels": labels, "ownerReferences": [owner]},
+    revision_meta: Obj = {"name": f"{meta.get('name')}-{digest}", "namespace": meta.get("namespace"),
+                          "labels": labels, "ownerReferences": [owner]}
+    if meta.get("annotations"):
+        revision_meta["annotations"] = dict(meta["annotations"])
+    return {"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": revision_meta,
             "data": data, "revision": number}
 
 
