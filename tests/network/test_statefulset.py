@@ -1,6 +1,7 @@
 """A StatefulSet on real agents with kubectl 1.20 and 1.33: pods start in order with stable names, each with its own
 local-path claim; a deleted pod comes back with its name, board and data; scaling down and up keeps the claims;
-a partitioned rolling update changes only the pods above the partition; rollout status, history and undo; and the
+a partitioned rolling update changes only the pods above the partition; rollout status, history (change causes) and
+undo; claims going with pods scaled away and with the set (retention policy Delete); and the
 bad input Kubernetes refuses."""
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ def test_partitioned_rolling_update_history_and_undo(sts_cluster: tuple[NetClust
     before = {n: p["metadata"]["uid"] for n, p in running(config).items()}
     patch = {"spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 2}},
                       "template": {"metadata": {"annotations": {"tag": "v2"}}}}}
+    kubectl(config, "old", "annotate", "sts", "web", "kubernetes.io/change-cause=tag v2")
     kubectl(config, "new", "patch", "sts", "web", "--type=merge", "-p", json.dumps(patch))
     status = kubectl(config, "new", "rollout", "status", "sts/web", "--timeout=120s").stdout
     assert "partitioned roll out complete: 1 new pods have been updated" in status
@@ -120,8 +122,11 @@ def test_partitioned_rolling_update_history_and_undo(sts_cluster: tuple[NetClust
     sts = get(config, "sts", "web")
     assert sts["status"]["updatedReplicas"] == 1 and sts["status"]["currentRevision"] != sts["status"][
         "updateRevision"]
-    history = kubectl(config, "new", "rollout", "history", "sts/web").stdout
-    assert "1 " in history and "2 " in history
+    for which in ("old", "new"):
+        history = kubectl(config, which, "rollout", "history", "sts/web").stdout.splitlines()
+        assert [line.split(None, 1) for line in history[2:] if line.strip()] == [["1", "<none>"], ["2", "tag v2"]]
+        second = kubectl(config, which, "rollout", "history", "sts/web", "--revision=2").stdout
+        assert "tag: v2" in second and "Pod Template:" in second
     # The rest of the way, then back to the first template with `rollout undo`.
     kubectl(config, "new", "patch", "sts", "web", "--type=merge", "-p",
             '{"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}')
@@ -151,3 +156,36 @@ def test_statefulset_bad_input_in_kubernetes_words(sts_cluster: tuple[NetCluster
     assert ("spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', "
             "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are "
             "forbidden") in changed.stderr
+
+
+def test_claims_go_with_pods_scaled_away_and_with_the_set(sts_cluster: tuple[NetCluster, Path]) -> None:
+    c, config = sts_cluster
+    sts = statefulset(c, replicas=2)
+    sts["metadata"]["name"] = "cache"
+    sts["spec"].update({"serviceName": "cache", "podManagementPolicy": "Parallel",
+                        "selector": {"matchLabels": {"app": "cache"}},
+                        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Delete"}})
+    sts["spec"]["template"]["metadata"]["labels"] = {"app": "cache"}
+    kubectl(config, "old", "create", "-f", "-", input=json.dumps(sts))
+
+    def claims() -> set[str]:
+        return {p["metadata"]["name"] for p in get(config, "pvc", "-l", "app=cache")["items"]
+                if not p["metadata"].get("deletionTimestamp")}
+
+    def pod_names() -> list[str]:
+        return sorted(p["metadata"]["name"] for p in get(config, "pods", "-l", "app=cache")["items"])
+
+    wait_for("two claims bound", lambda: all(p["status"].get("phase") == "Bound" for p in get(
+        config, "pvc", "-l", "app=cache")["items"]) and claims() == {"data-cache-0", "data-cache-1"}, 120, 0.5)
+    owner = get(config, "pvc", "data-cache-0")["metadata"]["ownerReferences"]
+    assert [(o["kind"], o["name"], o.get("controller")) for o in owner] == [("StatefulSet", "cache", True)]
+    # The revision table as kubectl prints it.
+    row = kubectl(config, "new", "get", "controllerrevisions", "-l", "app=cache", "--no-headers").stdout.split()
+    assert row[0].startswith("cache-") and row[1:3] == ["statefulset.apps/cache", "1"]
+    # Scaled away: the pod's claim goes after it (its volume's data with it, reclaim Delete).
+    kubectl(config, "old", "scale", "sts", "cache", "--replicas=1")
+    wait_for("data-cache-1 gone", lambda: claims() == {"data-cache-0"} and pod_names() == ["cache-0"], 90, 0.5)
+    # The set deleted: its claims go with it.
+    kubectl(config, "new", "delete", "sts", "cache", "--wait=false")
+    wait_for("no claims left", lambda: not claims() and not pod_names(), 90, 0.5)
+    assert not get(config, "controllerrevisions", "-l", "app=cache")["items"]
