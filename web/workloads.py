@@ -55,12 +55,19 @@ def statefulset(obj: Obj) -> Workload:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     desired = _int(spec.get("replicas"), 1)
     ready, updated = _int(status.get("readyReplicas")), _int(status.get("updatedReplicas"))
-    partition = _int(((spec.get("updateStrategy") or {}).get("rollingUpdate") or {}).get("partition"))
-    if ready >= desired and _int(status.get("replicas")) == desired and updated >= desired - partition:
+    strategy = spec.get("updateStrategy") or {}
+    partition = _int((strategy.get("rollingUpdate") or {}).get("partition"))
+    all_up = ready >= desired and _int(status.get("replicas")) == desired
+    if strategy.get("type") == "OnDelete":  # pods change only when someone deletes them: nothing to wait for
+        if all_up and updated < desired:
+            return _row(obj, "StatefulSet", ready, desired, f"{desired - updated} to update on delete", Tone.OK)
+        updated = desired
+    if all_up and updated >= desired - partition:
         return _row(obj, "StatefulSet", ready, desired, "available", Tone.OK)
     if status.get("currentRevision") != status.get("updateRevision") and updated < desired - partition:
         return _row(obj, "StatefulSet", ready, desired, "rolling out", Tone.BUSY)
-    return _row(obj, "StatefulSet", ready, desired, "starting in order" if ready < desired else "not all ready",
+    starting = "starting" if spec.get("podManagementPolicy") == "Parallel" else "starting in order"
+    return _row(obj, "StatefulSet", ready, desired, starting if ready < desired else "not all ready",
                 Tone.BUSY if ready < desired else Tone.WARN)
 
 

@@ -252,3 +252,10 @@ def test_statefulsets_are_listed_with_their_progress() -> None:
     assert (rows["starting"]["status"], rows["starting"]["ready"], rows["starting"]["desired"]) == (
         "starting in order", 1, 3)
     assert rows["rolling"]["status"] == "rolling out"
+    # OnDelete: pods change only when deleted, so an old template is no rollout to wait for.
+    on_delete = {**rolling, "spec": {**base["spec"], "updateStrategy": {"type": "OnDelete"}}}
+    [row] = summarize({"statefulsets": [on_delete]})["workloads"]
+    assert (row["status"], row["tone"]) == ("2 to update on delete", "ok")
+    parallel = {**starting, "spec": {**base["spec"], "podManagementPolicy": "Parallel"}}
+    [row] = summarize({"statefulsets": [parallel]})["workloads"]
+    assert row["status"] == "starting"
