@@ -5,11 +5,13 @@ and the API's rules for StatefulSets and ControllerRevisions."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
 
 from core import errors
+from core.kube import timefmt
 from master.controllers.statefulset.controller import (
     POD_INDEX_LABEL,
     POD_NAME_LABEL,
@@ -455,3 +457,23 @@ def test_a_controller_revision_keeps_its_data(h: Harness) -> None:
     with pytest.raises(errors.Invalid, match=r"data: Invalid value.*field is immutable"):
         h.client.update(rev_rt(h), {**made, "data": {"a": 2}})
     assert h.client.update(rev_rt(h), {**made, "revision": 2})["revision"] == 2
+
+
+def test_ordered_start_waits_for_min_ready_seconds(h: Harness) -> None:
+    make(h, replicas=2, minReadySeconds=30)
+    ctl = h.build(StatefulSetController)
+    step(h, ctl)
+    pod = pods(h)["db-0"]
+    just_now = timefmt.rfc3339(timefmt.now())
+    h.client.update_status(h.kinds.pods, {**pod, "status": {"phase": "Running", "conditions": [
+        {"type": "Ready", "status": "True", "lastTransitionTime": just_now}]}})
+    step(h, ctl)
+    assert sorted(pods(h)) == ["db-0"]  # ready, but not for 30 s yet
+    status = the_set(h)["status"]
+    assert status["readyReplicas"] == 1 and status["availableReplicas"] == 0
+    long_ago = timefmt.rfc3339(timefmt.now() - dt.timedelta(seconds=31))
+    pod = pods(h)["db-0"]
+    h.client.update_status(h.kinds.pods, {**pod, "status": {"phase": "Running", "conditions": [
+        {"type": "Ready", "status": "True", "lastTransitionTime": long_ago}]}})
+    step(h, ctl)
+    assert sorted(pods(h)) == ["db-0", "db-1"]
