@@ -79,6 +79,15 @@ def test_a_statefulset_keeps_names_boards_and_data(sts_cluster: tuple[NetCluster
     endpoints = get(config, "endpoints", "nginx")
     assert sorted(a["hostname"] for s in endpoints["subsets"] for a in s["addresses"]) == ["web-0", "web-1",
                                                                                            "web-2"]
+    # The headless service gives each pod a DNS name: web-1.nginx.default.svc.cluster.local is web-1's address.
+    ip = pods["web-1"]["status"]["podIP"]
+
+    def resolved() -> str | None:
+        out = kubectl(config, "new", "exec", "web-0", "--", "nslookup", "web-1.nginx.default.svc.cluster.local",
+                      check=False).stdout
+        return out if ip in out else None
+
+    wait_for("web-1's DNS name", resolved, 30, 1.0)
     table = kubectl(config, "new", "get", "sts", "web", "--no-headers").stdout.split()
     assert table[:2] == ["web", "3/3"]
     described = kubectl(config, "old", "describe", "sts", "web").stdout
