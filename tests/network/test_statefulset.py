@@ -155,16 +155,23 @@ def test_statefulset_bad_input_in_kubernetes_words(sts_cluster: tuple[NetCluster
     bad = statefulset(c)
     bad["metadata"]["name"] = "bad"
     bad["spec"]["selector"] = {"matchLabels": {"app": "other"}}
-    refused = kubectl(config, "new", "create", "-f", "-", input=json.dumps(bad), check=False)
-    assert refused.returncode != 0
-    assert "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"web\"}: `selector` does not " \
-           "match template `labels`" in refused.stderr
-    changed = kubectl(config, "new", "patch", "sts", "web", "--type=merge", "-p", '{"spec":{"serviceName":"x"}}',
-                      check=False)
-    assert changed.returncode != 0
-    assert ("spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', "
-            "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are "
-            "forbidden") in changed.stderr
+    for which in ("old", "new"):
+        refused = kubectl(config, which, "create", "-f", "-", input=json.dumps(bad), check=False)
+        assert refused.returncode != 0
+        assert ('The StatefulSet "bad" is invalid: spec.template.metadata.labels: Invalid value: '
+                'map[string]string{"app":"web"}: `selector` does not match template `labels`') in refused.stderr
+        changed = kubectl(config, which, "patch", "sts", "web", "--type=merge", "-p", '{"spec":{"serviceName":"x"}}',
+                          check=False)
+        assert changed.returncode != 0
+        assert ("spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', "
+                "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are "
+                "forbidden") in changed.stderr
+    policy = statefulset(c)
+    policy["metadata"]["name"] = "policy"
+    policy["spec"]["podManagementPolicy"] = "Random"
+    refused = kubectl(config, "new", "create", "-f", "-", input=json.dumps(policy), check=False)
+    assert "spec.podManagementPolicy: Invalid value: \"Random\": must be 'OrderedReady' or 'Parallel'" in \
+        refused.stderr
 
 
 def test_claims_go_with_pods_scaled_away_and_with_the_set(sts_cluster: tuple[NetCluster, Path]) -> None:
