@@ -237,11 +237,12 @@ class StatefulSetController(Controller):
         ns, set_name = str(podutil.meta(sts).get("namespace")), _name(sts)
         revision = self._revision_for(sts, ordinal, current, update)
         pod = identity.new_pod(sts, revisions.template_of(revision), _name(revision), ordinal)
+        existing = self._claims_of(sts, ordinal)
         if claims.policy(sts)[0] != claims.RETAIN and any(
-                claims.is_stale(c, pod) for c in self._claims_of(sts, ordinal).values() if c is not None):
+                claims.is_stale(c, pod) for c in existing.values() if c is not None):
             return None  # a claim of the pod scaled away is still to be collected
         try:
-            self._ensure_claims(sts, ordinal, pod)
+            self._ensure_claims(sts, ordinal, pod, existing)
             made = self.client.create(self.kinds.pods, ns, pod)
         except errors.AlreadyExists:
             return None  # made by an earlier sync the cache has not shown yet
@@ -282,10 +283,11 @@ class StatefulSetController(Controller):
             found[name] = self.claims.get(ns, name) or self.client.get(self.kinds.persistentvolumeclaims, ns, name)
         return found
 
-    def _ensure_claims(self, sts: Obj, ordinal: int, pod: Obj) -> None:
+    def _ensure_claims(self, sts: Obj, ordinal: int, pod: Obj, existing: dict[str, Obj | None] | None = None) -> None:
         """Make the claims of `ordinal` that are missing; an error if one failed or is being deleted."""
         ns, set_name = str(podutil.meta(sts).get("namespace")), _name(sts)
-        existing = self._claims_of(sts, ordinal)
+        if existing is None:
+            existing = self._claims_of(sts, ordinal)
         problems: list[str] = []
         for template in (sts.get("spec") or {}).get("volumeClaimTemplates") or []:
             body = claims.body(sts, template, ordinal)
