@@ -23,7 +23,7 @@ identity.py); its revisions are found or made (revisions.py). Then:
    changes a pod only when someone deletes it.
 
 Status follows (status.py), then history is trimmed to `revisionHistoryLimit`.
-Events are worded as Kubernetes words them.
+Pods and claims are made and deleted through podcontrol.py, with Kubernetes' events.
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ from master.controllers import podutil
 from master.controllers.base import Controller
 from master.controllers.keys import by_namespace, owner_key
 from master.controllers.ownership import claim
-from master.controllers.statefulset import claims, identity, revisions, status
+from master.controllers.statefulset import identity, revisions, status
+from master.controllers.statefulset.podcontrol import PodControl
 from master.registry.resource import ResourceType
 
 Obj = dict[str, Any]
-COMPONENT = "statefulset-controller"
 POD_NAME_LABEL = identity.POD_NAME_LABEL
 POD_INDEX_LABEL = identity.POD_INDEX_LABEL
 REVISION_LABEL = identity.REVISION_LABEL
@@ -81,6 +81,7 @@ class StatefulSetController(Controller):
         self.sets.add_handler(lambda old, new: self.enqueue(new or old))
         self.pods.add_handler(self._pod_changed)
         self.claims.add_handler(self._claim_changed)
+        self.control = PodControl(self.client, self.kinds, env.recorder, self.claims)
 
     def _pod_changed(self, old: Obj | None, new: Obj | None) -> None:
         pod = new or old
@@ -171,7 +172,7 @@ class StatefulSetController(Controller):
         for ordinal in wanted:
             pod = slots[ordinal]
             if pod is not None and podutil.is_terminal(pod) and not _deleting(pod):
-                self._recreate(sts, pod)
+                self.control.recreate(sts, pod)
                 pod = None
             if pod is None:
                 slots[ordinal] = self._create(sts, ordinal, current, update)
@@ -179,18 +180,18 @@ class StatefulSetController(Controller):
                     return
                 continue
             if (pod.get("status") or {}).get("phase") == "Pending":
-                self._ensure_claims(sts, ordinal, pod)
+                self.control.ensure_claims(sts, ordinal, pod)
             if monotonic and _deleting(pod):
                 return  # wait for it to go
             if monotonic and not status.available(pod, min_ready, at):
                 if min_ready and status.running_and_ready(pod):
                     self.queue.add_after(obj_key(sts), float(min_ready))
                 return  # wait for it before the next
-            self._fix_claims(sts, pod, scaled_down=False)
+            self.control.fix_claims(sts, pod, scaled_down=False)
         condemned = sorted((p for n, p in pods.items() if identity.ordinal(set_name, n) not in wanted),
                            key=lambda p: identity.ordinal(set_name, _name(p)) or 0)
         for pod in condemned:
-            self._fix_claims(sts, pod, scaled_down=True)
+            self.control.fix_claims(sts, pod, scaled_down=True)
         first_unhealthy = next((p for p in condemned if not status.healthy(p)), None)
         for pod in reversed(condemned):
             if _deleting(pod):
@@ -199,7 +200,7 @@ class StatefulSetController(Controller):
                 continue
             if monotonic and pod is not first_unhealthy and not status.available(pod, min_ready, at):
                 return
-            self._delete_pod(sts, pod)
+            self.control.delete(sts, pod)
             if monotonic:
                 return
         strategy = spec.get("updateStrategy") or {}
@@ -213,7 +214,7 @@ class StatefulSetController(Controller):
             if pod is None:
                 return
             if status.revision_of(pod) != _name(update) and not _deleting(pod):
-                self._delete_pod(sts, pod)
+                self.control.delete(sts, pod)
                 return
             if not status.healthy(pod):
                 return
@@ -231,103 +232,9 @@ class StatefulSetController(Controller):
             return current
         return update
 
-    # --- pods -----------------------------------------------------------------------------------------------
     def _create(self, sts: Obj, ordinal: int, current: Obj, update: Obj) -> Obj | None:
-        """Make the pod of `ordinal` (after its claims); None if it must wait or was made already."""
-        ns, set_name = str(podutil.meta(sts).get("namespace")), _name(sts)
         revision = self._revision_for(sts, ordinal, current, update)
-        pod = identity.new_pod(sts, revisions.template_of(revision), _name(revision), ordinal)
-        existing = self._claims_of(sts, ordinal)
-        if claims.policy(sts)[0] != claims.RETAIN and any(
-                claims.is_stale(c, pod) for c in existing.values() if c is not None):
-            return None  # a claim of the pod scaled away is still to be collected
-        try:
-            self._ensure_claims(sts, ordinal, pod, existing)
-            made = self.client.create(self.kinds.pods, ns, pod)
-        except errors.AlreadyExists:
-            return None  # made by an earlier sync the cache has not shown yet
-        except errors.ApiError as exc:
-            self.env.recorder.event(sts, "Warning", "FailedCreate", f"create Pod {_name(pod)} in StatefulSet "
-                                    f"{set_name} failed error: {exc.message}", COMPONENT)
-            raise
-        self.env.recorder.event(sts, "Normal", "SuccessfulCreate",
-                                f"create Pod {_name(pod)} in StatefulSet {set_name} successful", COMPONENT)
-        self._fix_claims(sts, made, scaled_down=False)
-        return made
-
-    def _recreate(self, sts: Obj, pod: Obj) -> None:
-        where = f"StatefulSet {podutil.meta(sts).get('namespace')}/{_name(sts)}"
-        if (pod.get("status") or {}).get("phase") == "Failed":
-            self.env.recorder.event(sts, "Warning", "RecreatingFailedPod",
-                                    f"{where} is recreating failed Pod {_name(pod)}", COMPONENT)
-        else:
-            self.env.recorder.event(sts, "Normal", "RecreatingTerminatedPod",
-                                    f"{where} is recreating terminated Pod {_name(pod)}", COMPONENT)
-        self._delete_pod(sts, pod)
-
-    def _delete_pod(self, sts: Obj, pod: Obj) -> None:
-        m = podutil.meta(pod)
-        if self.client.delete(self.kinds.pods, str(m.get("namespace")), str(m["name"]), uid=str(m.get("uid"))) \
-                is None:
-            return
-        self.env.recorder.event(sts, "Normal", "SuccessfulDelete",
-                                f"delete Pod {m['name']} in StatefulSet {_name(sts)} successful", COMPONENT)
-
-    # --- claims ---------------------------------------------------------------------------------------------
-    def _claims_of(self, sts: Obj, ordinal: int) -> dict[str, Obj | None]:
-        """The claims of `ordinal` by name, None for those not found (the cache first, then the store)."""
-        ns, set_name = str(podutil.meta(sts).get("namespace")), _name(sts)
-        found: dict[str, Obj | None] = {}
-        for template in (sts.get("spec") or {}).get("volumeClaimTemplates") or []:
-            name = claims.name(template, set_name, ordinal)
-            found[name] = self.claims.get(ns, name) or self.client.get(self.kinds.persistentvolumeclaims, ns, name)
-        return found
-
-    def _ensure_claims(self, sts: Obj, ordinal: int, pod: Obj, existing: dict[str, Obj | None] | None = None) -> None:
-        """Make the claims of `ordinal` that are missing; an error if one failed or is being deleted."""
-        ns, set_name = str(podutil.meta(sts).get("namespace")), _name(sts)
-        if existing is None:
-            existing = self._claims_of(sts, ordinal)
-        problems: list[str] = []
-        for template in (sts.get("spec") or {}).get("volumeClaimTemplates") or []:
-            body = claims.body(sts, template, ordinal)
-            found = existing.get(_name(body))
-            if found is not None:
-                if _deleting(found):
-                    problems.append(f"pvc {_name(body)} is being deleted")
-                continue
-            owners = claims.owners(body, sts, pod, scaled_down=False)
-            if owners:
-                body["metadata"]["ownerReferences"] = owners
-            try:
-                self.client.create(self.kinds.persistentvolumeclaims, ns, body)
-            except errors.AlreadyExists:
-                continue
-            except errors.ApiError as exc:
-                problems.append(f"failed to create PVC {_name(body)}: {exc.message}")
-                self.env.recorder.event(sts, "Warning", "FailedCreate", f"create Claim {_name(body)} for Pod "
-                                        f"{_name(pod)} in StatefulSet {set_name} failed error: {exc.message}",
-                                        COMPONENT)
-                continue
-            self.env.recorder.event(sts, "Normal", "SuccessfulCreate", f"create Claim {_name(body)} Pod "
-                                    f"{_name(pod)} in StatefulSet {set_name} success", COMPONENT)
-        if problems:
-            raise errors.ApiError(message="; ".join(problems))
-
-    def _fix_claims(self, sts: Obj, pod: Obj, scaled_down: bool) -> None:
-        """Give the pod's claims the owners the retention policy asks for."""
-        ordinal = identity.ordinal(_name(sts), _name(pod))
-        if ordinal is None:
-            return
-        for found in self._claims_of(sts, ordinal).values():
-            if found is None or claims.up_to_date(found, sts, pod, scaled_down):
-                continue
-            m = podutil.meta(found)
-            owners = claims.owners(found, sts, pod, scaled_down)
-            with contextlib.suppress(errors.NotFound):
-                self.client.patch(self.kinds.persistentvolumeclaims, str(m.get("namespace")), str(m["name"]),
-                                  {"metadata": {"ownerReferences": owners or None,
-                                                "resourceVersion": m.get("resourceVersion")}})
+        return self.control.create(sts, ordinal, revisions.template_of(revision), _name(revision))
 
     # --- status and history -------------------------------------------------------------------------------
     def _status(self, sts: Obj, pods: list[Obj], current: Obj, update: Obj, collisions: int) -> None:
