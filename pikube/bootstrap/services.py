@@ -37,8 +37,10 @@ def master_unit(pikube: tuple[str, ...], layout: Layout, advertise: str, port: i
     pool = tuple(flag for text in lb_pool for flag in ("--lb-pool", text))
     argv = (*pikube, "master", "--data-dir", str(layout.master_data), "--bind", "0.0.0.0", "--port", str(port),
             "--advertise-address", advertise, "--web-port", str(web_port), "--board-node", board_node, *pool)
+    # Not ordered after Docker: only the agent runs containers, and on a slow board Docker's start is
+    # seconds the master's own start need not wait for.
     return Unit(name=MASTER_UNIT, description="pikube master (API server, store, scheduler, controllers)",
-                exec_start=argv)
+                exec_start=argv, after=("network-online.target",))
 
 
 def agent_unit(pikube: tuple[str, ...], layout: Layout, flags: AgentFlags) -> Unit:
