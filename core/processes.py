@@ -42,6 +42,19 @@ def alive(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] not in "ZX"
 
 
+def start_time(pid: int) -> int | None:
+    """When `pid` started (clock ticks since boot, /proc/PID/stat's 22nd field), None when it is gone.
+
+    A pid and its start time name one process for good: a reused pid starts later, and unlike the
+    command line the start time survives the process replacing itself (`exec`)."""
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[19])
+
+
 def pids_mentioning(text: str) -> list[int]:
     """Processes whose command line contains `text` (e.g. an engine's state directory)."""
     me = os.getpid()

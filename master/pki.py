@@ -100,7 +100,7 @@ class Identity:
 # -- files -------------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
+def locked_dir(directory: Path) -> Iterator[None]:
     """Serialise `ensure_pki` between processes (enable-master and the master service)."""
     fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -112,27 +112,27 @@ def _locked(directory: Path) -> Iterator[None]:
 
 # -- building blocks ---------------------------------------------------------------------------
 
-def _now() -> dt.datetime:
+def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _new_key() -> ec.EllipticCurvePrivateKey:
+def new_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
 
-def _load_key(path: Path) -> ec.EllipticCurvePrivateKey:
+def load_key(path: Path) -> ec.EllipticCurvePrivateKey:
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise PkiError(f"{path} is not an ECDSA key")
     return key
 
 
-def _same_public_key(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> bool:
+def same_public_key(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> bool:
     fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return cert.public_key().public_bytes(*fmt) == key.public_key().public_bytes(*fmt)
 
@@ -143,10 +143,11 @@ def _name(common_name: str, organizations: Sequence[str] = ()) -> x509.Name:
     return x509.Name(attrs)
 
 
-def _create_ca(pki: Pki) -> None:
-    key = _new_key()
-    now = _now()
-    name = _name(f"pikube-ca@{int(now.timestamp())}")
+def create_ca(pki: Pki, label: str = "pikube-ca") -> None:
+    """A new self-signed CA at `pki.ca_cert`/`pki.ca_key`, its CN `<label>@<unix time>`."""
+    key = new_key()
+    now = utc_now()
+    name = _name(f"{label}@{int(now.timestamp())}")
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     cert = (
         x509.CertificateBuilder()
@@ -165,11 +166,11 @@ def _create_ca(pki: Pki) -> None:
     )
     # The key first: a crash between the two leaves no CA certificate, so the next
     # start makes a fresh pair instead of finding a certificate without its key.
-    write_atomic(pki.ca_key, _key_pem(key))
+    write_atomic(pki.ca_key, key_pem(key))
     write_atomic(pki.ca_cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
-def _load_ca(pki: Pki) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+def load_ca(pki: Pki) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     try:
         cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
     except ValueError as exc:
@@ -179,18 +180,19 @@ def _load_ca(pki: Pki) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
             f"{pki.ca_cert} exists but its key {pki.ca_key} is missing; restore the key from a "
             "backup (a new CA would lock out every joined node), or run `pikube reset`"
         )
-    key = _load_key(pki.ca_key)
-    if not _same_public_key(cert, key):
+    key = load_key(pki.ca_key)
+    if not same_public_key(cert, key):
         raise PkiError(f"{pki.ca_key} is not the key of {pki.ca_cert}")
     return cert, key
 
 
-def _sign_leaf(
+def sign_leaf(
     subject: x509.Name, public_key: ec.EllipticCurvePublicKey, ca_cert: x509.Certificate,
-    ca_key: ec.EllipticCurvePrivateKey, days: int, usage: x509.ObjectIdentifier,
+    ca_key: ec.EllipticCurvePrivateKey, days: int, usage: x509.ObjectIdentifier | Sequence[x509.ObjectIdentifier],
     sans: list[x509.GeneralName] | None = None,
 ) -> x509.Certificate:
-    now = _now()
+    usages = [usage] if isinstance(usage, x509.ObjectIdentifier) else list(usage)
+    now = utc_now()
     not_after = min(now + dt.timedelta(days=days), ca_cert.not_valid_after_utc)
     builder = (
         x509.CertificateBuilder()
@@ -204,7 +206,7 @@ def _sign_leaf(
             digital_signature=True, content_commitment=False, key_encipherment=False,
             data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
             encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                        critical=False)
     )
@@ -232,7 +234,7 @@ def _wanted_sans(hostnames: Sequence[str], addresses: Sequence[str]) -> tuple[se
     return names, ips
 
 
-def _cert_sans(cert: x509.Certificate) -> tuple[set[str], set[str]]:
+def cert_sans(cert: x509.Certificate) -> tuple[set[str], set[str]]:
     try:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -248,23 +250,23 @@ def _serving_ok(pki: Pki, ca_cert: x509.Certificate, names: set[str], ips: set[s
         return False
     try:
         cert = x509.load_pem_x509_certificate(pki.serving_cert.read_bytes())
-        key = _load_key(pki.serving_key)
+        key = load_key(pki.serving_key)
         cert.verify_directly_issued_by(ca_cert)
     except (ValueError, TypeError, InvalidSignature, PkiError):
         return False
-    have_names, have_ips = _cert_sans(cert)
-    fresh = cert.not_valid_after_utc - _now() > RENEW_BEFORE
-    return _same_public_key(cert, key) and fresh and names <= have_names and ips <= have_ips
+    have_names, have_ips = cert_sans(cert)
+    fresh = cert.not_valid_after_utc - utc_now() > RENEW_BEFORE
+    return same_public_key(cert, key) and fresh and names <= have_names and ips <= have_ips
 
 
 def _issue_serving(pki: Pki, ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey,
                    names: set[str], ips: set[str]) -> None:
-    key = _new_key()
+    key = new_key()
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in sorted(names)]
     sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in sorted(ips)]
-    cert = _sign_leaf(_name("pikube-apiserver"), key.public_key(), ca_cert, ca_key, SERVING_DAYS,
+    cert = sign_leaf(_name("pikube-apiserver"), key.public_key(), ca_cert, ca_key, SERVING_DAYS,
                       ExtendedKeyUsageOID.SERVER_AUTH, sans)
-    write_atomic(pki.serving_key, _key_pem(key))
+    write_atomic(pki.serving_key, key_pem(key))
     write_atomic(pki.serving_cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
@@ -286,10 +288,10 @@ def ensure_pki(data_dir: Path, hostnames: Sequence[str], addresses: Sequence[str
     names, ips = _wanted_sans(hostnames, addresses)
     pki = pki_paths(data_dir)
     pki.ca_cert.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-    with _locked(pki.ca_cert.parent):
+    with locked_dir(pki.ca_cert.parent):
         if not pki.ca_cert.exists():
-            _create_ca(pki)
-        ca_cert, ca_key = _load_ca(pki)
+            create_ca(pki)
+        ca_cert, ca_key = load_ca(pki)
         if not _serving_ok(pki, ca_cert, names, ips):
             _issue_serving(pki, ca_cert, ca_key, names, ips)
     return pki
@@ -307,11 +309,11 @@ def issue_client_cert(pki: Pki, common_name: str, organizations: Sequence[str],
         raise ValueError("a client certificate needs a common name (the user)")
     if days < 1:
         raise ValueError(f"a client certificate must be valid for at least one day, not {days}")
-    ca_cert, ca_key = _load_ca(pki)
-    key = _new_key()
-    cert = _sign_leaf(_name(common_name, organizations), key.public_key(), ca_cert, ca_key, days,
+    ca_cert, ca_key = load_ca(pki)
+    key = new_key()
+    cert = sign_leaf(_name(common_name, organizations), key.public_key(), ca_cert, ca_key, days,
                       ExtendedKeyUsageOID.CLIENT_AUTH)
-    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem(key)
 
 
 def issue_admin_cert(pki: Pki, days: int = 365) -> tuple[bytes, bytes]:
@@ -357,9 +359,9 @@ def _admin_kubeconfig_ok(pki: Pki, path: Path, server: str) -> bool:
         key = serialization.load_pem_private_key(cfg.key_pem, password=None)
     except (ValueError, TypeError, InvalidSignature):
         return False
-    return (isinstance(key, ec.EllipticCurvePrivateKey) and _same_public_key(cert, key)
+    return (isinstance(key, ec.EllipticCurvePrivateKey) and same_public_key(cert, key)
             and identity_from_cert(cfg.cert_pem).is_admin
-            and cert.not_valid_after_utc - _now() > RENEW_BEFORE)
+            and cert.not_valid_after_utc - utc_now() > RENEW_BEFORE)
 
 
 def ensure_admin_kubeconfig(pki: Pki, path: Path, server: str, days: int = 365) -> bool:

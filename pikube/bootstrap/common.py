@@ -92,7 +92,7 @@ def wait_ready(init: Init, unit: str, cfg_path: Path, node_name: str, timeout: f
 def missing_dirs(layout: Layout) -> list[Path]:
     """The board's directories that do not exist yet: what undoing a failed set-up may delete."""
     dirs = (layout.config_dir, layout.supervised_units, layout.data_dir, layout.master_data, layout.agent_data,
-            layout.logs)
+            layout.etcd_data, layout.logs)
     return [d for d in dirs if not d.exists()]
 
 

@@ -18,7 +18,8 @@ SYSTEMD_UNIT_DIR = Path("/etc/systemd/system")
 
 MASTER_UNIT = "pikube-master.service"
 AGENT_UNIT = "pikube-agent.service"
-ALL_UNITS = (MASTER_UNIT, AGENT_UNIT)
+ETCD_UNIT = "pikube-etcd.service"  # only on master boards of a cluster kept in etcd (`enable-master --cluster-init`)
+ALL_UNITS = (MASTER_UNIT, AGENT_UNIT, ETCD_UNIT)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,11 @@ class Layout:
     @property
     def master_data(self) -> Path:
         return self.data_dir / "master"
+
+    @property
+    def etcd_data(self) -> Path:
+        """The board's etcd member's data (its certificates live with the master's, in master_data/pki/etcd)."""
+        return self.data_dir / "etcd"
 
     @property
     def agent_data(self) -> Path:

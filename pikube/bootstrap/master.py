@@ -3,7 +3,8 @@
 Steps, each skipped when its result already exists (so a second run reports
 what is there and changes nothing): preflight; `pikube-master.service` (its
 first start makes the CA, the serving certificate and the admin kubeconfig);
-the admin kubeconfig in the config dir (and the user's `~/.kube/config` when
+with `--cluster-init`, first `pikube-etcd.service` (the board's etcd member, healthy
+before the master starts on it); the admin kubeconfig in the config dir (and the user's `~/.kube/config` when
 they have none); a join token; the master board's own node credentials and
 `pikube-agent.service`; the node Ready (and tainted when asked); the record.
 A first run that fails removes everything it made.
@@ -28,10 +29,18 @@ from pikube.bootstrap.common import (
     write_private,
 )
 from pikube.bootstrap.errors import BootstrapError, NotReady
+from pikube.bootstrap.etcdmember import EtcdClient
 from pikube.bootstrap.init import Init, InitKind
-from pikube.bootstrap.layout import AGENT_UNIT, MASTER_UNIT, Layout
+from pikube.bootstrap.layout import AGENT_UNIT, ETCD_UNIT, MASTER_UNIT, Layout
 from pikube.bootstrap.record import NodeRecord, Role
-from pikube.bootstrap.services import DEFAULT_DOCKER_HOST, AgentFlags, agent_unit, master_unit
+from pikube.bootstrap.services import (
+    DEFAULT_DOCKER_HOST,
+    LOCAL_ETCD,
+    AgentFlags,
+    agent_unit,
+    etcd_unit,
+    master_unit,
+)
 from pikube.bootstrap.units import Unit
 
 MASTER_TAINT = "node-role.kubernetes.io/master"
@@ -53,6 +62,12 @@ class MasterSetup:
     user_kubeconfig: UserFile | None = None
     timeout: float = 90.0
     lb_pool: tuple[str, ...] = ()
+    # Keep the cluster's state in an etcd member on this board (the first of several masters), not SQLite.
+    cluster_init: bool = False
+
+    @property
+    def datastore(self) -> str:
+        return "etcd" if self.cluster_init else "sqlite"
 
     @property
     def server(self) -> str:
@@ -84,7 +99,7 @@ def _check_record(existing: NodeRecord | None, setup: MasterSetup, init: InitKin
     differs = [(what, old, new) for what, old, new in (
         ("address", existing.server, setup.server), ("backend", existing.backend, setup.backend),
         ("node name", existing.node_name, setup.node_name), ("data dir", existing.data_dir, str(setup.layout.data_dir)),
-        ("init", existing.init.value, init.value),
+        ("init", existing.init.value, init.value), ("datastore", existing.datastore, setup.datastore),
     ) if old != new]
     if differs:
         what, old, new = differs[0]
@@ -114,9 +129,19 @@ class _Run:
             self.init.start(unit.name, restart=changed and was_active)
         self.note(not changed and was_active, f"{unit.name} installed and running")
 
+    def etcd(self) -> None:
+        s, lay = self.setup, self.layout
+        self.service(etcd_unit(s.pikube, lay, s.node_name, s.advertise_address))
+        member = EtcdClient(LOCAL_ETCD, lay.master_data / "pki" / "etcd", timeout=2.0)
+        if not api.wait_for(member.healthy, s.timeout, interval=0.2):
+            raise NotReady(f"etcd did not become healthy within {s.timeout:.0f} s; "
+                           f"see its log (`{self.init.log_hint(ETCD_UNIT)}`).")
+
     def master(self) -> None:
         s, lay = self.setup, self.layout
-        self.service(master_unit(s.pikube, lay, s.advertise_address, s.port, s.web_port, s.node_name, s.lb_pool))
+        endpoints = (LOCAL_ETCD,) if s.cluster_init else ()
+        self.service(master_unit(s.pikube, lay, s.advertise_address, s.port, s.web_port, s.node_name, s.lb_pool,
+                                 endpoints))
         up = api.wait_for(lambda: lay.master_kubeconfig.exists() and api.healthy(read_kubeconfig(
             lay.master_kubeconfig)), s.timeout, interval=0.2)
         if not up:
@@ -170,7 +195,7 @@ class _Run:
         s, lay = self.setup, self.layout
         rec = NodeRecord(role=Role.MASTER, node_name=s.node_name, server=s.server, backend=s.backend,
                          init=self.init.kind, data_dir=str(lay.data_dir), docker_host=s.docker_host,
-                         taint_master=s.taint_master)
+                         taint_master=s.taint_master, datastore=s.datastore)
         if record.load(lay.record) != rec:
             record.save(lay.record, rec)
             self.made_files.append(lay.record)
@@ -183,12 +208,15 @@ def enable_master(setup: MasterSetup, init: Init, hooks: Hooks) -> Outcome:
     existing = record.load(lay.record)
     _check_record(existing, setup, init.kind)
     run = _Run(setup, init, hooks)
-    if existing is None or not all(init.active(u) for u in (MASTER_UNIT, AGENT_UNIT)):
+    units = (ETCD_UNIT, MASTER_UNIT, AGENT_UNIT) if setup.cluster_init else (MASTER_UNIT, AGENT_UNIT)
+    if existing is None or not all(init.active(u) for u in units):
         check_preflight(hooks)
     made_dirs = missing_dirs(lay) if existing is None else []
     try:
         lay.config_dir.mkdir(parents=True, exist_ok=True)
         lay.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if setup.cluster_init:
+            run.etcd()
         run.master()
         run.kubeconfigs()
         token = run.token()

@@ -33,6 +33,8 @@ class NodeRecord:
     data_dir: str
     docker_host: str
     taint_master: bool = False
+    # Where a master keeps the cluster's state: "sqlite" (one master) or "etcd" (this board runs a member).
+    datastore: str = "sqlite"
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "role": self.role.value, "init": self.init.value}, indent=2) + "\n"
@@ -42,7 +44,8 @@ class NodeRecord:
         data = json.loads(text)
         return cls(role=Role(data["role"]), node_name=str(data["node_name"]), server=str(data["server"]),
                    backend=str(data["backend"]), init=InitKind(data["init"]), data_dir=str(data["data_dir"]),
-                   docker_host=str(data["docker_host"]), taint_master=bool(data.get("taint_master", False)))
+                   docker_host=str(data["docker_host"]), taint_master=bool(data.get("taint_master", False)),
+                   datastore=str(data.get("datastore", "sqlite")))
 
 
 def load(path: Path) -> NodeRecord | None:

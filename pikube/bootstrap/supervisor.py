@@ -27,7 +27,7 @@ import select
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -51,16 +51,21 @@ def _child_pidfile(units_dir: Path, name: str) -> Path:
 
 
 def _read_pid(path: Path) -> int | None:
-    """The pid in `path` while that process runs; a later line, if any, is its argv (\0-separated),
-    checked so that a reused pid is never taken for the process that wrote the file."""
+    """The pid in `path` while that process runs. A later line, if any, is `start=<ticks>` (the process's
+    start time) or, as older files have it, its argv (\0-separated): checked so that a reused pid is never
+    taken for the process that wrote the file. The start time also holds for a unit whose program
+    replaces itself (`pikube etcd` becomes etcd), whose command line changes."""
     try:
-        first, _, argv = path.read_text().partition("\n")
+        first, _, rest = path.read_text().partition("\n")
         pid = int(first)
     except (OSError, ValueError):
         return None
     if not processes.alive(pid):
         return None
-    want = [arg for arg in argv.strip("\n").split("\0") if arg]
+    rest = rest.strip("\n")
+    if rest.startswith("start="):
+        return pid if rest == f"start={processes.start_time(pid)}" else None
+    want = [arg for arg in rest.split("\0") if arg]
     if want and processes.cmdline(pid) != want:
         return None
     return pid
@@ -91,9 +96,10 @@ def stop(units_dir: Path, timeout: float = 45.0) -> bool:
     return True
 
 
-def _write_pid(path: Path, pid: int, argv: Sequence[str] = ()) -> None:
+def _write_pid(path: Path, pid: int) -> None:
     # Readable by all: `pikube info` and the CLI look for the supervisor without being root.
-    write_atomic(path, f"{pid}\n" + ("\0".join(argv) + "\n" if argv else ""), 0o644)
+    started = processes.start_time(pid)
+    write_atomic(path, f"{pid}\n" + (f"start={started}\n" if started is not None else ""), 0o644)
 
 
 @dataclass
@@ -218,7 +224,7 @@ class Supervisor:
             return
         finally:
             out.close()
-        _write_pid(_child_pidfile(self.units_dir, name), child.proc.pid, child.unit.exec_start)
+        _write_pid(_child_pidfile(self.units_dir, name), child.proc.pid)
         self._say(f"started {name} (pid {child.proc.pid})")
 
     def _open_log(self, name: str) -> IO[bytes]:

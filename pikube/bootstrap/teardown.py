@@ -20,7 +20,7 @@ from pathlib import Path
 from pikube.bootstrap import pods
 from pikube.bootstrap.common import Report
 from pikube.bootstrap.init import Init
-from pikube.bootstrap.layout import AGENT_UNIT, MASTER_UNIT, Layout
+from pikube.bootstrap.layout import AGENT_UNIT, ETCD_UNIT, MASTER_UNIT, Layout
 from pikube.bootstrap.record import NodeRecord
 
 
@@ -39,7 +39,7 @@ class Board:
 def disable(board: Board, report: Report, stop_pods: bool = True) -> bool:
     """Stop everything pikube runs on the board; False when nothing was installed or running."""
     did = False
-    for unit in (AGENT_UNIT, MASTER_UNIT):
+    for unit in (AGENT_UNIT, MASTER_UNIT, ETCD_UNIT):
         if board.init.installed_text(unit) is not None or board.init.active(unit):
             board.init.uninstall(unit)
             report(f"{unit} stopped and removed")
@@ -85,7 +85,7 @@ def reset(board: Board, report: Report, user_kubeconfig: Path | None = None) -> 
     shutil.rmtree(lay.supervised_units, ignore_errors=True)
     with contextlib.suppress(OSError):
         lay.config_dir.rmdir()  # only when empty: it may hold someone's own files
-    for directory in (lay.master_data, lay.agent_data, lay.logs):
+    for directory in (lay.master_data, lay.agent_data, lay.etcd_data, lay.logs):
         shutil.rmtree(directory, ignore_errors=True)
     with contextlib.suppress(OSError):
         lay.data_dir.rmdir()

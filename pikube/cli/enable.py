@@ -37,6 +37,9 @@ def register(sub: Any) -> None:
     m.add_argument("--lb-pool", action="append", default=[], metavar="RANGE",
                    help="LAN addresses for LoadBalancer services, e.g. 192.168.1.240-192.168.1.250 (repeatable; "
                         "default: the boards' own addresses)")
+    m.add_argument("--cluster-init", action="store_true",
+                   help="keep the cluster's state in an etcd member on this board (Debian's etcd-server), the first "
+                        "of several masters, instead of SQLite")
     m.add_argument("--user-kubeconfig", type=Path, default=None,
                    help="where kubectl's copy of the admin kubeconfig goes when none is there "
                         "(default: ~/.kube/config of the user who ran sudo)")
@@ -141,6 +144,18 @@ def _master(args: argparse.Namespace) -> int:
     address = args.advertise_address or default_address()
     if not address:
         raise CliError("this board has no IPv4 address to advertise: give one with --advertise-address.")
+    if args.cluster_init:
+        import ipaddress
+        import shutil
+
+        if shutil.which("etcd") is None:
+            raise CliError("--cluster-init runs an etcd member on this board, and etcd is not installed: "
+                           "sudo apt-get install etcd-server")
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise CliError(f"--cluster-init needs this board's IP address as --advertise-address (etcd members "
+                           f"reach each other by address), not {address!r}.") from None
     layout = _layout(args)
     docker = boardenv.docker_host(args.docker_host)
     say = _say("enable-master")
@@ -151,7 +166,8 @@ def _master(args: argparse.Namespace) -> int:
                         node_name=layers.node_name(args.node_name, _host_name()),
                         pikube=boardenv.pikube_command(), backend=args.backend, port=args.port,
                         web_port=args.web_port, taint_master=args.taint_master, docker_host=docker,
-                        user_kubeconfig=user, timeout=args.timeout, lb_pool=tuple(args.lb_pool))
+                        user_kubeconfig=user, timeout=args.timeout, lb_pool=tuple(args.lb_pool),
+                        cluster_init=args.cluster_init)
     hooks = boardenv.hooks(boardenv.doctor_context(layout, docker, args.backend), layout, say)
     out = _guard(enable_master, setup, boardenv.make_init(kind, layout), hooks)
     print()

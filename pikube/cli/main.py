@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from core import __version__
 
 # Modules under pikube.cli that contribute subcommands, in help order.
-SUBCOMMAND_MODULES = ("enable", "token", "user", "lifecycle", "board", "master", "agent", "firstboot", "image", "flash",
-                      "provision", "dev")
+SUBCOMMAND_MODULES = ("enable", "token", "user", "lifecycle", "board", "master", "etcd", "agent", "firstboot",
+                      "image", "flash", "provision", "dev")
 
 
 class CliError(Exception):

@@ -115,5 +115,12 @@ def test_a_stale_pid_file_names_no_process(tmp_path: Path) -> None:
     units.mkdir()
     (units / "a.service.pid").write_text(f"{os.getpid()}\n/not/this/process\n")
     assert supervisor.child_pid(units, "a.service") is None
+    # Files name the process by its start time: a reused pid started later than the one written down.
+    started = processes.start_time(os.getpid())
+    assert started is not None
+    (units / "a.service.pid").write_text(f"{os.getpid()}\nstart={started + 1}\n")
+    assert supervisor.child_pid(units, "a.service") is None
+    (units / "a.service.pid").write_text(f"{os.getpid()}\nstart={started}\n")
+    assert supervisor.child_pid(units, "a.service") == os.getpid()
     (units / supervisor.PIDFILE).write_text(f"{os.getpid()}\n")
     assert supervisor.running_pid(units) is None  # alive, but not a supervisor of this directory
