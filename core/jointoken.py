@@ -50,6 +50,7 @@ SEPARATOR = "::"
 DEFAULT_PORT = 6443
 CACERTS_PATH = "/cacerts"
 JOIN_PATH = "/pikube/v1/join"
+MASTER_JOIN_PATH = "/pikube/v1/join-master"
 MAX_RESPONSE_BYTES = 1 << 20
 
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
@@ -271,21 +272,16 @@ def fetch_and_pin_ca(server_url: str, expected_hash: str, timeout: float = 10.0)
     return ca_pem
 
 
-def request_node_credentials(
-    server_url: str, ca_pem: bytes, secret: str, node_name: str, timeout: float = 10.0,
-) -> NodeCredentials:
-    """Exchange the token secret for node credentials over TLS verified against `ca_pem`.
-
-    A refusal by the master is raised as the `errors.ApiError` its Status
-    names (`errors.Unauthorized` for a bad token, `errors.Invalid`,
-    `errors.AlreadyExists`/`errors.Conflict` for a name in use).
-    """
+def _post_pinned(server_url: str, ca_pem: bytes, path: str, payload: dict[str, str], timeout: float,
+                 what: str) -> dict[str, Any]:
+    """POST `payload` over TLS verified against `ca_pem`; the answer's JSON object, or the refusal raised as
+    the `errors.ApiError` its Status names."""
     host, port = split_server(server_url)
-    body = json.dumps({"secret": secret, "nodeName": node_name}).encode()
+    body = json.dumps(payload).encode()
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     try:
-        status, _ctype, data = _request(host, port, pinned_context(ca_pem), "POST", JOIN_PATH,
-                                        timeout, body=body, headers=headers)
+        status, _ctype, data = _request(host, port, pinned_context(ca_pem), "POST", path, timeout, body=body,
+                                        headers=headers)
     except ssl.SSLCertVerificationError as exc:
         raise CaMismatch(
             f"the master at {host}:{port} is not verified by the pinned CA ({exc.verify_message})"
@@ -297,12 +293,42 @@ def request_node_credentials(
     if status not in (200, 201):
         if isinstance(doc, dict) and doc.get("kind") == "Status":
             raise errors.from_status(doc, status)
-        raise JoinError(f"the master refused the join with HTTP {status}")
-    if not isinstance(doc, dict) or not all(isinstance(doc.get(k), str)
-                                            for k in ("certificate", "key", "ca")):
+        raise JoinError(f"the master refused {what} with HTTP {status}")
+    if not isinstance(doc, dict):
+        raise JoinError(f"the master's answer to {what} is not a JSON object")
+    return doc
+
+
+def request_node_credentials(
+    server_url: str, ca_pem: bytes, secret: str, node_name: str, timeout: float = 10.0,
+) -> NodeCredentials:
+    """Exchange the token secret for node credentials over TLS verified against `ca_pem`.
+
+    A refusal by the master is raised as the `errors.ApiError` its Status
+    names (`errors.Unauthorized` for a bad token, `errors.Invalid`,
+    `errors.AlreadyExists`/`errors.Conflict` for a name in use).
+    """
+    doc = _post_pinned(server_url, ca_pem, JOIN_PATH, {"secret": secret, "nodeName": node_name}, timeout,
+                       "the join")
+    if not all(isinstance(doc.get(k), str) for k in ("certificate", "key", "ca")):
         raise JoinError("the master's answer to the join has no certificate, key and ca")
     return NodeCredentials(cert_pem=doc["certificate"].encode(), key_pem=doc["key"].encode(),
                            ca_pem=doc["ca"].encode())
+
+
+MASTER_JOIN_FIELDS = ("ca", "caKey", "serviceAccountKey", "etcdCa", "etcdCaKey", "initialCluster", "memberID")
+
+
+def request_master_join(server_url: str, ca_pem: bytes, secret: str, node_name: str, address: str,
+                        timeout: float = 30.0) -> dict[str, Any]:
+    """Exchange a master token's secret for the cluster's keys and an etcd learner membership (see
+    `master/api/masterjoin.py`); refusals raised as their Status's `errors.ApiError`."""
+    doc = _post_pinned(server_url, ca_pem, MASTER_JOIN_PATH,
+                       {"secret": secret, "nodeName": node_name, "address": address}, timeout, "the master join")
+    missing = [k for k in MASTER_JOIN_FIELDS if not isinstance(doc.get(k), str) or not doc.get(k)]
+    if missing:
+        raise JoinError(f"the master's answer to the master join lacks {', '.join(missing)}")
+    return doc
 
 
 def join(token: str | JoinToken, server_url: str, node_name: str,

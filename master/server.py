@@ -25,6 +25,7 @@ from master import bootstrap, controllermanager
 from master.api.app import create_app
 from master.api.fairness import Fairness, Shares
 from master.api.join import JoinService
+from master.api.masterjoin import MasterJoinService
 from master.api.streaming import serve_streams
 from master.apiserverleases import ApiserverLeases
 from master.leaderelection import LeaderElector
@@ -72,7 +73,8 @@ class Master:
         self.catalog = Catalog(builtin_resources(s.default_toleration_seconds))
         self.ctx = ApiContext(settings=s, store=self.store, catalog=self.catalog)
         bootstrap.ensure_defaults(self.ctx)
-        self.app: Flask = create_app(self.ctx, JoinService(self.pki, self.tokens), stopping=self.stopping)
+        self.app: Flask = create_app(self.ctx, JoinService(self.pki, self.tokens), stopping=self.stopping,
+                                     master_join=MasterJoinService(self.pki, self.tokens, self.store, s.data_dir))
         self._server: Server | None = None
         self._threads: list[threading.Thread] = []
         self._term = threading.Event()

@@ -45,6 +45,8 @@ class TokenInfo:
     description: str
     created: float
     expires: float | None
+    # May add masters (hands out the cluster's CA keys with the join), not only workers.
+    masters: bool = False
 
     def expired(self, now: float) -> bool:
         return self.expires is not None and now >= self.expires
@@ -97,8 +99,10 @@ class TokenStore:
 
     # -- API ---------------------------------------------------------------------------------
 
-    def create(self, ttl: float | None, description: str = "") -> str:
-        """A new token, valid for `ttl` seconds (None: until deleted): the full `pikube-…::…` string."""
+    def create(self, ttl: float | None, description: str = "", masters: bool = False) -> str:
+        """A new token, valid for `ttl` seconds (None: until deleted): the full `pikube-…::…` string.
+
+        `masters`: it may also join masters, which receive the cluster's CA keys; a worker's token never can."""
         if ttl is not None and not ttl > 0:
             raise ValueError(f"a token's time to live must be positive seconds, not {ttl}")
         if len(description) > MAX_DESCRIPTION or any(ord(c) < 32 for c in description):
@@ -114,6 +118,7 @@ class TokenStore:
             tokens[secret.split(".", 1)[0]] = {
                 "salt": salt.hex(), "hash": _digest(salt, secret), "description": description,
                 "created": now, "expires": None if ttl is None else now + ttl,
+                **({"masters": True} if masters else {}),
             }
             self._write(tokens)
         return JoinToken(ca_hash=self.ca_hash, secret=secret).format()
@@ -123,7 +128,8 @@ class TokenStore:
         infos = [
             TokenInfo(token_id=k, description=str(v.get("description", "")),
                       created=float(v.get("created", 0.0)),
-                      expires=None if v.get("expires") is None else float(v["expires"]))
+                      expires=None if v.get("expires") is None else float(v["expires"]),
+                      masters=bool(v.get("masters", False)))
             for k, v in self._read().items()
         ]
         return sorted(infos, key=lambda i: (i.created, i.token_id))
@@ -137,14 +143,15 @@ class TokenStore:
             self._write(tokens)
         return True
 
-    def validate(self, secret: str) -> bool:
-        """True if `secret` (`<id>.<random>`) is a stored, unexpired token."""
+    def validate(self, secret: str, masters: bool = False) -> bool:
+        """True if `secret` (`<id>.<random>`) is a stored, unexpired token (one made to join masters, if
+        `masters`)."""
         try:
             ident, _rand = parse_secret(secret)
         except ValueError:
             return False
         entry = self._read().get(ident)
-        if entry is None:
+        if entry is None or (masters and not entry.get("masters")):
             return False
         expires = entry.get("expires")
         if expires is not None and self._clock() >= float(expires):

@@ -26,6 +26,7 @@ from core.ratelimit import TokenBucket
 from master.api import accessreview, discovery, metrics, openapi
 from master.api.auth import authenticate, authorize_path, impersonate
 from master.api.join import JoinService
+from master.api.masterjoin import MasterJoinService
 from master.api.render import json_response
 from master.api.routes import group_blueprint
 from master.registry.context import ApiContext
@@ -53,7 +54,7 @@ def _non_resource(path: str) -> bool:
 
 READ_ONLY_WARNING = ("this master's store has lost its quorum: it is read-only, and what it answers may be stale "
                      "until a majority of the etcd members is back")
-PUBLIC = ("/version", "/healthz", "/livez", "/readyz", "/cacerts", "/pikube/v1/join")
+PUBLIC = ("/version", "/healthz", "/livez", "/readyz", "/cacerts", "/pikube/v1/join", "/pikube/v1/join-master")
 TRACEBACKS = TokenBucket(rate=1 / 60, burst=5)  # at most 5 at once, then one a minute
 _PREFIX = os.urandom(3).hex()
 _COUNTER = itertools.count(1)
@@ -82,7 +83,7 @@ class _ApiFlask(Flask):
 
 
 def create_app(ctx: ApiContext, join: JoinService | None = None, admin_token: str = "",
-               stopping: threading.Event | None = None) -> Flask:
+               stopping: threading.Event | None = None, master_join: MasterJoinService | None = None) -> Flask:
     app = _ApiFlask("pikube-master")
     app.config["MAX_CONTENT_LENGTH"] = None
     stop = stopping or threading.Event()
@@ -182,6 +183,12 @@ def create_app(ctx: ApiContext, join: JoinService | None = None, admin_token: st
         if join is None:
             raise errors.NotFound(message="joining is not enabled on this server")
         return json_response(join.handle(request, handlers))
+
+    @app.post("/pikube/v1/join-master")
+    def join_master() -> Response:
+        if master_join is None:
+            raise errors.NotFound(message="adding masters is not enabled on this server")
+        return json_response(master_join.handle(request))
 
     @app.post(f"/apis/{accessreview.GROUP}/{accessreview.VERSION}/{accessreview.PLURAL}")
     def access_review() -> Response:

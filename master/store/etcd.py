@@ -149,6 +149,21 @@ class EtcdStore:
         out["leader"] = next((m["name"] for m in out["members"] if m["id"] == leader_id), "")
         return out
 
+    # -- membership (enable-master --join) ---------------------------------------------------------
+
+    def members(self) -> builtins.list[Obj]:
+        """The cluster's members as etcd lists them (`ID`, `name`, `peerURLs`, `clientURLs`, `isLearner`);
+        a member added but never started has no name yet."""
+        return builtins.list(self._post("/v3/cluster/member/list", {}, min(5.0, self._timeout)).get("members") or [])
+
+    def add_learner(self, peer_url: str) -> Obj:
+        """Add a non-voting member (a learner) that will be reached at `peer_url`: etcd's answer's member."""
+        data = self._post("/v3/cluster/member/add", {"peerURLs": [peer_url], "isLearner": True}, self._timeout)
+        return dict(data.get("member") or {})
+
+    def remove_member(self, member_id: str) -> None:
+        self._post("/v3/cluster/member/remove", {"ID": member_id}, self._timeout)
+
     def _no_quorum(self) -> errors.ApiError:
         self._no_quorum_since = time.monotonic()
         return errors.ServiceUnavailable(

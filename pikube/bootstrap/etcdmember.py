@@ -76,3 +76,17 @@ class EtcdClient:
 
     def remove(self, member_id: str) -> None:
         self._post("/v3/cluster/member/remove", {"ID": member_id})
+
+    def promote(self, member_id: str) -> bool:
+        """Make the learner `member_id` a voting member: True when it is one, False while etcd says it has not
+        caught up with the leader yet (ask again); EtcdUnavailable for anything else."""
+        try:
+            self._post("/v3/cluster/member/promote", {"ID": member_id})
+        except EtcdUnavailable as exc:
+            text = str(exc)
+            if "in sync with leader" in text:
+                return False
+            if "can only promote a learner member" in text:  # it votes already (an earlier promote went through)
+                return True
+            raise
+        return True

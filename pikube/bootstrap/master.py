@@ -18,7 +18,7 @@ from pathlib import Path
 
 from core.jointoken import DEFAULT_PORT, parse
 from core.kubeconfig import read_kubeconfig
-from pikube.bootstrap import api, record
+from pikube.bootstrap import api, masterjoin, record
 from pikube.bootstrap.common import (
     Hooks,
     UserFile,
@@ -32,6 +32,7 @@ from pikube.bootstrap.errors import BootstrapError, NotReady
 from pikube.bootstrap.etcdmember import EtcdClient
 from pikube.bootstrap.init import Init, InitKind
 from pikube.bootstrap.layout import AGENT_UNIT, ETCD_UNIT, MASTER_UNIT, Layout
+from pikube.bootstrap.masterjoin import Joined, JoinRequest
 from pikube.bootstrap.record import NodeRecord, Role
 from pikube.bootstrap.services import (
     DEFAULT_DOCKER_HOST,
@@ -64,10 +65,13 @@ class MasterSetup:
     lb_pool: tuple[str, ...] = ()
     # Keep the cluster's state in an etcd member on this board (the first of several masters), not SQLite.
     cluster_init: bool = False
+    # Join the cluster of the master at this URL as one more master (its etcd), with a master join token.
+    join: str = ""
+    join_token: str = field(default="", repr=False)
 
     @property
     def datastore(self) -> str:
-        return "etcd" if self.cluster_init else "sqlite"
+        return "etcd" if self.cluster_init or self.join else "sqlite"
 
     @property
     def server(self) -> str:
@@ -88,6 +92,10 @@ class Outcome:
 def join_command(address: str, port: int, token: str) -> str:
     where = address if port == DEFAULT_PORT else f"{address}:{port}"
     return f"sudo enable-worker {where} --token {token}"
+
+
+def master_join_command(server: str, token: str) -> str:
+    return f"sudo enable-master --join {server} --token {token}"
 
 
 def _check_record(existing: NodeRecord | None, setup: MasterSetup, init: InitKind) -> None:
@@ -117,6 +125,9 @@ class _Run:
         self.hooks = hooks
         self.out = Outcome()
         self.made_files: list[Path] = []
+        self.joined: Joined | None = None
+        self.etcd_cluster = ""
+        self.etcd_endpoints: tuple[str, ...] = ()
 
     def note(self, existed: bool, what: str) -> None:
         (self.out.existed if existed else self.out.changed).append(what)
@@ -129,9 +140,23 @@ class _Run:
             self.init.start(unit.name, restart=changed and was_active)
         self.note(not changed and was_active, f"{unit.name} installed and running")
 
+    def join_cluster(self) -> None:
+        """enable-master --join's first run: the cluster's keys, then this board's member, promoted."""
+        s, lay = self.setup, self.layout
+        req = JoinRequest(server=s.join, token=s.join_token, node_name=s.node_name, address=s.advertise_address)
+        self.joined = masterjoin.fetch_keys(req, lay, self.made_files)
+        self.hooks.report(f"the cluster's keys from {s.join}, and an etcd membership: done")
+        self.etcd_cluster, self.etcd_endpoints = self.joined.initial_cluster, self.joined.endpoints
+        s_etcd = etcd_unit(s.pikube, lay, s.node_name, s.advertise_address, self.etcd_cluster, existing=True)
+        self.service(s_etcd)
+        masterjoin.promote(self.joined, lay.master_data / "pki" / "etcd", LOCAL_ETCD, s.timeout)
+        self.hooks.report("this board's etcd member caught up and votes: done")
+        self.etcd()
+
     def etcd(self) -> None:
         s, lay = self.setup, self.layout
-        self.service(etcd_unit(s.pikube, lay, s.node_name, s.advertise_address))
+        self.service(etcd_unit(s.pikube, lay, s.node_name, s.advertise_address, self.etcd_cluster,
+                               existing=bool(self.etcd_cluster)))
         member = EtcdClient(LOCAL_ETCD, lay.master_data / "pki" / "etcd", timeout=2.0)
         if not api.wait_for(member.healthy, s.timeout, interval=0.2):
             raise NotReady(f"etcd did not become healthy within {s.timeout:.0f} s; "
@@ -139,7 +164,7 @@ class _Run:
 
     def master(self) -> None:
         s, lay = self.setup, self.layout
-        endpoints = (LOCAL_ETCD,) if s.cluster_init else ()
+        endpoints = (LOCAL_ETCD, *self.etcd_endpoints) if s.datastore == "etcd" else ()
         self.service(master_unit(s.pikube, lay, s.advertise_address, s.port, s.web_port, s.node_name, s.lb_pool,
                                  endpoints))
         up = api.wait_for(lambda: lay.master_kubeconfig.exists() and api.healthy(read_kubeconfig(
@@ -195,7 +220,8 @@ class _Run:
         s, lay = self.setup, self.layout
         rec = NodeRecord(role=Role.MASTER, node_name=s.node_name, server=s.server, backend=s.backend,
                          init=self.init.kind, data_dir=str(lay.data_dir), docker_host=s.docker_host,
-                         taint_master=s.taint_master, datastore=s.datastore)
+                         taint_master=s.taint_master, datastore=s.datastore,
+                         etcd_initial_cluster=self.etcd_cluster, etcd_endpoints=self.etcd_endpoints)
         if record.load(lay.record) != rec:
             record.save(lay.record, rec)
             self.made_files.append(lay.record)
@@ -208,14 +234,18 @@ def enable_master(setup: MasterSetup, init: Init, hooks: Hooks) -> Outcome:
     existing = record.load(lay.record)
     _check_record(existing, setup, init.kind)
     run = _Run(setup, init, hooks)
-    units = (ETCD_UNIT, MASTER_UNIT, AGENT_UNIT) if setup.cluster_init else (MASTER_UNIT, AGENT_UNIT)
+    units = (ETCD_UNIT, MASTER_UNIT, AGENT_UNIT) if setup.datastore == "etcd" else (MASTER_UNIT, AGENT_UNIT)
     if existing is None or not all(init.active(u) for u in units):
         check_preflight(hooks)
     made_dirs = missing_dirs(lay) if existing is None else []
     try:
         lay.config_dir.mkdir(parents=True, exist_ok=True)
         lay.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if setup.cluster_init:
+        if existing is not None:  # what the first run set up, as it was
+            run.etcd_cluster, run.etcd_endpoints = existing.etcd_initial_cluster, existing.etcd_endpoints
+        if setup.join and existing is None:
+            run.join_cluster()
+        elif setup.datastore == "etcd":
             run.etcd()
         run.master()
         run.kubeconfigs()
@@ -225,6 +255,8 @@ def enable_master(setup: MasterSetup, init: Init, hooks: Hooks) -> Outcome:
     except BaseException:
         if existing is None:
             hooks.report("enable-master failed; removing what it made")
+            if run.joined is not None:
+                masterjoin.leave(run.joined, lay.master_data / "pki" / "etcd", hooks.report)
             undo(init, hooks, made_dirs, run.made_files)
         raise
     run.out.token = token

@@ -35,6 +35,9 @@ class NodeRecord:
     taint_master: bool = False
     # Where a master keeps the cluster's state: "sqlite" (one master) or "etcd" (this board runs a member).
     datastore: str = "sqlite"
+    # A master that joined a cluster on etcd: its member's first members, and the other members' client URLs.
+    etcd_initial_cluster: str = ""
+    etcd_endpoints: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "role": self.role.value, "init": self.init.value}, indent=2) + "\n"
@@ -45,7 +48,9 @@ class NodeRecord:
         return cls(role=Role(data["role"]), node_name=str(data["node_name"]), server=str(data["server"]),
                    backend=str(data["backend"]), init=InitKind(data["init"]), data_dir=str(data["data_dir"]),
                    docker_host=str(data["docker_host"]), taint_master=bool(data.get("taint_master", False)),
-                   datastore=str(data.get("datastore", "sqlite")))
+                   datastore=str(data.get("datastore", "sqlite")),
+                   etcd_initial_cluster=str(data.get("etcd_initial_cluster", "")),
+                   etcd_endpoints=tuple(str(e) for e in data.get("etcd_endpoints") or ()))
 
 
 def load(path: Path) -> NodeRecord | None:

@@ -13,15 +13,21 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from pikube.bootstrap import pods
 from pikube.bootstrap.common import Report
+from pikube.bootstrap.etcdmember import EtcdClient, EtcdUnavailable
 from pikube.bootstrap.init import Init
 from pikube.bootstrap.layout import AGENT_UNIT, ETCD_UNIT, MASTER_UNIT, Layout
 from pikube.bootstrap.record import NodeRecord
+from pikube.bootstrap.services import LOCAL_ETCD
+
+LEAVE_SECONDS = 20.0
+RETRY_TEXTS = ("unhealthy cluster", "not enough started members")
 
 
 @dataclass(frozen=True)
@@ -63,9 +69,39 @@ def disable(board: Board, report: Report, stop_pods: bool = True) -> bool:
     return True
 
 
+def leave_etcd(board: Board, report: Report) -> None:
+    """A master on etcd leaves the etcd cluster before its member's data goes: the others then count one
+    member less for their quorum (a member gone for good but still listed would count against it)."""
+    rec, lay = board.record, board.layout
+    if rec is None or rec.datastore != "etcd":
+        return
+    client = EtcdClient(LOCAL_ETCD, lay.master_data / "pki" / "etcd", timeout=5.0)
+    deadline = time.monotonic() + LEAVE_SECONDS
+    while True:
+        try:
+            members = client.members()
+            me = next((m for m in members if m.name == rec.node_name), None)
+            if me is None or len(members) < 2:
+                return  # the last member: nobody is left to tell
+            client.remove(me.id)
+        except EtcdUnavailable as exc:
+            # etcd lets a member go only once the others have been connected to it for 5 s (its check that
+            # the rest still make a quorum, "unhealthy cluster"): after a member's restart it is asked again.
+            if any(t in str(exc) for t in RETRY_TEXTS) and time.monotonic() < deadline:
+                time.sleep(0.5)
+                continue
+            report(f"could not take this board's etcd member out of the cluster ({exc}): if other masters "
+                   f"remain, remove it on one of them (`etcdctl member list`, then `etcdctl member remove ID`)")
+            return
+        report(f"etcd member {rec.node_name} removed from the cluster ({len(members) - 1} members left)")
+        return
+
+
 def reset(board: Board, report: Report, user_kubeconfig: Path | None = None) -> None:
-    """`disable`, then delete the pods' containers, the data and what enable-* wrote to the config dir."""
+    """`disable`, then delete the pods' containers, the data and what enable-* wrote to the config dir; a
+    master on etcd first leaves the etcd cluster."""
     lay = board.layout
+    leave_etcd(board, report)
     disable(board, report, stop_pods=False)  # they are removed (killed) below: no grace period to wait for
     if board.record is not None:
         try:

@@ -40,6 +40,11 @@ def register(sub: Any) -> None:
     m.add_argument("--cluster-init", action="store_true",
                    help="keep the cluster's state in an etcd member on this board (Debian's etcd-server), the first "
                         "of several masters, instead of SQLite")
+    m.add_argument("--join", default="", metavar="URL",
+                   help="join the cluster of the master at URL (https://HOST:6443) as one more master; it must keep "
+                        "its state in etcd (--cluster-init), and --token must be a master token")
+    m.add_argument("--token", default="", help="with --join: a token made by `pikube token create --master` on a "
+                                               "master of that cluster")
     m.add_argument("--user-kubeconfig", type=Path, default=None,
                    help="where kubectl's copy of the admin kubeconfig goes when none is there "
                         "(default: ~/.kube/config of the user who ran sudo)")
@@ -144,17 +149,31 @@ def _master(args: argparse.Namespace) -> int:
     address = args.advertise_address or default_address()
     if not address:
         raise CliError("this board has no IPv4 address to advertise: give one with --advertise-address.")
-    if args.cluster_init:
+    if args.join and args.cluster_init:
+        raise CliError("--cluster-init starts a new cluster and --join joins one: give one of them.")
+    if args.join and not args.token:
+        raise CliError("--join needs --token: make one on a master of that cluster with "
+                       "`sudo pikube token create --master`.")
+    if args.token and not args.join:
+        raise CliError("--token goes with --join (the master is made here; workers take tokens).")
+    if args.join:
+        from core.jointoken import split_server
+
+        try:
+            split_server(args.join)
+        except ValueError as exc:
+            raise CliError(f"--join: {exc}") from None
+    if args.cluster_init or args.join:
         import ipaddress
         import shutil
 
         if shutil.which("etcd") is None:
-            raise CliError("--cluster-init runs an etcd member on this board, and etcd is not installed: "
+            raise CliError("a master on etcd runs an etcd member on this board, and etcd is not installed: "
                            "sudo apt-get install etcd-server")
         try:
             ipaddress.ip_address(address)
         except ValueError:
-            raise CliError(f"--cluster-init needs this board's IP address as --advertise-address (etcd members "
+            raise CliError(f"a master on etcd needs this board's IP address as --advertise-address (etcd members "
                            f"reach each other by address), not {address!r}.") from None
     layout = _layout(args)
     docker = boardenv.docker_host(args.docker_host)
@@ -167,7 +186,8 @@ def _master(args: argparse.Namespace) -> int:
                         pikube=boardenv.pikube_command(), backend=args.backend, port=args.port,
                         web_port=args.web_port, taint_master=args.taint_master, docker_host=docker,
                         user_kubeconfig=user, timeout=args.timeout, lb_pool=tuple(args.lb_pool),
-                        cluster_init=args.cluster_init)
+                        cluster_init=args.cluster_init, join=_master_url(args.join) if args.join else "",
+                        join_token=args.token)
     hooks = boardenv.hooks(boardenv.doctor_context(layout, docker, args.backend), layout, say)
     out = _guard(enable_master, setup, boardenv.make_init(kind, layout), hooks)
     print()
@@ -180,7 +200,19 @@ def _master(args: argparse.Namespace) -> int:
         print(f"status page: http://{address}:{args.web_port}/")
     print("Join another board to this cluster by running on it:")
     print(f"    {out.join_command}")
+    if setup.datastore == "etcd":
+        print("Add a master (3 or 5 in all, never an even number): make a master token here with "
+              "`sudo pikube token create --master`, and on the new board run the `enable-master --join` line it "
+              "prints.")
     return 0
+
+
+def _master_url(text: str) -> str:
+    """HOST, HOST:PORT or https://HOST:PORT as https://HOST:PORT (6443 when none is given)."""
+    from core.jointoken import split_server
+
+    host, port = split_server(text)
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
 def _worker(args: argparse.Namespace) -> int:

@@ -33,6 +33,9 @@ def register(sub: Any) -> None:
     create.add_argument("--ttl", default=DEFAULT_TTL, help=f"lifetime: 30m, 24h, 7d, or 0 for none "
                                                            f"(default {DEFAULT_TTL})")
     create.add_argument("--description", default="", help="a note shown by `pikube token list`")
+    create.add_argument("--master", action="store_true",
+                        help="a token that may also add masters (`enable-master --join`): a joining master receives "
+                             "the cluster's CA keys, so keep it short-lived")
     create.set_defaults(func=_create)
     verbs.add_parser("list", help="the tokens: id, description, created, expires").set_defaults(func=_list)
     delete = verbs.add_parser("delete", help="delete a token by its id (the part before the dot)")
@@ -92,7 +95,7 @@ def _when(ts: float | None) -> str:
 
 def _create(args: argparse.Namespace) -> int:
     from core.jointoken import split_server
-    from pikube.bootstrap.master import join_command
+    from pikube.bootstrap.master import join_command, master_join_command
     from pikube.cli.main import CliError
 
     try:
@@ -101,7 +104,7 @@ def _create(args: argparse.Namespace) -> int:
         raise CliError(f"{exc}.") from None
     store, rec = _store(args)
     try:
-        token = store.create(ttl, args.description)
+        token = store.create(ttl, args.description, masters=args.master)
     except ValueError as exc:
         raise CliError(f"{str(exc).rstrip('.')}.") from None
     print(token)
@@ -109,16 +112,23 @@ def _create(args: argparse.Namespace) -> int:
         host, port = split_server(rec.server)
         expiry = "" if ttl is None else f" (valid until {_when(time.time() + ttl)})"
         print(f"Join a board with{expiry}:\n    {join_command(host, port, token)}")
+        if args.master and rec.datastore != "etcd":
+            print("This master keeps the cluster in SQLite, so it cannot take more masters "
+                  "(a cluster of several starts with `enable-master --cluster-init`).")
+        elif args.master:
+            print(f"Add a master (this cluster keeps its state in etcd) with:\n"
+                  f"    {master_join_command(rec.server, token)}")
     return 0
 
 
 def _list(args: argparse.Namespace) -> int:
     store, _rec = _store(args)
     now = time.time()
-    print(f"{'ID':<8} {'CREATED':<22} {'EXPIRES':<22} DESCRIPTION")
+    print(f"{'ID':<8} {'JOINS':<16} {'CREATED':<22} {'EXPIRES':<22} DESCRIPTION")
     for info in store.list():
         expires = _when(info.expires) + (" (expired)" if info.expired(now) else "")
-        print(f"{info.token_id:<8} {_when(info.created):<22} {expires:<22} {info.description}")
+        joins = "workers,masters" if info.masters else "workers"
+        print(f"{info.token_id:<8} {joins:<16} {_when(info.created):<22} {expires:<22} {info.description}")
     return 0
 
 

@@ -1,10 +1,12 @@
 """`enable-master --cluster-init` for real: a master board whose store is its own etcd member (Debian's etcd).
 
 Board pi-1 runs `enable-master --cluster-init --init none` (pikube's supervisor
-runs `pikube-etcd.service`, then the master on it, then the agent), pi-2 joins
-it as a worker. The etcd member is reachable only with the etcd CA's client
-certificate: the cluster's own certificates (admin, nodes) are refused by it.
-`pikube reset` leaves no etcd process and no etcd data.
+runs `pikube-etcd.service`, then the master on it, then the agent), pi-3 joins
+it as a worker, pi-2 as a second master (`enable-master --join` with a master
+token: its etcd member joins as a learner and is promoted). The etcd members
+are reachable only with the etcd CA's client certificate: the cluster's own
+certificates (admin, nodes) are refused. `pikube reset` of a master takes its
+member out of the cluster and leaves no etcd process and no etcd data.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def pis(docker_engine: Any, dev_images: DevImages, docker_client: Any,
     run = naming.new_run_id()
     HARNESS_MADE.runs.add(run)
     state_dir = tmp_path_factory.mktemp("etcd-pis")
-    lan = boards.create(["pi-1", "pi-2"], run=run)
+    lan = boards.create(["pi-1", "pi-2", "pi-3"], run=run)
     made = Pis(lan, state_dir, docker_engine.host, docker_client)
     try:
         yield made
@@ -58,8 +60,8 @@ def _enable(pis: Pis) -> subprocess.CompletedProcess[str]:
                       "--node-name", "pi-1", "--user-kubeconfig", str(pis.kubeconfig))
 
 
-def _etcd_pids(pis: Pis) -> list[int]:
-    pids = processes.pids_in_netns(boards.netns_file(pis.master.netns))
+def _etcd_pids(pis: Pis, board: str = "pi-1") -> list[int]:
+    pids = processes.pids_in_netns(boards.netns_file(pis.board(board).netns))
     return [p for p in pids if Path(processes.cmdline(p)[0] if processes.cmdline(p) else "").name == "etcd"]
 
 
@@ -124,9 +126,59 @@ def test_a_second_run_changes_nothing_and_a_worker_joins(etcd_master: Pis) -> No
     sqlite = pis.pikube("pi-1", "enable-master", "--init", "none", *pis.dirs("pi-1"), "--advertise-address",
                         str(pis.master.address), "--docker-host", pis.docker_host, "--node-name", "pi-1")
     assert sqlite.returncode == 1 and "datastore etcd, not sqlite" in sqlite.stderr, sqlite.stderr
-    joined = pis.enable_worker("pi-2")
+    joined = pis.enable_worker("pi-3")
     assert joined.returncode == 0, joined.stderr
+    wait(lambda: pis.node_ready("pi-3"), what="pi-3 Ready")
+
+
+def _members(pis: Pis) -> list[tuple[str, bool]]:
+    member = EtcdClient(f"https://{pis.master.address}:2379", pis.layout("pi-1").master_data / "pki" / "etcd")
+    return sorted((m.name, m.learner) for m in member.members())
+
+
+def _join(pis: Pis, token: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return pis.pikube("pi-2", "enable-master", "--join", str(pis.master.address), "--token", token, "--init", "none",
+                      *pis.dirs("pi-2"), "--advertise-address", str(pis.board("pi-2").address), "--docker-host",
+                      pis.docker_host, "--node-name", "pi-2", "--user-kubeconfig",
+                      str(pis.state_dir / "pi-2.kubeconfig"), *extra)
+
+
+def test_a_second_master_joins_with_a_master_token(etcd_master: Pis) -> None:
+    pis = etcd_master
+    lay = pis.layout("pi-2")
+    # A worker's token never hands out the cluster's keys: refused, nothing installed, membership unchanged.
+    refused = _join(pis, pis.token)
+    assert refused.returncode == 1, refused.stdout
+    assert "refused the token for adding a master" in refused.stderr and "token create --master" in refused.stderr
+    assert not lay.data_dir.exists() and not lay.config_dir.exists()
+    assert _members(pis) == [("pi-1", False)]
+    made = pis.pikube("pi-1", "token", "--config-dir", str(pis.layout("pi-1").config_dir), "create", "--master")
+    assert made.returncode == 0, made.stderr
+    master_token = made.stdout.splitlines()[0]
+    assert f"enable-master --join https://{pis.master.address}:6443 --token {master_token}" in made.stdout
+    joined = _join(pis, master_token)
+    assert joined.returncode == 0, joined.stderr + joined.stdout
+    assert "this board's etcd member caught up and votes: done" in joined.stdout
+    assert _members(pis) == [("pi-1", False), ("pi-2", False)]
     wait(lambda: pis.node_ready("pi-2"), what="pi-2 Ready")
+    # Both masters serve the one store: a write through pi-1 is read through pi-2 (its own admin kubeconfig,
+    # its own serving certificate from the shared CA).
+    pis.kubectl("create", "configmap", "seen-by-both", "--from-literal=k=v")
+    second = read_kubeconfig(pis.state_dir / "pi-2.kubeconfig")
+    assert second.server == f"https://{pis.board('pi-2').address}:6443"
+    from pikube.bootstrap import api
+
+    assert api.request(second, "GET", "/api/v1/namespaces/default/configmaps/seen-by-both")["data"] == {"k": "v"}
+    store = api.request(second, "GET", "/pikube/v1/datastore")
+    assert sorted(m["name"] for m in store["members"]) == ["pi-1", "pi-2"] and store["leader"], store
+    # The cluster CA and the service account key are the first master's.
+    first = pis.layout("pi-1").master_data / "pki"
+    for name in ("ca.crt", "ca.key", "sa.key", "etcd/ca.crt"):
+        assert (lay.master_data / "pki" / name).read_bytes() == (first / name).read_bytes(), name
+    # A second run changes nothing (and does not join again).
+    again = _join(pis, master_token)
+    assert again.returncode == 0 and "Nothing changed" in again.stdout, again.stderr
+    assert _members(pis) == [("pi-1", False), ("pi-2", False)]
 
 
 def test_the_master_board_comes_back_on_its_etcd_data_after_a_power_cut(etcd_master: Pis) -> None:
@@ -140,6 +192,17 @@ def test_the_master_board_comes_back_on_its_etcd_data_after_a_power_cut(etcd_mas
     wait(lambda: _answers(pis) and pis.node_ready("pi-1"), timeout=90, what="pi-1 Ready again")
     out = pis.kubectl("get", "configmap", "before-the-cut", "-o", "jsonpath={.data.k}").stdout
     assert out == "v"
+
+
+def test_a_reset_master_leaves_the_etcd_cluster(etcd_master: Pis) -> None:
+    pis = etcd_master
+    lay = pis.layout("pi-2")
+    proc = pis.pikube("pi-2", "reset", "--yes", "--init", "none", *pis.dirs("pi-2"))
+    assert proc.returncode == 0, proc.stderr
+    assert "etcd member pi-2 removed from the cluster (1 members left)" in proc.stdout, proc.stdout
+    assert _members(pis) == [("pi-1", False)]
+    assert _etcd_pids(pis, "pi-2") == [] and not lay.data_dir.exists()
+    pis.kubectl("create", "configmap", "after-pi-2-left", "--from-literal=k=v")  # one member: its own quorum
 
 
 def test_reset_leaves_no_etcd(etcd_master: Pis) -> None:

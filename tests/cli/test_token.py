@@ -16,15 +16,15 @@ from pikube.cli.main import run
 from pikube.cli.token import parse_ttl
 
 
-@pytest.fixture
-def master_board(tmp_path: Path) -> Layout:
+@pytest.fixture(params=["etcd", "sqlite"])
+def master_board(tmp_path: Path, request: pytest.FixtureRequest) -> Layout:
     from master.pki import ensure_pki
 
     lay = Layout(config_dir=tmp_path / "etc", data_dir=tmp_path / "var")
     ensure_pki(lay.master_data, ["pi-1"], ["10.0.0.1"])
     record.save(lay.record, NodeRecord(role=Role.MASTER, node_name="pi-1", server="https://10.0.0.1:6443",
                                        backend="host-gw", init=InitKind.NONE, data_dir=str(lay.data_dir),
-                                       docker_host="unix:///x"))
+                                       docker_host="unix:///x", datastore=request.param))
     return lay
 
 
@@ -37,12 +37,23 @@ def test_create_list_delete(master_board: Layout, capsys: pytest.CaptureFixture[
     assert out[2] == f"    sudo enable-worker 10.0.0.1 --token {out[0]}"
     assert run(["token", *conf, "create", "--ttl", "0"]) == 0
     second = parse(capsys.readouterr().out.splitlines()[0])
+    assert run(["token", *conf, "create", "--ttl", "1h", "--master"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    third = parse(out[0])
+    if record.load(master_board.record).datastore == "etcd":  # type: ignore[union-attr]
+        assert out[-2:] == ["Add a master (this cluster keeps its state in etcd) with:",
+                            f"    sudo enable-master --join https://10.0.0.1:6443 --token {out[0]}"]
+    else:
+        assert out[-1] == ("This master keeps the cluster in SQLite, so it cannot take more masters "
+                           "(a cluster of several starts with `enable-master --cluster-init`).")
 
     assert run(["token", *conf, "list"]) == 0
     rows = capsys.readouterr().out.splitlines()
-    assert rows[0].split() == ["ID", "CREATED", "EXPIRES", "DESCRIPTION"]
+    assert rows[0].split() == ["ID", "JOINS", "CREATED", "EXPIRES", "DESCRIPTION"]
     assert rows[1].startswith(token.token_id) and rows[1].endswith("pi-5 and pi-6")
+    assert rows[1].split()[1] == "workers"
     assert rows[2].startswith(second.token_id) and " never " in rows[2]
+    assert rows[3].startswith(third.token_id) and rows[3].split()[1] == "workers,masters"
     assert token.secret not in "\n".join(rows)  # secrets are never shown again
 
     assert run(["token", *conf, "delete", token.token_id]) == 0
