@@ -103,7 +103,8 @@ class Master:
             # Other masters may share this etcd: only the elected one runs the scheduler and controllers.
             lease_rt = self.catalog.by_kind("coordination.k8s.io", "Lease")
             assert lease_rt is not None
-            identity = f"{socket.gethostname()}:{s.port}_{secrets.token_hex(4)}"  # which master, at a glance
+            # Which master, at a glance (kube-controller-manager's `<host>_<uuid>`): its board's node name.
+            identity = f"{s.board_node or socket.gethostname()}_{secrets.token_hex(4)}"
             elector = LeaderElector(Handlers(self.ctx), lease_rt, self._lead, self._step_down, self.stopping,
                                     identity)
             self.elector = elector

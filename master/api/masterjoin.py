@@ -40,6 +40,7 @@ from master.tokens import TokenStore, validate_node_name
 
 Obj = dict[str, Any]
 PEER_PORT = 2380
+RETRY_MESSAGE = "not yet, try again in a few seconds"
 
 
 @dataclass(frozen=True)
@@ -97,4 +98,13 @@ class MasterJoinService:
             raise errors.ServiceUnavailable(
                 message=f"the cluster's etcd members {', '.join(sick) or '(unknown)'} do not answer: a new member now "
                         "could cost the cluster its quorum; bring them back or remove them first")
-        return store.add_learner(peer_url)
+        try:
+            return store.add_learner(peer_url)
+        except errors.ApiError as exc:
+            if "unhealthy cluster" not in exc.message:
+                raise
+            # etcd adds a member only when every member has been connected for 5 s (its guard for the quorum):
+            # right after a member joined or restarted, the caller asks again (core.jointoken retries this).
+            raise errors.ServiceUnavailable(message=f"{RETRY_MESSAGE}: etcd adds a member once every member has "
+                                                    "been connected for 5 s, and one joined or restarted a moment "
+                                                    "ago") from None

@@ -75,7 +75,10 @@ class EtcdTls:
 
 
 # What etcd answers when it has no leader, or a proposal found none in time.
-_NO_QUORUM_TEXTS = ("no leader", "request timed out", "leader changed", "timed out waiting for read index")
+# etcd's words when it cannot commit for want of a leader or a majority; "context deadline exceeded" is its
+# gateway's when its own request timeout (5 s + 2 election timeouts) ran out first.
+_NO_QUORUM_TEXTS = ("no leader", "request timed out", "leader changed", "timed out waiting for read index",
+                    "context deadline exceeded")
 
 
 class EtcdStore:

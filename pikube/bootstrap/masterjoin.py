@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from core import errors
 from core.jointoken import JoinError, fetch_and_pin_ca, parse, request_master_join
@@ -36,6 +37,8 @@ from pikube.bootstrap.joinerrors import explain
 from pikube.bootstrap.layout import Layout
 
 Report = Callable[[str], None]
+RETRY_SECONDS = 30.0
+NOT_YET = "not yet, try again"  # master/api/masterjoin.py's RETRY_MESSAGE begins so
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ def fetch_keys(req: JoinRequest, layout: Layout, made_files: list[Path]) -> Join
         if layout.master_ca.exists() and layout.master_ca.read_bytes().strip() != ca_pem.strip():
             raise BootstrapError(f"this board already holds another cluster's CA ({layout.master_ca}); run "
                                  "`sudo pikube reset` on it first.")
-        doc = request_master_join(req.server, ca_pem, token.secret, req.node_name, req.address)
+        doc = _ask(req, ca_pem, token.secret)
     except (JoinError, errors.ApiError) as exc:
         raise _explain(exc, req.server) from None
     pki = layout.master_data / "pki"
@@ -80,6 +83,18 @@ def fetch_keys(req: JoinRequest, layout: Layout, made_files: list[Path]) -> Join
     ensure_etcd_pki(layout.master_data, req.node_name, [req.address])
     endpoints = tuple(str(u) for u in doc.get("etcdEndpoints") or ())
     return Joined(initial_cluster=str(doc["initialCluster"]), endpoints=endpoints, member_id=str(doc["memberID"]))
+
+
+def _ask(req: JoinRequest, ca_pem: bytes, secret: str) -> dict[str, Any]:
+    """The master join, asked again while the master says "not yet" (etcd just added or restarted a member)."""
+    deadline = time.monotonic() + RETRY_SECONDS
+    while True:
+        try:
+            return request_master_join(req.server, ca_pem, secret, req.node_name, req.address)
+        except errors.ServiceUnavailable as exc:
+            if NOT_YET not in exc.message or time.monotonic() >= deadline:
+                raise
+        time.sleep(1.0)
 
 
 def _explain(exc: Exception, server: str) -> JoinRefused:
