@@ -237,6 +237,10 @@ def enable_master(setup: MasterSetup, init: Init, hooks: Hooks) -> Outcome:
     units = (ETCD_UNIT, MASTER_UNIT, AGENT_UNIT) if setup.datastore == "etcd" else (MASTER_UNIT, AGENT_UNIT)
     if existing is None or not all(init.active(u) for u in units):
         check_preflight(hooks)
+    if existing is None and setup.datastore == "etcd" and (lay.etcd_data / "member").exists():
+        raise BootstrapError(f"{lay.etcd_data} holds an etcd member's data from an earlier cluster, which etcd "
+                             "would start instead of this one: remove it (`sudo pikube reset` does) and run this "
+                             "again.")
     made_dirs = missing_dirs(lay) if existing is None else []
     try:
         lay.config_dir.mkdir(parents=True, exist_ok=True)

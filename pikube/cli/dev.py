@@ -34,6 +34,8 @@ def register(sub: Any) -> None:
 
     up = verbs.add_parser("up", help="bring up a whole cluster: engine, images, boards, master and workers")
     up.add_argument("--workers", type=int, default=2, help="worker boards besides the master (default 2)")
+    up.add_argument("--masters", type=int, default=1,
+                    help="master boards (default 1, on SQLite); 3 or 5 keep the cluster in etcd, one member on each")
     up.add_argument("--backend", choices=("host-gw", "vxlan"), default="host-gw",
                     help="pod network between boards (default host-gw)")
     _state_dir(up)
@@ -105,9 +107,9 @@ def _up(args: argparse.Namespace) -> int:
 
     settings = cluster.DevSettings(
         state_dir=args.state_dir, workers=args.workers, docker_host=os.environ.get("DOCKER_HOST") or None,
-        backend=args.backend,
+        backend=args.backend, masters=args.masters,
     )
-    up = _guard(cluster.up, settings, cluster.default_launchers(args.backend), _say)
+    up = _guard(cluster.up, settings, cluster.default_launchers(args.backend, args.masters), _say)
     _print_boards(up)
     print()
     prog = sys.argv[0] if "/" in sys.argv[0] else "pikube"  # as the user typed it, e.g. .venv/bin/pikube

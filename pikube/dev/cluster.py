@@ -60,6 +60,8 @@ class DevSettings:
     busybox: Path = images.BUSYBOX
     # The pod network between boards: host-gw or vxlan.
     backend: str = "host-gw"
+    # Master boards: 1 (SQLite) or an odd number on etcd (`enable-master --cluster-init`, then `--join`).
+    masters: int = 1
 
 
 class Cluster:
@@ -132,19 +134,36 @@ def _last_line(output: str) -> str:
 
 @dataclass(frozen=True)
 class MasterLauncher:
-    """Board 0 runs `enable-master --init none`; its admin kubeconfig lands in `DIR/kubeconfig`."""
+    """Board 0 runs `enable-master --init none`; its admin kubeconfig lands in `DIR/kubeconfig`. With several
+    masters it starts the cluster on etcd (`--cluster-init`) and the other master boards join it, one by one
+    (etcd adds one member at a time)."""
 
     backend: str = "host-gw"
+    masters: int = 1
 
     def __call__(self, cluster: Cluster, report: Report) -> None:
         master = cluster.board(naming.MASTER)
-        report(f"enable-master on board {master.name} ({master.address}, backend {self.backend})")
+        extra = ("--cluster-init",) if self.masters > 1 else ()
+        report(f"enable-master {' '.join(extra)} on board {master.name} ({master.address}, backend "
+               f"{self.backend})".replace("  ", " "))
         try:
             out = launch.enable_master(cluster.state_dir, master, cluster.engine.host, self.backend,
-                                       cluster.kubeconfig)
+                                       cluster.kubeconfig, extra)
         finally:
             cluster.record_supervisors([master.name])
         report(next((line for line in out.splitlines() if line.startswith("The master")), _last_line(out)))
+        others = naming.board_names(0, self.masters)[1:]
+        if not others:
+            return
+        token = launch.master_token(cluster.state_dir, master)
+        for name in others:
+            report(f"enable-master --join on board {name}")
+            try:
+                out = launch.join_master(cluster.state_dir, cluster.board(name), master, token,
+                                         cluster.engine.host, self.backend)
+            finally:
+                cluster.record_supervisors([name])
+            report(next((line for line in out.splitlines() if line.startswith("The master")), _last_line(out)))
 
 
 class WorkersLauncher:
@@ -152,7 +171,7 @@ class WorkersLauncher:
 
     def __call__(self, cluster: Cluster, report: Report) -> None:
         master = cluster.board(naming.MASTER)
-        workers = [b for b in cluster.lan.boards if b.name != naming.MASTER]
+        workers = [b for b in cluster.lan.boards if b.name.startswith("worker-")]
         if not workers:
             return
         report(f"enable-worker on {', '.join(b.name for b in workers)}")
@@ -164,9 +183,9 @@ class WorkersLauncher:
             report(_last_line(out))
 
 
-def default_launchers(backend: str = "host-gw") -> tuple[Launcher, ...]:
-    """The launchers `pikube dev up` runs: the master board, then the workers."""
-    return (MasterLauncher(backend), WorkersLauncher())
+def default_launchers(backend: str = "host-gw", masters: int = 1) -> tuple[Launcher, ...]:
+    """The launchers `pikube dev up` runs: the master boards, then the workers."""
+    return (MasterLauncher(backend, masters), WorkersLauncher())
 
 
 def require_root() -> None:
@@ -179,6 +198,12 @@ def _check_up(settings: DevSettings) -> Engine | None:
     require_root()
     if not 0 <= settings.workers <= naming.MAX_WORKERS:
         raise DevError(f"--workers must be between 0 and {naming.MAX_WORKERS}.")
+    if settings.masters not in (1, 3, 5, 7):
+        raise DevError(f"--masters must be 1, 3, 5 or 7, not {settings.masters}: an even number of etcd members "
+                       "survives no more lost boards than one fewer.")
+    if settings.masters > 1 and shutil.which("etcd") is None:
+        raise DevError("several masters keep the cluster in etcd, which is not installed: "
+                       "sudo apt-get install etcd-server")
     if state_file(settings.state_dir).exists():
         raise DevError(
             f"{settings.state_dir} already holds a dev cluster; "
@@ -242,7 +267,7 @@ def _bring_up(
     finally:
         client.close()
     report(f"images: made {', '.join(made)}" if made else "images: already present")
-    lan = boards.create(naming.board_names(settings.workers), run=run)
+    lan = boards.create(naming.board_names(settings.workers, settings.masters), run=run)
     cluster.update(lan=lan)
     report(f"boards: {len(lan.boards)} on {lan.subnet} (bridge {lan.bridge})")
     for launcher in launchers:

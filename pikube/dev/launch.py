@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -64,12 +65,29 @@ def supervisor_record(state_dir: Path, board: str) -> ProcessRecord | None:
                          log=str(lay.logs / "supervisor.log"))
 
 
-def enable_master(state_dir: Path, board: Board, docker_host: str, backend: str, kubeconfig: Path) -> str:
+def enable_master(state_dir: Path, board: Board, docker_host: str, backend: str, kubeconfig: Path,
+                  extra: Sequence[str] = ()) -> str:
     lay = layout(state_dir, board.name)
     return _run(state_dir, board, "enable-master", pikube_argv(
         "enable-master", "--init", "none", "--config-dir", str(lay.config_dir), "--data-dir", str(lay.data_dir),
         "--advertise-address", str(board.address), "--backend", backend, "--docker-host", docker_host,
-        "--node-name", board.name, "--user-kubeconfig", str(kubeconfig)))
+        "--node-name", board.name, "--user-kubeconfig", str(kubeconfig), *extra))
+
+
+def master_token(state_dir: Path, master: Board) -> str:
+    """A new token on the master board that may add masters (valid for an hour)."""
+    lay = layout(state_dir, master.name)
+    out = _run(state_dir, master, "master-token", pikube_argv(
+        "token", "--config-dir", str(lay.config_dir), "create", "--master", "--ttl", "1h",
+        "--description", "pikube dev up: its other masters"))
+    return out.splitlines()[0].strip()
+
+
+def join_master(state_dir: Path, board: Board, first: Board, token: str, docker_host: str, backend: str) -> str:
+    """`enable-master --join` on `board`: one more master of the cluster `first` started with --cluster-init."""
+    lay = layout(state_dir, board.name)
+    return enable_master(state_dir, board, docker_host, backend, lay.config_dir / "kubectl.kubeconfig",
+                         ("--join", f"https://{first.address}:6443", "--token", token))
 
 
 def join_token(state_dir: Path, master: str = MASTER) -> str:

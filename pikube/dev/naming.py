@@ -47,9 +47,9 @@ def is_run_id(text: str) -> bool:
     return bool(_RUN_RE.match(text))
 
 
-def board_names(workers: int) -> list[str]:
-    """Board 0 is the master; the others are `worker-1` .. `worker-N`."""
-    return [MASTER] + [f"worker-{i}" for i in range(1, workers + 1)]
+def board_names(workers: int, masters: int = 1) -> list[str]:
+    """Board 0 is the (first) master; further masters are `master-2` .. `master-M`, then `worker-1` .. `worker-N`."""
+    return [MASTER] + [f"master-{i}" for i in range(2, masters + 1)] + [f"worker-{i}" for i in range(1, workers + 1)]
 
 
 def netns_name(run: RunId, board: str) -> str:

@@ -156,6 +156,18 @@ def test_a_second_master_joins_with_a_master_token(etcd_master: Pis) -> None:
     assert made.returncode == 0, made.stderr
     master_token = made.stdout.splitlines()[0]
     assert f"enable-master --join https://{pis.master.address}:6443 --token {master_token}" in made.stdout
+    # No master at that address: a sentence, nothing installed.
+    nobody = pis.pikube("pi-2", "enable-master", "--join", f"{pis.board('pi-3').address}:6444", "--token",
+                        master_token, "--init", "none", *pis.dirs("pi-2"), "--node-name", "pi-2",
+                        "--docker-host", pis.docker_host)
+    assert nobody.returncode == 1 and "cannot reach a pikube master at" in nobody.stderr, nobody.stderr
+    assert not lay.data_dir.exists() and _members(pis) == [("pi-1", False)]
+    # etcd data left from another cluster would be started instead of joining: refused before anything is asked.
+    (lay.etcd_data / "member" / "wal").mkdir(parents=True)
+    stale = _join(pis, master_token)
+    assert stale.returncode == 1 and "holds an etcd member's data from an earlier cluster" in stale.stderr
+    assert _members(pis) == [("pi-1", False)]
+    shutil.rmtree(lay.data_dir)
     joined = _join(pis, master_token)
     assert joined.returncode == 0, joined.stderr + joined.stdout
     assert "this board's etcd member caught up and votes: done" in joined.stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -109,3 +110,43 @@ def test_demo_cluster_runs_a_nodeport_service_on_every_board(
     assert down.returncode == 0, down.stdout + down.stderr
     assert cluster.leftovers(State.from_json(json.dumps(recorded))) == []
     assert docker_engine.client().containers.list(all=True, filters={"label": "pikube.io/node=worker-1"}) == []
+
+
+def test_dev_up_with_three_masters_on_etcd(docker_engine: Any, dev_images: DevImages, harness_made: HarnessMade,
+                                           tmp_path: Path) -> None:
+    """`pikube dev up --masters 3`: the first master starts the cluster on etcd, the others join it; every master
+    serves the API, the three etcd members vote, and `dev down` leaves nothing (etcd processes included)."""
+    from tests.conftest import require
+
+    require(shutil.which("etcd") is not None, "etcd is not installed (Debian's etcd-server)")
+    state_dir = tmp_path / "ha"
+    up = _run([str(PIKUBE), "dev", "up", "--masters", "3", "--workers", "1", "--state-dir", str(state_dir)],
+              check=False, docker_host=docker_engine.host)
+    recorded = json.loads((state_dir / "state.json").read_text()) if (state_dir / "state.json").exists() else {}
+    if recorded:
+        harness_made.runs.add(recorded["run"])
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "enable-master --join on board master-3" in up.stdout
+        kubeconfig = state_dir / "kubeconfig"
+        nodes = _run([kubectl_path("new"), "--kubeconfig", str(kubeconfig), "get", "nodes", "-o", "name"], 60)
+        assert nodes.stdout.split() == ["node/master", "node/master-2", "node/master-3", "node/worker-1"]
+        for board in ("master-2", "master-3"):  # each master answers with its own admin kubeconfig
+            own = state_dir / "boards" / board / "config" / "admin.kubeconfig"
+            store = _run([kubectl_path("new"), "--kubeconfig", str(own), "get", "--raw", "/pikube/v1/datastore"], 60)
+            health = json.loads(store.stdout)
+            assert sorted((m["name"], m["healthy"], m["learner"]) for m in health["members"]) == [
+                ("master", True, False), ("master-2", True, False), ("master-3", True, False)]
+        bad = _run([str(PIKUBE), "dev", "up", "--masters", "2", "--state-dir", str(tmp_path / "even")], check=False)
+        assert bad.returncode == 1 and "--masters must be 1, 3, 5 or 7, not 2" in bad.stderr
+    finally:
+        down = _run([str(PIKUBE), "dev", "down", "--state-dir", str(state_dir)], check=False)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert cluster.leftovers(State.from_json(json.dumps(recorded))) == []
+    assert not [p for p in _etcd_processes() if str(state_dir) in " ".join(p)]
+
+
+def _etcd_processes() -> list[list[str]]:
+    from core import processes
+
+    return [processes.cmdline(p) for p in processes.pids_mentioning("etcd")]

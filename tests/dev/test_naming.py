@@ -23,6 +23,7 @@ def test_run_id_is_six_hex_digits() -> None:
 def test_board_names_start_with_master() -> None:
     assert naming.board_names(0) == ["master"]
     assert naming.board_names(2) == ["master", "worker-1", "worker-2"]
+    assert naming.board_names(1, masters=3) == ["master", "master-2", "master-3", "worker-1"]
 
 
 def test_names_carry_the_run_and_fit_the_kernel_limit() -> None:
