@@ -131,6 +131,9 @@ class MasterSettings:
     # LoadBalancer address pool ("192.168.1.240-192.168.1.250" or "192.168.1.240/28" each; empty: the boards'
     # own addresses, ServiceLB's way). See master/controllers/servicelb.py and docs/network.md.
     lb_pool: tuple[str, ...] = ()
+    # The masters' floating address (a free LAN address, outside the pool): the Service kube-system/pikube-api
+    # gets it as its LoadBalancer address, forwarded to a live master; in every master's serving certificate.
+    api_address: str = ""
 
     def lb_pool_addresses(self) -> list[IPv4Address]:
         """The pool's addresses in order; ValueError with a sentence for a range that is not one."""

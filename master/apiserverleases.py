@@ -5,7 +5,8 @@ own, `kube-system/pikube-apiserver-<address>-<port>` (label
 `pikube.io/apiserver`), renewed every 10 s for 45 s, and sets
 `default/kubernetes` to the addresses of the masters whose leases are live
 (grouped by port, sorted, so every master computes the same and only a change
-is written). A master that stops deletes its lease and takes itself out at
+is written), and the Endpoints of `kube-system/pikube-api` alike when the
+masters have a floating address (`--api-address`). A master that stops deletes its lease and takes itself out at
 once; one that dies drops out when its lease runs out. With SQLite (one
 master) this keeps the Endpoints on that master's address.
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 from core import errors
 from core.kube import timefmt
+from core.wellknown import API_SERVICE
 from master.registry.resource import ResourceType
 from master.registry.verbs import Handlers
 
@@ -44,8 +46,10 @@ def endpoint_subsets(live: list[tuple[str, int]]) -> list[Obj]:
 
 class ApiserverLeases:
     def __init__(self, handlers: Handlers, lease_rt: ResourceType, endpoints_rt: ResourceType, address: str,
-                 port: int, stopping: threading.Event) -> None:
+                 port: int, stopping: threading.Event, api_service: bool = False) -> None:
+        """`api_service`: also keep the Endpoints of kube-system/pikube-api (the floating address, `--api-address`)."""
         self.h = handlers
+        self.api_service = api_service
         self.lease_rt, self.ep_rt = lease_rt, endpoints_rt
         self.address, self.port = address, port
         self.name = lease_name(address, port)
@@ -86,14 +90,19 @@ class ApiserverLeases:
         subsets = endpoint_subsets(self.live(without_self))
         if not subsets:
             return  # never empty the Endpoints: clients keep what they knew
+        self._write("default", "kubernetes", subsets)
+        if self.api_service:  # the floating address forwards to the same masters
+            self._write(*API_SERVICE, subsets)
+
+    def _write(self, namespace: str, name: str, subsets: list[Obj]) -> None:
         try:
-            current = self.h.get(self.ep_rt, "default", "kubernetes")
+            current = self.h.get(self.ep_rt, namespace, name)
         except errors.NotFound:
-            self.h.create(self.ep_rt, "default", {"metadata": {"name": "kubernetes", "labels": {
+            self.h.create(self.ep_rt, namespace, {"metadata": {"name": name, "labels": {
                 "endpointslice.kubernetes.io/skip-mirror": "true"}}, "subsets": subsets})
             return
         if current.get("subsets") != subsets:
-            self.h.patch(self.ep_rt, "default", "kubernetes", "merge", {"subsets": subsets})
+            self.h.patch(self.ep_rt, namespace, name, "merge", {"subsets": subsets})
 
     def run(self) -> None:
         while not self.stopping.is_set():

@@ -12,6 +12,7 @@ import ipaddress
 from typing import Any
 
 from core import errors, wellknown
+from core.wellknown import API_ADDRESS_ANNOTATION, API_SERVICE
 from master.registry import apiservices, rbacdefaults, storage
 from master.registry.context import ApiContext
 from master.registry.services import first_service_ip
@@ -55,6 +56,27 @@ def ensure_defaults(ctx: ApiContext) -> None:
     current = ctx.store.get(ep_rt.key("default", "kubernetes"))
     if current is None:  # later, every live master is listed by master/apiserverleases.py
         _create(h.create, ep_rt, "default", endpoints)
+    if ctx.settings.api_address:
+        ensure_api_service(h, svc_rt, ctx.settings.api_address, port)
+
+
+def ensure_api_service(h: Handlers, svc_rt: Any, address: str, port: int) -> None:
+    """The masters' floating address as a LoadBalancer Service without a selector: servicelb gives it
+    `address`, master/apiserverleases.py keeps its Endpoints equal to `default/kubernetes`, and the agents
+    announce the address by ARP and forward it to a live master, as they do any pool address."""
+    ns, name = API_SERVICE
+    spec = {"type": "LoadBalancer", "loadBalancerIP": address, "allocateLoadBalancerNodePorts": False,
+            "ports": [{"name": "https", "port": port, "protocol": "TCP", "targetPort": port}]}
+    body = {"metadata": {"name": name, "annotations": {API_ADDRESS_ANNOTATION: address},
+                         "labels": {"component": "apiserver", "provider": "pikube"}}, "spec": spec}
+    try:
+        current = h.get(svc_rt, ns, name)
+    except errors.NotFound:
+        _create(h.create, svc_rt, ns, body)
+        return
+    if ((current.get("metadata") or {}).get("annotations") or {}).get(API_ADDRESS_ANNOTATION) != address:
+        h.patch(svc_rt, ns, name, "merge", {"metadata": {"annotations": {API_ADDRESS_ANNOTATION: address}},
+                                            "spec": {"loadBalancerIP": address}})
 
 
 def ensure_local_path_class(ctx: ApiContext, h: Handlers) -> None:

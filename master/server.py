@@ -62,7 +62,7 @@ class Master:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         hostnames = [socket.gethostname(), *s.hostnames]
-        addresses = [a for a in (s.advertise_address, *s.addresses) if a]
+        addresses = [a for a in (s.advertise_address, s.api_address, *s.addresses) if a]
         if s.bind not in ("0.0.0.0", "::", ""):
             addresses.append(s.bind)
         self.pki = ensure_pki(s.data_dir, hostnames, addresses)
@@ -74,7 +74,8 @@ class Master:
         self.ctx = ApiContext(settings=s, store=self.store, catalog=self.catalog)
         bootstrap.ensure_defaults(self.ctx)
         self.app: Flask = create_app(self.ctx, JoinService(self.pki, self.tokens), stopping=self.stopping,
-                                     master_join=MasterJoinService(self.pki, self.tokens, self.store, s.data_dir))
+                                     master_join=MasterJoinService(self.pki, self.tokens, self.store, s.data_dir,
+                                                                   s.api_address))
         self._server: Server | None = None
         self._threads: list[threading.Thread] = []
         self._term = threading.Event()
@@ -95,7 +96,8 @@ class Master:
         lease_rt = self.catalog.by_kind("coordination.k8s.io", "Lease")
         ep_rt = self.catalog.by_kind("", "Endpoints")
         assert lease_rt is not None and ep_rt is not None
-        leases = ApiserverLeases(Handlers(self.ctx), lease_rt, ep_rt, s.advertise_address, s.port, self.stopping)
+        leases = ApiserverLeases(Handlers(self.ctx), lease_rt, ep_rt, s.advertise_address, s.port, self.stopping,
+                                 api_service=bool(s.api_address))
         t = threading.Thread(target=leases.run, name="apiserver-lease", daemon=True)
         t.start()
         self._threads.append(t)

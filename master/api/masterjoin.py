@@ -49,6 +49,7 @@ class MasterJoinService:
     tokens: TokenStore
     store: Store
     data_dir: Path
+    api_address: str = ""  # the masters' floating address: a joining master serves and names it too
 
     def handle(self, request: Request) -> Obj:
         data = bodies.decode_object(bodies.read(request, 64 * 1024), bodies.media_type(request))
@@ -76,7 +77,7 @@ class MasterJoinService:
         clients = [u for m in members if m.get("name") and not m.get("isLearner") for u in m.get("clientURLs") or []]
         return {"kind": "MasterJoin", "apiVersion": wellknown.API_VERSION, "nodeName": name,
                 "memberID": str(member.get("ID") or ""), "initialCluster": ",".join(initial),
-                "etcdEndpoints": clients,
+                "etcdEndpoints": clients, "apiAddress": self.api_address,
                 "ca": self.pki.ca_cert.read_text(), "caKey": self.pki.ca_key.read_text(),
                 "serviceAccountKey": (self.pki.ca_cert.parent / "sa.key").read_text(),
                 "etcdCa": etcd.ca_cert.read_text(), "etcdCaKey": etcd.ca_key.read_text()}

@@ -39,6 +39,7 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from core.kube import scheduling
+from core.wellknown import API_ADDRESS_ANNOTATION, API_SERVICE
 from master.client import Env, Informer
 from master.controllers.base import Controller
 
@@ -137,9 +138,19 @@ def assign(services: list[Obj], nodes: list[Obj], endpoints: dict[tuple[str, str
            ) -> tuple[dict[tuple[str, str], list[str]], dict[tuple[str, str], str]]:
     """For every LoadBalancer Service this controller serves: its ingress addresses, and, for one left
     pending (a port or address another holds, an exhausted pool), a sentence saying why (keys are
-    (namespace, name))."""
-    if pool:
-        return assign_from_pool(services, pool)
+    (namespace, name)). The masters' floating address (`kube-system/pikube-api`) is its own: it claims no
+    port on the boards' addresses and takes nothing from the pool."""
+    fixed = {_key(s): [floating] for s in services if _key(s) == API_SERVICE and served_here(s)
+             and (floating := str(((s.get("metadata") or {}).get("annotations") or {}).get(API_ADDRESS_ANNOTATION)
+                                  or ""))}
+    rest = [s for s in services if _key(s) not in fixed]
+    ingress, blocked = assign_from_pool(rest, pool) if pool else _assign_boards(rest, nodes, endpoints)
+    return {**ingress, **fixed}, blocked
+
+
+def _assign_boards(services: list[Obj], nodes: list[Obj], endpoints: dict[tuple[str, str], Obj]
+                   ) -> tuple[dict[tuple[str, str], list[str]], dict[tuple[str, str], str]]:
+    """ServiceLB's mode: the eligible boards' own addresses, one Service per port."""
     eligible = eligible_nodes(nodes)
     ingress: dict[tuple[str, str], list[str]] = {}
     blocked: dict[tuple[str, str], str] = {}

@@ -68,6 +68,9 @@ class MasterSetup:
     # Join the cluster of the master at this URL as one more master (its etcd), with a master join token.
     join: str = ""
     join_token: str = field(default="", repr=False)
+    # The masters' floating address (a free LAN address): kubectl's kubeconfig names it. A joining master
+    # takes the cluster's from the join.
+    api_address: str = ""
 
     @property
     def datastore(self) -> str:
@@ -75,7 +78,7 @@ class MasterSetup:
 
     @property
     def server(self) -> str:
-        return f"https://{self.advertise_address}:{self.port}"
+        return _url(self.advertise_address, self.port)
 
 
 @dataclass
@@ -92,6 +95,10 @@ class Outcome:
 def join_command(address: str, port: int, token: str) -> str:
     where = address if port == DEFAULT_PORT else f"{address}:{port}"
     return f"sudo enable-worker {where} --token {token}"
+
+
+def _url(address: str, port: int) -> str:
+    return f"https://[{address}]:{port}" if ":" in address else f"https://{address}:{port}"
 
 
 def master_join_command(server: str, token: str) -> str:
@@ -128,6 +135,7 @@ class _Run:
         self.joined: Joined | None = None
         self.etcd_cluster = ""
         self.etcd_endpoints: tuple[str, ...] = ()
+        self.api_address = setup.api_address
 
     def note(self, existed: bool, what: str) -> None:
         (self.out.existed if existed else self.out.changed).append(what)
@@ -147,6 +155,7 @@ class _Run:
         self.joined = masterjoin.fetch_keys(req, lay, self.made_files)
         self.hooks.report(f"the cluster's keys from {s.join}, and an etcd membership: done")
         self.etcd_cluster, self.etcd_endpoints = self.joined.initial_cluster, self.joined.endpoints
+        self.api_address = self.joined.api_address
         s_etcd = etcd_unit(s.pikube, lay, s.node_name, s.advertise_address, self.etcd_cluster, existing=True)
         self.service(s_etcd)
         masterjoin.promote(self.joined, lay.master_data / "pki" / "etcd", LOCAL_ETCD, s.timeout)
@@ -166,7 +175,7 @@ class _Run:
         s, lay = self.setup, self.layout
         endpoints = (LOCAL_ETCD, *self.etcd_endpoints) if s.datastore == "etcd" else ()
         self.service(master_unit(s.pikube, lay, s.advertise_address, s.port, s.web_port, s.node_name, s.lb_pool,
-                                 endpoints))
+                                 endpoints, self.api_address))
         up = api.wait_for(lambda: lay.master_kubeconfig.exists() and api.healthy(read_kubeconfig(
             lay.master_kubeconfig)), s.timeout, interval=0.2)
         if not up:
@@ -176,6 +185,8 @@ class _Run:
     def kubeconfigs(self) -> None:
         lay = self.layout
         admin = lay.master_kubeconfig.read_bytes()
+        if self.api_address:  # kubectl goes through the floating address; enable-* keep the board's own
+            admin = admin.replace(self.setup.server.encode(), _url(self.api_address, self.setup.port).encode())
         wrote = write_private(lay.admin_kubeconfig, admin)
         if wrote:
             self.made_files.append(lay.admin_kubeconfig)
@@ -221,7 +232,8 @@ class _Run:
         rec = NodeRecord(role=Role.MASTER, node_name=s.node_name, server=s.server, backend=s.backend,
                          init=self.init.kind, data_dir=str(lay.data_dir), docker_host=s.docker_host,
                          taint_master=s.taint_master, datastore=s.datastore,
-                         etcd_initial_cluster=self.etcd_cluster, etcd_endpoints=self.etcd_endpoints)
+                         etcd_initial_cluster=self.etcd_cluster, etcd_endpoints=self.etcd_endpoints,
+                         api_address=self.api_address)
         if record.load(lay.record) != rec:
             record.save(lay.record, rec)
             self.made_files.append(lay.record)
@@ -247,6 +259,7 @@ def enable_master(setup: MasterSetup, init: Init, hooks: Hooks) -> Outcome:
         lay.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if existing is not None:  # what the first run set up, as it was
             run.etcd_cluster, run.etcd_endpoints = existing.etcd_initial_cluster, existing.etcd_endpoints
+            run.api_address = existing.api_address or setup.api_address
         if setup.join and existing is None:
             run.join_cluster()
         elif setup.datastore == "etcd":

@@ -48,6 +48,7 @@ class Joined:
     initial_cluster: str
     endpoints: tuple[str, ...]
     member_id: str
+    api_address: str = ""  # the cluster's floating address, if its masters have one
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ def fetch_keys(req: JoinRequest, layout: Layout, made_files: list[Path]) -> Join
 
     ensure_etcd_pki(layout.master_data, req.node_name, [req.address])
     endpoints = tuple(str(u) for u in doc.get("etcdEndpoints") or ())
-    return Joined(initial_cluster=str(doc["initialCluster"]), endpoints=endpoints, member_id=str(doc["memberID"]))
+    return Joined(initial_cluster=str(doc["initialCluster"]), endpoints=endpoints, member_id=str(doc["memberID"]),
+                  api_address=str(doc.get("apiAddress") or ""))
 
 
 def _ask(req: JoinRequest, ca_pem: bytes, secret: str) -> dict[str, Any]:

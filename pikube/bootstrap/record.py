@@ -38,6 +38,8 @@ class NodeRecord:
     # A master that joined a cluster on etcd: its member's first members, and the other members' client URLs.
     etcd_initial_cluster: str = ""
     etcd_endpoints: tuple[str, ...] = ()
+    # The masters' floating address (`--api-address`), if they have one.
+    api_address: str = ""
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "role": self.role.value, "init": self.init.value}, indent=2) + "\n"
@@ -50,7 +52,8 @@ class NodeRecord:
                    docker_host=str(data["docker_host"]), taint_master=bool(data.get("taint_master", False)),
                    datastore=str(data.get("datastore", "sqlite")),
                    etcd_initial_cluster=str(data.get("etcd_initial_cluster", "")),
-                   etcd_endpoints=tuple(str(e) for e in data.get("etcd_endpoints") or ()))
+                   etcd_endpoints=tuple(str(e) for e in data.get("etcd_endpoints") or ()),
+                   api_address=str(data.get("api_address", "")))
 
 
 def load(path: Path) -> NodeRecord | None:

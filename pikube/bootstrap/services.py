@@ -35,13 +35,17 @@ LOCAL_ETCD = "https://127.0.0.1:2379"
 
 
 def master_unit(pikube: tuple[str, ...], layout: Layout, advertise: str, port: int, web_port: int,
-                board_node: str, lb_pool: tuple[str, ...] = (), etcd_endpoints: tuple[str, ...] = ()) -> Unit:
+                board_node: str, lb_pool: tuple[str, ...] = (), etcd_endpoints: tuple[str, ...] = (),
+                api_address: str = "") -> Unit:
     """`board_node`: the master board's Node name, which the master (not the board) gives its role labels;
     `lb_pool`: LoadBalancer address ranges (none: the boards' own addresses); `etcd_endpoints`: keep the
-    cluster's state in etcd at these client URLs (with the etcd CA's client certificate), not in SQLite."""
+    cluster's state in etcd at these client URLs (with the etcd CA's client certificate), not in SQLite;
+    `api_address`: the masters' floating address."""
     pool = tuple(flag for text in lb_pool for flag in ("--lb-pool", text))
     argv = (*pikube, "master", "--data-dir", str(layout.master_data), "--bind", "0.0.0.0", "--port", str(port),
             "--advertise-address", advertise, "--web-port", str(web_port), "--board-node", board_node, *pool)
+    if api_address:
+        argv += ("--api-address", api_address)
     after: tuple[str, ...] = ("network-online.target",)
     if etcd_endpoints:
         pki = layout.master_data / "pki" / "etcd"

@@ -40,6 +40,9 @@ def register(sub: Any) -> None:
     m.add_argument("--cluster-init", action="store_true",
                    help="keep the cluster's state in an etcd member on this board (Debian's etcd-server), the first "
                         "of several masters, instead of SQLite")
+    m.add_argument("--api-address", default="", metavar="IP",
+                   help="with --cluster-init: a free LAN address that floats to a live master (announced by ARP by "
+                        "one board); kubectl's kubeconfig names it, and masters that join take it over")
     m.add_argument("--join", default="", metavar="URL",
                    help="join the cluster of the master at URL (https://HOST:6443) as one more master; it must keep "
                         "its state in etcd (--cluster-init), and --token must be a master token")
@@ -154,6 +157,16 @@ def _master(args: argparse.Namespace) -> int:
     if args.join and not args.token:
         raise CliError("--join needs --token: make one on a master of that cluster with "
                        "`sudo pikube token create --master`.")
+    if args.api_address and args.join:
+        raise CliError("--api-address is the cluster's, set by its first master: a joining master takes it over.")
+    if args.api_address:
+        import ipaddress
+
+        try:
+            ipaddress.IPv4Address(args.api_address)
+        except ValueError:
+            raise CliError(f"--api-address must be a free IPv4 address of the boards' LAN, not "
+                           f"{args.api_address!r}.") from None
     if args.token and not args.join:
         raise CliError("--token goes with --join (the master is made here; workers take tokens).")
     if args.join:
@@ -187,7 +200,7 @@ def _master(args: argparse.Namespace) -> int:
                         web_port=args.web_port, taint_master=args.taint_master, docker_host=docker,
                         user_kubeconfig=user, timeout=args.timeout, lb_pool=tuple(args.lb_pool),
                         cluster_init=args.cluster_init, join=_master_url(args.join) if args.join else "",
-                        join_token=args.token)
+                        join_token=args.token, api_address=args.api_address)
     hooks = boardenv.hooks(boardenv.doctor_context(layout, docker, args.backend), layout, say)
     out = _guard(enable_master, setup, boardenv.make_init(kind, layout), hooks)
     print()

@@ -23,6 +23,9 @@ def register(sub: Any) -> None:
     p.add_argument("--web-token", default="", help="access token the status page asks for (default: none)")
     p.add_argument("--board-node", default="",
                    help="Node name of the board this master runs on (labelled node-role.kubernetes.io/master)")
+    p.add_argument("--api-address", default="", metavar="IP",
+                   help="the masters' floating address: a free LAN address (outside --lb-pool) that a board announces "
+                        "and forwards to a live master; in the serving certificate (every master gets the same)")
     p.add_argument("--lb-pool", action="append", default=[], metavar="RANGE",
                    help="LAN addresses for LoadBalancer services, announced by ARP from one board (repeatable; "
                         "192.168.1.240-192.168.1.250 or 192.168.1.240/28); default: the boards' own addresses")
@@ -67,6 +70,7 @@ def settings_from(args: argparse.Namespace) -> MasterSettings:
     return MasterSettings(data_dir=args.data_dir, bind=args.bind, port=args.port, hostnames=names,
                           addresses=ips, advertise_address=advertise, web_port=args.web_port, web_bind=args.web_bind,
                           web_token=args.web_token, board_node=args.board_node, lb_pool=tuple(args.lb_pool),
+                          api_address=args.api_address,
                           node_monitor_grace_seconds=args.node_monitor_grace_seconds,
                           stream_idle_timeout=args.streaming_connection_idle_timeout,
                           max_streams_per_node=args.max_streams_per_node,
@@ -132,9 +136,19 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError(f"--node-monitor-grace-seconds must be at least 1, not {args.node_monitor_grace_seconds}")
     settings = settings_from(args)
     try:
-        settings.lb_pool_addresses()
+        pool = settings.lb_pool_addresses()
     except ValueError as exc:
         raise CliError(f"--lb-pool: {exc}") from None
+    if args.api_address:
+        import ipaddress
+
+        try:
+            floating = ipaddress.ip_address(args.api_address)
+        except ValueError:
+            raise CliError(f"--api-address must be an IP address, not {args.api_address!r}") from None
+        if floating.version != 4 or floating in pool:
+            raise CliError(f"--api-address {floating} must be an IPv4 address outside --lb-pool (the pool's addresses "
+                           "go to LoadBalancer services)")
     from pikube.run.master import run
 
     try:

@@ -7,10 +7,13 @@ Pis:
 - `kill -9` of the master process that leads (holds the controller-manager
   Lease): another master leads within 20 s (the time is printed), and a
   Deployment scaled right after the kill converges;
+- kubectl goes through the masters' floating address (`--api-address`): a
+  board answers ARP for it and forwards it to a live master;
 - a power cut of pi-1 (master, etcd member, and the worker's master) while a
-  client writes through pi-3: every acknowledged write is still there, the
-  worker's agent moves to another master on its own (its node heartbeats go
-  on), and pi-1 rejoins with `pikube start` alone;
+  client writes through pi-3: every acknowledged write is still there, kubectl
+  through the floating address works again on its own, the worker's agent
+  moves to another master on its own (its node heartbeats go on), and pi-1
+  rejoins with `pikube start` alone;
 - a power cut of two masters: a write through the last one fails at once
   with a Status that says why, reads still answer with kubectl's read-only
   warning; both boards back, writes work again.
@@ -52,7 +55,8 @@ def pis(docker_engine: Any, dev_images: DevImages, docker_client: Any,
     lan = boards.create([*MASTERS, "pi-4", "pi-5"], run=run)
     made = Pis(lan, state_dir, docker_engine.host, docker_client)
     try:
-        first = _enable(made, "pi-1", "--cluster-init", "--user-kubeconfig", str(made.kubeconfig))
+        first = _enable(made, "pi-1", "--cluster-init", "--api-address", _floating(made), "--user-kubeconfig",
+                        str(made.kubeconfig))
         assert first.returncode == 0, first.stderr
         token = made.pikube("pi-1", "token", "--config-dir", str(made.layout("pi-1").config_dir), "create",
                             "--master", "--ttl", "1h")
@@ -64,6 +68,7 @@ def pis(docker_engine: Any, dev_images: DevImages, docker_client: Any,
             assert joined.returncode == 0, joined.stderr
         worker = made.enable_worker("pi-4")
         assert worker.returncode == 0, worker.stderr
+        wait(lambda: _answers_at(made.kubeconfig), 60, "the API at the floating address")
         yield made
     finally:
         problems = launch.reset_boards(state_dir, lan.boards)
@@ -74,13 +79,23 @@ def pis(docker_engine: Any, dev_images: DevImages, docker_client: Any,
         assert not problems and not left, (problems, left)
 
 
+def _floating(pis: Pis) -> str:
+    """The masters' floating address: a LAN address no board has."""
+    return str(pis.lan.subnet.network_address + 200)
+
+
+def _answers_at(kubeconfig: Path) -> bool:
+    return api.healthy(read_kubeconfig(kubeconfig))
+
+
 def _enable(pis: Pis, board: str, *extra: str) -> subprocess.CompletedProcess[str]:
     return pis.pikube(board, "enable-master", "--init", "none", *pis.dirs(board), "--advertise-address",
                       str(pis.board(board).address), "--docker-host", pis.docker_host, "--node-name", board, *extra)
 
 
 def _admin(pis: Pis, board: str) -> Path:
-    return pis.layout(board).admin_kubeconfig
+    """The admin kubeconfig the master on `board` writes for itself: its own address, not the floating one."""
+    return pis.layout(board).master_kubeconfig
 
 
 def _kubectl(pis: Pis, board: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -123,6 +138,18 @@ def _ready_replicas(pis: Pis, via: str, name: str) -> int:
 
 def test_three_masters_share_one_etcd(pis: Pis) -> None:
     assert _members_healthy(pis, "pi-3") == list(MASTERS)
+    # kubectl's kubeconfig names the floating address, which every master's certificate covers.
+    assert read_kubeconfig(pis.kubeconfig).server == f"https://{_floating(pis)}:6443"
+    assert read_kubeconfig(pis.state_dir / "pi-3.kubeconfig").server == f"https://{_floating(pis)}:6443"
+    assert read_kubeconfig(pis.layout("pi-3").admin_kubeconfig).server == f"https://{_floating(pis)}:6443"
+    assert read_kubeconfig(_admin(pis, "pi-3")).server == f"https://{pis.board('pi-3').address}:6443"
+    svc = _get(pis, "pi-2", "/api/v1/namespaces/kube-system/services/pikube-api")
+    assert svc["status"]["loadBalancer"]["ingress"] == [{"ip": _floating(pis)}]
+    eps = _get(pis, "pi-2", "/api/v1/namespaces/kube-system/endpoints/pikube-api")
+    assert sorted(a["ip"] for a in eps["subsets"][0]["addresses"]) == sorted(
+        str(pis.board(b).address) for b in MASTERS)
+    nodes = pis.kubectl("get", "nodes", "-o", "name").stdout.split()  # through the floating address
+    assert nodes == [f"node/pi-{i}" for i in range(1, 5)]
     for board in (*MASTERS, "pi-4"):
         assert pis.node_ready(board), board
     holder = _leader(pis, "pi-2")
@@ -183,6 +210,12 @@ def test_a_master_board_lost_during_writes_loses_no_acknowledged_write(pis: Pis)
     finally:
         done.set()
         writer.join(30)
+    # kubectl through the floating address works again on its own (a new announcer after the node grace
+    # period when pi-1 announced it; pi-1 leaves the masters' endpoints when its apiserver lease runs out).
+    cut_at = time.monotonic()
+    wait(lambda: all(pis.kubectl("get", "--raw", "/readyz", check=False).returncode == 0 for _ in range(5)),
+         120, "kubectl through the floating address")
+    print(f"\nfloating address answering again {time.monotonic() - cut_at:.1f} s after the writes stopped")
     names = {item["metadata"]["name"] for item in
              _get(pis, "pi-2", "/api/v1/namespaces/default/configmaps")["items"]}
     assert not set(acknowledged) - names, (sorted(set(acknowledged) - names), failures[:5])
