@@ -74,6 +74,8 @@ class MasterSettings:
     datastore_prefix: str = "/pikube"
     # How long the master waits for the etcd cluster before a request fails (no quorum).
     datastore_timeout_seconds: float = 10.0
+    # How often the leading master defragments etcd members and recovers them from NOSPACE.
+    datastore_maintenance_seconds: float = 600.0
     # Open connections to the API in total and from one client address (core/httpserver.py): beyond them new
     # connections are closed at once and those already open keep being served. Each holds a thread.
     max_connections: int = 1024

@@ -21,7 +21,7 @@ from flask import Flask
 from core import errors
 from core.httpserver import Limits, Server
 from core.settings import MasterSettings
-from master import bootstrap, controllermanager
+from master import bootstrap, controllermanager, datastorehealth
 from master.api.app import create_app
 from master.api.fairness import Fairness, Shares
 from master.api.join import JoinService
@@ -113,6 +113,9 @@ class Master:
             t = threading.Thread(target=elector.run, name="leader-election", daemon=True)
             t.start()
             self._threads.append(t)
+            t = threading.Thread(target=self._upkeep_loop, name="datastore-upkeep", daemon=True)
+            t.start()
+            self._threads.append(t)
         else:
             self._threads += controllermanager.start_all(self.ctx, Handlers(self.ctx), self.stopping)
         _freeze_startup_heap()
@@ -127,6 +130,18 @@ class Master:
         self._term.set()
         controllermanager.stop_all(self._term_threads)
         self._term_threads = []
+
+    def _upkeep_loop(self) -> None:
+        """On etcd, the leading master defragments and recovers from NOSPACE now and then (datastorehealth.py)."""
+        node_rt = self.catalog.by_kind("", "Node")
+        assert node_rt is not None
+        while not self.stopping.wait(self.settings.datastore_maintenance_seconds):
+            if self.elector is None or not self.elector.leading:
+                continue
+            try:
+                datastorehealth.maintain(self.store, Handlers(self.ctx), node_rt)
+            except Exception:  # the next round tries again
+                log.exception("datastore upkeep failed")
 
     def _compact_loop(self) -> None:
         while not self.stopping.wait(60):

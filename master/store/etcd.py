@@ -75,6 +75,9 @@ class EtcdTls:
 
 
 # What etcd answers when it has no leader, or a proposal found none in time.
+# A member is defragmented when its database holds more free pages than this and than data.
+DEFRAG_MIN_FREE = 32 * 1024 * 1024
+DEFRAG_TIMEOUT = 120.0  # a defragmentation rewrites the whole database file: slow on an SD card
 # etcd's words when it cannot commit for want of a leader or a majority; "context deadline exceeded" is its
 # gateway's when its own request timeout (5 s + 2 election timeouts) ran out first.
 _NO_QUORUM_TEXTS = ("no leader", "request timed out", "leader changed", "timed out waiting for read index",
@@ -166,6 +169,37 @@ class EtcdStore:
 
     def remove_member(self, member_id: str) -> None:
         self._post("/v3/cluster/member/remove", {"ID": member_id}, self._timeout)
+
+    # -- maintenance (the leading master, now and then) ------------------------------------------------
+
+    def maintain(self, min_free_bytes: int = DEFRAG_MIN_FREE) -> Obj:
+        """Give back what compaction freed and recover from a full database, as an operator would with etcdctl:
+        a member whose database is mostly free pages (more than half, and over `min_free_bytes`) or that
+        raised the NOSPACE alarm is defragmented, one member at a time (a defragmentation blocks that member);
+        then a NOSPACE alarm is disarmed, so writes resume (if the live data itself is too big, etcd raises it
+        again at once). Returns {"noSpace": [member names in alarm before], "defragmented": [names]}."""
+        members = {str(m.get("ID")): m for m in self.members()}
+        alarms = self._post("/v3/maintenance/alarm", {"action": "GET"}, self._timeout).get("alarms") or []
+        full = {str(a.get("memberID")) for a in alarms if a.get("alarm") == "NOSPACE"}
+        done: builtins.list[str] = []
+        for member_id, member in members.items():
+            for url in member.get("clientURLs") or []:
+                try:
+                    resp = self._session.post(f"{url}/v3/maintenance/status", json={}, timeout=2.0)
+                    status = resp.json() if resp.status_code == 200 else {}
+                except (requests.RequestException, ValueError):
+                    continue
+                size, in_use = int(status.get("dbSize") or 0), int(status.get("dbSizeInUse") or 0)
+                free = size - in_use
+                if member_id in full or (free > min_free_bytes and free * 2 > size):
+                    resp = self._session.post(f"{url}/v3/maintenance/defragment", json={}, timeout=DEFRAG_TIMEOUT)
+                    if resp.status_code == 200:
+                        done.append(str(member.get("name") or member_id))
+                break
+        for member_id in full:
+            self._post("/v3/maintenance/alarm", {"action": "DEACTIVATE", "memberID": member_id, "alarm": "NOSPACE"},
+                       self._timeout)
+        return {"noSpace": sorted(str((members.get(m) or {}).get("name") or m) for m in full), "defragmented": done}
 
     def _no_quorum(self) -> errors.ApiError:
         self._no_quorum_since = time.monotonic()
@@ -355,8 +389,14 @@ class EtcdStore:
         keep_after = min(keep_after, self.revision())
         if keep_after <= self.compacted_revision():
             return
-        # The mark first (as SQLite does): new watches from below it answer Gone.
-        self._txn([], [{"request_put": {"key": self._meta_key(), "value": _b64(str(keep_after))}}])
+        # The mark first (as SQLite does): new watches from below it answer Gone. Under the NOSPACE alarm etcd
+        # refuses the mark (a put) but not the compaction, which is what frees room: etcd's own "compacted"
+        # answer then stands in for the mark (also Gone).
+        try:
+            self._txn([], [{"request_put": {"key": self._meta_key(), "value": _b64(str(keep_after))}}])
+        except errors.InternalError as exc:
+            if "out of space" not in exc.message:
+                raise
         with contextlib.suppress(errors.Gone):  # etcd had compacted there already (another master)
             self._call("/v3/kv/compaction", {"revision": keep_after, "physical": True})
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,10 +57,11 @@ def etcd_binary() -> str:
     return found
 
 
-def start_etcd(data_dir: Path, name: str = "default", timeout: float = 20.0) -> RunningEtcd:
-    """One etcd member on 127.0.0.1, ready (its /health says so) or RuntimeError with its log's tail."""
+def start_etcd(data_dir: Path, name: str = "default", timeout: float = 20.0, extra: Sequence[str] = ()) -> RunningEtcd:
+    """One etcd member on 127.0.0.1, ready (its /health says so) or RuntimeError with its log's tail; `extra`:
+    more etcd flags (e.g. a small `--quota-backend-bytes`)."""
     peer = f"http://127.0.0.1:{free_port()}"
-    running = _spawn(data_dir, name, peer, f"{name}={peer}")
+    running = _spawn(data_dir, name, peer, f"{name}={peer}", extra)
     _wait_healthy(running, timeout)
     return running
 
@@ -80,14 +82,14 @@ def start_etcd_cluster(base: Path, members: int = 3, timeout: float = 30.0) -> l
     return running
 
 
-def _spawn(data_dir: Path, name: str, peer: str, initial_cluster: str) -> RunningEtcd:
+def _spawn(data_dir: Path, name: str, peer: str, initial_cluster: str, extra: Sequence[str] = ()) -> RunningEtcd:
     binary = etcd_binary()
     data_dir.mkdir(parents=True, exist_ok=True)
     client = f"http://127.0.0.1:{free_port()}"
     argv = [binary, "--name", name, "--data-dir", str(data_dir / "member-data"), "--listen-client-urls", client,
             "--advertise-client-urls", client, "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
             "--initial-cluster", initial_cluster, "--initial-cluster-state", "new", "--log-level", "warn",
-            "--logger", "zap"]
+            "--logger", "zap", *extra]
     with (data_dir.parent / f"{name}.etcd.log").open("wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     return RunningEtcd(name, client, peer, data_dir, proc, argv)

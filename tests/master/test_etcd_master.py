@@ -119,14 +119,16 @@ def test_one_leader_runs_the_controllers_and_another_takes_over_when_it_dies(
     """Three masters on one etcd: a Deployment gets exactly its replicas (one controller manager acts), and a
     kill -9 of the leading master hands the lease to another, whose controllers converge a scale made after."""
     first = start_master(tmp_path / "m0", extra_args=("--datastore-endpoint", etcd.client_url,
-                                                      "--datastore-prefix", "/failover"))
+                                                      "--datastore-prefix", "/failover", "--board-node", "m0"))
     others = []
     for i in (1, 2):
         (tmp_path / f"m{i}").mkdir()
         shutil.copytree(tmp_path / "m0" / "pki", tmp_path / f"m{i}" / "pki")
         others.append(start_master(tmp_path / f"m{i}", extra_args=("--datastore-endpoint", etcd.client_url,
-                                                                   "--datastore-prefix", "/failover")))
+                                                                   "--datastore-prefix", "/failover",
+                                                                   "--board-node", f"m{i}")))
     masters = {m.port: m for m in (first, *others)}
+    by_board = {f"m{i}": m for i, m in enumerate((first, *others))}
     try:
         def holder() -> str:
             lease = json.loads(kubectl(first if first.proc.poll() is None else others[0], "new", "-n",
@@ -145,7 +147,7 @@ def test_one_leader_runs_the_controllers_and_another_takes_over_when_it_dies(
         # Every live master lists itself in default/kubernetes (what agents fail over with).
         wait_for("all three masters in the kubernetes Endpoints", lambda: endpoint_ports() == set(masters), 30, 0.2)
         leader_id = wait_for("a leader", holder, 30, 0.2)
-        leader = masters[int(leader_id.split("_")[0].rsplit(":", 1)[1])]
+        leader = by_board[leader_id.split("_")[0]]  # `<board>_<random>`, as kube-controller-manager's
         survivor = next(m for m in masters.values() if m is not leader)
         kubectl(survivor, "new", "create", "deployment", "web", "--image=pikube/busybox:1", "--replicas=3")
 
