@@ -1,7 +1,7 @@
 """Three masters on etcd made by enable-master, one worker: losing a master, a whole board, then a quorum.
 
 pi-1 runs `enable-master --cluster-init`, pi-2 and pi-3 `enable-master --join`
-with a master token, pi-4 `enable-worker` against pi-1. Then, as on a shelf of
+with a master token, pi-4 `enable-worker` against pi-1 and pi-6 against pi-2. Then, as on a shelf of
 Pis:
 
 - `kill -9` of the master process that leads (holds the controller-manager
@@ -52,7 +52,7 @@ def pis(docker_engine: Any, dev_images: DevImages, docker_client: Any,
     run = naming.new_run_id()
     HARNESS_MADE.runs.add(run)
     state_dir = tmp_path_factory.mktemp("ha-pis")
-    lan = boards.create([*MASTERS, "pi-4", "pi-5"], run=run)
+    lan = boards.create([*MASTERS, "pi-4", "pi-5", "pi-6"], run=run)
     made = Pis(lan, state_dir, docker_engine.host, docker_client)
     try:
         first = _enable(made, "pi-1", "--cluster-init", "--api-address", _floating(made), "--user-kubeconfig",
@@ -68,6 +68,10 @@ def pis(docker_engine: Any, dev_images: DevImages, docker_client: Any,
             assert joined.returncode == 0, joined.stderr
         worker = made.enable_worker("pi-4")
         assert worker.returncode == 0, worker.stderr
+        # Any master takes workers, each with its own tokens: pi-6 joins through pi-2.
+        second = made.enable_worker("pi-6", token=launch.join_token(state_dir, "pi-2"),
+                                    master=str(made.board("pi-2").address))
+        assert second.returncode == 0, second.stderr
         wait(lambda: _answers_at(made.kubeconfig), 60, "the API at the floating address")
         yield made
     finally:
@@ -75,7 +79,7 @@ def pis(docker_engine: Any, dev_images: DevImages, docker_client: Any,
         boards.teardown(run)
         left = boards.leftovers(run) + [
             f"container {c.name}" for c in docker_client.containers.list(all=True, filters={"label": "pikube.io/node"})
-            if c.labels.get("pikube.io/node") in (*MASTERS, "pi-4") and run in c.name]
+            if c.labels.get("pikube.io/node") in (*MASTERS, "pi-4", "pi-6") and run in c.name]
         assert not problems and not left, (problems, left)
 
 
@@ -149,8 +153,8 @@ def test_three_masters_share_one_etcd(pis: Pis) -> None:
     assert sorted(a["ip"] for a in eps["subsets"][0]["addresses"]) == sorted(
         str(pis.board(b).address) for b in MASTERS)
     nodes = pis.kubectl("get", "nodes", "-o", "name").stdout.split()  # through the floating address
-    assert nodes == [f"node/pi-{i}" for i in range(1, 5)]
-    for board in (*MASTERS, "pi-4"):
+    assert nodes == [f"node/pi-{i}" for i in (1, 2, 3, 4, 6)]
+    for board in (*MASTERS, "pi-4", "pi-6"):
         assert pis.node_ready(board), board
     holder = _leader(pis, "pi-2")
     assert holder.split("_")[0] in MASTERS, holder  # `<board>_<random>`: one master runs the controllers
