@@ -143,7 +143,8 @@ class MasterLauncher:
 
     def __call__(self, cluster: Cluster, report: Report) -> None:
         master = cluster.board(naming.MASTER)
-        extra = ("--cluster-init",) if self.masters > 1 else ()
+        floating = str(naming.api_address(cluster.lan.subnet))
+        extra = ("--cluster-init", "--api-address", floating) if self.masters > 1 else ()
         report(f"enable-master {' '.join(extra)} on board {master.name} ({master.address}, backend "
                f"{self.backend})".replace("  ", " "))
         try:
@@ -272,8 +273,21 @@ def _bring_up(
     report(f"boards: {len(lan.boards)} on {lan.subnet} (bridge {lan.bridge})")
     for launcher in launchers:
         launcher(cluster, report)
+    if settings.masters > 1 and launchers:
+        _wait_floating(cluster, report)
     write_env(cluster)
     cluster.update(phase=Phase.UP)
+
+
+def _wait_floating(cluster: Cluster, report: Report, timeout: float = 90.0) -> None:
+    """kubectl's kubeconfig names the masters' floating address: up once a board announces it."""
+    from core.kubeconfig import read_kubeconfig
+    from pikube.bootstrap import api
+
+    cfg = read_kubeconfig(cluster.kubeconfig)
+    if not api.wait_for(lambda: api.healthy(cfg), timeout, interval=0.5):
+        raise DevError(f"the masters' floating address {cfg.server} did not answer within {timeout:.0f} s.")
+    report(f"the masters answer at their floating address {cfg.server}")
 
 
 def env_lines(cluster: Cluster) -> list[str]:

@@ -95,6 +95,12 @@ def pick_subnet(
     return choose(free)
 
 
+def api_address(subnet: IPv4Network) -> IPv4Address:
+    """The masters' floating address in a dev cluster of several masters: the LAN's .250, which no board has
+    (boards count up from .1; at most 1 + 64 workers + a few masters)."""
+    return subnet[250]
+
+
 def board_address(subnet: IPv4Network, index: int) -> IPv4Address:
     """Board `index` (0 = master) gets .1, .2, ... of the LAN."""
     return subnet[index + 1]

@@ -129,6 +129,9 @@ def test_dev_up_with_three_masters_on_etcd(docker_engine: Any, dev_images: DevIm
         assert up.returncode == 0, up.stdout + up.stderr
         assert "enable-master --join on board master-3" in up.stdout
         kubeconfig = state_dir / "kubeconfig"
+        floating = f"https://{recorded['lan']['subnet'].rsplit('.', 1)[0]}.250:6443"
+        assert f"the masters answer at their floating address {floating}" in up.stdout
+        assert f"server: {floating}" in kubeconfig.read_text()  # kubectl below goes through it
         nodes = _run([kubectl_path("new"), "--kubeconfig", str(kubeconfig), "get", "nodes", "-o", "name"], 60)
         assert nodes.stdout.split() == ["node/master", "node/master-2", "node/master-3", "node/worker-1"]
         for board in ("master-2", "master-3"):  # each master answers with its own admin kubeconfig
