@@ -160,6 +160,29 @@ class ApiClient:
             raise errors.from_status({"message": f"{method} {path}: HTTP {resp.status_code}"}, resp.status_code)
         return resp
 
+    def to_every_master(self, method: str, path: str, body: Any) -> int:
+        """Send one request to every master known, each on its own (no failover): for what each master keeps
+        in memory only, such as usage reports (master/usage.py). How many accepted it; ConnectionFailed
+        when none did, with the first failure."""
+        with self._servers_lock:
+            servers = list(self.servers)
+        data, failures, done = json.dumps(body), [], 0
+        for server in servers:
+            try:
+                resp = self.session.request(method, server + path, data=data, timeout=self.timeout,
+                                            headers={"Content-Type": "application/json"})
+            except requests.RequestException as exc:
+                failures.append(f"{server}: {exc}")
+                continue
+            with resp:
+                if resp.status_code < 400:
+                    done += 1
+                else:
+                    failures.append(f"{server}: HTTP {resp.status_code}")
+        if not done:
+            raise ConnectionFailed(f"{method} {path}: " + "; ".join(failures[:1]))
+        return done
+
     def _json(self, method: str, path: str, **kw: Any) -> Obj:
         resp = self.request(method, path, **kw)
         try:

@@ -210,7 +210,9 @@ class Agent:
         return facts.soc_temperature_c, facts.throttled
 
     def _send_metrics(self, report: dict[str, Any]) -> None:
-        self.api.request("PUT", f"/pikube/v1/nodes/{self.settings.node_name}/metrics", body=report).close()
+        # Every master keeps usage in memory only, and any of them may be asked (`kubectl top`, the HPA on
+        # the leading one): each gets the report.
+        self.api.to_every_master("PUT", f"/pikube/v1/nodes/{self.settings.node_name}/metrics", report)
 
     def _prepare_network(self, node_ip: str) -> NodeNetwork | None:
         """With the pod network: forwarding and the backend, before the Node (and its VTEP MAC) is registered."""

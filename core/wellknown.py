@@ -33,6 +33,10 @@ BOARD_ROLE_LABEL = "pikube.io/board-role"
 # Local-path storage (master/controllers/volumes/, agent/kubelet/volumes.py): the default class's provisioner,
 # where a board keeps its volumes (an annotation its agent publishes on its Node), and the mark on the volumes the
 # master made, which alone the agent removes (reclaim Delete) and only inside that directory.
+# Each master's Lease in kube-system (master/apiserverleases.py) carries this label, and the Node of the board
+# it runs on in this annotation: those Nodes get the master roles (master/controllers/noderoles.py).
+APISERVER_LEASE_LABEL = "pikube.io/apiserver"
+BOARD_NODE_ANNOTATION = "pikube.io/board-node"
 # The Service `kube-system/pikube-api` carries the masters' floating address here (`--api-address`): servicelb
 # gives it exactly that ingress, and the agents announce it by ARP and forward it to a live master.
 API_ADDRESS_ANNOTATION = "pikube.io/api-address"

@@ -19,13 +19,13 @@ from typing import Any
 
 from core import errors
 from core.kube import timefmt
-from core.wellknown import API_SERVICE
+from core.wellknown import API_SERVICE, APISERVER_LEASE_LABEL, BOARD_NODE_ANNOTATION
 from master.registry.resource import ResourceType
 from master.registry.verbs import Handlers
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
-LABEL = "pikube.io/apiserver"
+LABEL = APISERVER_LEASE_LABEL
 NAMESPACE = "kube-system"
 RENEW_SECONDS, LEASE_SECONDS = 10.0, 45
 
@@ -46,9 +46,11 @@ def endpoint_subsets(live: list[tuple[str, int]]) -> list[Obj]:
 
 class ApiserverLeases:
     def __init__(self, handlers: Handlers, lease_rt: ResourceType, endpoints_rt: ResourceType, address: str,
-                 port: int, stopping: threading.Event, api_service: bool = False) -> None:
-        """`api_service`: also keep the Endpoints of kube-system/pikube-api (the floating address, `--api-address`)."""
+                 port: int, stopping: threading.Event, api_service: bool = False, board_node: str = "") -> None:
+        """`api_service`: also keep the Endpoints of kube-system/pikube-api (the floating address, `--api-address`);
+        `board_node`: the Node of the board this master runs on, named on its Lease (noderoles.py reads it)."""
         self.h = handlers
+        self.board_node = board_node
         self.api_service = api_service
         self.lease_rt, self.ep_rt = lease_rt, endpoints_rt
         self.address, self.port = address, port
@@ -56,14 +58,17 @@ class ApiserverLeases:
         self.stopping = stopping
 
     def renew(self) -> None:
+        notes = {"pikube.io/address": f"{self.address}:{self.port}",
+                 **({BOARD_NODE_ANNOTATION: self.board_node} if self.board_node else {})}
         body: Obj = {"metadata": {"name": self.name, "namespace": NAMESPACE, "labels": {LABEL: "true"},
-                                  "annotations": {"pikube.io/address": f"{self.address}:{self.port}"}},
+                                  "annotations": notes},
                      "spec": {"holderIdentity": f"{self.address}:{self.port}", "leaseDurationSeconds": LEASE_SECONDS,
                               "renewTime": timefmt.micro()}}
         try:
             self.h.create(self.lease_rt, NAMESPACE, body)
         except errors.AlreadyExists:
-            self.h.patch(self.lease_rt, NAMESPACE, self.name, "merge", {"spec": body["spec"]})
+            self.h.patch(self.lease_rt, NAMESPACE, self.name, "merge",
+                         {"metadata": {"annotations": notes}, "spec": body["spec"]})
 
     def live(self, without_self: bool = False) -> list[tuple[str, int]]:
         from core.kube.selectors import LabelSelector

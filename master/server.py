@@ -97,7 +97,7 @@ class Master:
         ep_rt = self.catalog.by_kind("", "Endpoints")
         assert lease_rt is not None and ep_rt is not None
         leases = ApiserverLeases(Handlers(self.ctx), lease_rt, ep_rt, s.advertise_address, s.port, self.stopping,
-                                 api_service=bool(s.api_address))
+                                 api_service=bool(s.api_address), board_node=s.board_node)
         t = threading.Thread(target=leases.run, name="apiserver-lease", daemon=True)
         t.start()
         self._threads.append(t)

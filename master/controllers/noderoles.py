@@ -2,10 +2,14 @@
 
 A node may not set node-role labels on itself (NodeRestriction,
 master/registry/admission.py): whoever could would steer workloads meant for
-the control plane to itself. So the master board's role comes from the
-master's own settings (`MasterSettings.board_node`, written by enable-master),
-never from anything the board says: that Node gets `master` and
-`control-plane`, as k3s gives its server nodes.
+the control plane to itself. So the master boards' roles come from the
+masters themselves, never from anything a board says: each master names its
+board in its own settings (`MasterSettings.board_node`, written by
+enable-master) and on the Lease it renews in kube-system (label
+`pikube.io/apiserver`, annotation `pikube.io/board-node`; only masters write
+there), and those Nodes get `master` and `control-plane`, as k3s gives its
+server nodes. With several masters the one running this controller so learns
+every master board.
 
 A joined board announces `pikube.io/board-role=worker` (enable-worker's unit)
 and gets `node-role.kubernetes.io/worker`, so `kubectl get nodes` shows ROLES as
@@ -20,7 +24,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from core.wellknown import BOARD_ROLE_LABEL
+from core.wellknown import APISERVER_LEASE_LABEL, BOARD_NODE_ANNOTATION, BOARD_ROLE_LABEL
 from master.client import Env, Informer, split_key
 from master.controllers.base import Controller
 
@@ -30,20 +34,31 @@ MASTER_ROLES = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.i
 WORKER_ROLES = ("node-role.kubernetes.io/worker",)
 
 
-def wanted_roles(node: Obj, board_node: str) -> tuple[str, ...]:
-    """The node-role labels `node` should carry, from the master's settings and the board's announcement."""
+def master_boards(leases: list[Obj], board_node: str) -> set[str]:
+    """The Nodes masters run on: this master's own, and those named on the masters' Leases."""
+    named = {str(((lease.get("metadata") or {}).get("annotations") or {}).get(BOARD_NODE_ANNOTATION) or "")
+             for lease in leases
+             if ((lease.get("metadata") or {}).get("labels") or {}).get(APISERVER_LEASE_LABEL) == "true"
+             and (lease.get("metadata") or {}).get("namespace") == "kube-system"}
+    return {n for n in (*named, board_node) if n}
+
+
+def wanted_roles(node: Obj, masters: str | set[str]) -> tuple[str, ...]:
+    """The node-role labels `node` should carry, from the master boards and the board's announcement."""
     meta = node.get("metadata") or {}
-    if board_node and meta.get("name") == board_node:
+    boards = {masters} if isinstance(masters, str) else masters
+    if meta.get("name") in boards:
         return MASTER_ROLES
     if (meta.get("labels") or {}).get(BOARD_ROLE_LABEL) == "worker":
         return WORKER_ROLES
     return ()
 
 
-def claims_master(node: Obj, board_node: str) -> bool:
-    """True if a board announces itself as the master board but is not the one the master runs on."""
+def claims_master(node: Obj, masters: str | set[str]) -> bool:
+    """True if a board announces itself as a master board but no master runs on it."""
     meta = node.get("metadata") or {}
-    return (meta.get("labels") or {}).get(BOARD_ROLE_LABEL) == "master" and meta.get("name") != board_node
+    boards = {masters} if isinstance(masters, str) else masters
+    return (meta.get("labels") or {}).get(BOARD_ROLE_LABEL) == "master" and meta.get("name") not in boards
 
 
 class NodeRolesController(Controller):
@@ -54,10 +69,21 @@ class NodeRolesController(Controller):
         super().__init__(env)
         self.board_node = env.settings.board_node
         self.nodes: Informer = env.informers.informer(self.kinds.nodes)
+        self.leases: Informer = env.informers.informer(self.kinds.leases)
         self.primary = self.nodes
         self._warned: set[str] = set()  # nodes told once that their master claim is ignored
         self._lock = threading.Lock()
         self.nodes.add_handler(self._node_changed)
+        self.leases.add_handler(self._lease_changed)
+
+    def _lease_changed(self, old: Obj | None, new: Obj | None) -> None:
+        for lease in (old, new):
+            named = ((lease or {}).get("metadata") or {}).get("annotations") or {}
+            if named.get(BOARD_NODE_ANNOTATION):
+                self.queue.add(str(named[BOARD_NODE_ANNOTATION]))
+
+    def _masters(self) -> set[str]:
+        return master_boards(self.leases.list(), self.board_node)
 
     def _node_changed(self, old: Obj | None, new: Obj | None) -> None:
         if new is None:
@@ -73,15 +99,16 @@ class NodeRolesController(Controller):
         if node is None:
             return
         labels = (node.get("metadata") or {}).get("labels") or {}
-        missing = {k: "" for k in wanted_roles(node, self.board_node) if k not in labels}
+        masters = self._masters()
+        missing = {k: "" for k in wanted_roles(node, masters) if k not in labels}
         if missing:
             self.client.patch(self.kinds.nodes, "", name, {"metadata": {"labels": missing}})
-        if claims_master(node, self.board_node):
+        if claims_master(node, masters):
             with self._lock:
                 first = name not in self._warned
                 self._warned.add(name)
             if first:
                 self.env.recorder.event(
                     node, "Warning", "RoleNotGranted",
-                    f"Node {name} announces {BOARD_ROLE_LABEL}=master but the master runs on "
-                    f"{self.board_node or 'no board'}: no node-role label given", COMPONENT)
+                    f"Node {name} announces {BOARD_ROLE_LABEL}=master but the masters run on "
+                    f"{', '.join(sorted(masters)) or 'no board'}: no node-role label given", COMPONENT)

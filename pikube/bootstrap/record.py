@@ -15,6 +15,7 @@ from pathlib import Path
 from core.fsutil import write_atomic
 from pikube.bootstrap.errors import BootstrapError
 from pikube.bootstrap.init import InitKind
+from pikube.bootstrap.layout import AGENT_UNIT, ETCD_UNIT, MASTER_UNIT
 
 
 class Role(StrEnum):
@@ -40,6 +41,13 @@ class NodeRecord:
     etcd_endpoints: tuple[str, ...] = ()
     # The masters' floating address (`--api-address`), if they have one.
     api_address: str = ""
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        """The services this board runs, in start order."""
+        if self.role is not Role.MASTER:
+            return (AGENT_UNIT,)
+        return (ETCD_UNIT, MASTER_UNIT, AGENT_UNIT) if self.datastore == "etcd" else (MASTER_UNIT, AGENT_UNIT)
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "role": self.role.value, "init": self.init.value}, indent=2) + "\n"

@@ -24,7 +24,7 @@ def role(rec: NodeRecord | None) -> str:
 
 
 def services(rec: NodeRecord | None, init: Init) -> str:
-    units = (MASTER_UNIT, AGENT_UNIT) if rec is None or rec.role is Role.MASTER else (AGENT_UNIT,)
+    units = (MASTER_UNIT, AGENT_UNIT) if rec is None else rec.units
     parts = []
     for unit in units:
         state = "running" if init.active(unit) else (

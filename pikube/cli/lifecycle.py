@@ -14,7 +14,7 @@ from typing import Any
 
 from pikube.bootstrap import record
 from pikube.bootstrap.init import InitKind, Supervised
-from pikube.bootstrap.layout import AGENT_UNIT, CONFIG_DIR, DATA_DIR, MASTER_UNIT, Layout
+from pikube.bootstrap.layout import CONFIG_DIR, DATA_DIR, Layout
 from pikube.bootstrap.record import NodeRecord, Role
 from pikube.bootstrap.teardown import Board
 from pikube.cli import boardenv
@@ -106,7 +106,7 @@ def _start(args: argparse.Namespace) -> int:
     board = _board(args)
     if board.record is None:
         raise CliError("nothing to start: this board was never set up (run enable-master or enable-worker).")
-    units = (MASTER_UNIT, AGENT_UNIT) if board.record.role is Role.MASTER else (AGENT_UNIT,)
+    units = board.record.units
     missing = [u for u in units if board.init.installed_text(u) is None]
     if missing:
         raise CliError(f"{', '.join(missing)} is not installed (the board was disabled): run enable-"

@@ -40,3 +40,19 @@ def test_an_unreachable_master_is_skipped_for_the_next(master: RunningMaster) ->
         assert api.master_urls() == [master.url]  # the master lists itself in default/kubernetes
     finally:
         api.close()
+
+
+def test_a_report_goes_to_every_master_that_answers(master: RunningMaster) -> None:
+    dead = f"https://127.0.0.1:{free_port()}"
+    api = client(master, master.url)
+    try:
+        api.set_servers([master.url, dead])
+        assert api.to_every_master("GET", "/version", None) == 1  # the live one took it; the dead one is skipped
+    finally:
+        api.close()
+    alone = client(master, dead)  # knowing only a dead master: it says so
+    try:
+        with pytest.raises(ConnectionFailed, match=dead):
+            alone.to_every_master("GET", "/version", None)
+    finally:
+        alone.close()

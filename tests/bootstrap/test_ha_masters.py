@@ -154,6 +154,15 @@ def test_three_masters_share_one_etcd(pis: Pis) -> None:
         str(pis.board(b).address) for b in MASTERS)
     nodes = pis.kubectl("get", "nodes", "-o", "name").stdout.split()  # through the floating address
     assert nodes == [f"node/pi-{i}" for i in (1, 2, 3, 4, 6)]
+    # Every master has every board's usage (agents report to all of them): `kubectl top` is whole wherever
+    # the floating address lands, and so are the leader's autoscalers.
+    for board in MASTERS:
+        wait(lambda b=board: {i["metadata"]["name"] for i in _get(pis, b, "/apis/metrics.k8s.io/v1beta1/nodes")
+                              ["items"]} == {f"pi-{i}" for i in (1, 2, 3, 4, 6)}, 60, f"every board's usage on {board}")
+    # Every master board carries the master roles (from the masters' own Leases), workers the worker role.
+    roles = {line.split()[0]: line.split()[2] for line in pis.kubectl("get", "nodes").stdout.splitlines()[1:]}
+    assert roles == {"pi-1": "control-plane,master", "pi-2": "control-plane,master",
+                     "pi-3": "control-plane,master", "pi-4": "worker", "pi-6": "worker"}
     for board in (*MASTERS, "pi-4", "pi-6"):
         assert pis.node_ready(board), board
     holder = _leader(pis, "pi-2")

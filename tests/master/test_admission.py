@@ -198,7 +198,35 @@ def test_roles_come_from_the_masters_settings_not_from_the_board(tmp_path: Path)
         hs.run(roles_ctl)
         [event] = _events(hs, "RoleNotGranted")
         assert event["type"] == "Warning" and event["involvedObject"]["name"] == "pi-4"
-        assert event.get("count", 1) == 1 and "master runs on pi-1" in event["message"]
+        assert event.get("count", 1) == 1 and "masters run on pi-1" in event["message"]
+
+
+def _apiserver_lease(name: str, board: str) -> Obj:
+    return {"metadata": {"name": name, "labels": {"pikube.io/apiserver": "true"},
+                         "annotations": {"pikube.io/board-node": board}},
+            "spec": {"holderIdentity": name, "leaseDurationSeconds": 45}}
+
+
+def test_every_master_board_named_by_a_master_lease_gets_the_master_roles(tmp_path: Path) -> None:
+    """Several masters: the one running the controllers learns the others' boards from their Leases in
+    kube-system (which only masters write); the same Lease in a namespace a node may write to grants nothing."""
+    with harness(tmp_path, board_node="pi-1") as hs:
+        c = hs.client
+        for ns in ("kube-system", "kube-node-lease"):
+            c.create(c.kinds.namespaces, "", {"metadata": {"name": ns}})
+        for name in ("pi-1", "pi-2", "pi-3", "pi-4"):
+            c.create(c.kinds.nodes, "", node(name, {"pikube.io/board-role": "master"}))
+        c.create(c.kinds.leases, "kube-system", _apiserver_lease("pikube-apiserver-10.0.0.2-6443", "pi-2"))
+        c.create(c.kinds.leases, "kube-node-lease", _apiserver_lease("pi-4", "pi-4"))  # a node's own namespace
+        roles_ctl = hs.build(NodeRolesController)
+        hs.settle(roles_ctl)
+        masters = {n for n in ("pi-1", "pi-2", "pi-3", "pi-4")
+                   if "node-role.kubernetes.io/control-plane" in c.get(c.kinds.nodes, "", n)["metadata"]["labels"]}
+        assert masters == {"pi-1", "pi-2"}
+        # A third master starts: its Lease names pi-3, which gets the roles without a change to the Node.
+        c.create(c.kinds.leases, "kube-system", _apiserver_lease("pikube-apiserver-10.0.0.3-6443", "pi-3"))
+        hs.settle(roles_ctl)
+        assert "node-role.kubernetes.io/master" in c.get(c.kinds.nodes, "", "pi-3")["metadata"]["labels"]
 
 
 def test_a_master_without_a_board_gives_no_master_role(tmp_path: Path) -> None:
