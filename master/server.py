@@ -147,6 +147,8 @@ class Master:
         while not self.stopping.wait(60):
             try:
                 self.store.compact_older_than(self.settings.history_revisions)
+                if isinstance(self.store, EtcdStore):
+                    self.store.learn_endpoints()  # members that joined since: more ways to the cluster
             except Exception:  # a failed compaction only delays the next one
                 log.exception("compaction failed")
 

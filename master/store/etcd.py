@@ -92,6 +92,7 @@ class EtcdStore:
         if not endpoints:
             raise ValueError("at least one etcd endpoint is needed")
         self._endpoints = list(endpoints)
+        self._configured = list(endpoints)
         self._prefix = prefix.rstrip("/")
         self._tls = tls
         self._timeout = timeout
@@ -161,6 +162,17 @@ class EtcdStore:
         """The cluster's members as etcd lists them (`ID`, `name`, `peerURLs`, `clientURLs`, `isLearner`);
         a member added but never started has no name yet."""
         return builtins.list(self._post("/v3/cluster/member/list", {}, min(5.0, self._timeout)).get("members") or [])
+
+    def learn_endpoints(self) -> builtins.list[str]:
+        """Take up the client URLs of the cluster's voting members beside the configured ones, and drop learned
+        ones of members that left: a master started with its own member alone then still reaches the cluster
+        through the others when its member stops (the master calls this every minute). The endpoints now."""
+        listed = [u for m in self.members() if m.get("name") and not m.get("isLearner")
+                  for u in m.get("clientURLs") or []]
+        with self._lock:
+            keep = [u for u in self._endpoints if u in self._configured or u in listed]
+            self._endpoints = keep + [u for u in listed if u not in keep]
+            return builtins.list(self._endpoints)
 
     def add_learner(self, peer_url: str) -> Obj:
         """Add a non-voting member (a learner) that will be reached at `peer_url`: etcd's answer's member."""

@@ -9,6 +9,7 @@ teardown remove it, and the end of the module checks nothing is left.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
@@ -102,21 +103,28 @@ def wait(check: Callable[[], bool], timeout: float = 60.0, what: str = "conditio
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="module")
-def pis(docker_engine: Any, dev_images: DevImages, docker_client: Any,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pis]:
+@contextlib.contextmanager
+def boards_of(names: list[str], state_dir: Path, docker_engine: Any, docker_client: Any) -> Iterator[Pis]:
+    """Boards `names` on a LAN of their own; afterwards `pikube reset --yes` on every board, the boards torn
+    down, and a check that nothing (namespaces, links, the boards' containers) is left."""
     run = naming.new_run_id()
     HARNESS_MADE.runs.add(run)
-    state_dir = tmp_path_factory.mktemp("pis")
-    lan = boards.create(list(NAMES), run=run)
+    lan = boards.create(names, run=run)
     made = Pis(lan, state_dir, docker_engine.host, docker_client)
     try:
-        launch.enable_master(state_dir, made.master, docker_engine.host, "host-gw", made.kubeconfig)
         yield made
     finally:
         problems = launch.reset_boards(state_dir, lan.boards)
         boards.teardown(run)
         left = boards.leftovers(run) + [
-            f"container {c.name}" for name in NAMES
+            f"container {c.name}" for name in names
             for c in docker_client.containers.list(all=True, filters={"label": f"pikube.io/node={name}"})]
         assert not problems and not left, (problems, left)
+
+
+@pytest.fixture(scope="module")
+def pis(docker_engine: Any, dev_images: DevImages, docker_client: Any,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pis]:
+    with boards_of(list(NAMES), tmp_path_factory.mktemp("pis"), docker_engine, docker_client) as made:
+        launch.enable_master(made.state_dir, made.master, docker_engine.host, "host-gw", made.kubeconfig)
+        yield made

@@ -29,9 +29,9 @@ from core.kubeconfig import read_kubeconfig
 from pikube.bootstrap import record
 from pikube.bootstrap.etcdmember import EtcdClient
 from pikube.bootstrap.layout import AGENT_UNIT, ETCD_UNIT, MASTER_UNIT
-from pikube.dev import boards, launch, naming
-from tests.bootstrap.conftest import Pis, wait
-from tests.conftest import HARNESS_MADE, DevImages, require
+from pikube.dev import boards
+from tests.bootstrap.conftest import Pis, boards_of, wait
+from tests.conftest import DevImages, require
 
 pytestmark = pytest.mark.integration
 
@@ -40,18 +40,9 @@ pytestmark = pytest.mark.integration
 def pis(docker_engine: Any, dev_images: DevImages, docker_client: Any,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pis]:
     require(shutil.which("etcd") is not None, "etcd is not installed (Debian's etcd-server)")
-    run = naming.new_run_id()
-    HARNESS_MADE.runs.add(run)
-    state_dir = tmp_path_factory.mktemp("etcd-pis")
-    lan = boards.create(["pi-1", "pi-2", "pi-3"], run=run)
-    made = Pis(lan, state_dir, docker_engine.host, docker_client)
-    try:
+    with boards_of(["pi-1", "pi-2", "pi-3"], tmp_path_factory.mktemp("etcd-pis"), docker_engine,
+                   docker_client) as made:
         yield made
-    finally:
-        problems = launch.reset_boards(state_dir, lan.boards)
-        boards.teardown(run)
-        left = boards.leftovers(run)
-        assert not problems and not left, (problems, left)
 
 
 def _enable(pis: Pis) -> subprocess.CompletedProcess[str]:

@@ -36,9 +36,9 @@ import pytest
 from core import errors, processes
 from core.kubeconfig import read_kubeconfig
 from pikube.bootstrap import api
-from pikube.dev import boards, launch, naming
-from tests.bootstrap.conftest import Pis, wait
-from tests.conftest import HARNESS_MADE, DevImages, require
+from pikube.dev import boards, launch
+from tests.bootstrap.conftest import Pis, boards_of, wait
+from tests.conftest import DevImages, require
 from tests.master.conftest import kubectl_path
 
 pytestmark = pytest.mark.integration
@@ -49,12 +49,8 @@ MASTERS = ("pi-1", "pi-2", "pi-3")
 def pis(docker_engine: Any, dev_images: DevImages, docker_client: Any,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pis]:
     require(shutil.which("etcd") is not None, "etcd is not installed (Debian's etcd-server)")
-    run = naming.new_run_id()
-    HARNESS_MADE.runs.add(run)
     state_dir = tmp_path_factory.mktemp("ha-pis")
-    lan = boards.create([*MASTERS, "pi-4", "pi-5", "pi-6"], run=run)
-    made = Pis(lan, state_dir, docker_engine.host, docker_client)
-    try:
+    with boards_of([*MASTERS, "pi-4", "pi-5", "pi-6"], state_dir, docker_engine, docker_client) as made:
         first = _enable(made, "pi-1", "--cluster-init", "--api-address", _floating(made), "--user-kubeconfig",
                         str(made.kubeconfig))
         assert first.returncode == 0, first.stderr
@@ -74,13 +70,6 @@ def pis(docker_engine: Any, dev_images: DevImages, docker_client: Any,
         assert second.returncode == 0, second.stderr
         wait(lambda: _answers_at(made.kubeconfig), 60, "the API at the floating address")
         yield made
-    finally:
-        problems = launch.reset_boards(state_dir, lan.boards)
-        boards.teardown(run)
-        left = boards.leftovers(run) + [
-            f"container {c.name}" for c in docker_client.containers.list(all=True, filters={"label": "pikube.io/node"})
-            if c.labels.get("pikube.io/node") in (*MASTERS, "pi-4", "pi-6") and run in c.name]
-        assert not problems and not left, (problems, left)
 
 
 def _floating(pis: Pis) -> str:
