@@ -187,7 +187,9 @@ def main() -> None:
                 figures["poweron_to_ready_s"] = time.monotonic() - vm.started
                 analyze = ssh.run("systemd-analyze", check=False).stdout
                 boot_report = ssh.run("systemd-analyze blame --no-pager | head -15; systemd-analyze "
-                                      "critical-chain --no-pager pikube-agent.service", check=False).stdout
+                                      "critical-chain --no-pager pikube-agent.service; echo; "
+                                      "journalctl -b -o short-monotonic --no-pager -u pikube-firstboot "
+                                      "-u pikube-master -u pikube-agent | head -80", check=False).stdout
                 if m := re.search(r"= ([\d.]+)(min|s)", analyze):
                     figures["guest_systemd_analyze_s"] = float(m.group(1)) * (60 if m.group(2) == "min" else 1)
                 for k, v in memory(ssh).items():
@@ -222,7 +224,8 @@ def main() -> None:
         width = max((len(k) for k in figures), default=1)
         for k, v in figures.items():
             print(f"{k:<{width}}  {v:10.1f}")
-        print("\nfirst boot, from the guest (systemd-analyze blame | head -15; critical-chain pikube-agent.service):")
+        print("\nfirst boot, from the guest (systemd-analyze blame | head -15; critical-chain pikube-agent.service; "
+              "the first-boot, master and agent journals with the seconds since the kernel started):")
         print(boot_report)
 
 
