@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from agent import credentials
-from core import fsutil
+from core import fsutil, processes
 from pikube.bootstrap import init, record, supervisor
 from pikube.bootstrap.init import InitKind
 from pikube.bootstrap.record import NodeRecord, Role
@@ -46,9 +47,18 @@ def _unit(d: Path, v: str) -> Path:
     return path
 
 
+def _pid_of(v: str) -> int:
+    return 5_000_000 + sum(map(ord, v))  # above Linux's PID_MAX_LIMIT (2**22): never a live process
+
+
+def _marker(name: str, v: str) -> str:
+    """What in the file written by `WRITERS[name](…, v)` shows it is version `v`."""
+    return f"{_pid_of(v)}\n" if name == "pid" else v
+
+
 def _pid(d: Path, v: str) -> Path:
     path = d / "supervisor.pid"
-    supervisor._write_pid(path, 4000 + len(v), ["pikube", "supervise", v])
+    supervisor._write_pid(path, _pid_of(v))  # no such process: the file holds the pid alone
     return path
 
 
@@ -91,9 +101,9 @@ def test_public_state_files_are_0644_whatever_the_umask(tmp_path: Path, name: st
     """None of these holds a secret, and other users (`pikube info`, a container's CA) read them."""
     path = WRITERS[name](tmp_path, "one")
     assert _mode(path) == 0o644
-    assert "one" in path.read_text()
+    assert _marker(name, "one") in path.read_text()
     path = WRITERS[name](tmp_path, "two")
-    assert _mode(path) == 0o644 and "two" in path.read_text()
+    assert _mode(path) == 0o644 and _marker(name, "two") in path.read_text()
     assert _temps(tmp_path) == []
 
 
@@ -125,11 +135,14 @@ def test_an_unchanged_ca_or_unit_file_is_not_rewritten(tmp_path: Path) -> None:
 
 
 def test_pid_file_content(tmp_path: Path) -> None:
+    """A pid file names a live process by its pid and start time (which survive its exec), nothing for a gone one."""
     path = tmp_path / "a.service.pid"
-    supervisor._write_pid(path, 123, ["/bin/sleep", "9"])
-    assert path.read_text() == "123\n/bin/sleep\0009\n"
-    supervisor._write_pid(path, 124)
-    assert path.read_text() == "124\n"
+    supervisor._write_pid(path, os.getpid())
+    assert path.read_text() == f"{os.getpid()}\nstart={processes.start_time(os.getpid())}\n"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    supervisor._write_pid(path, gone.pid)
+    assert path.read_text() == f"{gone.pid}\n"
 
 
 @pytest.mark.parametrize("mode", [0o600, 0o755, 0o640])
