@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
+if TYPE_CHECKING:
+    pass
 
 Obj = dict[str, Any]
 
@@ -46,6 +47,9 @@ class EtcdClient:
                          str(self.pki_dir / "apiserver-etcd-client.key"))}
 
     def _post(self, path: str, body: Obj) -> Obj:
+        import requests  # here, not at the top: enable-master imports this module, and a board's first boot
+        # pays for every import on its way to Ready
+
         try:
             resp = requests.post(self.endpoint + path, json=body, timeout=self.timeout, **self._tls())
         except (requests.RequestException, OSError) as exc:
@@ -61,6 +65,8 @@ class EtcdClient:
 
     def healthy(self) -> bool:
         """True when the member answers /health with a leader in its cluster."""
+        import requests
+
         try:
             resp = requests.get(self.endpoint + "/health", timeout=self.timeout, **self._tls())
             return bool(resp.status_code == 200 and resp.json().get("health") == "true")

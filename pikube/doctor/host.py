@@ -26,6 +26,39 @@ class RealHost(host.RealHost):
     """This machine, and the Docker engine it may run."""
 
     def docker_version(self, docker_host: str) -> tuple[bool, str]:
+        """`GET /version` of the Engine API over its socket with the standard library: the Docker SDK's import
+        alone (requests, urllib3) costs several seconds of a Pi's or an emulated board's first boot, on the
+        path to Ready. TLS engines (`https://`, `tcp://` with certificates) are left to the SDK."""
+        import http.client
+        import json
+        import socket
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(docker_host)
+        if parts.scheme not in ("unix", "tcp", "http"):
+            return self._docker_version_sdk(docker_host)
+
+        class _Unix(http.client.HTTPConnection):
+            def connect(self) -> None:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.settimeout(self.timeout)
+                self.sock.connect(parts.path)
+
+        conn = (_Unix("localhost", timeout=5) if parts.scheme == "unix"
+                else http.client.HTTPConnection(parts.hostname or "localhost", parts.port or 2375, timeout=5))
+        try:
+            conn.request("GET", "/version")
+            resp = conn.getresponse()
+            body = resp.read(1 << 20)
+            if resp.status != 200:
+                return False, f"HTTP {resp.status} from GET /version"
+            return True, str(json.loads(body).get("Version", "unknown"))
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            return False, _short(exc)
+        finally:
+            conn.close()
+
+    def _docker_version_sdk(self, docker_host: str) -> tuple[bool, str]:
         import docker
 
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -219,3 +220,17 @@ def test_a_failed_first_boot_step_is_named() -> None:
                                                      source="/boot/firmware/pikube.yaml"))
     assert applied.status is Status.OK and "2026-05-28T10:00:00Z" in applied.detail
     assert _by_check(FakePi())["first-boot"].status is Status.OK  # set up by hand: nothing to say
+
+
+@pytest.mark.integration
+def test_the_real_host_asks_a_real_engine_its_version(docker_engine: Any) -> None:
+    """The doctor's Docker check speaks the Engine API over the socket itself (no Docker SDK on the way to Ready)."""
+    from pikube.doctor.host import RealHost
+
+    client = docker_engine.client()
+    try:
+        want = client.version()["Version"]
+    finally:
+        client.close()
+    assert RealHost().docker_version(docker_engine.host) == (True, want)
+    assert RealHost().docker_version("unix:///nonexistent/docker.sock") == (False, "no such file or directory")
