@@ -16,6 +16,7 @@ from typing import Protocol
 
 from master.client import Client, Env, InformerFactory, Recorder
 from master.controllers.clusterroleaggregation import ClusterRoleAggregationController
+from master.controllers.crd import CustomResourceDefinitionController
 from master.controllers.cronjob import CronJobController
 from master.controllers.daemonset.controller import DaemonSetController
 from master.controllers.deployment.controller import DeploymentController
@@ -65,6 +66,7 @@ CONTROLLERS: dict[str, Callable[[Env], _Startable]] = {
     "persistentvolume-binder": PersistentVolumeController,
     "horizontalpodautoscaling": HorizontalPodAutoscalerController,
     "clusterroleaggregation": ClusterRoleAggregationController,
+    "customresourcedefinitions": CustomResourceDefinitionController,
 }
 
 

@@ -28,6 +28,7 @@ from master.api.join import JoinService
 from master.api.masterjoin import MasterJoinService
 from master.api.streaming import serve_streams
 from master.apiserverleases import ApiserverLeases
+from master.crdsync import CrdSync
 from master.leaderelection import LeaderElector
 from master.pki import Pki, ensure_admin_kubeconfig, ensure_pki
 from master.registry.catalog import Catalog, builtin_resources
@@ -72,6 +73,7 @@ class Master:
         self.store = open_store(s)
         self.catalog = Catalog(builtin_resources(s.default_toleration_seconds))
         self.ctx = ApiContext(settings=s, store=self.store, catalog=self.catalog)
+        self.crd_sync = CrdSync(self.store, self.catalog, self.stopping)  # CRDs served before the API is
         bootstrap.ensure_defaults(self.ctx)
         self.app: Flask = create_app(self.ctx, JoinService(self.pki, self.tokens), stopping=self.stopping,
                                      master_join=MasterJoinService(self.pki, self.tokens, self.store, s.data_dir,
@@ -90,6 +92,9 @@ class Master:
                         ssl_context=tls_context(self.pki), limits=limits, name="api")
         server.start()
         self._server = server
+        t = threading.Thread(target=self.crd_sync.run, name="crd-sync", daemon=True)
+        t.start()
+        self._threads.append(t)
         t = threading.Thread(target=self._compact_loop, name="compactor", daemon=True)
         t.start()
         self._threads.append(t)

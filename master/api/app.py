@@ -232,6 +232,6 @@ def create_app(ctx: ApiContext, join: JoinService | None = None, admin_token: st
 
     app.register_blueprint(openapi.blueprint(ctx))
     app.register_blueprint(metrics.blueprint(ctx))
-    for group in ctx.catalog.groups():
-        app.register_blueprint(group_blueprint(ctx, handlers, group, stop))
+    app.register_blueprint(group_blueprint(ctx, handlers, True, stop))
+    app.register_blueprint(group_blueprint(ctx, handlers, False, stop))
     return app

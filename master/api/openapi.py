@@ -21,6 +21,7 @@ from flask import Blueprint, Response, request
 from core import errors
 from master.api.schema_docs import Documents, Rendered, gv_path
 from master.registry.context import ApiContext
+from master.registry.crds import STORE_PREFIX as CRD_PREFIX
 
 # What kubectl asks for is `...spec.v2@v1.0+protobuf`, but "@" is not a token character: Go's
 # mime.ParseMediaType (which client-go runs on every Content-Type) rejects it, so the real
@@ -54,7 +55,7 @@ def _send(rendered: Rendered, mimetype: str, immutable: bool) -> Response:
 
 def blueprint(ctx: ApiContext) -> Blueprint:
     bp = Blueprint("openapi", __name__)
-    docs = Documents(ctx.catalog)
+    docs = Documents(ctx.catalog, lambda name: ctx.store.get(f"{CRD_PREFIX}{name}"))
 
     @bp.get("/openapi/v2")
     def v2() -> Response:

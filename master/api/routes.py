@@ -71,18 +71,19 @@ def parse_path(ctx: ApiContext, group: str, version: str, rest: str) -> Target:
     return Target(rt, namespace, name, sub, legacy_watch)
 
 
-def group_blueprint(ctx: ApiContext, handlers: Handlers, group: str, stopping: threading.Event) -> Blueprint:
-    """The blueprint that serves one API group's resources and discovery."""
-    if group:
-        bp = Blueprint(f"group_{group.replace('.', '_')}", __name__, url_prefix=f"/apis/{group}")
-    else:
+def group_blueprint(ctx: ApiContext, handlers: Handlers, core: bool, stopping: threading.Event) -> Blueprint:
+    """The blueprint that serves the core group (`/api`) or every named group (`/apis/GROUP`): the named
+    groups are read from the URL, so groups that CustomResourceDefinitions add are served as they appear."""
+    if core:
         bp = Blueprint("group_core", __name__, url_prefix="/api")
+    else:
+        bp = Blueprint("groups", __name__, url_prefix="/apis/<group>")
     # HEAD and OPTIONS reach the views (proxy subresources pass them on; elsewhere they are GET and 405).
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
     @bp.get("")
     @bp.get("/")
-    def group_root() -> Response:
+    def group_root(group: str = "") -> Response:
         if not group:
             host = request.host or f"127.0.0.1:{ctx.settings.port}"
             return json_response(discovery.api_versions(host))
@@ -93,14 +94,14 @@ def group_blueprint(ctx: ApiContext, handlers: Handlers, group: str, stopping: t
 
     @bp.get("/<version>")
     @bp.get("/<version>/")
-    def version_root(version: str) -> Response:
+    def version_root(version: str, group: str = "") -> Response:
         doc = discovery.resource_list(ctx.catalog, group, version)
         if doc is None:
             raise errors.NotFound(message="the server could not find the requested resource")
         return json_response(doc)
 
     @bp.route("/<version>/<path:rest>", methods=methods, provide_automatic_options=False)
-    def resource(version: str, rest: str) -> Response:
+    def resource(version: str, rest: str, group: str = "") -> Response:
         target = parse_path(ctx, group, version, rest)
         return dispatch(ctx, handlers, target, stopping)
 
@@ -203,10 +204,13 @@ def dispatch(ctx: ApiContext, handlers: Handlers, target: Target, stopping: thre
     if verb == "patch":
         mtype = bodies.media_type(request)
         kind = bodies.PATCH_TYPES.get(mtype)
+        if kind == "strategic" and rt.custom is not None:  # as Kubernetes: no patch strategies in a CRD schema
+            kind = None
         if kind is None:
+            accepted = [m for m, k in bodies.PATCH_TYPES.items() if k != "strategic" or rt.custom is None]
             raise errors.UnsupportedMediaType(
                 message=f'the body of the request was in an unknown format - accepted media types include: '
-                        f'{", ".join(bodies.PATCH_TYPES)}')
+                        f'{", ".join(accepted)}')
         patch_body = bodies.decode(bodies.read(request, limit), mtype)
         patched = handlers.patch(rt, ns, name, kind, patch_body, sub, dry_run, fields, identity)
         return _warned(json_response(render.one(patched)), fields)

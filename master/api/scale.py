@@ -12,6 +12,7 @@ from core.kube.patch import json_merge_patch
 from core.kube.selectors import LabelSelector
 from master.api import body as bodies
 from master.api.render import json_response
+from master.registry.customresources import CustomKind, ScalePaths
 from master.registry.resource import ResourceType
 from master.registry.verbs import Handlers
 
@@ -38,6 +39,41 @@ def to_scale(obj: Obj) -> Obj:
     }
 
 
+def _at(obj: Obj, path: str) -> Any:
+    cur: Any = obj
+    for part in path.strip(".").split("."):
+        cur = cur.get(part) if isinstance(cur, dict) else None
+    return cur
+
+
+def custom_scale(obj: Obj, paths: ScalePaths) -> Obj:
+    """The Scale of a custom resource, read where its CRD's scale subresource says."""
+    m = obj.get("metadata", {})
+    replicas, status_replicas = _at(obj, paths.spec_replicas), _at(obj, paths.status_replicas)
+    status: Obj = {"replicas": status_replicas if isinstance(status_replicas, int) else 0}
+    if paths.label_selector:
+        selector = _at(obj, paths.label_selector)
+        if isinstance(selector, str) and selector:
+            status["selector"] = selector
+    return {
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {k: m[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                     if k in m},
+        "spec": {"replicas": replicas if isinstance(replicas, int) else 0},
+        "status": status,
+    }
+
+
+def _nested(path: str, value: Any) -> Obj:
+    out: Obj = {}
+    cur = out
+    parts = path.strip(".").split(".")
+    for part in parts[:-1]:
+        cur = cur.setdefault(part, {})
+    cur[parts[-1]] = value
+    return out
+
+
 def _replicas(scale: Any) -> int:
     replicas = (scale.get("spec") or {}).get("replicas") if isinstance(scale, dict) else None
     if not isinstance(replicas, int) or replicas < 0:
@@ -51,8 +87,13 @@ def _replicas(scale: Any) -> int:
 def handle(handlers: Handlers, rt: ResourceType, ns: str, name: str, verb: str, request: Request,
            limit: int, dry_run: bool) -> Response:
     current = handlers.get(rt, ns, name)
+    paths = rt.custom.scale if isinstance(rt.custom, CustomKind) else None
+
+    def as_scale(obj: Obj) -> Obj:
+        return custom_scale(obj, paths) if paths is not None else to_scale(obj)
+
     if verb == "get":
-        return json_response(to_scale(current))
+        return json_response(as_scale(current))
     mtype = bodies.media_type(request)
     data = bodies.decode(bodies.read(request, limit), mtype)
     if verb == "update":
@@ -61,17 +102,17 @@ def handle(handlers: Handlers, rt: ResourceType, ns: str, name: str, verb: str, 
     elif verb == "patch":
         kind = bodies.PATCH_TYPES.get(mtype)
         if kind == "json":
-            scale = json_patch(to_scale(current), data)
+            scale = json_patch(as_scale(current), data)
         elif kind in ("merge", "strategic") and isinstance(data, dict):
-            scale = json_merge_patch(to_scale(current), data)
+            scale = json_merge_patch(as_scale(current), data)
         else:
             raise errors.UnsupportedMediaType(message=f'unsupported patch type "{mtype}" for scale')
         expect = None
     else:
         raise errors.MethodNotAllowed(message="the server does not allow this method on the requested resource")
     replicas = _replicas(scale)
-    patch_body: Obj = {"spec": {"replicas": replicas}}
+    patch_body: Obj = _nested(paths.spec_replicas, replicas) if paths is not None else {"spec": {"replicas": replicas}}
     if expect:
         patch_body["metadata"] = {"resourceVersion": expect}
     updated = handlers.patch(rt, ns, name, "merge", patch_body, "", dry_run)
-    return json_response(to_scale(updated))
+    return json_response(as_scale(updated))

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from master.api import discovery, schema_proto
+from master.api import discovery, schema_custom, schema_proto
 from master.api.schema_paths import (
     JSON,
     PATCH_TYPES,
@@ -108,12 +108,27 @@ def gv_path(gv: str) -> str:
 class Documents:
     """The OpenAPI documents of one catalog, rendered lazily and cached as bytes."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, load_crd: Callable[[str], Obj | None] | None = None) -> None:
         self.catalog = catalog
+        self._load_crd = load_crd or (lambda name: None)
         self._lock = threading.Lock()
+        self._generation = catalog.generation
         self._v3: dict[str, Rendered] = {}
         self._v2: Rendered | None = None
         self._v2_pb: Rendered | None = None
+
+    def _current(self) -> None:
+        """Forget the renderings when the custom resources changed (call with the lock held)."""
+        if self._generation != self.catalog.generation:
+            self._generation = self.catalog.generation
+            self._v3, self._v2, self._v2_pb = {}, None, None
+
+    def _definitions(self) -> tuple[Obj, frozenset[str]]:
+        """Every definition (built-in and custom) and the names of the custom ones."""
+        custom = schema_custom.definitions(self.catalog, self._load_crd)
+        if not custom:
+            return schemas.definitions(), frozenset()
+        return {**schemas.definitions(), **custom}, frozenset(custom)
 
     def group_versions(self) -> list[str]:
         out: list[str] = []
@@ -127,6 +142,7 @@ class Documents:
         if gv not in self.group_versions():
             return None
         with self._lock:
+            self._current()
             if gv not in self._v3:
                 self._v3[gv] = _rendered(self.v3_document(gv))
             return self._v3[gv]
@@ -141,6 +157,7 @@ class Documents:
 
     def v2(self) -> Rendered:
         with self._lock:
+            self._current()
             if self._v2 is None:
                 self._v2 = _rendered(self.v2_document())
             return self._v2
@@ -148,6 +165,7 @@ class Documents:
     def v2_protobuf(self) -> Rendered:
         """The gnostic protobuf encoding (`body`/`gzipped` are protobuf bytes, not JSON)."""
         with self._lock:
+            self._current()
             if self._v2_pb is None:
                 data = schema_proto.encode_document(self.v2_document())
                 self._v2_pb = Rendered(gzip.compress(data, compresslevel=6, mtime=0),
@@ -168,7 +186,7 @@ class Documents:
     def v3_document(self, gv: str) -> Obj:
         """The OpenAPI 3.0 document of a group-version (`paths` and schemas convert as they are read)."""
         items = self._paths(gv)
-        defs = schemas.definitions()
+        defs, _ = self._definitions()
         names = _closure(_refs(items), defs)
         return {"openapi": "3.0.0", "info": self._info(),
                 "paths": LazyMap(items, lambda p: _v3_path(items[p])),
@@ -177,13 +195,13 @@ class Documents:
     def v2_document(self) -> Obj:
         """The Swagger 2.0 document (`paths` and `definitions` convert as they are read)."""
         items = self._paths(None)
-        defs = schemas.definitions()
+        defs, custom = self._definitions()
 
         def definition(name: str) -> Obj:
             if name == PATCH_DEFINITION:
                 return {"description": "Patch is provided to give a concrete name and type to the Kubernetes "
                                        "PATCH request body."}
-            return _v2_schema(defs[name])
+            return _v2_schema(schema_custom.to_v2(defs[name]) if name in custom else defs[name])
 
         return {"swagger": "2.0", "info": self._info(), "paths": LazyMap(items, lambda p: _v2_path(items[p])),
                 "definitions": LazyMap([*defs, PATCH_DEFINITION], definition)}

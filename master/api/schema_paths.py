@@ -166,12 +166,16 @@ def _op_group(rt: ResourceType) -> str:
 
 def paths(rt: ResourceType) -> dict[str, PathItem]:
     """Every path of one resource type → its operations."""
-    if not schemas.definition_name(rt.group, rt.version, rt.kind):
+    if rt.custom is not None:
+        kind_def, list_def = rt.custom.definition, rt.custom.definition + "List"
+    else:
+        kind_def = schemas.definition_name(rt.group, rt.version, rt.kind) or ""
+        list_def = schemas.definition_name(rt.group, rt.version, rt.list_kind) or ""
+    if not kind_def:
         return {}
     base = _gv_prefix(rt)
     g = _op_group(rt)
-    kind_ref = ref(schemas.definition_name(rt.group, rt.version, rt.kind) or "")
-    list_ref = ref(schemas.definition_name(rt.group, rt.version, rt.list_kind) or "")
+    kind_ref, list_ref = ref(kind_def), ref(list_def)
     gvk = (rt.group, rt.version, rt.kind)
     scope = "Namespaced" if rt.namespaced else ""
     coll_path = f"{base}/namespaces/{{namespace}}/{rt.plural}" if rt.namespaced else f"{base}/{rt.plural}"

@@ -69,13 +69,26 @@ class GarbageCollector(Controller):
         self.types: dict[str, tuple[ResourceType, Informer]] = {}
         self._orphaned = _Remembered(ORPHANED_SECONDS, ORPHANED_LIMIT)
         for rt in self.client.catalog.stored():
-            if rt.plural in _SKIP:
-                continue
-            inf = env.informers.metadata_informer(rt)
-            inf.add_indexer("owner", _owner_uids)
-            self.types[f"{rt.group}|{rt.plural}"] = (rt, inf)
-        for rt, inf in self.types.values():
-            inf.add_handler(self._handler(rt))
+            if rt.plural not in _SKIP:
+                self._watch_type(rt)
+        # Custom resources come and go with their CRDs: their objects are collected as soon as they are served.
+        self.client.catalog.on_change(self._custom_changed)
+
+    def _watch_type(self, rt: ResourceType) -> None:
+        inf = self.env.informers.metadata_informer(rt)
+        inf.add_indexer("owner", _owner_uids)
+        inf.add_handler(self._handler(rt))
+        # Copy on write: workers iterate the types while the CRD watcher adds one.
+        self.types = {**self.types, f"{rt.group}|{rt.plural}": (rt, inf)}
+
+    def _custom_changed(self, custom: list[ResourceType]) -> None:
+        if self.env.stopping.is_set():
+            return
+        added = [rt for rt in custom if rt.conversion is None and f"{rt.group}|{rt.plural}" not in self.types]
+        for rt in added:
+            self._watch_type(rt)
+        if added:
+            self.env.informers.start()
 
     def resync_keys(self) -> list[str]:
         return [self._key(rt, o) for rt, inf in self.types.values() for o in inf.list() if self._interesting(o)]

@@ -6,9 +6,9 @@ is one more `ResourceType` entry here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from master.registry import apiservices, cronjobs, printers, replicationcontrollers, statefulsets, storage
+from master.registry import apiservices, crds, cronjobs, printers, replicationcontrollers, statefulsets, storage
 from master.registry.autoscaling import HorizontalPodAutoscalerStrategy
 from master.registry.core import (
     ConfigMapStrategy,
@@ -42,7 +42,7 @@ _EVENT_FIELDS = ("involvedObject.kind", "involvedObject.namespace", "involvedObj
 
 
 def builtin_resources(toleration_seconds: int = 30) -> list[ResourceType]:
-    resources = _served(toleration_seconds)
+    resources = _with_crds(_served(toleration_seconds))
     local = frozenset({(r.group, r.version) for r in resources} | {(apiservices.GROUP, "v1")}
                       | set(apiservices.EXTRA_LOCAL))
     return [*resources, ResourceType(apiservices.GROUP, "v1", "APIService", "apiservices", False, (), (),
@@ -116,42 +116,86 @@ def _served(toleration_seconds: int) -> list[ResourceType]:
     ]
 
 
-class Catalog:
-    """Lookup of resource types by group/version/plural, kind, or short name."""
+def _with_crds(resources: list[ResourceType]) -> list[ResourceType]:
+    groups = frozenset(r.group for r in resources) | {crds.GROUP}
+    return [*resources, ResourceType(crds.GROUP, "v1", "CustomResourceDefinition", "customresourcedefinitions",
+                                     False, ("crd", "crds"), ("api-extensions",), ("status",),
+                                     crds.CustomResourceDefinitionStrategy(groups), table=crds.TABLE)]
+
+
+class _View:
+    """One consistent set of lookups; the catalog swaps in a new one when the custom resources change."""
 
     def __init__(self, resources: list[ResourceType]) -> None:
-        self._by_path = {(r.group, r.version, r.plural): r for r in resources}
-        # A kind served in several versions: by_kind answers the stored one (no conversion).
-        self._by_kind = {(r.group, r.kind): r for r in resources if r.conversion is None}
-        self._by_gvk = {(r.group, r.version, r.kind): r for r in resources}
         self.resources = resources
+        self.by_path = {(r.group, r.version, r.plural): r for r in resources}
+        # A kind served in several versions: by_kind answers the stored one (no conversion).
+        self.by_kind = {(r.group, r.kind): r for r in resources if r.conversion is None}
+        self.by_gvk = {(r.group, r.version, r.kind): r for r in resources}
+
+
+class Catalog:
+    """Lookup of resource types by group/version/plural, kind, or short name.
+
+    The built-in kinds are fixed; the custom resources that CustomResourceDefinitions
+    declare are replaced as a whole (`set_custom`) by whoever watches the CRDs
+    (`master.crdsync`). Readers see either the old or the new set, never a mix.
+    """
+
+    def __init__(self, resources: list[ResourceType]) -> None:
+        self.builtin = list(resources)
+        self._view = _View(self.builtin)
+        self.custom_signature: object = None
+        self.generation = 0  # bumped on each change of the custom resources (documents rebuild on it)
+        self._listeners: list[Callable[[list[ResourceType]], None]] = []
+
+    @property
+    def resources(self) -> list[ResourceType]:
+        return self._view.resources
+
+    def set_custom(self, custom: list[ResourceType], signature: object = None) -> None:
+        """Serve exactly these custom resource types (and the built-in ones); `signature`: what they were
+        made from, kept for the caller to compare (`custom_signature`)."""
+        self._view = _View([*self.builtin, *custom])
+        self.custom_signature = signature
+        self.generation += 1
+        for listener in list(self._listeners):
+            listener(custom)
+
+    def on_change(self, listener: Callable[[list[ResourceType]], None]) -> None:
+        """Call `listener(custom types)` after every change of the custom resources."""
+        self._listeners.append(listener)
+
+    def builtin_groups(self) -> frozenset[str]:
+        return frozenset(r.group for r in self.builtin)
 
     def __iter__(self) -> Iterator[ResourceType]:
-        return iter(self.resources)
+        return iter(self._view.resources)
 
     def stored(self) -> Iterator[ResourceType]:
         """Each kind once, in its stored version: what walks every object (GC, namespace deletion) reads."""
-        return (r for r in self.resources if r.conversion is None)
+        return (r for r in self._view.resources if r.conversion is None)
 
     def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
-        return self._by_path.get((group, version, plural))
+        return self._view.by_path.get((group, version, plural))
 
     def by_kind(self, group: str, kind: str) -> ResourceType | None:
-        return self._by_kind.get((group, kind))
+        return self._view.by_kind.get((group, kind))
 
     def by_api_version(self, api_version: str, kind: str) -> ResourceType | None:
         """The resource type of `kind` in `api_version`; of its stored version when that version is not served."""
         group, _, version = api_version.rpartition("/")
-        return self._by_gvk.get((group, version, kind)) or self._by_kind.get((group, kind))
+        view = self._view
+        return view.by_gvk.get((group, version, kind)) or view.by_kind.get((group, kind))
 
     def groups(self) -> dict[str, list[str]]:
         """Group name → versions, core group ("") included."""
         out: dict[str, list[str]] = {}
-        for r in self.resources:
+        for r in self._view.resources:
             versions = out.setdefault(r.group, [])
             if r.version not in versions:
                 versions.append(r.version)
         return out
 
     def in_group_version(self, group: str, version: str) -> list[ResourceType]:
-        return [r for r in self.resources if r.group == group and r.version == version]
+        return [r for r in self._view.resources if r.group == group and r.version == version]

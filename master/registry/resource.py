@@ -111,6 +111,21 @@ class Conversion(Protocol):
     def to_storage(self, obj: Obj) -> Obj: ...
 
 
+class Custom(Protocol):
+    """What a custom resource's type adds (see `master.registry.customresources.CustomKind`)."""
+
+    @property
+    def crd_name(self) -> str: ...
+
+    @property
+    def definition(self) -> str: ...
+
+    @property
+    def schema(self) -> Obj: ...
+
+    def prune(self, obj: Obj) -> list[str]: ...
+
+
 @dataclass(frozen=True)
 class ResourceType:
     group: str
@@ -132,6 +147,8 @@ class ResourceType:
     )
     # Set on a version served as a view of another (see `Conversion`); None: this is the stored version.
     conversion: Conversion | None = None
+    # Set on the types a CustomResourceDefinition makes (their schema, printer columns, scale paths).
+    custom: Custom | None = None
 
     @property
     def singular(self) -> str:

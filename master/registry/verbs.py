@@ -50,7 +50,10 @@ class FieldCheck:
         return cls(mode)
 
     def apply(self, rt: ResourceType, obj: Obj) -> None:
-        paths = schemas.drop_unknown_fields(rt.group, rt.version, rt.kind, obj)
+        if rt.custom is not None:
+            paths = rt.custom.prune(obj)
+        else:
+            paths = schemas.drop_unknown_fields(rt.group, rt.version, rt.kind, obj)
         if not paths:
             return
         if self.mode == "Strict":
