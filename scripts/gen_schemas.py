@@ -46,6 +46,7 @@ OUT = Path(__file__).resolve().parent.parent / "master" / "registry" / "schemata
 
 META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 CORE = "io.k8s.api.core.v1."
+EXT = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1."
 TIME = META + "Time"
 MICROTIME = META + "MicroTime"
 QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
@@ -74,6 +75,8 @@ ROOTS: list[tuple[str, str, str, str]] = [  # class, package, group, version
       for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")],
     ("V1APIService", "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.", "apiregistration.k8s.io", "v1"),
     ("V1Eviction", "io.k8s.api.policy.v1.", "policy", "v1"),
+    ("V1CustomResourceDefinition", "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.",
+     "apiextensions.k8s.io", "v1"),
     ("V1Status", META, "", "v1"),
     ("V1DeleteOptions", META, "", "v1"),
     ("V1WatchEvent", META, "", "v1"),
@@ -84,7 +87,7 @@ LISTED = {"V1ReplicationController", "V1StatefulSet", "V1ControllerRevision", "V
           "V1Namespace", "V1Node", "V1Pod", "V1Service", "V1Endpoints", "V1ConfigMap", "V1Secret",
           "CoreV1Event", "V1ServiceAccount", "V1Deployment", "V1ReplicaSet", "V1DaemonSet", "V1Job", "V1CronJob",
           "V1Lease", "V1HorizontalPodAutoscaler", "V2HorizontalPodAutoscaler", "V1Role", "V1ClusterRole",
-          "V1RoleBinding", "V1ClusterRoleBinding", "V1APIService"}
+          "V1RoleBinding", "V1ClusterRoleBinding", "V1APIService", "V1CustomResourceDefinition"}
 NOT_A_KIND = {"V1PodTemplateSpec"}
 # Types that live in apimachinery's meta/v1 whichever kind reaches them first.
 META_TYPES = {"ObjectMeta", "ListMeta", "ManagedFieldsEntry", "OwnerReference", "LabelSelector",
@@ -99,6 +102,23 @@ ALPHA_PACKAGES = {"V1alpha3": "io.k8s.api.scheduling.v1alpha3."}
 
 # Named scalar definitions, as the Kubernetes OpenAPI spec has them.
 SCALARS: dict[str, Obj] = {
+    EXT + "CustomResourceSubresourceStatus": {
+        "type": "object", "description": "CustomResourceSubresourceStatus defines how to serve the status "
+                                         "subresource for CustomResources. Status is represented by the `.status` "
+                                         "JSON path inside of a CustomResource. When set, * exposes a /status "
+                                         "subresource for the custom resource * PUT requests to the /status "
+                                         "subresource take a custom resource object, and ignore changes to "
+                                         "anything except the status stanza * PUT/POST/PATCH requests to the "
+                                         "custom resource ignore changes to the status stanza"},
+    EXT + "JSON": {"description": "JSON represents any valid JSON value. These types are supported: bool, int64, "
+                                  "float64, string, []interface{}, map[string]interface{} and nil."},
+    EXT + "JSONSchemaPropsOrBool": {"description": "JSONSchemaPropsOrBool represents JSONSchemaProps or a boolean "
+                                                   "value. Defaults to true for the boolean property."},
+    EXT + "JSONSchemaPropsOrArray": {"description": "JSONSchemaPropsOrArray represents a value that can either be "
+                                                    "a JSONSchemaProps or an array of JSONSchemaProps. Mainly here "
+                                                    "for serialization purposes."},
+    EXT + "JSONSchemaPropsOrStringArray": {"description": "JSONSchemaPropsOrStringArray represents a "
+                                                          "JSONSchemaProps or a string array."},
     TIME: {"type": "string", "format": "date-time",
            "description": "Time is a wrapper around time.Time which supports correct marshaling to YAML and "
                           "JSON.  Wrappers are provided for many of the factory methods that the time package "
@@ -151,7 +171,14 @@ QUANTITY_FIELDS = {"sizeLimit", "divisor"}
 MICROTIME_FIELDS = {("CoreV1Event", "eventTime"), ("CoreV1EventSeries", "lastObservedTime"),
                     ("V1LeaseSpec", "acquireTime"), ("V1LeaseSpec", "renewTime")}
 OBJECT_FIELDS = {("V1ManagedFieldsEntry", "fieldsV1"): FIELDSV1, ("V1WatchEvent", "object"): RAWEXT,
-                 ("V1ControllerRevision", "data"): RAWEXT}
+                 ("V1ControllerRevision", "data"): RAWEXT,
+                 ("V1JSONSchemaProps", "additionalItems"): EXT + "JSONSchemaPropsOrBool",
+                 ("V1JSONSchemaProps", "additionalProperties"): EXT + "JSONSchemaPropsOrBool",
+                 ("V1JSONSchemaProps", "default"): EXT + "JSON", ("V1JSONSchemaProps", "example"): EXT + "JSON",
+                 ("V1JSONSchemaProps", "items"): EXT + "JSONSchemaPropsOrArray",
+                 ("V1JSONSchemaProps", "enum"): EXT + "JSON",
+                 ("V1JSONSchemaProps", "dependencies"): EXT + "JSONSchemaPropsOrStringArray",
+                 ("V1CustomResourceSubresources", "status"): EXT + "CustomResourceSubresourceStatus"}
 # Integer fields that are int64 in the Go types; every other integer is int32.
 INT64 = {"generation", "observedGeneration", "deletionGracePeriodSeconds", "gracePeriodSeconds",
          "terminationGracePeriodSeconds", "activeDeadlineSeconds", "runAsUser", "runAsGroup", "fsGroup",
@@ -300,7 +327,7 @@ ATOMIC_STRUCTS = {"V1ObjectReference", "V1LocalObjectReference", "V1ConfigMapKey
                   "V1NodeSelector", "V1NodeSelectorTerm", "V1LabelSelector", "V1TypedLocalObjectReference",
                   "V1ConfigMapEnvSource", "V1SecretEnvSource", "V1SecretReference"}
 
-_NAME = re.compile(r"^(CoreV1|RbacV1|ApiregistrationV1|V1alpha3|V1|V2)([A-Z]\w*)$")
+_NAME = re.compile(r"^(CoreV1|RbacV1|ApiregistrationV1|ApiextensionsV1|V1alpha3|V1|V2)([A-Z]\w*)$")
 _PRIMS = {"str": {"type": "string"}, "bytes": {"type": "string", "format": "byte"}, "bool": {"type": "boolean"},
           "float": {"type": "number", "format": "double"},
           "object": {"type": "object"}}
@@ -343,7 +370,7 @@ class Generator:
         self.names[cls_name] = package + short
         self.order.append(cls_name)
         for t in getattr(models, cls_name).openapi_types.values():
-            for ref in re.findall(r"\b(?:CoreV1|RbacV1|ApiregistrationV1|V1alpha3|V1|V2)[A-Z]\w*", t):
+            for ref in re.findall(r"\b(?:CoreV1|RbacV1|ApiregistrationV1|ApiextensionsV1|V1alpha3|V1|V2)[A-Z]\w*", t):
                 self.assign(ref, package)
 
     def run(self) -> tuple[Obj, Obj]:
@@ -486,7 +513,7 @@ class Generator:
         def walk(node: Any) -> None:
             if isinstance(node, dict):
                 ref = node.get("$ref")
-                if ref is not None and ref not in defs:
+                if isinstance(ref, str) and ref not in defs:
                     raise SystemExit(f"dangling $ref {ref}")
                 for v in node.values():
                     walk(v)

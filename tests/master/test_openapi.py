@@ -211,7 +211,7 @@ def test_v3_index_and_documents_over_http(client: FlaskClient) -> None:
     assert set(index["paths"]) == {"api/v1", "apis/apps/v1", "apis/autoscaling/v1", "apis/autoscaling/v2",
                                    "apis/batch/v1", "apis/batch/v1beta1", "apis/coordination.k8s.io/v1",
                                    "apis/rbac.authorization.k8s.io/v1", "apis/apiregistration.k8s.io/v1",
-                                   "apis/storage.k8s.io/v1"}
+                                   "apis/storage.k8s.io/v1", "apis/apiextensions.k8s.io/v1"}
     url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]
     resp = client.get(url)
     assert resp.status_code == 200 and resp.mimetype == "application/json"
