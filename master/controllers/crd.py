@@ -3,8 +3,8 @@
 As kube-apiserver's naming, establishing and finalizing controllers together:
 
 * `NamesAccepted` says whether the CRD's plural, kind and short names are its own
-  (`customresources.accepted_names`, the very rule by which every master decides
-  what to serve), `Established` that its resources are served; `acceptedNames`
+  (the verdict this master's CRD watcher published with what it serves, by
+  `customresources.accepted_names`), `Established` that its resources are served; `acceptedNames`
   and `storedVersions` follow. Only a change is written.
 * A deleted CRD keeps the `customresourcecleanup` finalizer until every object of
   it is gone: it is marked `Terminating`, its objects are deleted (new ones are
@@ -20,7 +20,6 @@ from core.kube import timefmt
 from master.client import Env, Informer
 from master.controllers.base import Controller
 from master.registry.crds import CLEANUP_FINALIZER, GROUP, storage_version
-from master.registry.customresources import accepted_names
 from master.registry.resource import ResourceType
 
 Obj = dict[str, Any]
@@ -36,7 +35,9 @@ class CustomResourceDefinitionController(Controller):
         if rt is None:
             raise LookupError("the catalog serves no CustomResourceDefinition")
         self.rt = rt
-        self.crds: Informer = env.informers.informer(rt)
+        # Only metadata is cached (a cert-manager CRD is hundreds of KB of schema): a sync reads the CRDs
+        # from the store, which happens only when one changes.
+        self.crds: Informer = env.informers.metadata_informer(rt)
         self.primary = self.crds
         self.crds.add_handler(self._changed)
 
@@ -47,13 +48,17 @@ class CustomResourceDefinitionController(Controller):
 
     def sync(self, key: str) -> None:
         name = key.rsplit("/", 1)[-1]
-        crd = self.crds.get("", name)
+        crd = self.client.get(self.rt, "", name)
         if crd is None:
             return
         if crd["metadata"].get("deletionTimestamp"):
             self._finalize(crd)
             return
-        problem = accepted_names(self.crds.list()).get(name, "")
+        verdicts = self.client.catalog.crd_verdicts  # decided by this master's CRD watcher (master.crdsync)
+        if name not in verdicts:
+            self.queue.add_after(name, 0.2)  # the watcher has not seen it yet
+            return
+        problem = verdicts[name]
         status = _status(crd, problem)
         if status != crd.get("status"):
             new = copy.deepcopy(crd)

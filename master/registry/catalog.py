@@ -146,6 +146,8 @@ class Catalog:
         self.builtin = list(resources)
         self._view = _View(self.builtin)
         self.custom_signature: object = None
+        # CRD name → "" when its names are accepted, else why not (`customresources.accepted_names`).
+        self.crd_verdicts: dict[str, str] = {}
         self.generation = 0  # bumped on each change of the custom resources (documents rebuild on it)
         self._listeners: list[Callable[[list[ResourceType]], None]] = []
 
@@ -153,11 +155,13 @@ class Catalog:
     def resources(self) -> list[ResourceType]:
         return self._view.resources
 
-    def set_custom(self, custom: list[ResourceType], signature: object = None) -> None:
+    def set_custom(self, custom: list[ResourceType], signature: object = None,
+                   verdicts: dict[str, str] | None = None) -> None:
         """Serve exactly these custom resource types (and the built-in ones); `signature`: what they were
-        made from, kept for the caller to compare (`custom_signature`)."""
+        made from, kept for the caller to compare (`custom_signature`); `verdicts`: every CRD's names verdict."""
         self._view = _View([*self.builtin, *custom])
         self.custom_signature = signature
+        self.crd_verdicts = dict(verdicts or {})
         self.generation += 1
         for listener in list(self._listeners):
             listener(custom)

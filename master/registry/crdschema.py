@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import sys
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -44,11 +45,17 @@ _LOGICAL = ("allOf", "anyOf", "oneOf")
 # ---- the schema itself ---------------------------------------------------------------------------------
 
 def compact(schema: Any) -> Any:
-    """The schema without what only documents it (descriptions, examples): what the master keeps."""
+    """The schema without what only documents it (descriptions, examples): what the master keeps.
+
+    Keys and short strings are interned: a schema repeats "type", "string", "object" and its
+    field names thousands of times, and the decoded CRD held one string object per occurrence."""
     if isinstance(schema, dict):
-        return {k: (v if k in ("default", "enum") else compact(v)) for k, v in schema.items() if k not in _DOC_KEYS}
+        return {sys.intern(k): (v if k in ("default", "enum") else compact(v)) for k, v in schema.items()
+                if k not in _DOC_KEYS}
     if isinstance(schema, list):
         return [compact(v) for v in schema]
+    if isinstance(schema, str) and len(schema) <= 64:
+        return sys.intern(schema)
     return schema
 
 

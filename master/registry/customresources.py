@@ -249,9 +249,8 @@ def served_types(crds: list[Obj]) -> list[ResourceType]:
     verdicts = accepted_names(crds)
     out: list[ResourceType] = []
     for crd in crds:
-        if verdicts.get(str(crd["metadata"]["name"])):
-            continue
-        out += types_of(crd)
+        if not verdicts.get(str(crd["metadata"]["name"])):
+            out += types_of(crd)
     return out
 
 

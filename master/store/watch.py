@@ -42,8 +42,20 @@ def to_event(change: Change) -> Event:
     return Event(change.type, change.key, _decode(change.data), change.revision, prev)
 
 
-@functools.lru_cache(maxsize=256)
+# Changes larger than this are decoded per watcher instead of kept in the shared cache: 256 cached
+# CustomResourceDefinitions of cert-manager's size would hold tens of MB, and large objects have few watchers.
+SHARED_DECODE_BYTES = 16 << 10
+
+
 def _decode(data: bytes) -> Obj:
+    if len(data) > SHARED_DECODE_BYTES:
+        obj: Obj = json.loads(data)
+        return obj
+    return _decode_shared(data)
+
+
+@functools.lru_cache(maxsize=256)
+def _decode_shared(data: bytes) -> Obj:
     obj: Obj = json.loads(data)
     return obj
 
