@@ -23,7 +23,11 @@ from bench.api import rss_mb
 from pikube.dev.localmaster import RunningMaster, start_master
 
 Obj = dict[str, Any]
-WORDS = ["the", "certificate", "issuer", "reference", "resolves", "against", "the", "namespace", "of", "this", "resource", "unless", "a", "cluster", "scoped", "kind", "is", "named", "explicitly", "and", "its", "secret", "is", "read", "from", "the", "controller", "namespace", "instead"]
+WORDS = (
+    "the", "certificate", "issuer", "reference", "resolves", "against", "the", "namespace", "of", "this",
+    "resource", "unless", "a", "cluster", "scoped", "kind", "is", "named", "explicitly", "and", "its",
+    "secret", "is", "read", "from", "the", "controller", "namespace", "instead",
+)
 
 
 def _text(seed: int, words: int) -> str:
