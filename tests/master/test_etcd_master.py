@@ -114,6 +114,46 @@ def test_the_python_client_pages_through_a_list_served_from_etcd(masters: tuple[
     assert [n for n in names if n != "kube-root-ca.crt"] == [f"cm-{i}" for i in range(7)]
 
 
+def test_a_crd_made_through_one_master_is_served_by_the_other(masters: tuple[RunningMaster, RunningMaster]) -> None:
+    """Each master follows the CRDs in etcd: a CRD created through one is served by the other at once, its
+    objects are shared, and deleting it through the other removes them and stops both serving it."""
+    from kubernetes import client, config
+    from kubernetes.client.rest import ApiException
+
+    m, other = masters
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "gadgets.ha.example.com"},
+           "spec": {"group": "ha.example.com", "scope": "Namespaced", "names": {"plural": "gadgets", "kind": "Gadget"},
+                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                        "type": "object", "properties": {"spec": {"type": "object", "properties": {
+                            "size": {"type": "integer", "maximum": 5}}}}}}}]}}
+    kubectl(m, "new", "create", "-f", "-", input=json.dumps(crd))
+    objs_b = client.CustomObjectsApi(config.new_client_from_config(config_file=str(other.kubeconfig)))
+
+    def create_on_b() -> bool:
+        try:
+            objs_b.create_namespaced_custom_object("ha.example.com", "v1", "default", "gadgets", {
+                "apiVersion": "ha.example.com/v1", "kind": "Gadget", "metadata": {"name": "g1"}, "spec": {"size": 3}})
+            return True
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return False
+
+    wait_for("the second master serves the new CRD", create_on_b, timeout=5.0)
+    with pytest.raises(ApiException) as bad:  # validated by the second master with the CRD's schema
+        objs_b.create_namespaced_custom_object("ha.example.com", "v1", "default", "gadgets", {
+            "apiVersion": "ha.example.com/v1", "kind": "Gadget", "metadata": {"name": "g2"}, "spec": {"size": 9}})
+    assert bad.value.status == 422
+    assert "g1" in kubectl(m, "new", "get", "gadgets").stdout
+    kubectl(other, "new", "delete", "crd", "gadgets.ha.example.com")
+
+    def unserved_on_a() -> bool:
+        return kubectl(m, "new", "get", "--raw", "/apis/ha.example.com/v1", check=False).returncode != 0
+
+    wait_for("the first master stops serving the deleted CRD", unserved_on_a, timeout=5.0)
+
+
 def test_one_leader_runs_the_controllers_and_another_takes_over_when_it_dies(
         tmp_path: Path, etcd: Any) -> None:
     """Three masters on one etcd: a Deployment gets exactly its replicas (one controller manager acts), and a
