@@ -370,3 +370,25 @@ def test_two_crds_claiming_one_kind(crd_master: RunningMaster, api: client.ApiCl
     table = kubectl(crd_master, "new", "get", "crd").stdout
     assert "crontabz.stable.example.com" in table and "crontabs.stable.example.com" in table
     kubectl(crd_master, "new", "delete", "crd", "crontabz.stable.example.com")
+
+
+@pytest.mark.parametrize("which", ["old", "new"])
+def test_kubectl_waits_for_established_and_lists_crds(crd_master: RunningMaster, crontabs: None, which: str) -> None:
+    out = kubectl(crd_master, which, "wait", "--for=condition=Established", "--timeout=5s",
+                  "crd/crontabs.stable.example.com").stdout
+    assert "condition met" in out
+    table = kubectl(crd_master, which, "get", "crd").stdout.splitlines()
+    assert table[0].split() == ["NAME", "CREATED", "AT"]
+    assert any(line.startswith("crontabs.stable.example.com ") for line in table)
+    resources = kubectl(crd_master, which, "api-resources", "--api-group", GROUP).stdout
+    assert "crontabs" in resources and "ct" in resources and "CronTab" in resources
+
+
+def test_a_kind_without_its_crd_gets_kubectls_mapping_error(crd_master: RunningMaster) -> None:
+    """kubectl 1.33 lists the CRDs when a manifest names a kind the server does not know: that list works, so it
+    says the kind is not installed instead of 'failed to check CRD: ... could not find the requested resource'."""
+    obj = {"apiVersion": "missing.example.com/v1", "kind": "Nothing", "metadata": {"name": "x"}}
+    proc = kubectl(crd_master, "new", "apply", "-f", "-", input=json.dumps(obj), check=False)
+    assert proc.returncode != 0
+    assert 'no matches for kind "Nothing" in version "missing.example.com/v1"' in proc.stderr
+    assert "failed to check CRD" not in proc.stderr
