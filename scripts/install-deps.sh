@@ -8,11 +8,12 @@ cd "$(dirname "$0")/.."
 # chromium (+ a font) drives the status page's end-to-end test (tests/web/test_browser.py).
 # systemd: `systemd-analyze verify` checks the unit files (tests/bootstrap/test_units.py); it is not started.
 # The SD-card image (pikube image build, its tests and bench/board.py): mmdebstrap + qemu-user-static make the
-# arm64 rootfs; dosfstools, mtools, e2fsprogs, fdisk, bmap-tools and zstd assemble it without loop devices;
-# qemu-system-arm boots it; openssh-client logs in to the booted board. etcd-server: the store tests' second
+# arm64 rootfs (arch-test: mmdebstrap checks with it that qemu runs the foreign architecture, a Recommends
+# that --no-install-recommends leaves out); dosfstools, mtools, e2fsprogs, fdisk, bmap-tools and zstd
+# assemble it without loop devices; qemu-system-arm boots it; openssh-client logs in to the booted board. etcd-server: the store tests' second
 # backend and masters on etcd (tests start their own etcd on loopback).
 APT_PACKAGES=(docker.io busybox-static iproute2 nftables iperf3 ca-certificates chromium fonts-dejavu-core systemd
-              mmdebstrap qemu-user-static qemu-system-arm dosfstools mtools e2fsprogs fdisk bmap-tools zstd
+              mmdebstrap arch-test qemu-user-static qemu-system-arm dosfstools mtools e2fsprogs fdisk bmap-tools zstd
               openssh-client openssh-server sudo dnsmasq-base etcd-server)
 TOOLS=.tools
 VENV=.venv
