@@ -392,3 +392,21 @@ def test_a_kind_without_its_crd_gets_kubectls_mapping_error(crd_master: RunningM
     assert proc.returncode != 0
     assert 'no matches for kind "Nothing" in version "missing.example.com/v1"' in proc.stderr
     assert "failed to check CRD" not in proc.stderr
+
+
+def test_deleting_a_namespace_deletes_its_custom_resources(api: client.ApiClient, crontabs: None) -> None:
+    core, objs = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="crs-go")))
+    objs.create_namespaced_custom_object(GROUP, "v1", "crs-go", "crontabs", crontab("in-ns"))
+    core.delete_namespace("crs-go")
+
+    def namespace_gone() -> bool:
+        try:
+            core.read_namespace("crs-go")
+            return False
+        except ApiException as exc:
+            return exc.status == 404
+
+    wait_for(namespace_gone, 15, "the namespace (and the CronTab in it) is deleted")
+    assert objs.list_cluster_custom_object(GROUP, "v1", "crontabs", field_selector="metadata.namespace=crs-go")[
+        "items"] == []
