@@ -191,11 +191,27 @@ def record_update(old: Obj | None, new: Obj, kind: str, api_version: str, manage
         mine.fields |= changed
         mine.time = timefmt.rfc3339()
     result.append(mine)
-    encoded = encode(result)
+    _store(nm, result, None if old is None else (old.get("metadata") or {}).get("managedFields"))
+
+
+def _key(raw: Any) -> list[tuple[tuple[str, str, str, str], str, str | None, frozenset[Path]]] | None:
+    try:
+        entries = decode(raw)
+    except ValueError:
+        return None
+    return sorted((e.ident(), e.api_version, e.time, frozenset(e.fields)) for e in entries if e.fields)
+
+
+def _store(meta: Obj, entries: list[Entry], previous: Any) -> None:
+    """Set `meta.managedFields` to `entries`; the previous list itself when it says the same (written by a
+    client in another order, say), so that a write that changes nothing stays a no-op."""
+    encoded = encode(entries)
+    if previous is not None and encoded != previous and _key(encoded) == _key(previous):
+        encoded = previous
     if encoded:
-        nm["managedFields"] = encoded
+        meta["managedFields"] = encoded
     else:
-        nm.pop("managedFields", None)
+        meta.pop("managedFields", None)
 
 
 def _decoded_or(raw: Any, fallback: list[Entry]) -> list[Entry]:
@@ -250,11 +266,7 @@ def apply(live: Obj, config: Obj, kind: str, api_version: str, manager: str, for
     me.api_version = api_version
     me.fields = applied
     merged.setdefault("metadata", {})
-    encoded = encode([*others, me])
-    if encoded:
-        merged["metadata"]["managedFields"] = encoded
-    else:
-        merged["metadata"].pop("managedFields", None)
+    _store(merged["metadata"], [*others, me], (live.get("metadata") or {}).get("managedFields"))
     return merged
 
 
