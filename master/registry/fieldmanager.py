@@ -28,6 +28,7 @@ Choices, with their reasons:
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -229,12 +230,77 @@ def _without_managed(obj: Obj) -> Obj:
     return obj
 
 
+class _Conflicts(Exception):
+    def __init__(self, found: list[tuple[Entry, Path]]) -> None:
+        super().__init__(f"{len(found)} conflicts")
+        self.found = found
+
+
 def apply(live: Obj, config: Obj, kind: str, api_version: str, manager: str, force: bool, subresource: str,
           has_status: bool) -> Obj:
-    """`config` applied to `live` by `manager`: the new object with its managedFields (409 on conflicts)."""
+    """`config` applied to `live` by `manager`: the new object with its managedFields (409 on conflicts).
+
+    Two steps of apimachinery's chain for the manager `kubectl`, which let an object move from client-side
+    to server-side apply (kubectl 1.20 has no migration of its own): conflicts on fields whose live value is
+    still the one in the `last-applied-configuration` annotation are forced (`lastappliedmanager.go`), and
+    an object that carries the annotation gets it rewritten to the applied configuration
+    (`lastappliedupdater.go`), so a later client-side apply diffs against what was applied last.
+    """
     cm = config.get("metadata")
     if isinstance(cm, dict) and cm.get("managedFields") is not None:
         raise errors.BadRequest(message="metadata.managedFields must be nil")
+    try:
+        merged = _apply(live, config, kind, api_version, manager, force, subresource, has_status)
+    except _Conflicts as caught:
+        if manager != "kubectl":
+            raise conflict_error(caught.found) from None
+        allowed = _unchanged_since_last_applied(live, kind, api_version)
+        left = [(e, p) for e, p in caught.found if p not in allowed]
+        if left:
+            raise conflict_error(left) from None
+        merged = _apply(live, config, kind, api_version, manager, True, subresource, has_status)
+    if manager == "kubectl":
+        annotations = (merged.get("metadata") or {}).get("annotations") or {}
+        if annotations.get(LAST_APPLIED):
+            merged["metadata"] = {**merged["metadata"],
+                                  "annotations": {**annotations, LAST_APPLIED: _last_applied(config)}}
+    return merged
+
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _last_applied(config: Obj) -> str:
+    """The annotation's value for `config`, as Go's unstructured JSON encoder writes it (sorted keys, a
+    newline), without the annotation itself."""
+    out = copy.deepcopy(config)
+    meta = out.get("metadata")
+    if isinstance(meta, dict) and isinstance(meta.get("annotations"), dict):
+        meta["annotations"].pop(LAST_APPLIED, None)
+        if not meta["annotations"]:
+            del meta["annotations"]
+    return json.dumps(out, separators=(",", ":"), sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _unchanged_since_last_applied(live: Obj, kind: str, api_version: str) -> FieldSet:
+    """The fields of `live`'s last-applied annotation whose live value is still the applied one."""
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    try:
+        last = json.loads(annotations.get(LAST_APPLIED) or "")
+    except ValueError:
+        return set()
+    if not isinstance(last, dict) or last.get("apiVersion") != api_version:
+        return set()
+    try:
+        fields = typed.field_set(last, kind)
+    except errors.ApiError:
+        return set()
+    diff = typed.compare(last, _without_managed(live), kind)
+    return fields - diff.modified - diff.added - diff.removed
+
+
+def _apply(live: Obj, config: Obj, kind: str, api_version: str, manager: str, force: bool, subresource: str,
+           has_status: bool) -> Obj:
     keep = _owned_filter(subresource, has_status)
     entries = _live_entries(live)
     bare = _without_managed(live)
@@ -257,7 +323,7 @@ def apply(live: Obj, config: Obj, kind: str, api_version: str, manager: str, for
     changed = _filtered(diff.changed, keep)
     conflicts = [(e, p) for e in others for p in sorted(e.fields & changed)]
     if conflicts and not force:
-        raise conflict_error(conflicts)
+        raise _Conflicts(conflicts)
     for e in others:
         e.fields = (e.fields - changed) - diff.removed
     object_changed = not diff.empty()

@@ -165,3 +165,25 @@ def test_client_side_then_server_side_apply_migrates(master: RunningMaster, tmp_
     kubectl(master, "new", "apply", "--server-side", "-f", str(path))
     assert _get(master, "new", ns)["spec"]["replicas"] == 4
     kubectl(master, "new", "delete", "namespace", ns, "--wait=false")
+
+
+def test_client_side_then_server_side_apply_without_migration(master: RunningMaster, tmp_path: Path) -> None:
+    """kubectl 1.20 sends no migration patch: the server forces the conflicts on fields whose live value is
+    still the last-applied one (apimachinery's lastAppliedManager) and rewrites the annotation."""
+    ns = _namespace(master, "old", "ssa-csa-old")
+    path = tmp_path / "dep.yaml"
+    path.write_text(DEPLOYMENT.format(ns=ns))
+    kubectl(master, "old", "apply", "-f", str(path))
+    path.write_text(DEPLOYMENT.format(ns=ns).replace("replicas: 2", "replicas: 4"))
+    kubectl(master, "old", "apply", "--server-side", "-f", str(path))
+    obj = _get(master, "old", ns)
+    assert obj["spec"]["replicas"] == 4
+    assert "f:replicas" in _managers(obj)[("kubectl", "Apply", "")]["f:spec"]
+    last = json.loads(obj["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"])
+    assert last["spec"]["replicas"] == 4
+    # A field someone else changed since is a real conflict.
+    kubectl(master, "old", "scale", "deploy", "web", "-n", ns, "--replicas=1")
+    path.write_text(DEPLOYMENT.format(ns=ns).replace("replicas: 2", "replicas: 5"))
+    clash = kubectl(master, "old", "apply", "--server-side", "-f", str(path), check=False)
+    assert clash.returncode != 0 and ".spec.replicas" in clash.stderr
+    kubectl(master, "old", "delete", "namespace", ns, "--wait=false")

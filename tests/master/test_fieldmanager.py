@@ -89,3 +89,23 @@ def test_status_is_owned_only_through_the_status_subresource() -> None:
 def test_managers_from_user_agents() -> None:
     assert fm.manager_from_user_agent("kubectl/v1.33.1 (linux/amd64) kubernetes/abc") == "kubectl"
     assert fm.manager_from_user_agent("x" * 200) == "x" * 128
+
+
+def test_kubectl_may_take_fields_client_side_apply_left_as_applied() -> None:
+    import json
+
+    last = copy.deepcopy(DEP)
+    live = copy.deepcopy(DEP)
+    live["metadata"]["annotations"] = {fm.LAST_APPLIED: json.dumps(last)}
+    fm.record_update(None, live, "Deployment", "apps/v1", "kubectl-client-side-apply", "", True)
+    wanted = copy.deepcopy(DEP)
+    wanted["spec"]["replicas"] = 4
+    with pytest.raises(errors.Conflict):
+        _apply(live, wanted, manager="other")
+    done = _apply(live, wanted)
+    assert done["spec"]["replicas"] == 4
+    assert json.loads(done["metadata"]["annotations"][fm.LAST_APPLIED])["spec"]["replicas"] == 4
+    moved = copy.deepcopy(live)
+    moved["spec"]["replicas"] = 3  # changed since the last client-side apply: a real conflict
+    with pytest.raises(errors.Conflict):
+        _apply(moved, wanted)
