@@ -153,6 +153,15 @@ def require_manager(manager: str) -> None:
                                                   "FieldValueRequired")])
 
 
+def gvk_string(obj: Obj) -> str:
+    """An object's GroupVersionKind as Go's `schema.GroupVersionKind.String` prints it
+    (`apps/v1, Kind=Deployment`, `/v1, Kind=Pod`)."""
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    text = api_version if isinstance(api_version, str) else ""
+    group, _, version = text.rpartition("/") if text.count("/") <= 1 else ("", "", "")
+    return f"{group}/{version}, Kind={kind if isinstance(kind, str) else ''}"
+
+
 def manager_from_user_agent(user_agent: str) -> str:
     """Kubernetes' default manager: the User-Agent up to its first "/" (at most 128 characters)."""
     return user_agent.split("/", 1)[0][:128]

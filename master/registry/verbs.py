@@ -377,15 +377,17 @@ class Handlers:
     def _apply_config(self, rt: ResourceType, ns: str, name: str, body: Any, manager: str) -> Obj:
         """The applied configuration, checked as Kubernetes checks it before merging."""
         fieldmanager.require_manager(manager)
+        if body is None:
+            body = {}  # Go decodes `null` into an empty object, refused below for its type
         if not isinstance(body, dict):
-            raise errors.BadRequest(message="error decoding YAML: the apply patch must be an object, not "
-                                            f"{type(body).__name__}")
-        if body.get("apiVersion") != rt.api_version:
-            raise errors.BadRequest(message="Incorrect version specified in apply patch. Specified patch version: "
-                                            f'{body.get("apiVersion") or ""}, expected: {rt.api_version}')
-        if body.get("kind") != rt.kind:
-            raise errors.BadRequest(message="Incorrect kind specified in apply patch. Specified patch kind: "
-                                            f'{body.get("kind") or ""}, expected: {rt.kind}')
+            go_type = "bool" if isinstance(body, bool) else "number" if isinstance(body, int | float) else \
+                "string" if isinstance(body, str) else "array"
+            raise errors.BadRequest(message=f"error decoding patch: json: cannot unmarshal {go_type} into Go "
+                                            "value of type map[string]interface {}")
+        if body.get("apiVersion") != rt.api_version or body.get("kind") != rt.kind:
+            # apimachinery's versionCheckManager, the outermost step of the field manager: the
+            # type's GroupVersionKind as Go prints it.
+            raise errors.BadRequest(message=f"invalid object type: {fieldmanager.gvk_string(body)}")
         m = body.get("metadata")
         if not isinstance(m, dict):
             raise errors.BadRequest(message="metadata must be an object")
