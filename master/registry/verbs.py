@@ -357,8 +357,8 @@ class Handlers:
         (fields or FieldCheck()).apply(rt, config)
         has_status = rt.strategy.has_status
         for _ in range(3):
-            if self.store.get(rt.key(ns, name)) is not None:
-                break
+            if subresource or self.store.get(rt.key(ns, name)) is not None:
+                break  # a subresource of a missing object is 404, from _write
             made = fieldmanager.apply({}, config, rt.kind, rt.api_version, manager, force, subresource, has_status)
             try:
                 return self.create(rt, ns, made, dry_run, None, requester, manager, applied=True), True

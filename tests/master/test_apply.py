@@ -168,6 +168,14 @@ def test_status_writes_are_recorded_with_their_subresource(master: RunningMaster
     entry = [e for e in written["metadata"]["managedFields"] if e["manager"] == "lb"]
     assert len(entry) == 1 and entry[0]["subresource"] == "status"
     assert list(entry[0]["fieldsV1"]) == ["f:status"]
+    # Apply through the status subresource owns status only; a missing object is 404, not created.
+    applied = apply(master, http, f"{ns}/ssa-svc/status", {**svc, "status": {"loadBalancer": {}}},
+                    fieldManager="lb-apply", force="true")
+    assert applied.ok, applied.text
+    mine = [e for e in applied.json()["metadata"]["managedFields"] if e["manager"] == "lb-apply"]
+    assert mine[0]["subresource"] == "status" and list(mine[0]["fieldsV1"]) == ["f:status"]
+    assert apply(master, http, f"{ns}/absent/status", {**svc, "metadata": {"name": "absent"}},
+                 fieldManager="x").status_code == 404
 
 
 def test_python_client_create_from_yaml_apply_is_idempotent(master: RunningMaster) -> None:
