@@ -57,6 +57,11 @@ def _order(pe: str) -> tuple[int, str]:
     return _RANK.get(pe[:1], 4), pe[2:]
 
 
+def sort_key(path: Path) -> tuple[tuple[int, str], ...]:
+    """Paths in structured-merge-diff's order (how Kubernetes lists conflicting fields)."""
+    return tuple(_order(pe) for pe in path)
+
+
 def to_fields_v1(paths: Iterable[Path]) -> dict[str, Any]:
     """The FieldsV1 tree of a set: children in structured-merge-diff's order (fields, keys, values,
     indexes), `.` first where a node with children is itself a member."""

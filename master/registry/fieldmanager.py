@@ -330,7 +330,7 @@ def _apply(live: Obj, config: Obj, kind: str, api_version: str, manager: str, fo
         merged = typed.remove(merged, dropped, kind)
     diff = typed.compare(bare, merged, kind)
     changed = _filtered(diff.changed, keep)
-    conflicts = [(e, p) for e in others for p in sorted(e.fields & changed)]
+    conflicts = [(e, p) for e in others for p in sorted(e.fields & changed, key=fieldpath.sort_key)]
     if conflicts and not force:
         raise _Conflicts(conflicts)
     for e in others:

@@ -90,6 +90,11 @@ def _stored(rt: ResourceType, obj: Obj) -> Obj:
     return rt.conversion.to_storage(obj)
 
 
+def _stored_version(rt: ResourceType) -> str:
+    """The apiVersion an Update entry is recorded in: the stored form's, which is what `_write` compares."""
+    return rt.conversion.storage_version if rt.conversion is not None else rt.api_version
+
+
 def revision_of(obj: Obj) -> int:
     try:
         return int(obj.get("metadata", {}).get("resourceVersion") or 0)
@@ -250,8 +255,8 @@ class Handlers:
             if rt.group == admission.RBAC:
                 admission.admit_rbac(rt, obj, requester, self.ctx.rbac)
             if not applied:
-                fieldmanager.record_update(None, obj, rt.kind, rt.api_version, manager or fieldmanager.CONTROLLERS,
-                                           "", rt.strategy.has_status)
+                fieldmanager.record_update(None, obj, rt.kind, _stored_version(rt),
+                                           manager or fieldmanager.CONTROLLERS, "", rt.strategy.has_status)
             if dry_run:
                 return with_type(rt, obj)
             try:
@@ -452,8 +457,8 @@ class Handlers:
             if subresource != "status" and strategy.spec_changed(new, old):
                 nm["generation"] = int(om.get("generation") or 1) + 1
             if not applying:
-                fieldmanager.record_update(old, new, rt.kind, rt.api_version, manager or fieldmanager.CONTROLLERS,
-                                           subresource, strategy.has_status)
+                fieldmanager.record_update(old, new, rt.kind, _stored_version(rt),
+                                           manager or fieldmanager.CONTROLLERS, subresource, strategy.has_status)
             result["new"] = new
             if new_equals(new, old):
                 raise _Unchanged()
