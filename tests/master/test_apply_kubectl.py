@@ -103,7 +103,11 @@ def test_server_side_apply_lifecycle(master: RunningMaster, which: str, tmp_path
     assert "Apply failed with 1 conflict: conflict with" in clash.stderr
     assert '"scale" using apps/v1: .spec.replicas' in clash.stderr
     assert "--force-conflicts" in clash.stderr  # kubectl's own help text for a 409 conflict
-    assert _get(master, which, ns)["spec"]["replicas"] == 3
+    scaled = _get(master, which, ns)
+    assert scaled["spec"]["replicas"] == 3
+    scalers = [key for key in _managers(scaled) if key[2] == "scale"]
+    assert len(scalers) == 1 and scalers[0][1] == "Update"  # kubectl's own User-Agent prefix, via /scale
+    assert _managers(scaled)[scalers[0]] == {"f:spec": {"f:replicas": {}}}
 
     kubectl(master, which, "apply", "--server-side", "--force-conflicts", "-f", str(path))
     forced = _get(master, which, ns)
