@@ -285,10 +285,15 @@ def _last_applied(config: Obj) -> str:
     out = copy.deepcopy(config)
     meta = out.get("metadata")
     if isinstance(meta, dict) and isinstance(meta.get("annotations"), dict):
-        meta["annotations"].pop(LAST_APPLIED, None)
-        if not meta["annotations"]:
-            del meta["annotations"]
-    return json.dumps(out, separators=(",", ":"), sort_keys=True, ensure_ascii=False) + "\n"
+        meta["annotations"].pop(LAST_APPLIED, None)  # an emptied map stays, as Go's SetAnnotations keeps it
+    text = json.dumps(out, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    for char, escaped in _GO_ESCAPES:  # Go's encoder escapes these (HTML-safe JSON); they occur only in strings
+        text = text.replace(char, escaped)
+    return text + "\n"
+
+
+_GO_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
+               ("\u2029", "\\u2029"))
 
 
 def _unchanged_since_last_applied(live: Obj, kind: str, api_version: str) -> FieldSet:
