@@ -13,8 +13,8 @@ Choices, with their reasons:
 
 - One entry per (manager, operation, subresource, and for Update the
   apiVersion), replaced in place: an object never grows with the number of
-  writes, only with the number of writers (Kubernetes also caps Update
-  entries at 10 by folding the oldest; pikube's writers are few).
+  writes, only with the number of writers, and Update entries are capped at
+  10 by folding the oldest into `ancient-changes`, as Kubernetes does.
 - Times are RFC 3339 seconds and change only when the entry's fields do, so
   a write that changes nothing writes nothing.
 - The master's own controllers write through the same verbs with no
@@ -201,7 +201,49 @@ def record_update(old: Obj | None, new: Obj, kind: str, api_version: str, manage
         mine.fields |= changed
         mine.time = timefmt.rfc3339()
     result.append(mine)
-    _store(nm, result, None if old is None else (old.get("metadata") or {}).get("managedFields"))
+    _store(nm, _cap_updates(result), None if old is None else (old.get("metadata") or {}).get("managedFields"))
+
+
+MAX_UPDATE_MANAGERS = 10
+ANCIENT = "ancient-changes"
+
+
+def _cap_updates(entries: list[Entry]) -> list[Entry]:
+    """At most `MAX_UPDATE_MANAGERS` Update entries: the oldest are folded, per apiVersion, into an
+    `ancient-changes` entry (apimachinery's `capmanagers.go`), so many writers cannot grow an object."""
+    updaters = [e for e in entries if e.operation == UPDATE and e.fields]
+    if len(updaters) <= MAX_UPDATE_MANAGERS:
+        return entries
+    updaters.sort(key=lambda e: (e.time or "", json.dumps(e.ident())))
+    first_of_version: dict[str, Entry] = {}
+    buckets: dict[str, Entry] = {}
+    gone: set[int] = set()
+    length = len(updaters)
+    for e in updaters:
+        if length <= MAX_UPDATE_MANAGERS:
+            break
+        first = first_of_version.get(e.api_version)
+        if first is None:
+            first_of_version[e.api_version] = e
+            continue
+        bucket = buckets.get(e.api_version)
+        if bucket is None:
+            bucket = Entry(ANCIENT, UPDATE, e.api_version, first.time, "", set(first.fields))
+            buckets[e.api_version] = bucket
+            gone.add(id(first))
+        bucket.fields |= e.fields
+        bucket.time = e.time
+        gone.add(id(e))
+        length -= 1
+    kept = [e for e in entries if id(e) not in gone]
+    for bucket in buckets.values():  # an existing ancient-changes entry of that version takes the fold
+        same = next((e for e in kept if e.ident() == bucket.ident()), None)
+        if same is not None:
+            same.fields |= bucket.fields
+            same.time = bucket.time
+        else:
+            kept.append(bucket)
+    return kept
 
 
 def _key(raw: Any) -> list[tuple[tuple[str, str, str, str], str, str | None, frozenset[Path]]] | None:

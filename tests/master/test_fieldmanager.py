@@ -109,3 +109,24 @@ def test_kubectl_may_take_fields_client_side_apply_left_as_applied() -> None:
     moved["spec"]["replicas"] = 3  # changed since the last client-side apply: a real conflict
     with pytest.raises(errors.Conflict):
         _apply(moved, wanted)
+
+
+def test_update_entries_are_capped_at_ten() -> None:
+    obj = _apply({}, DEP)
+    for i in range(15):
+        new = copy.deepcopy(obj)
+        new["metadata"].setdefault("annotations", {})[f"a{i}"] = "x"
+        new["metadata"]["managedFields"] = copy.deepcopy(obj["metadata"]["managedFields"])
+        fm.record_update(obj, new, "Deployment", "apps/v1", f"writer-{i:02}", "", True)
+        for entry in new["metadata"]["managedFields"]:
+            entry.setdefault("time", "")
+            if entry["manager"] == f"writer-{i:02}":
+                entry["time"] = f"2026-01-01T00:00:{i:02}Z"  # distinct seconds, oldest first
+        obj = new
+    entries = fm.decode(obj["metadata"]["managedFields"])
+    updates = [e for e in entries if e.operation == "Update"]
+    assert len(updates) == 10
+    ancient = [e for e in updates if e.manager == "ancient-changes"]
+    assert len(ancient) == 1
+    assert ancient[0].fields == {("f:metadata", "f:annotations", f"f:a{i}") for i in range(6)}
+    assert {e.manager for e in updates} == {"ancient-changes", *(f"writer-{i:02}" for i in range(6, 15))}
