@@ -12,6 +12,12 @@ idle connections and 500 watches are held against the same run's quiet p99
 masters on a three-member etcd against one master on SQLite, the same five
 heartbeating nodes on each, in the same minutes.
 
+`--apply-only` measures server-side apply: PATCH latency p50/p99 of an
+`application/apply-patch+yaml` body against a merge patch carrying the same
+manifest, both changing one annotation of a paused Deployment (two containers,
+env, ports: keyed lists the apply merges and records in managedFields), in
+alternating windows of the same rounds (target: apply p99 <= 2x merge p99).
+
 `--compare-stores` runs GET / LIST / CREATE latency and the master's RSS on
 SQLite and on a real etcd (Debian's etcd-server, started on loopback) in one run,
 side by side, with etcd's own RSS (targets: CREATE p99 on etcd <= 2x SQLite's,
@@ -33,7 +39,7 @@ round's p99, and every round's figures are printed beside its steal.
 
     .venv/bin/python -m bench.api [--objects 1000] [--rate 100] [--rounds 5] [--seconds 4]
                                   [--watchers 200] [--idle-minutes 10] [--idle-only] [--idle-etcd]
-                                  [--pressure-only] [--rbac-only] [--compare-stores]
+                                  [--pressure-only] [--rbac-only] [--apply-only] [--compare-stores]
 """
 
 from __future__ import annotations
@@ -164,6 +170,9 @@ def bench(args: argparse.Namespace) -> dict[str, float]:
             if args.rbac_only:
                 results.update(rbac_latency(args, m, s, base))
                 raise _SkipLoad
+            if args.apply_only:
+                results.update(apply_latency(args, m, s))
+                raise _SkipLoad
             if not args.pressure_only:
                 results.update(latency_rounds(args, m, s, base))
                 results.update(watch_fanout(m, s, args.watchers))
@@ -173,7 +182,7 @@ def bench(args: argparse.Namespace) -> dict[str, float]:
             pass
         finally:
             m.stop()
-        if args.idle_minutes > 0 and not args.rbac_only:
+        if args.idle_minutes > 0 and not (args.rbac_only or args.apply_only):
             # A fresh master, so nothing from the load above (nodes going NotReady, evictions) is counted.
             idle = start_master(Path(tmp) / "idle")
             try:
@@ -339,6 +348,60 @@ def rbac_latency(args: argparse.Namespace, m: RunningMaster, s: requests.Session
     out["get_token_over_admin_p50"] = out["get_token_p50_ms"] / out["get_admin_p50_ms"]
     out["get_token_over_admin_p99"] = (out["get_token_p99_ms_median_of_rounds"]
                                        / out["get_admin_p99_ms_median_of_rounds"])
+    return out
+
+
+def deployment(name: str, stamp: int) -> dict[str, object]:
+    """A paused Deployment of no replicas (the controllers leave it alone) with keyed lists to merge."""
+    env = [{"name": f"VAR_{k}", "value": str(k)} for k in range(5)]
+    containers = [{"name": f"c{c}", "image": "pikube/busybox:1", "args": ["sleep", "3600"], "env": env,
+                   "ports": [{"containerPort": 8080 + c, "name": f"http{c}"}],
+                   "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}} for c in range(2)]
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "labels": {"app": "bench"}, "annotations": {"bench/stamp": str(stamp)}},
+            "spec": {"replicas": 0, "paused": True, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": containers}}}}
+
+
+def apply_latency(args: argparse.Namespace, m: RunningMaster, s: requests.Session) -> dict[str, float]:
+    """Server-side apply against a merge patch of the same manifest, alternating windows per round."""
+    base = f"{m.url}/apis/apps/v1/namespaces/{NS}/deployments"
+    count = 50
+    kinds = {"apply": ("application/apply-patch+yaml", {"fieldManager": "bench"}),
+             "merge": ("application/merge-patch+json", {"fieldManager": "bench-merge"})}
+    for kind, (ctype, params) in kinds.items():
+        for k in range(count):
+            name = f"{kind}-{k}"
+            if kind == "merge":
+                s.post(base, json=deployment(name, 0), params=params).raise_for_status()
+            else:
+                s.patch(f"{base}/{name}", data=json.dumps(deployment(name, 0)), params=params,
+                        headers={"Content-Type": ctype}).raise_for_status()
+    pooled: dict[str, list[float]] = {k: [] for k in kinds}
+    round_p99: dict[str, list[float]] = {k: [] for k in kinds}
+    stamp = iter(range(1, 10**9))
+    for r in range(args.rounds):
+        cells = []
+        for kind, (ctype, params) in kinds.items():
+            def call(i: int, kind: str = kind, ctype: str = ctype, params: dict[str, str] = params) -> None:
+                name = f"{kind}-{i % count}"
+                s.patch(f"{base}/{name}", data=json.dumps(deployment(name, next(stamp))), params=params,
+                        headers={"Content-Type": ctype}, timeout=30).raise_for_status()
+            lat = paced(args.rate, args.seconds, call)
+            pooled[kind] += lat
+            round_p99[kind].append(pct(lat, 99))
+            cells.append(f"{kind} {statistics.median(lat):6.1f}/{pct(lat, 99):6.1f} ms")
+        print(f"round {r + 1}: " + "   ".join(cells), flush=True)
+    sample = s.get(f"{base}/apply-0").json()
+    out: dict[str, float] = {}
+    for kind in kinds:
+        out[f"{kind}_p50_ms"] = statistics.median(pooled[kind])
+        out[f"{kind}_p99_ms_pooled"] = pct(pooled[kind], 99)
+        out[f"{kind}_p99_ms_median_of_rounds"] = statistics.median(round_p99[kind])
+    out["apply_over_merge_p50"] = out["apply_p50_ms"] / out["merge_p50_ms"]
+    out["apply_over_merge_p99"] = out["apply_p99_ms_median_of_rounds"] / out["merge_p99_ms_median_of_rounds"]
+    out["managed_fields_bytes"] = len(json.dumps(sample["metadata"].get("managedFields", [])))
+    out["object_bytes"] = len(json.dumps(sample))
     return out
 
 
@@ -521,6 +584,8 @@ def main() -> None:
                    help="of the load figures, measure only the admin's GET under held connections and watches")
     p.add_argument("--rbac-only", action="store_true",
                    help="measure only GET by an RBAC-authorized user against the admin's, 100 roles present")
+    p.add_argument("--apply-only", action="store_true",
+                   help="measure only server-side apply PATCH latency against a merge patch of the same object")
     p.add_argument("--idle-etcd", action="store_true",
                    help="idle disk writes of 3 masters on a 3-member etcd against 1 master on SQLite")
     p.add_argument("--compare-stores", action="store_true",

@@ -8,6 +8,15 @@ type of its value (the element type for lists) so the lookup can descend.
 Fields not listed patch the default way: maps merge key by key, lists are
 replaced. Tags checked against k8s.io/api (core/v1, apps/v1, batch/v1,
 meta/v1) as shipped in kubectl 1.33.
+
+Server-side apply reads the same table (one source of list facts): its
+list types follow the rule Kubernetes' OpenAPI converter uses when a field has
+no `x-kubernetes-list-type` — a merge list with a key is a map keyed by it, a
+merge list of primitives is a set, anything else is atomic. Where Kubernetes'
+list-map keys differ from the strategic merge key (container and service
+ports are keyed by port *and* protocol) the entry says so in `ssa_keys`, and
+`atomic` marks structs and maps Kubernetes tags `x-kubernetes-map-type:
+atomic` (label selectors).
 """
 
 from __future__ import annotations
@@ -33,13 +42,36 @@ class PatchMeta:
     merge_key: str = ""
     retain_keys: bool = False
     type: str | None = None
+    ssa_keys: tuple[str, ...] = ()
+    atomic: bool = False
 
 
 DEFAULT = PatchMeta()
 
 
-def _merge(key: str = "", of: str | None = None, *, retain_keys: bool = False) -> PatchMeta:
-    return PatchMeta(strategy=MERGE, merge_key=key, retain_keys=retain_keys, type=of)
+def _merge(key: str = "", of: str | None = None, *, retain_keys: bool = False,
+           ssa_keys: tuple[str, ...] = ()) -> PatchMeta:
+    return PatchMeta(strategy=MERGE, merge_key=key, retain_keys=retain_keys, type=of, ssa_keys=ssa_keys)
+
+
+#: `x-kubernetes-map-type: atomic`: applied and owned as one value.
+ATOMIC_MAP = PatchMeta(atomic=True)
+
+#: Defaults of list-map key fields an element may omit (Kubernetes' schema carries them).
+KEY_DEFAULTS: Mapping[str, object] = {"protocol": "TCP"}
+
+ATOMIC_LIST, SET_LIST, MAP_LIST = "atomic", "set", "map"
+
+
+def list_type(meta: PatchMeta) -> tuple[str, tuple[str, ...]]:
+    """Server-side apply's view of a list field: (list type, list-map keys)."""
+    if meta.strategy != MERGE:
+        return ATOMIC_LIST, ()
+    if meta.ssa_keys:
+        return MAP_LIST, meta.ssa_keys
+    if meta.merge_key:
+        return MAP_LIST, (meta.merge_key,)
+    return SET_LIST, ()
 
 
 def _of(type_name: str, *, retain_keys: bool = False) -> PatchMeta:
@@ -74,14 +106,14 @@ TYPES: Mapping[str, Mapping[str, PatchMeta]] = {
         "ephemeralContainers": _merge("name", "Container"),
         "imagePullSecrets": _merge("name"),
         "hostAliases": _merge("ip"),
-        "topologySpreadConstraints": _merge("topologyKey"),
+        "topologySpreadConstraints": _merge("topologyKey", ssa_keys=("topologyKey", "whenUnsatisfiable")),
         "resourceClaims": _merge("name", retain_keys=True),
         "schedulingGates": _merge("name"),
         "tolerations": DEFAULT,  # no strategy: replaced whole
         "readinessGates": DEFAULT,
     },
     "Container": {
-        "ports": _merge("containerPort"),
+        "ports": _merge("containerPort", ssa_keys=("containerPort", "protocol")),
         "env": _merge("name"),
         "volumeMounts": _merge("mountPath"),
         "volumeDevices": _merge("devicePath"),
@@ -97,7 +129,7 @@ TYPES: Mapping[str, Mapping[str, PatchMeta]] = {
         "initContainerStatuses": DEFAULT,
         "ephemeralContainerStatuses": DEFAULT,
     },
-    "ServiceSpec": {"ports": _merge("port")},
+    "ServiceSpec": {"ports": _merge("port", ssa_keys=("port", "protocol")), "selector": ATOMIC_MAP},
     "ServiceStatus": dict(_CONDITIONS),
     "NodeSpec": {"podCIDRs": _merge(), "taints": DEFAULT},
     "NodeStatus": {"addresses": _merge("type"), **_CONDITIONS},
@@ -105,19 +137,21 @@ TYPES: Mapping[str, Mapping[str, PatchMeta]] = {
     "NamespaceStatus": dict(_CONDITIONS),
     # apps/v1
     "DeploymentSpec": {
+        "selector": ATOMIC_MAP,
         "template": _of("PodTemplateSpec"),
         "strategy": _of("DeploymentStrategy", retain_keys=True),
     },
     "DeploymentStrategy": {},
     "DeploymentStatus": dict(_CONDITIONS),
-    "ReplicaSetSpec": {"template": _of("PodTemplateSpec")},
+    "ReplicaSetSpec": {"template": _of("PodTemplateSpec"), "selector": ATOMIC_MAP},
     "ReplicaSetStatus": dict(_CONDITIONS),
-    "DaemonSetSpec": {"template": _of("PodTemplateSpec")},
+    "DaemonSetSpec": {"template": _of("PodTemplateSpec"), "selector": ATOMIC_MAP},
     "DaemonSetStatus": dict(_CONDITIONS),
-    "StatefulSetSpec": {"template": _of("PodTemplateSpec"), "volumeClaimTemplates": DEFAULT},
+    "StatefulSetSpec": {"template": _of("PodTemplateSpec"), "volumeClaimTemplates": DEFAULT,
+                        "selector": ATOMIC_MAP},
     "StatefulSetStatus": dict(_CONDITIONS),
     # batch/v1
-    "JobSpec": {"template": _of("PodTemplateSpec")},
+    "JobSpec": {"template": _of("PodTemplateSpec"), "selector": ATOMIC_MAP},
     "JobStatus": dict(_CONDITIONS),
     "JobTemplateSpec": {"metadata": _of("ObjectMeta"), "spec": _of("JobSpec")},
     "CronJobSpec": {"jobTemplate": _of("JobTemplateSpec")},

@@ -19,6 +19,7 @@ from master.api import discovery, podstreams, proxy, scale, watch
 from master.api.auth import Attributes, authorize
 from master.api.render import json_response, renderer
 from master.api.streaming import STREAM_HEADER
+from master.registry import fieldmanager
 from master.registry.context import ApiContext, Identity
 from master.registry.listing import ListOptions, parse_list_options
 from master.registry.resource import ResourceType
@@ -194,12 +195,13 @@ def dispatch(ctx: ApiContext, handlers: Handlers, target: Target, stopping: thre
         return Response(gen, status=200, mimetype="application/json",
                         headers={"Cache-Control": "no-cache, private", STREAM_HEADER: "1"})
     fields = FieldCheck.parse(request.args.get("fieldValidation"))
+    manager = field_manager()
     if verb == "create" and created is not None:
-        made = handlers.create(rt, ns, created, dry_run, fields, identity)
+        made = handlers.create(rt, ns, created, dry_run, fields, identity, manager)
         return _warned(json_response(render.one(made), 201), fields)
     if verb == "update":
         body = bodies.decode_object(bodies.read(request, limit), bodies.media_type(request))
-        updated = handlers.update(rt, ns, name, body, sub, dry_run, fields, identity)
+        updated = handlers.update(rt, ns, name, body, sub, dry_run, fields, identity, manager)
         return _warned(json_response(render.one(updated)), fields)
     if verb == "patch":
         mtype = bodies.media_type(request)
@@ -211,8 +213,21 @@ def dispatch(ctx: ApiContext, handlers: Handlers, target: Target, stopping: thre
             raise errors.UnsupportedMediaType(
                 message=f'the body of the request was in an unknown format - accepted media types include: '
                         f'{", ".join(accepted)}')
+        force = request.args.get("force")
+        if kind != "apply" and force is not None:
+            raise errors.Invalid(message='PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be '
+                                         "specified for non-apply patch", kind="PatchOptions", group="meta.k8s.io",
+                                 causes=[errors.Cause("force", "Forbidden: may not be specified for non-apply patch",
+                                                      "FieldValueForbidden")])
+        if kind == "apply":
+            applier = request.args.get("fieldManager", "")
+            fieldmanager.require_manager(applier)  # before the body: Kubernetes checks PatchOptions first
+            patch_body = bodies.decode(bodies.read(request, limit), mtype)
+            applied, was_created = handlers.apply(rt, ns, name, patch_body, sub, dry_run, fields, identity, applier,
+                                                  force == "true")
+            return _warned(json_response(render.one(applied), 201 if was_created else 200), fields)
         patch_body = bodies.decode(bodies.read(request, limit), mtype)
-        patched = handlers.patch(rt, ns, name, kind, patch_body, sub, dry_run, fields, identity)
+        patched = handlers.patch(rt, ns, name, kind, patch_body, sub, dry_run, fields, identity, manager)
         return _warned(json_response(render.one(patched)), fields)
     if verb == "delete":
         options = _delete_options(limit)
@@ -222,6 +237,12 @@ def dispatch(ctx: ApiContext, handlers: Handlers, target: Target, stopping: thre
         options = _delete_options(limit)
         return json_response(handlers.delete_collection(rt, ns, opts, options, dry_run))
     raise errors.MethodNotAllowed(message="the server does not allow this method on the requested resource")
+
+
+def field_manager() -> str:
+    """The request's field manager: `?fieldManager=`, else Kubernetes' default from the User-Agent."""
+    return request.args.get("fieldManager") or \
+        fieldmanager.manager_from_user_agent(request.headers.get("User-Agent", "")) or "unknown"
 
 
 def _warned(resp: Response, fields: FieldCheck) -> Response:

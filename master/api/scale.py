@@ -12,6 +12,7 @@ from core.kube.patch import json_merge_patch
 from core.kube.selectors import LabelSelector
 from master.api import body as bodies
 from master.api.render import json_response
+from master.registry import fieldmanager
 from master.registry.customresources import CustomKind, ScalePaths
 from master.registry.resource import ResourceType
 from master.registry.verbs import Handlers
@@ -114,5 +115,7 @@ def handle(handlers: Handlers, rt: ResourceType, ns: str, name: str, verb: str, 
     patch_body: Obj = _nested(paths.spec_replicas, replicas) if paths is not None else {"spec": {"replicas": replicas}}
     if expect:
         patch_body["metadata"] = {"resourceVersion": expect}
-    updated = handlers.patch(rt, ns, name, "merge", patch_body, "", dry_run)
+    manager = request.args.get("fieldManager") or \
+        fieldmanager.manager_from_user_agent(request.headers.get("User-Agent", "")) or "unknown"
+    updated = handlers.patch(rt, ns, name, "merge", patch_body, "scale", dry_run, manager=manager)
     return json_response(as_scale(updated))

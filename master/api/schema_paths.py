@@ -24,7 +24,7 @@ STATUS = META + "Status"
 DELETE_OPTIONS = META + "DeleteOptions"
 WATCH_EVENT = META + "WatchEvent"
 JSON = "application/json"
-# Server-side apply (application/apply-patch+yaml) is refused by the server, so not documented.
+# Server-side apply (application/apply-patch+yaml) is served (docs/api.md) but not documented here yet.
 PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json",
                "application/strategic-merge-patch+json")
 

@@ -12,6 +12,10 @@ caller asks for the full informer of the same type, that one informer caches
 full objects for both (a running metadata informer lists again to get them).
 
 Cached objects are shared between controllers: never mutate one, copy it first.
+They are cached without `metadata.managedFields`, as kube-controller-manager's
+informers strip them (client-go `TransformStripManagedFields`): no controller
+reads them, they are often the largest part of an object's metadata, and an
+update without them keeps the stored ones.
 """
 
 from __future__ import annotations
@@ -39,6 +43,14 @@ Indexer = Callable[[Obj], Iterable[str]]
 def project(rt: ResourceType, obj: Obj) -> Obj:
     """What a metadata informer keeps of `obj`: `apiVersion`, `kind` and `metadata` (shared, not copied)."""
     return {"apiVersion": rt.api_version, "kind": rt.kind, "metadata": obj.get("metadata") or {}}
+
+
+def strip_managed_fields(obj: Obj) -> Obj:
+    """`obj` without `metadata.managedFields` (a shallow copy when it had them; `obj` is left alone)."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or "managedFields" not in meta:
+        return obj
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
 
 
 class Informer:
@@ -92,8 +104,9 @@ class Informer:
                 self._thread.start()
             return self._thread
 
-    def _shape(self, obj: Obj) -> Obj:
-        return obj if self._full else project(self.rt, obj)
+    def _shape(self, obj: Obj, full: bool | None = None) -> Obj:
+        obj = strip_managed_fields(obj)
+        return obj if (self._full if full is None else full) else project(self.rt, obj)
 
     # --- wiring (before start) ---------------------------------------------------------
     def add_handler(self, handler: Handler) -> None:
@@ -157,7 +170,7 @@ class Informer:
     def _relist(self) -> int:
         full = self._full
         items, revision = self._store.list(self._prefix)
-        fresh = {obj_key(o): o if full else project(self.rt, o) for o in items}
+        fresh = {obj_key(o): self._shape(o, full) for o in items}
         del items
         with self._lock:
             old = self._cache

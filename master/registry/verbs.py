@@ -22,7 +22,7 @@ from core.kube import timefmt
 from core.kube.jsonpatch import json_patch
 from core.kube.patch import json_merge_patch
 from core.kube.strategic import strategic_merge_patch
-from master.registry import admission, meta, schemas
+from master.registry import admission, fieldmanager, meta, schemas
 from master.registry.context import ApiContext, Identity
 from master.registry.listing import CONTINUE_EXPIRED, ContinueExpired, ListOptions, encode_continue
 from master.registry.resource import ResourceType
@@ -91,6 +91,11 @@ def _stored(rt: ResourceType, obj: Obj) -> Obj:
     if not isinstance(obj.get("metadata", {}), dict):
         raise errors.BadRequest(message="metadata must be an object")
     return rt.conversion.to_storage(obj)
+
+
+def _stored_version(rt: ResourceType) -> str:
+    """The apiVersion an Update entry is recorded in: the stored form's, which is what `_write` compares."""
+    return rt.conversion.storage_version if rt.conversion is not None else rt.api_version
 
 
 def revision_of(obj: Obj) -> int:
@@ -211,8 +216,11 @@ class Handlers:
 
     # ---- create --------------------------------------------------------------
     def create(self, rt: ResourceType, ns: str, body: Obj, dry_run: bool = False,
-               fields: FieldCheck | None = None, requester: Identity | None = None) -> Obj:
-        """`requester`: who asks, for admission (None: the master itself, no restrictions)."""
+               fields: FieldCheck | None = None, requester: Identity | None = None,
+               manager: str | None = None, applied: bool = False) -> Obj:
+        """`requester`: who asks, for admission (None: the master itself, no restrictions); `manager`:
+        the field manager recorded (None: the master's controllers); `applied`: the body comes from a
+        server-side apply and already carries its managedFields."""
         obj = self._check_type(rt, body)
         (fields or FieldCheck()).apply(rt, obj)
         obj = _stored(rt, obj)
@@ -229,7 +237,7 @@ class Handlers:
             m.pop("namespace", None)
         if not m.get("name") and m.get("generateName"):
             m["name"] = meta.generated_name(str(m["generateName"]))
-        for fld in ("resourceVersion", "selfLink", "managedFields", *meta.SERVER_FIELDS):
+        for fld in ("resourceVersion", "selfLink", *meta.SERVER_FIELDS):
             m.pop(fld, None)
         m["uid"] = meta.new_uid()
         m["creationTimestamp"] = timefmt.rfc3339()
@@ -249,6 +257,9 @@ class Handlers:
             self._raise_invalid(rt, obj, strategy.validate(obj))
             if rt.group == admission.RBAC:
                 admission.admit_rbac(rt, obj, requester, self.ctx.rbac)
+            if not applied:
+                fieldmanager.record_update(None, obj, rt.kind, _stored_version(rt),
+                                           manager or fieldmanager.CONTROLLERS, "", rt.strategy.has_status)
             if dry_run:
                 return with_type(rt, obj)
             try:
@@ -295,7 +306,7 @@ class Handlers:
     # ---- update and patch ----------------------------------------------------
     def update(self, rt: ResourceType, ns: str, name: str, body: Obj, subresource: str = "",
                dry_run: bool = False, fields: FieldCheck | None = None,
-               requester: Identity | None = None) -> Obj:
+               requester: Identity | None = None, manager: str | None = None) -> Obj:
         new_body = self._check_type(rt, body)
         (fields or FieldCheck()).apply(rt, new_body)
         new_body = _stored(rt, new_body)
@@ -310,15 +321,15 @@ class Handlers:
                                             "namespace sent on the request")
         expect = m.get("resourceVersion")
         return self._write(rt, ns, name, lambda old: new_body, expect_rv=str(expect) if expect else "",
-                           subresource=subresource, dry_run=dry_run, requester=requester)
+                           subresource=subresource, dry_run=dry_run, requester=requester, manager=manager)
 
     def patch(self, rt: ResourceType, ns: str, name: str, patch_type: str, patch_body: Any,
               subresource: str = "", dry_run: bool = False, fields: FieldCheck | None = None,
-              requester: Identity | None = None) -> Obj:
+              requester: Identity | None = None, manager: str | None = None, force: bool = False) -> Obj:
         check = fields or FieldCheck()
         if patch_type == "apply":
-            raise errors.UnsupportedMediaType(message="server-side apply is not supported by pikube; "
-                                                      "use client-side `kubectl apply`")
+            return self.apply(rt, ns, name, patch_body, subresource, dry_run, check, requester, manager or "",
+                              force)[0]
         if patch_type in ("merge", "strategic") and not isinstance(patch_body, dict):
             raise errors.BadRequest(message="the patch must be a JSON object")
         if patch_type == "json" and not isinstance(patch_body, list):
@@ -344,10 +355,63 @@ class Handlers:
             return _stored(rt, typed)
 
         return self._write(rt, ns, name, apply, expect_rv=expect, subresource=subresource, dry_run=dry_run,
-                           requester=requester)
+                           requester=requester, manager=manager)
+
+    def apply(self, rt: ResourceType, ns: str, name: str, body: Any, subresource: str = "",
+              dry_run: bool = False, fields: FieldCheck | None = None, requester: Identity | None = None,
+              manager: str = "", force: bool = False) -> tuple[Obj, bool]:
+        """Server-side apply of `body` by `manager`: (the object, whether it was created)."""
+        config = self._apply_config(rt, ns, name, body, manager)
+        (fields or FieldCheck()).apply(rt, config)
+        has_status = rt.strategy.has_status
+        for _ in range(3):
+            if subresource or self.store.get(rt.key(ns, name)) is not None:
+                break  # a subresource of a missing object is 404, from _write
+            made = fieldmanager.apply({}, config, rt.kind, rt.api_version, manager, force, subresource, has_status)
+            try:
+                return self.create(rt, ns, made, dry_run, None, requester, manager, applied=True), True
+            except errors.AlreadyExists:
+                continue
+
+        def build(old: Obj) -> Obj:
+            live = with_type(rt, copy.deepcopy(old))
+            merged = fieldmanager.apply(live, config, rt.kind, rt.api_version, manager, force, subresource,
+                                        has_status)
+            return _stored(rt, self._check_type(rt, merged))
+
+        return self._write(rt, ns, name, build, expect_rv="", subresource=subresource, dry_run=dry_run,
+                           requester=requester, manager=manager, applying=True), False
+
+    def _apply_config(self, rt: ResourceType, ns: str, name: str, body: Any, manager: str) -> Obj:
+        """The applied configuration, checked as Kubernetes checks it before merging."""
+        fieldmanager.require_manager(manager)
+        if body is None:
+            body = {}  # Go decodes `null` into an empty object, refused below for its type
+        if not isinstance(body, dict):
+            go_type = "bool" if isinstance(body, bool) else "number" if isinstance(body, int | float) else \
+                "string" if isinstance(body, str) else "array"
+            raise errors.BadRequest(message=f"error decoding patch: json: cannot unmarshal {go_type} into Go "
+                                            "value of type map[string]interface {}")
+        if body.get("apiVersion") != rt.api_version or body.get("kind") != rt.kind:
+            # apimachinery's versionCheckManager, the outermost step of the field manager: the
+            # type's GroupVersionKind as Go prints it.
+            raise errors.BadRequest(message=f"invalid object type: {fieldmanager.gvk_string(body)}")
+        m = body.get("metadata")
+        if not isinstance(m, dict):
+            raise errors.BadRequest(message="metadata must be an object")
+        if m.get("name") and m["name"] != name:
+            raise errors.BadRequest(message=f'the name of the object ({m["name"]}) does not match the name on '
+                                            f"the URL ({name})")
+        if rt.namespaced and m.get("namespace") and m["namespace"] != ns:
+            raise errors.BadRequest(message="the namespace of the provided object does not match the "
+                                            "namespace sent on the request")
+        config = copy.deepcopy(body)
+        config["metadata"].setdefault("name", name)
+        return config
 
     def _write(self, rt: ResourceType, ns: str, name: str, build: Any, expect_rv: str,
-               subresource: str, dry_run: bool, requester: Identity | None = None) -> Obj:
+               subresource: str, dry_run: bool, requester: Identity | None = None,
+               manager: str | None = None, applying: bool = False) -> Obj:
         strategy = rt.strategy
         key = rt.key(ns, name)
         result: dict[str, Obj] = {}
@@ -366,7 +430,12 @@ class Handlers:
             if rt.namespaced:
                 new["metadata"]["namespace"] = ns
             if subresource == "status":
+                owners = new["metadata"].get("managedFields")
                 new = strategy.prepare_status_update(new, old)
+                if applying:  # the apply's bookkeeping, not the old metadata's
+                    new["metadata"] = {**new["metadata"], "managedFields": owners}
+                    if owners is None:
+                        new["metadata"].pop("managedFields")
             # Before prepare_update and validation (see create); after the status reset, which keeps the
             # old labels and spec, so a status write is never judged on fields it cannot change.
             admission.admit_update(rt, new, old, requester)
@@ -390,6 +459,9 @@ class Handlers:
                 admission.admit_rbac(rt, new, requester, self.ctx.rbac)
             if subresource != "status" and strategy.spec_changed(new, old):
                 nm["generation"] = int(om.get("generation") or 1) + 1
+            if not applying:
+                fieldmanager.record_update(old, new, rt.kind, _stored_version(rt),
+                                           manager or fieldmanager.CONTROLLERS, subresource, strategy.has_status)
             result["new"] = new
             if new_equals(new, old):
                 raise _Unchanged()
@@ -556,7 +628,6 @@ def volatile_capable(rt: ResourceType) -> bool:
 
 def new_equals(new: Obj, old: Obj) -> bool:
     a, b = copy.deepcopy(new), copy.deepcopy(old)
-    for o in (a, b):
+    for o in (a, b):  # managedFields count: a write that changes only them (a reset) is stored
         o.get("metadata", {}).pop("resourceVersion", None)
-        o.get("metadata", {}).pop("managedFields", None)
     return a == b

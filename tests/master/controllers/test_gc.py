@@ -372,8 +372,8 @@ def test_only_the_types_no_controller_reads_in_full_stay_metadata_only(tmp_path:
         collector = built["garbagecollector"]
         assert isinstance(collector, GarbageCollector)
         light = sorted(rt.plural for rt, inf in collector.types.values() if inf.metadata_only)
-        assert light == ["apiservices", "clusterrolebindings", "configmaps", "customresourcedefinitions", "rolebindings",
-                         "roles", "secrets"]
+        assert light == ["apiservices", "clusterrolebindings", "configmaps", "customresourcedefinitions",
+                         "rolebindings", "roles", "secrets"]
         assert env.informers.informer(env.kinds.pods) is collector.types["|pods"][1]
     finally:
         stopping.set()
