@@ -184,13 +184,32 @@ KINDS = frozenset({
 })
 
 
+# Entries made at run time from custom resources' schemas (`master.registry.customresources`), under names
+# that cannot clash with the table's ("cr:<definition>…"). A field "*" stands for every key of a map
+# (`additionalProperties`).
+_RUNTIME: dict[str, Mapping[str, PatchMeta]] = {}
+ANY_KEY = "*"
+
+
+def register(types: Mapping[str, Mapping[str, PatchMeta]]) -> None:
+    """Add (or replace) run-time type entries: a CustomResourceDefinition's list and map facts."""
+    _RUNTIME.update(types)
+
+
 def root_type(kind: str) -> str | None:
-    """The table entry for a top-level `kind`, or None for kinds without patch metadata."""
-    return kind if kind in KINDS else None
+    """The table entry for a top-level `kind` (or a registered run-time root), or None for kinds without
+    patch metadata."""
+    return kind if kind in KINDS or kind in _RUNTIME else None
 
 
 def lookup(type_name: str | None, field: str) -> PatchMeta:
     """How `field` of `type_name` patches; the default for unknown types and fields."""
     if type_name is None:
         return DEFAULT
-    return TYPES.get(type_name, {}).get(field, DEFAULT)
+    entry = TYPES.get(type_name)
+    if entry is not None:
+        return entry.get(field, DEFAULT)
+    runtime = _RUNTIME.get(type_name)
+    if runtime is None:
+        return DEFAULT
+    return runtime.get(field) or runtime.get(ANY_KEY, DEFAULT)

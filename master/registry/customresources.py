@@ -21,6 +21,8 @@ from typing import Any
 
 from core import errors
 from core.errors import Cause
+from core.kube import schema as schema_table
+from core.kube.schema import PatchMeta
 from master.registry import crdschema
 from master.registry.crds import default_columns, storage_version
 from master.registry.resource import Context, ResourceType, Strategy
@@ -55,6 +57,57 @@ class CustomKind:
 
     def prune(self, obj: Obj) -> list[str]:
         return crdschema.prune(obj, self.schema)
+
+    @property
+    def apply_type(self) -> str:
+        """The root of its list and map facts in `core.kube.schema` (server-side apply reads them there)."""
+        return f"cr:{self.definition}"
+
+
+def apply_types(root: str, schema: Obj) -> dict[str, dict[str, PatchMeta]]:
+    """A custom resource's schema as `core.kube.schema` entries: keyed lists (`x-kubernetes-list-type: map`
+    and its keys), sets, atomic lists (the default, as for any schema) and atomic maps; nested objects get
+    entries of their own named by their path under `root`."""
+    out: dict[str, dict[str, PatchMeta]] = {}
+
+    def visit(name: str, node: Obj) -> None:
+        fields: dict[str, PatchMeta] = {}
+        for key, sub in _dict(node.get("properties")).items():
+            meta = describe(f"{name}.{key}", sub)
+            if meta != schema_table.DEFAULT:
+                fields[key] = meta
+        extra = node.get("additionalProperties")
+        if isinstance(extra, dict):
+            meta = describe(f"{name}.*", extra)
+            if meta != schema_table.DEFAULT:
+                fields[schema_table.ANY_KEY] = meta
+        out[name] = fields
+
+    def nested(name: str, node: Any) -> str | None:
+        if isinstance(node, dict) and (node.get("properties") or isinstance(node.get("additionalProperties"), dict)):
+            visit(name, node)
+            return name
+        return None
+
+    def describe(name: str, node: Any) -> PatchMeta:
+        if not isinstance(node, dict):
+            return schema_table.DEFAULT
+        if node.get("x-kubernetes-map-type") == "atomic":
+            return PatchMeta(atomic=True)
+        if node.get("type") == "array":
+            item_type = nested(name + "[]", node.get("items"))
+            list_type = node.get("x-kubernetes-list-type", "atomic")
+            keys = tuple(str(k) for k in _list(node.get("x-kubernetes-list-map-keys")))
+            if list_type == "map" and keys:
+                return PatchMeta(strategy=schema_table.MERGE, merge_key=keys[0], ssa_keys=keys, type=item_type)
+            if list_type == "set":
+                return PatchMeta(strategy=schema_table.MERGE, type=item_type)
+            return PatchMeta(type=item_type)
+        item = nested(name, node)
+        return PatchMeta(type=item) if item else schema_table.DEFAULT
+
+    visit(root, schema)
+    return out
 
 
 class NoneConversion:
@@ -274,6 +327,7 @@ def types_of(crd: Obj) -> list[ResourceType]:
                            str(scale_spec.get("labelSelectorPath") or "")) if scale_spec else None
         subresources = tuple(s for s, on in (("status", "status" in subs), ("scale", scale is not None)) if on)
         custom = CustomKind(crd_name, schema, scale, definition_name(group, version, kind))
+        schema_table.register(apply_types(custom.apply_type, schema))
         conversion = None if version == stored else NoneConversion(f"{group}/{stored}", f"{group}/{version}")
         out.append(ResourceType(
             group, version, kind, plural, namespaced,

@@ -123,6 +123,9 @@ class Custom(Protocol):
     @property
     def schema(self) -> Obj: ...
 
+    @property
+    def apply_type(self) -> str: ...
+
     def prune(self, obj: Obj) -> list[str]: ...
 
 

@@ -98,6 +98,12 @@ def _stored_version(rt: ResourceType) -> str:
     return rt.conversion.storage_version if rt.conversion is not None else rt.api_version
 
 
+def _shape(rt: ResourceType) -> str:
+    """Where server-side apply reads the kind's list and map facts: the built-in table by kind, a custom
+    resource's own entries (made from its CRD's schema)."""
+    return rt.custom.apply_type if rt.custom is not None else rt.kind
+
+
 def revision_of(obj: Obj) -> int:
     try:
         return int(obj.get("metadata", {}).get("resourceVersion") or 0)
@@ -258,7 +264,7 @@ class Handlers:
             if rt.group == admission.RBAC:
                 admission.admit_rbac(rt, obj, requester, self.ctx.rbac)
             if not applied:
-                fieldmanager.record_update(None, obj, rt.kind, _stored_version(rt),
+                fieldmanager.record_update(None, obj, _shape(rt), _stored_version(rt),
                                            manager or fieldmanager.CONTROLLERS, "", rt.strategy.has_status)
             if dry_run:
                 return with_type(rt, obj)
@@ -367,7 +373,7 @@ class Handlers:
         for _ in range(3):
             if subresource or self.store.get(rt.key(ns, name)) is not None:
                 break  # a subresource of a missing object is 404, from _write
-            made = fieldmanager.apply({}, config, rt.kind, rt.api_version, manager, force, subresource, has_status)
+            made = fieldmanager.apply({}, config, _shape(rt), rt.api_version, manager, force, subresource, has_status)
             try:
                 return self.create(rt, ns, made, dry_run, None, requester, manager, applied=True), True
             except errors.AlreadyExists:
@@ -375,7 +381,7 @@ class Handlers:
 
         def build(old: Obj) -> Obj:
             live = with_type(rt, copy.deepcopy(old))
-            merged = fieldmanager.apply(live, config, rt.kind, rt.api_version, manager, force, subresource,
+            merged = fieldmanager.apply(live, config, _shape(rt), rt.api_version, manager, force, subresource,
                                         has_status)
             return _stored(rt, self._check_type(rt, merged))
 
@@ -460,7 +466,7 @@ class Handlers:
             if subresource != "status" and strategy.spec_changed(new, old):
                 nm["generation"] = int(om.get("generation") or 1) + 1
             if not applying:
-                fieldmanager.record_update(old, new, rt.kind, _stored_version(rt),
+                fieldmanager.record_update(old, new, _shape(rt), _stored_version(rt),
                                            manager or fieldmanager.CONTROLLERS, subresource, strategy.has_status)
             result["new"] = new
             if new_equals(new, old):

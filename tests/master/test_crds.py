@@ -410,3 +410,42 @@ def test_deleting_a_namespace_deletes_its_custom_resources(api: client.ApiClient
     wait_for(namespace_gone, 15, "the namespace (and the CronTab in it) is deleted")
     assert objs.list_cluster_custom_object(GROUP, "v1", "crontabs", field_selector="metadata.namespace=crs-go")[
         "items"] == []
+
+
+@pytest.mark.parametrize("which", ["old", "new"])
+def test_server_side_apply_of_custom_resources_follows_the_crd_schema(crd_master: RunningMaster, crontabs: None,
+                                                                      which: str) -> None:
+    """The list-map `containers` (keyed by name) merges per element: a manager owns only its own containers,
+    and dropping one from its manifest removes just that one."""
+    name = f"ssa-{which}"
+    mine = crontab(name, containers=[{"name": "a", "image": "busybox"}, {"name": "b", "image": "busybox"}])
+    kubectl(crd_master, which, "apply", "--server-side", "--field-manager", "mine", "-f", "-", input=json.dumps(mine))
+    theirs = crontab(name, containers=[{"name": "c", "image": "nginx"}])
+    kubectl(crd_master, which, "apply", "--server-side", "--field-manager", "theirs", "-f", "-",
+            input=json.dumps(theirs))
+    show = ("--show-managed-fields",) if which == "new" else ()  # kubectl ≥ 1.21 hides them otherwise
+    got = json.loads(kubectl(crd_master, which, "get", "ct", name, "-o", "json", *show).stdout)
+    assert [c["name"] for c in got["spec"]["containers"]] == ["a", "b", "c"]
+    managers = {e["manager"]: e for e in got["metadata"]["managedFields"]}
+    assert set(managers) >= {"mine", "theirs"}
+    assert list(managers["theirs"]["fieldsV1"]["f:spec"]["f:containers"]) == ['k:{"name":"c"}']
+    assert list(managers["mine"]["fieldsV1"]["f:spec"]["f:containers"]) == ['k:{"name":"a"}', 'k:{"name":"b"}']
+    mine["spec"]["containers"] = [{"name": "a", "image": "busybox"}]  # b dropped by its only owner
+    kubectl(crd_master, which, "apply", "--server-side", "--field-manager", "mine", "-f", "-", input=json.dumps(mine))
+    got = json.loads(kubectl(crd_master, which, "get", "ct", name, "-o", "json").stdout)
+    assert [c["name"] for c in got["spec"]["containers"]] == ["a", "c"]
+    # A value another manager owns is a conflict; --force-conflicts takes it.
+    theirs["spec"]["containers"] = [{"name": "c", "image": "nginx"}, {"name": "a", "image": "alpine"}]
+    proc = kubectl(crd_master, which, "apply", "--server-side", "--field-manager", "theirs", "-f", "-",
+                   input=json.dumps(theirs), check=False)
+    assert proc.returncode != 0 and 'conflict with "mine"' in proc.stderr
+    assert '.spec.containers[name="a"].image' in proc.stderr
+    kubectl(crd_master, which, "apply", "--server-side", "--force-conflicts", "--field-manager", "theirs", "-f", "-",
+            input=json.dumps(theirs))
+    got = json.loads(kubectl(crd_master, which, "get", "ct", name, "-o", "json").stdout)
+    assert {c["name"]: c["image"] for c in got["spec"]["containers"]} == {"a": "alpine", "c": "nginx"}
+    bad = crontab(name, replicas=99)  # the schema still applies to an apply
+    proc = kubectl(crd_master, which, "apply", "--server-side", "--field-manager", "mine", "-f", "-",
+                   input=json.dumps(bad), check=False)
+    assert proc.returncode != 0 and "should be less than or equal to 10" in proc.stderr
+    kubectl(crd_master, which, "delete", "ct", name)

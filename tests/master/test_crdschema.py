@@ -191,3 +191,20 @@ def test_crd_strategy_checks_names_versions_and_immutable_scope() -> None:
     bad["spec"]["versions"][0]["storage"] = False
     fields = {c.field for c in strategy.validate(bad)}
     assert {"spec.group", "metadata.name", "spec.names.shortNames[0]", "spec.versions"} <= fields
+
+
+def test_a_crd_schema_becomes_server_side_apply_list_facts() -> None:
+    from core.kube import schema as table
+    from master.registry.customresources import apply_types
+
+    types = apply_types("cr:x", SCHEMA)
+    spec = types["cr:x.spec"]
+    assert table.list_type(spec["workers"]) == (table.MAP_LIST, ("id",))
+    assert table.list_type(spec["tags"]) == (table.SET_LIST, ())
+    assert spec["workers"].type == "cr:x.spec.workers[]" and "cr:x.spec.workers[]" in types
+    assert "size" not in spec  # a scalar patches the default way
+    assert types["cr:x"]["spec"].type == "cr:x.spec"
+    table.register(types)
+    assert table.root_type("cr:x") == "cr:x"
+    assert table.lookup("cr:x.spec", "workers") == spec["workers"]
+    assert table.lookup("cr:x.spec", "unknown") == table.DEFAULT
