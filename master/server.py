@@ -35,7 +35,6 @@ from master.registry.catalog import Catalog, builtin_resources
 from master.registry.context import ApiContext
 from master.registry.verbs import Handlers
 from master.store.base import Store
-from master.store.etcd import EtcdStore, EtcdTls
 from master.store.sqlite import SqliteStore
 from master.tokens import TokenStore
 
@@ -152,7 +151,10 @@ class Master:
         while not self.stopping.wait(60):
             try:
                 self.store.compact_older_than(self.settings.history_revisions)
-                if isinstance(self.store, EtcdStore):
+                if self.settings.datastore_endpoints:  # etcd (its module is imported only then: see open_store)
+                    from master.store.etcd import EtcdStore
+
+                    assert isinstance(self.store, EtcdStore)
                     self.store.learn_endpoints()  # members that joined since: more ways to the cluster
             except Exception:  # a failed compaction only delays the next one
                 log.exception("compaction failed")
@@ -169,6 +171,10 @@ def open_store(s: MasterSettings) -> Store:
     """SQLite in the data dir, or the etcd cluster the settings name."""
     if not s.datastore_endpoints:
         return SqliteStore(s.db_path)
+    # Only a master on etcd loads its client (and `requests` with it): a second or more of a board's start
+    # under emulation, for nothing, on SQLite.
+    from master.store.etcd import EtcdStore, EtcdTls
+
     tls = EtcdTls(s.datastore_cafile, s.datastore_certfile, s.datastore_keyfile) if s.datastore_cafile else None
     store = EtcdStore(list(s.datastore_endpoints), prefix=s.datastore_prefix, tls=tls,
                       timeout=s.datastore_timeout_seconds)

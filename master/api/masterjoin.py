@@ -26,7 +26,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Request
 
@@ -35,8 +35,10 @@ from master.api import body as bodies
 from master.etcdpki import etcd_pki_paths
 from master.pki import Pki
 from master.store.base import Store
-from master.store.etcd import EtcdStore
 from master.tokens import TokenStore, validate_node_name
+
+if TYPE_CHECKING:  # imported where it is used: a master on SQLite never loads the etcd client
+    from master.store.etcd import EtcdStore
 
 Obj = dict[str, Any]
 PEER_PORT = 2380
@@ -64,6 +66,8 @@ class MasterJoinService:
             raise errors.Invalid(message=f"address: Invalid value: {address!r}: the joining master's IP address "
                                          "(its etcd member is reached at it)", kind="masters", name=name) from None
         store = self.store
+        from master.store.etcd import EtcdStore
+
         if not isinstance(store, EtcdStore):
             raise errors.Conflict(message="this master keeps the cluster in SQLite, which cannot be shared: only a "
                                           "cluster started with `enable-master --cluster-init` (on etcd) takes more "

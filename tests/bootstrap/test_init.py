@@ -25,7 +25,7 @@ class FakeSystemctl:
             return 1, "Failed to start x.service: Unit x.service has a bad setting."
         if argv[1] == "is-active":
             return (0 if argv[-1] in self.active else 3), ""
-        if argv[1] in ("start", "restart"):
+        if argv[1] in ("start", "restart") or (argv[1] == "enable" and "--now" in argv):
             self.active.add(argv[-1])
         return 0, ""
 
@@ -42,18 +42,21 @@ def test_install_start_uninstall(tmp_path: Path) -> None:
     assert init.install(UNIT) is False  # unchanged: no daemon-reload either
     init.start("x.service")
     assert init.active("x.service")
+    init.start("x.service", restart=True)
     init.uninstall("x.service")
     assert not (tmp_path / "x.service").exists()
-    assert ctl.calls == ["systemctl daemon-reload", "systemctl enable x.service", "systemctl start x.service",
-                         "systemctl is-active --quiet x.service", "systemctl disable --now x.service",
+    # One reload per changed file; enabling does not reload again, and enables and starts in one call.
+    assert ctl.calls == ["systemctl daemon-reload", "systemctl enable --no-reload --now x.service",
+                         "systemctl is-active --quiet x.service", "systemctl enable --no-reload x.service",
+                         "systemctl restart x.service", "systemctl disable --now x.service",
                          "systemctl daemon-reload"]
     assert init.log_hint("x.service") == "journalctl -u x.service"
 
 
 def test_a_refusal_says_what_systemctl_said(tmp_path: Path) -> None:
-    init = Systemd(tmp_path, run=FakeSystemctl(fail="start"))
+    init = Systemd(tmp_path, run=FakeSystemctl(fail="enable"))
     init.install(UNIT)
-    with pytest.raises(InitError, match=r"systemctl start x\.service failed: Failed to start x\.service"):
+    with pytest.raises(InitError, match=r"systemctl enable --no-reload --now x\.service failed: Failed to "):
         init.start("x.service")
 
 
