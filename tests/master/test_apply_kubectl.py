@@ -115,6 +115,10 @@ def test_server_side_apply_lifecycle(master: RunningMaster, which: str, tmp_path
     owners = _managers(forced)
     assert "f:replicas" in owners[("kubectl", "Apply", "")]["f:spec"]
     assert not any(sub == "scale" for (_, _, sub) in owners)  # the scaler owned only replicas; it lost it
+    # One entry per manager, operation and subresource, however often the controllers wrote: the applier,
+    # and the controllers' Update entries for the main resource (revision annotation) and for status.
+    assert set(owners) <= {("kubectl", "Apply", ""), ("kube-controller-manager", "Update", ""),
+                           ("kube-controller-manager", "Update", "status")}
 
     if which == "new":  # kubectl >= 1.21 hides managedFields unless asked
         shown = kubectl(master, which, "get", "deploy", "web", "-n", ns, "-o", "yaml",
