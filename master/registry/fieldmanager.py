@@ -110,14 +110,15 @@ def record_update(old: Obj | None, new: Obj, kind: str, api_version: str, manage
     changed = _filtered(diff.changed, keep)
     removed = _filtered(diff.removed, keep)
     mine = Entry(manager, UPDATE, api_version, None, subresource)
+    gone = changed | removed
     result: list[Entry] = []
     for e in entries:
         if e.ident() == mine.ident():
             mine = e
             continue
-        e.fields = (e.fields - changed) - removed
+        e.drop(gone)
         result.append(e)
-    mine.fields -= removed
+    mine.drop(removed)
     if changed:
         mine.fields |= changed
         mine.time = timefmt.rfc3339()
@@ -215,23 +216,26 @@ def _apply(live: Obj, config: Obj, kind: str, api_version: str, manager: str, fo
     last = me.fields
     applied = _filtered(typed.field_set(config, kind, strict=True), keep)
     merged = typed.merge(bare, config, kind)
-    owned_by_others: FieldSet = set().union(*(e.fields for e in others))
-    owned = owned_by_others | applied
-    dropped = [p for p in last - owned if not any(fieldpath.has_prefix(q, p) for q in owned)]
+    dropped: list[Path] = []
+    if last - applied:  # what the others own matters only when this manager dropped something
+        owned: FieldSet = applied.union(*(e.fields for e in others))
+        dropped = [p for p in last - owned if not any(fieldpath.has_prefix(q, p) for q in owned)]
     if dropped:
         merged = typed.remove(merged, dropped, kind)
     diff = typed.compare(bare, merged, kind)
     changed = _filtered(diff.changed, keep)
-    conflicts = [(e, p) for e in others for p in sorted(e.fields & changed, key=fieldpath.sort_key)]
+    conflicts = [(e, p) for e in others if e.touches(changed)
+                 for p in sorted(e.fields & changed, key=fieldpath.sort_key)]
     if conflicts and not force:
         raise _Conflicts(conflicts)
     for e in others:
-        e.fields = (e.fields - changed) - diff.removed
+        e.drop(changed | diff.removed)
     object_changed = not diff.empty()
     if me.fields != applied or object_changed or me.time is None:
         me.time = timefmt.rfc3339()
     me.api_version = api_version
-    me.fields = applied
+    if me.fields != applied:
+        me.fields = applied
     merged.setdefault("metadata", {})
     mf.store_entries(merged["metadata"], [*others, me], (live.get("metadata") or {}).get("managedFields"))
     return merged

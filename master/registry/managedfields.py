@@ -13,26 +13,57 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from core.kube import fieldpath
-from core.kube.fieldpath import FieldSet, Path
+from core.kube.fieldpath import FieldSet
 
 Obj = dict[str, Any]
 APPLY, UPDATE = "Apply", "Update"
 
 
-@dataclass
 class Entry:
-    """One `managedFields` entry, its field set decoded."""
+    """One `managedFields` entry. Its field set is decoded only when asked for (most writes touch few
+    entries: the others are tested against the changed paths on their FieldsV1 tree and written back as
+    they were stored, without a decode or an encode)."""
 
-    manager: str
-    operation: str
-    api_version: str
-    time: str | None = None
-    subresource: str = ""
-    fields: FieldSet = field(default_factory=set)
+    __slots__ = ("_fields", "_tree", "api_version", "manager", "operation", "raw", "subresource", "time")
+
+    def __init__(self, manager: str, operation: str, api_version: str, time: str | None = None,
+                 subresource: str = "", fields: FieldSet | None = None, tree: Obj | None = None,
+                 raw: Obj | None = None) -> None:
+        self.manager, self.operation, self.api_version = manager, operation, api_version
+        self.time, self.subresource = time, subresource
+        self._fields = fields if fields is not None or tree is not None else set()
+        self._tree = tree
+        self.raw = raw  # the stored entry while this one says the same
+
+    @property
+    def fields(self) -> FieldSet:
+        if self._fields is None:
+            self._fields = fieldpath.from_fields_v1(self._tree or {}, check=False)
+        return self._fields
+
+    @fields.setter
+    def fields(self, value: FieldSet) -> None:
+        self._fields, self._tree, self.raw = value, None, None
+
+    def __bool__(self) -> bool:
+        """Whether the entry owns anything (an empty one is dropped)."""
+        return bool(self._fields) if self._fields is not None else bool(self._tree)
+
+    def touches(self, paths: FieldSet) -> bool:
+        if not paths:
+            return False
+        if self._fields is not None:
+            return not self._fields.isdisjoint(paths)
+        tree = self._tree or {}
+        return any(fieldpath.tree_has(tree, p) for p in paths)
+
+    def drop(self, paths: FieldSet) -> None:
+        """Give up `paths` (a no-op, keeping the stored form, when it owns none of them)."""
+        if self.touches(paths):
+            self.fields = self.fields - paths
 
     def ident(self) -> tuple[str, str, str, str]:
         """What makes two entries the same owner (apimachinery's `BuildManagerIdentifier`)."""
@@ -50,18 +81,22 @@ class Entry:
         return text
 
     def encode(self) -> Obj:
+        raw = self.raw
+        if raw is not None and raw.get("time") == self.time and raw.get("apiVersion") == self.api_version:
+            return raw
         out: Obj = {"manager": self.manager, "operation": self.operation, "apiVersion": self.api_version}
         if self.time:
             out["time"] = self.time
         out["fieldsType"] = "FieldsV1"
-        out["fieldsV1"] = fieldpath.to_fields_v1(self.fields)
+        out["fieldsV1"] = self._tree if self._fields is None else fieldpath.to_fields_v1(self.fields)
         if self.subresource:
             out["subresource"] = self.subresource
         return out
 
 
-def decode(raw: Any) -> list[Entry]:
-    """Entries of a `managedFields` list; ValueError for anything Kubernetes would not decode."""
+def decode(raw: Any, stored: bool = False) -> list[Entry]:
+    """Entries of a `managedFields` list; ValueError for anything Kubernetes would not decode. `stored`:
+    the list was written by this server, so field sets are decoded lazily and not checked again."""
     if not isinstance(raw, list):
         raise ValueError("managedFields must be a list")
     out: list[Entry] = []
@@ -80,8 +115,12 @@ def decode(raw: Any) -> list[Entry]:
         if not isinstance(manager, str) or not isinstance(subresource, str) or \
                 not isinstance(when, str | None):
             raise ValueError(f"invalid managed fields entry {i}")
-        out.append(Entry(manager, operation, api_version, when, subresource,
-                         fieldpath.from_fields_v1(item.get("fieldsV1") or {})))
+        tree = item.get("fieldsV1") or {}
+        if stored and isinstance(tree, dict):
+            out.append(Entry(manager, operation, api_version, when, subresource, tree=tree, raw=item))
+        else:
+            out.append(Entry(manager, operation, api_version, when, subresource, fieldpath.from_fields_v1(tree),
+                             raw=item))
     return out
 
 
@@ -89,12 +128,12 @@ def encode(entries: Iterable[Entry]) -> list[Obj]:
     """Entries in Kubernetes' order: operation, time, manager, apiVersion, subresource."""
     def order(e: Entry) -> tuple[str, str, str, str, str]:
         return e.operation, e.time or "", e.manager, e.api_version, e.subresource
-    return [e.encode() for e in sorted(entries, key=order) if e.fields]
+    return [e.encode() for e in sorted(entries, key=order) if e]
 
 
 def live_entries(obj: Obj) -> list[Entry]:
     try:
-        return decode((obj.get("metadata") or {}).get("managedFields") or [])
+        return decode((obj.get("metadata") or {}).get("managedFields") or [], stored=True)
     except ValueError:
         return []
 
@@ -112,7 +151,7 @@ ANCIENT = "ancient-changes"
 def cap_updates(entries: list[Entry]) -> list[Entry]:
     """At most `MAX_UPDATE_MANAGERS` Update entries: the oldest are folded, per apiVersion, into an
     `ancient-changes` entry (apimachinery's `capmanagers.go`), so many writers cannot grow an object."""
-    updaters = [e for e in entries if e.operation == UPDATE and e.fields]
+    updaters = [e for e in entries if e.operation == UPDATE and e]
     if len(updaters) <= MAX_UPDATE_MANAGERS:
         return entries
     updaters.sort(key=lambda e: (e.time or "", json.dumps(e.ident())))
@@ -147,19 +186,11 @@ def cap_updates(entries: list[Entry]) -> list[Entry]:
     return kept
 
 
-def _key(raw: Any) -> list[tuple[tuple[str, str, str, str], str, str | None, frozenset[Path]]] | None:
-    try:
-        entries = decode(raw)
-    except ValueError:
-        return None
-    return sorted((e.ident(), e.api_version, e.time, frozenset(e.fields)) for e in entries if e.fields)
-
-
 def store_entries(meta: Obj, entries: list[Entry], previous: Any) -> None:
-    """Set `meta.managedFields` to `entries`; the previous list itself when it says the same (written by a
-    client in another order, say), so that a write that changes nothing stays a no-op."""
+    """Set `meta.managedFields` to `entries`: entries that did not change are written back as they were
+    stored, and the previous list itself when nothing changed, so such a write stays a no-op."""
     encoded = encode(entries)
-    if previous is not None and encoded != previous and _key(encoded) == _key(previous):
+    if previous is not None and encoded == previous:
         encoded = previous
     if encoded:
         meta["managedFields"] = encoded
