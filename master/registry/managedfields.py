@@ -119,8 +119,8 @@ def decode(raw: Any, stored: bool = False) -> list[Entry]:
         if stored and isinstance(tree, dict):
             out.append(Entry(manager, operation, api_version, when, subresource, tree=tree, raw=item))
         else:
-            out.append(Entry(manager, operation, api_version, when, subresource, fieldpath.from_fields_v1(tree),
-                             raw=item))
+            # A client's entry is written anew, in the canonical form (as Kubernetes re-encodes it).
+            out.append(Entry(manager, operation, api_version, when, subresource, fieldpath.from_fields_v1(tree)))
     return out
 
 
