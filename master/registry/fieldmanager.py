@@ -98,8 +98,8 @@ def record_update(old: Obj | None, new: Obj, kind: str, api_version: str, manage
         base: Obj = {}
     else:
         live = mf.live_entries(old)
-        if subresource or raw is None:
-            entries = live
+        if subresource or raw is None or raw == (old.get("metadata") or {}).get("managedFields"):
+            entries = live  # (sent back as read: a PUT of a GET)
         elif mf.is_reset(raw):
             entries = []
         else:
