@@ -137,6 +137,10 @@ def test_apply_creates_and_records_update_managers(master: RunningMaster, which:
     path = tmp_path / "cm.yaml"
     path.write_text(f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: conf, namespace: {ns}}}\n"
                     "data: {a: '1'}\n")
+    dry = kubectl(master, which, "apply", "--server-side", "--dry-run=server", "-f", str(path))
+    assert "serverside-applied" in dry.stdout and "dry run" in dry.stdout
+    missing = kubectl(master, which, "get", "configmap", "conf", "-n", ns, check=False)
+    assert missing.returncode != 0 and "NotFound" in missing.stderr
     kubectl(master, which, "apply", "--server-side", "--field-manager=deployer", "-f", str(path))
     kubectl(master, which, "label", "configmap", "conf", "-n", ns, "team=x")
     shown = ("--show-managed-fields",) if which == "new" else ()
