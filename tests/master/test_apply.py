@@ -272,3 +272,28 @@ def test_creating_by_apply_needs_the_create_permission(master: RunningMaster, ht
     assert http.post(f"{master.url}{CMS}", json=cm("perm-cm", a="0")).status_code == 201
     allowed = apply(master, patcher, f"{CMS}/perm-cm", cm("perm-cm", a="1"), fieldManager="p", force="true")
     assert allowed.status_code == 200 and allowed.json()["data"] == {"a": "1"}
+
+
+def test_apply_through_the_scale_subresource(master: RunningMaster, http: requests.Session) -> None:
+    deps = "/apis/apps/v1/namespaces/default/deployments"
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "scaled"},
+           "spec": {"replicas": 2, "selector": {"matchLabels": {"a": "scaled"}}, "template": {
+               "metadata": {"labels": {"a": "scaled"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
+    assert apply(master, http, f"{deps}/scaled", dep, fieldManager="deployer").status_code == 201
+    scale = {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "scaled"},
+             "spec": {"replicas": 3}}
+    clash = apply(master, http, f"{deps}/scaled/scale", scale, fieldManager="autoscaler")
+    assert clash.status_code == 409
+    assert clash.json()["message"] == 'Apply failed with 1 conflict: conflict with "deployer": .spec.replicas'
+    wrong = apply(master, http, f"{deps}/scaled/scale", {**scale, "kind": "Deployment"}, fieldManager="a")
+    assert (wrong.status_code, wrong.json()["message"]) == (400, "invalid object type: autoscaling/v1, "
+                                                                 "Kind=Deployment")
+    forced = apply(master, http, f"{deps}/scaled/scale", scale, fieldManager="autoscaler", force="true")
+    assert forced.status_code == 200 and forced.json()["spec"]["replicas"] == 3
+    entries = {(e["manager"], e["operation"], e.get("subresource", "")): e["fieldsV1"]
+               for e in http.get(f"{master.url}{deps}/scaled").json()["metadata"]["managedFields"]}
+    assert entries[("autoscaler", "Apply", "scale")] == {"f:spec": {"f:replicas": {}}}
+    assert "f:replicas" not in entries[("deployer", "Apply", "")]["f:spec"]
+    missing = apply(master, http, f"{deps}/absent/scale", {**scale, "metadata": {"name": "absent"}},
+                    fieldManager="autoscaler")
+    assert missing.status_code == 404
