@@ -225,8 +225,8 @@ def _clean(v: Any) -> Any:
 
 def _merge_list(live: list[Any], config: list[Any], list_kind: str, keys: tuple[str, ...],
                 type_name: str | None) -> list[Any]:
-    """Merged elements in structured-merge-diff's order: live-only elements keep their place,
-    shared and new ones follow the configuration's order."""
+    """Merged elements in structured-merge-diff's order (`typed/merge.go`, `visitListItems`): the
+    configuration's elements in its order, live-only elements where they stood among them."""
     lpes = [element_of(x, i, list_kind, keys) for i, x in enumerate(live)]
     cpes = [element_of(x, i, list_kind, keys, strict=True) for i, x in enumerate(config)]
     lmap: dict[str, Any] = {}
@@ -235,32 +235,46 @@ def _merge_list(live: list[Any], config: list[Any], list_kind: str, keys: tuple[
     cmap: dict[str, Any] = {}
     for pe, x in zip(cpes, config, strict=True):
         cmap.setdefault(pe, x)
-    out: list[Any] = []
-    done: set[str] = set()
 
-    def emit(pe: str) -> None:
-        if pe in done:
-            return
-        done.add(pe)
+    def merged(pe: str) -> Any:
         if pe not in cmap:
-            out.append(lmap[pe])
-        elif list_kind == schema.MAP_LIST and isinstance(lmap.get(pe), dict) and isinstance(cmap[pe], dict):
-            out.append(_merge_map(lmap[pe], cmap[pe], type_name))
-        else:
-            out.append(_clean(copy_json(cmap[pe])))
+            return lmap[pe]
+        if list_kind == schema.MAP_LIST and isinstance(lmap.get(pe), dict) and isinstance(cmap[pe], dict):
+            return _merge_map(lmap[pe], cmap[pe], type_name)
+        return _clean(copy_json(cmap[pe]))
 
+    shared = [pe for pe in cpes if pe in lmap]
+    next_shared = shared.pop(0) if shared else None
+    done: set[str] = set()
+    out: list[Any] = []
     li = ci = 0
     while li < len(lpes) or ci < len(cpes):
-        if li < len(lpes) and lpes[li] in done:
-            li += 1
-        elif li < len(lpes) and lpes[li] not in cmap:
-            emit(lpes[li])
-            li += 1
-        elif ci < len(cpes):
-            emit(cpes[ci])
+        if li < len(lpes) and ci < len(cpes):
+            pe = lpes[li]
+            if pe == cpes[ci]:
+                done.add(pe)
+                out.append(merged(pe))
+                li, ci = li + 1, ci + 1
+                next_shared = shared.pop(0) if shared else None
+                continue
+            if pe in cmap and next_shared is not None and next_shared != pe:
+                li += 1  # a shared element out of the configuration's order: it comes with the configuration
+                continue
+        if li < len(lpes):
+            pe = lpes[li]
+            if pe not in cmap:
+                out.append(lmap[pe])
+                li += 1
+                continue
+            if pe in done:
+                li += 1
+        if ci < len(cpes):
+            pe = cpes[ci]
+            done.add(pe)
+            out.append(merged(pe))
             ci += 1
-        else:
-            li += 1
+            if next_shared is not None and next_shared == pe:
+                next_shared = shared.pop(0) if shared else None
     return out
 
 

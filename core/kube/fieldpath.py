@@ -86,8 +86,9 @@ def _emit(node: dict[str, Any], members: set[int]) -> dict[str, Any]:
     return out
 
 
-def from_fields_v1(tree: Any) -> FieldSet:
-    """The set a FieldsV1 tree describes; ValueError when it is not one."""
+def from_fields_v1(tree: Any, check: bool = True) -> FieldSet:
+    """The set a FieldsV1 tree describes; ValueError when it is not one (`check=False`: a tree this
+    code wrote, whose path elements need no second look)."""
     if not isinstance(tree, dict):
         raise ValueError("FieldsV1 must be a JSON object")
     out: FieldSet = set()
@@ -99,7 +100,8 @@ def from_fields_v1(tree: Any) -> FieldSet:
                 if prefix:
                     out.add(prefix)
                 continue
-            _check_element(pe)
+            if check:
+                _check_element(pe)
             if not isinstance(child, dict):
                 raise ValueError(f"FieldsV1 node {pe!r} must be an object")
             path = (*prefix, pe)
@@ -147,6 +149,18 @@ def path_string(path: Path) -> str:
         else:
             parts.append(f"[{rest}]")
     return "".join(parts)
+
+
+def tree_has(tree: dict[str, Any], path: Path) -> bool:
+    """Whether the set a FieldsV1 tree describes holds `path`, without decoding the tree."""
+    node: Any = tree
+    for pe in path:
+        if not isinstance(node, dict):
+            return False
+        node = node.get(pe)
+        if node is None:
+            return False
+    return isinstance(node, dict) and (not node or SELF in node)
 
 
 def has_prefix(path: Path, prefix: Path) -> bool:

@@ -223,8 +223,11 @@ def dispatch(ctx: ApiContext, handlers: Handlers, target: Target, stopping: thre
             applier = request.args.get("fieldManager", "")
             fieldmanager.require_manager(applier)  # before the body: Kubernetes checks PatchOptions first
             patch_body = bodies.decode(bodies.read(request, limit), mtype)
+            def may_create() -> None:
+                authorize(ctx, identity, Attributes("create", rt, ns, name, sub))
+
             applied, was_created = handlers.apply(rt, ns, name, patch_body, sub, dry_run, fields, identity, applier,
-                                                  force == "true")
+                                                  force == "true", may_create)
             return _warned(json_response(render.one(applied), 201 if was_created else 200), fields)
         patch_body = bodies.decode(bodies.read(request, limit), mtype)
         patched = handlers.patch(rt, ns, name, kind, patch_body, sub, dry_run, fields, identity, manager)

@@ -96,6 +96,8 @@ def handle(handlers: Handlers, rt: ResourceType, ns: str, name: str, verb: str, 
     if verb == "get":
         return json_response(as_scale(current))
     mtype = bodies.media_type(request)
+    if verb == "patch" and bodies.PATCH_TYPES.get(mtype) == "apply":
+        return _apply(handlers, rt, ns, name, request, limit, dry_run)
     data = bodies.decode(bodies.read(request, limit), mtype)
     if verb == "update":
         scale = data
@@ -119,3 +121,24 @@ def handle(handlers: Handlers, rt: ResourceType, ns: str, name: str, verb: str, 
         fieldmanager.manager_from_user_agent(request.headers.get("User-Agent", "")) or "unknown"
     updated = handlers.patch(rt, ns, name, "merge", patch_body, "scale", dry_run, manager=manager)
     return json_response(as_scale(updated))
+
+
+def _apply(handlers: Handlers, rt: ResourceType, ns: str, name: str, request: Request, limit: int,
+           dry_run: bool) -> Response:
+    """Server-side apply of an autoscaling/v1 Scale: its replicas applied to the parent, owned by the
+    manager with `subresource: scale` (a missing parent is 404: apply creates through no subresource)."""
+    manager = request.args.get("fieldManager", "")
+    fieldmanager.require_manager(manager)
+    data = bodies.decode(bodies.read(request, limit), bodies.media_type(request))
+    if not isinstance(data, dict) or data.get("apiVersion") != "autoscaling/v1" or data.get("kind") != "Scale":
+        shown = fieldmanager.gvk_string(data) if isinstance(data, dict) else "/, Kind="
+        raise errors.BadRequest(message=f"invalid object type: {shown}")
+    config: Obj = {"apiVersion": rt.api_version, "kind": rt.kind, "metadata": {"name": name}}
+    spec = data.get("spec")
+    paths = rt.custom.scale if isinstance(rt.custom, CustomKind) else None
+    if isinstance(spec, dict) and "replicas" in spec:
+        replicas = _replicas(data)
+        config.update(_nested(paths.spec_replicas, replicas) if paths is not None else {"spec": {"replicas": replicas}})
+    applied, _ = handlers.apply(rt, ns, name, config, "scale", dry_run, None, None, manager,
+                                request.args.get("force") == "true")
+    return json_response(custom_scale(applied, paths) if paths is not None else to_scale(applied))

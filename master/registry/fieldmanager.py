@@ -30,17 +30,18 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from core import errors
 from core.kube import apply as typed
 from core.kube import fieldpath, timefmt
 from core.kube.fieldpath import FieldSet, Path
+from master.registry import managedfields as mf
+from master.registry.managedfields import APPLY, UPDATE, Entry, decode
+
+__all__ = ["APPLY", "UPDATE", "Entry", "apply", "conflict_error", "decode", "record_update"]
 
 Obj = dict[str, Any]
-APPLY, UPDATE = "Apply", "Update"
 CONTROLLERS = "kube-controller-manager"
 _STRIPPED: frozenset[Path] = frozenset({
     ("f:apiVersion",), ("f:kind",), ("f:metadata",),
@@ -48,86 +49,6 @@ _STRIPPED: frozenset[Path] = frozenset({
         "name", "namespace", "creationTimestamp", "selfLink", "uid", "clusterName", "generation",
         "managedFields", "resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds")),
 })
-
-
-@dataclass
-class Entry:
-    """One `managedFields` entry, its field set decoded."""
-
-    manager: str
-    operation: str
-    api_version: str
-    time: str | None = None
-    subresource: str = ""
-    fields: FieldSet = field(default_factory=set)
-
-    def ident(self) -> tuple[str, str, str, str]:
-        """What makes two entries the same owner (apimachinery's `BuildManagerIdentifier`)."""
-        return (self.manager, self.operation, "" if self.operation == APPLY else self.api_version,
-                self.subresource)
-
-    def describe(self) -> str:
-        """The owner as Kubernetes' conflict message names it (`printManager`; no time: the
-        identifier it prints from carries none)."""
-        text = json.dumps(self.manager, ensure_ascii=False)
-        if self.subresource:
-            text += f" with subresource {json.dumps(self.subresource)}"
-        if self.operation == UPDATE:
-            text += f" using {self.api_version}"
-        return text
-
-    def encode(self) -> Obj:
-        out: Obj = {"manager": self.manager, "operation": self.operation, "apiVersion": self.api_version}
-        if self.time:
-            out["time"] = self.time
-        out["fieldsType"] = "FieldsV1"
-        out["fieldsV1"] = fieldpath.to_fields_v1(self.fields)
-        if self.subresource:
-            out["subresource"] = self.subresource
-        return out
-
-
-def decode(raw: Any) -> list[Entry]:
-    """Entries of a `managedFields` list; ValueError for anything Kubernetes would not decode."""
-    if not isinstance(raw, list):
-        raise ValueError("managedFields must be a list")
-    out: list[Entry] = []
-    for i, item in enumerate(raw):
-        if not isinstance(item, dict):
-            raise ValueError(f"managed fields entry {i} is not an object")
-        operation = item.get("operation")
-        if operation not in (APPLY, UPDATE):
-            raise ValueError("operation must be `Apply` or `Update`")
-        api_version = item.get("apiVersion")
-        if not isinstance(api_version, str) or not api_version:
-            raise ValueError("apiVersion must not be empty")
-        if item.get("fieldsType") != "FieldsV1":
-            raise ValueError(f"invalid fieldsType in managed fields entry {i}")
-        manager, subresource, when = item.get("manager", ""), item.get("subresource", ""), item.get("time")
-        if not isinstance(manager, str) or not isinstance(subresource, str) or \
-                not isinstance(when, str | None):
-            raise ValueError(f"invalid managed fields entry {i}")
-        out.append(Entry(manager, operation, api_version, when, subresource,
-                         fieldpath.from_fields_v1(item.get("fieldsV1") or {})))
-    return out
-
-
-def encode(entries: Iterable[Entry]) -> list[Obj]:
-    """Entries in Kubernetes' order: operation, time, manager, apiVersion, subresource."""
-    def order(e: Entry) -> tuple[str, str, str, str, str]:
-        return e.operation, e.time or "", e.manager, e.api_version, e.subresource
-    return [e.encode() for e in sorted(entries, key=order) if e.fields]
-
-
-def _live_entries(obj: Obj) -> list[Entry]:
-    try:
-        return decode((obj.get("metadata") or {}).get("managedFields") or [])
-    except ValueError:
-        return []
-
-
-def _is_reset(raw: Any) -> bool:
-    return isinstance(raw, list) and (raw == [] or raw == [{}])
 
 
 def _owned_filter(subresource: str, has_status: bool) -> Any:
@@ -173,112 +94,37 @@ def record_update(old: Obj | None, new: Obj, kind: str, api_version: str, manage
     nm = new.setdefault("metadata", {})
     raw = nm.get("managedFields")
     if old is None:
-        entries = [] if raw is None or _is_reset(raw) else _decoded_or(raw, [])
+        entries = [] if raw is None or mf.is_reset(raw) else mf.decoded_or(raw, [])
         base: Obj = {}
     else:
-        live = _live_entries(old)
-        if subresource or raw is None:
-            entries = live
-        elif _is_reset(raw):
+        live = mf.live_entries(old)
+        if subresource or raw is None or raw == (old.get("metadata") or {}).get("managedFields"):
+            entries = live  # (sent back as read: a PUT of a GET)
+        elif mf.is_reset(raw):
             entries = []
         else:
-            entries = _decoded_or(raw, live) or live
+            entries = mf.decoded_or(raw, live) or live
         base = old
     keep = _owned_filter(subresource, has_status)
-    diff = typed.compare(_without_managed(base), _without_managed(new), kind)
+    diff = typed.compare(mf.without_managed(base), mf.without_managed(new), kind)
     changed = _filtered(diff.changed, keep)
     removed = _filtered(diff.removed, keep)
     mine = Entry(manager, UPDATE, api_version, None, subresource)
+    gone = changed | removed
     result: list[Entry] = []
     for e in entries:
         if e.ident() == mine.ident():
             mine = e
             continue
-        e.fields = (e.fields - changed) - removed
+        e.drop(gone)
         result.append(e)
-    mine.fields -= removed
+    mine.drop(removed)
     if changed:
         mine.fields |= changed
         mine.time = timefmt.rfc3339()
     result.append(mine)
-    _store(nm, _cap_updates(result), None if old is None else (old.get("metadata") or {}).get("managedFields"))
-
-
-MAX_UPDATE_MANAGERS = 10
-ANCIENT = "ancient-changes"
-
-
-def _cap_updates(entries: list[Entry]) -> list[Entry]:
-    """At most `MAX_UPDATE_MANAGERS` Update entries: the oldest are folded, per apiVersion, into an
-    `ancient-changes` entry (apimachinery's `capmanagers.go`), so many writers cannot grow an object."""
-    updaters = [e for e in entries if e.operation == UPDATE and e.fields]
-    if len(updaters) <= MAX_UPDATE_MANAGERS:
-        return entries
-    updaters.sort(key=lambda e: (e.time or "", json.dumps(e.ident())))
-    first_of_version: dict[str, Entry] = {}
-    buckets: dict[str, Entry] = {}
-    gone: set[int] = set()
-    length = len(updaters)
-    for e in updaters:
-        if length <= MAX_UPDATE_MANAGERS:
-            break
-        first = first_of_version.get(e.api_version)
-        if first is None:
-            first_of_version[e.api_version] = e
-            continue
-        bucket = buckets.get(e.api_version)
-        if bucket is None:
-            bucket = Entry(ANCIENT, UPDATE, e.api_version, first.time, "", set(first.fields))
-            buckets[e.api_version] = bucket
-            gone.add(id(first))
-        bucket.fields |= e.fields
-        bucket.time = e.time
-        gone.add(id(e))
-        length -= 1
-    kept = [e for e in entries if id(e) not in gone]
-    for bucket in buckets.values():  # an existing ancient-changes entry of that version takes the fold
-        same = next((e for e in kept if e.ident() == bucket.ident()), None)
-        if same is not None:
-            same.fields |= bucket.fields
-            same.time = bucket.time
-        else:
-            kept.append(bucket)
-    return kept
-
-
-def _key(raw: Any) -> list[tuple[tuple[str, str, str, str], str, str | None, frozenset[Path]]] | None:
-    try:
-        entries = decode(raw)
-    except ValueError:
-        return None
-    return sorted((e.ident(), e.api_version, e.time, frozenset(e.fields)) for e in entries if e.fields)
-
-
-def _store(meta: Obj, entries: list[Entry], previous: Any) -> None:
-    """Set `meta.managedFields` to `entries`; the previous list itself when it says the same (written by a
-    client in another order, say), so that a write that changes nothing stays a no-op."""
-    encoded = encode(entries)
-    if previous is not None and encoded != previous and _key(encoded) == _key(previous):
-        encoded = previous
-    if encoded:
-        meta["managedFields"] = encoded
-    else:
-        meta.pop("managedFields", None)
-
-
-def _decoded_or(raw: Any, fallback: list[Entry]) -> list[Entry]:
-    try:
-        return decode(raw)
-    except ValueError:
-        return fallback
-
-
-def _without_managed(obj: Obj) -> Obj:
-    m = obj.get("metadata")
-    if isinstance(m, dict) and "managedFields" in m:
-        obj = dict(obj)
-        obj["metadata"] = {k: v for k, v in m.items() if k != "managedFields"}
-    return obj
+    previous = None if old is None else (old.get("metadata") or {}).get("managedFields")
+    mf.store_entries(nm, mf.cap_updates(result), previous)
 
 
 class _Conflicts(Exception):
@@ -351,15 +197,15 @@ def _unchanged_since_last_applied(live: Obj, kind: str, api_version: str) -> Fie
         fields = typed.field_set(last, kind)
     except errors.ApiError:
         return set()
-    diff = typed.compare(last, _without_managed(live), kind)
+    diff = typed.compare(last, mf.without_managed(live), kind)
     return fields - diff.modified - diff.added - diff.removed
 
 
 def _apply(live: Obj, config: Obj, kind: str, api_version: str, manager: str, force: bool, subresource: str,
            has_status: bool) -> Obj:
     keep = _owned_filter(subresource, has_status)
-    entries = _live_entries(live)
-    bare = _without_managed(live)
+    entries = mf.live_entries(live)
+    bare = mf.without_managed(live)
     me = Entry(manager, APPLY, api_version, None, subresource)
     others: list[Entry] = []
     for e in entries:
@@ -370,25 +216,28 @@ def _apply(live: Obj, config: Obj, kind: str, api_version: str, manager: str, fo
     last = me.fields
     applied = _filtered(typed.field_set(config, kind, strict=True), keep)
     merged = typed.merge(bare, config, kind)
-    owned_by_others: FieldSet = set().union(*(e.fields for e in others))
-    owned = owned_by_others | applied
-    dropped = [p for p in last - owned if not any(fieldpath.has_prefix(q, p) for q in owned)]
+    dropped: list[Path] = []
+    if last - applied:  # what the others own matters only when this manager dropped something
+        owned: FieldSet = applied.union(*(e.fields for e in others))
+        dropped = [p for p in last - owned if not any(fieldpath.has_prefix(q, p) for q in owned)]
     if dropped:
         merged = typed.remove(merged, dropped, kind)
     diff = typed.compare(bare, merged, kind)
     changed = _filtered(diff.changed, keep)
-    conflicts = [(e, p) for e in others for p in sorted(e.fields & changed, key=fieldpath.sort_key)]
+    conflicts = [(e, p) for e in others if e.touches(changed)
+                 for p in sorted(e.fields & changed, key=fieldpath.sort_key)]
     if conflicts and not force:
         raise _Conflicts(conflicts)
     for e in others:
-        e.fields = (e.fields - changed) - diff.removed
+        e.drop(changed | diff.removed)
     object_changed = not diff.empty()
     if me.fields != applied or object_changed or me.time is None:
         me.time = timefmt.rfc3339()
     me.api_version = api_version
-    me.fields = applied
+    if me.fields != applied:
+        me.fields = applied
     merged.setdefault("metadata", {})
-    _store(merged["metadata"], [*others, me], (live.get("metadata") or {}).get("managedFields"))
+    mf.store_entries(merged["metadata"], [*others, me], (live.get("metadata") or {}).get("managedFields"))
     return merged
 
 

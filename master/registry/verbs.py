@@ -13,6 +13,7 @@ import builtins
 import copy
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -365,14 +366,19 @@ class Handlers:
 
     def apply(self, rt: ResourceType, ns: str, name: str, body: Any, subresource: str = "",
               dry_run: bool = False, fields: FieldCheck | None = None, requester: Identity | None = None,
-              manager: str = "", force: bool = False) -> tuple[Obj, bool]:
-        """Server-side apply of `body` by `manager`: (the object, whether it was created)."""
+              manager: str = "", force: bool = False,
+              may_create: Callable[[], None] | None = None) -> tuple[Obj, bool]:
+        """Server-side apply of `body` by `manager`: (the object, whether it was created). `may_create`
+        raises when the requester may patch but not create (Kubernetes authorizes a create by apply as a
+        create)."""
         config = self._apply_config(rt, ns, name, body, manager)
         (fields or FieldCheck()).apply(rt, config)
         has_status = rt.strategy.has_status
         for _ in range(3):
             if subresource or self.store.get(rt.key(ns, name)) is not None:
                 break  # a subresource of a missing object is 404, from _write
+            if may_create is not None:
+                may_create()
             made = fieldmanager.apply({}, config, _shape(rt), rt.api_version, manager, force, subresource, has_status)
             try:
                 return self.create(rt, ns, made, dry_run, None, requester, manager, applied=True), True

@@ -32,6 +32,20 @@ def apply(master: RunningMaster, http: requests.Session, path: str, body: Any, c
     return http.patch(master.url + path, data=data, params=params, headers={"Content-Type": ctype})
 
 
+def user_session(master: RunningMaster, name: str) -> requests.Session:
+    """An HTTPS session with a client certificate for user `name` (no groups), from the master's CA."""
+    from master.pki import issue_client_cert, pki_paths
+
+    cert, key = issue_client_cert(pki_paths(master.data_dir), name, [])
+    (master.data_dir / f"{name}.crt").write_bytes(cert)
+    (master.data_dir / f"{name}.key").write_bytes(key)
+    s = requests.Session()
+    s.trust_env = False
+    s.verify = str(master.ca)
+    s.cert = (str(master.data_dir / f"{name}.crt"), str(master.data_dir / f"{name}.key"))
+    return s
+
+
 def owners(obj: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     return {(e["manager"], e["operation"]): e for e in obj["metadata"].get("managedFields", [])}
 
@@ -242,3 +256,44 @@ def test_every_kind_applies_and_reapplies_without_a_write(master: RunningMaster,
         time.sleep(0.5)
     else:
         pytest.fail("applying the same manifest again wrote the object")
+
+
+def test_creating_by_apply_needs_the_create_permission(master: RunningMaster, http: requests.Session) -> None:
+    rbac = f"{master.url}/apis/rbac.authorization.k8s.io/v1/namespaces/default"
+    http.post(f"{rbac}/roles", json={"metadata": {"name": "patcher"}, "rules": [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "patch"]}]}).raise_for_status()
+    http.post(f"{rbac}/rolebindings", json={"metadata": {"name": "patcher"}, "roleRef": {
+        "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "patcher"}, "subjects": [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "patcher"}]}).raise_for_status()
+    patcher = user_session(master, "patcher")
+    refused = apply(master, patcher, f"{CMS}/perm-cm", cm("perm-cm", a="1"), fieldManager="p")
+    assert refused.status_code == 403
+    assert "cannot create resource" in refused.json()["message"]
+    assert http.post(f"{master.url}{CMS}", json=cm("perm-cm", a="0")).status_code == 201
+    allowed = apply(master, patcher, f"{CMS}/perm-cm", cm("perm-cm", a="1"), fieldManager="p", force="true")
+    assert allowed.status_code == 200 and allowed.json()["data"] == {"a": "1"}
+
+
+def test_apply_through_the_scale_subresource(master: RunningMaster, http: requests.Session) -> None:
+    deps = "/apis/apps/v1/namespaces/default/deployments"
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "scaled"},
+           "spec": {"replicas": 2, "selector": {"matchLabels": {"a": "scaled"}}, "template": {
+               "metadata": {"labels": {"a": "scaled"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
+    assert apply(master, http, f"{deps}/scaled", dep, fieldManager="deployer").status_code == 201
+    scale = {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "scaled"},
+             "spec": {"replicas": 3}}
+    clash = apply(master, http, f"{deps}/scaled/scale", scale, fieldManager="autoscaler")
+    assert clash.status_code == 409
+    assert clash.json()["message"] == 'Apply failed with 1 conflict: conflict with "deployer": .spec.replicas'
+    wrong = apply(master, http, f"{deps}/scaled/scale", {**scale, "kind": "Deployment"}, fieldManager="a")
+    assert (wrong.status_code, wrong.json()["message"]) == (400, "invalid object type: autoscaling/v1, "
+                                                                 "Kind=Deployment")
+    forced = apply(master, http, f"{deps}/scaled/scale", scale, fieldManager="autoscaler", force="true")
+    assert forced.status_code == 200 and forced.json()["spec"]["replicas"] == 3
+    entries = {(e["manager"], e["operation"], e.get("subresource", "")): e["fieldsV1"]
+               for e in http.get(f"{master.url}{deps}/scaled").json()["metadata"]["managedFields"]}
+    assert entries[("autoscaler", "Apply", "scale")] == {"f:spec": {"f:replicas": {}}}
+    assert "f:replicas" not in entries[("deployer", "Apply", "")]["f:spec"]
+    missing = apply(master, http, f"{deps}/absent/scale", {**scale, "metadata": {"name": "absent"}},
+                    fieldManager="autoscaler")
+    assert missing.status_code == 404

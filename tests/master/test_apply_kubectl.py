@@ -115,6 +115,10 @@ def test_server_side_apply_lifecycle(master: RunningMaster, which: str, tmp_path
     owners = _managers(forced)
     assert "f:replicas" in owners[("kubectl", "Apply", "")]["f:spec"]
     assert not any(sub == "scale" for (_, _, sub) in owners)  # the scaler owned only replicas; it lost it
+    # One entry per manager, operation and subresource, however often the controllers wrote: the applier,
+    # and the controllers' Update entries for the main resource (revision annotation) and for status.
+    assert set(owners) <= {("kubectl", "Apply", ""), ("kube-controller-manager", "Update", ""),
+                           ("kube-controller-manager", "Update", "status")}
 
     if which == "new":  # kubectl >= 1.21 hides managedFields unless asked
         shown = kubectl(master, which, "get", "deploy", "web", "-n", ns, "-o", "yaml",
@@ -133,6 +137,10 @@ def test_apply_creates_and_records_update_managers(master: RunningMaster, which:
     path = tmp_path / "cm.yaml"
     path.write_text(f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: conf, namespace: {ns}}}\n"
                     "data: {a: '1'}\n")
+    dry = kubectl(master, which, "apply", "--server-side", "--dry-run=server", "-f", str(path))
+    assert "serverside-applied" in dry.stdout and "dry run" in dry.stdout
+    missing = kubectl(master, which, "get", "configmap", "conf", "-n", ns, check=False)
+    assert missing.returncode != 0 and "NotFound" in missing.stderr
     kubectl(master, which, "apply", "--server-side", "--field-manager=deployer", "-f", str(path))
     kubectl(master, which, "label", "configmap", "conf", "-n", ns, "team=x")
     shown = ("--show-managed-fields",) if which == "new" else ()

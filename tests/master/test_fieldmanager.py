@@ -130,3 +130,16 @@ def test_update_entries_are_capped_at_ten() -> None:
     assert len(ancient) == 1
     assert ancient[0].fields == {("f:metadata", "f:annotations", f"f:a{i}") for i in range(6)}
     assert {e.manager for e in updates} == {"ancient-changes", *(f"writer-{i:02}" for i in range(6, 15))}
+
+
+def test_untouched_entries_are_written_back_as_stored_and_client_entries_canonically() -> None:
+    live = _apply({}, DEP)
+    stored = live["metadata"]["managedFields"]
+    new = copy.deepcopy(live)
+    new["metadata"]["labels"]["extra"] = "1"
+    fm.record_update(live, new, "Deployment", "apps/v1", "labeller", "", True)
+    assert new["metadata"]["managedFields"][0] is stored[0]  # the applier's entry: not decoded nor re-encoded
+    sent = copy.deepcopy(live)
+    sent["metadata"]["managedFields"] = [{**stored[0], "unknown": 1}]
+    fm.record_update(live, sent, "Deployment", "apps/v1", "x", "", True)
+    assert "unknown" not in sent["metadata"]["managedFields"][0]

@@ -86,3 +86,17 @@ def test_remove_drops_nodes_and_emptied_parents() -> None:
     assert "env" not in container and "labels" not in out["metadata"]
     assert POD["metadata"]["labels"] == {"app": "a"}
     assert apply.remove(POD, [("f:nope", "f:x")], "Pod") == POD
+
+
+@pytest.mark.parametrize(("live", "config", "expect"), [
+    (["a", "b", "c"], ["c", "a"], ["b", "c", "a"]),  # worked through structured-merge-diff's merge.go by hand
+    (["a", "b"], ["a", "c"], ["a", "b", "c"]),
+    (["x"], ["a", "b"], ["x", "a", "b"]),
+    ([], ["a"], ["a"]),
+])
+def test_keyed_list_order_follows_structured_merge_diff(live: list[str], config: list[str],
+                                                        expect: list[str]) -> None:
+    def pod(names: list[str]) -> dict[str, Any]:
+        return {"spec": {"containers": [{"name": n} for n in names]}}
+    merged = apply.merge(pod(live), pod(config), "Pod")
+    assert [c["name"] for c in merged["spec"]["containers"]] == expect
