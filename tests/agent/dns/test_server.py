@@ -6,6 +6,7 @@ small dnslib server on 127.0.0.1 the test runs, so nothing leaves the machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import struct
@@ -16,7 +17,7 @@ from ipaddress import IPv4Network
 from typing import Any
 
 import pytest
-from dnslib import QTYPE, RCODE, RR, A, DNSRecord
+from dnslib import QTYPE, RCODE, RR, A, DNSError, DNSRecord
 
 from agent.dns.forward import Forwarder, LoopGuard, upstreams_from
 from agent.dns.server import DnsServer, Limits
@@ -61,8 +62,11 @@ class Upstream:
         self.tcp.listen(8)
         self.asked: list[str] = []
         self.forward_to: tuple[str, int] | None = None  # set: act as a forwarder (to make a loop)
-        threading.Thread(target=self._udp, daemon=True).start()
-        threading.Thread(target=self._tcp, daemon=True).start()
+        self.closed = False
+        self.threads = [threading.Thread(target=self._udp, daemon=True),
+                        threading.Thread(target=self._tcp, daemon=True)]
+        for t in self.threads:
+            t.start()
 
     def answer(self, data: bytes) -> bytes:
         q = DNSRecord.parse(data)
@@ -92,7 +96,12 @@ class Upstream:
                 data, client = self.udp.recvfrom(4096)
             except OSError:
                 return
-            out = self.answer(data)
+            if self.closed:
+                return
+            try:
+                out = self.answer(data)
+            except DNSError:  # not a query: a real server drops it too
+                continue
             if len(out) > 512:
                 cut = DNSRecord.parse(out)
                 cut.rr = []
@@ -115,6 +124,14 @@ class Upstream:
                 conn.sendall(struct.pack("!H", len(out)) + out)
 
     def close(self) -> None:
+        """Stop the server threads before the sockets go: a thread still blocked in recvfrom on a closed
+        descriptor would read from whatever socket a later test opens under the same number."""
+        self.closed = True
+        for sock in (self.udp, self.tcp):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked recvfrom/accept
+        for t in self.threads:
+            t.join(5)
         self.udp.close()
         self.tcp.close()
 
