@@ -105,6 +105,20 @@ def _shape(rt: ResourceType) -> str:
     return rt.custom.apply_type if rt.custom is not None else rt.kind
 
 
+def _same_object(rt: ResourceType, ns: str, name: str, body: Obj) -> Obj:
+    """The body's metadata, once it is known to name the object of the URL (what PUT and apply require)."""
+    m = body.get("metadata")
+    if not isinstance(m, dict):
+        raise errors.BadRequest(message="metadata must be an object")
+    if m.get("name") and m["name"] != name:
+        raise errors.BadRequest(message=f'the name of the object ({m["name"]}) does not match the name on '
+                                        f"the URL ({name})")
+    if rt.namespaced and m.get("namespace") and m["namespace"] != ns:
+        raise errors.BadRequest(message="the namespace of the provided object does not match the "
+                                        "namespace sent on the request")
+    return m
+
+
 def revision_of(obj: Obj) -> int:
     try:
         return int(obj.get("metadata", {}).get("resourceVersion") or 0)
@@ -317,15 +331,7 @@ class Handlers:
         new_body = self._check_type(rt, body)
         (fields or FieldCheck()).apply(rt, new_body)
         new_body = _stored(rt, new_body)
-        m = new_body.get("metadata")
-        if not isinstance(m, dict):
-            raise errors.BadRequest(message="metadata must be an object")
-        if m.get("name") and m["name"] != name:
-            raise errors.BadRequest(message=f'the name of the object ({m["name"]}) does not match the name on '
-                                            f"the URL ({name})")
-        if rt.namespaced and m.get("namespace") and m["namespace"] != ns:
-            raise errors.BadRequest(message="the namespace of the provided object does not match the "
-                                            "namespace sent on the request")
+        m = _same_object(rt, ns, name, new_body)
         expect = m.get("resourceVersion")
         return self._write(rt, ns, name, lambda old: new_body, expect_rv=str(expect) if expect else "",
                            subresource=subresource, dry_run=dry_run, requester=requester, manager=manager)
@@ -408,15 +414,7 @@ class Handlers:
             # apimachinery's versionCheckManager, the outermost step of the field manager: the
             # type's GroupVersionKind as Go prints it.
             raise errors.BadRequest(message=f"invalid object type: {fieldmanager.gvk_string(body)}")
-        m = body.get("metadata")
-        if not isinstance(m, dict):
-            raise errors.BadRequest(message="metadata must be an object")
-        if m.get("name") and m["name"] != name:
-            raise errors.BadRequest(message=f'the name of the object ({m["name"]}) does not match the name on '
-                                            f"the URL ({name})")
-        if rt.namespaced and m.get("namespace") and m["namespace"] != ns:
-            raise errors.BadRequest(message="the namespace of the provided object does not match the "
-                                            "namespace sent on the request")
+        _same_object(rt, ns, name, body)
         config = copy.deepcopy(body)
         config["metadata"].setdefault("name", name)
         return config
